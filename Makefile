@@ -1,0 +1,55 @@
+# Deep learning for imaging -- course commands. Each target sets up what it needs.
+#   make lab     set up, then open JupyterLab on notebooks/
+#   make test    set up, then unit tests + every notebook under nbval (COURSE_PROFILE=ci)
+#   make course  execute every notebook in the lecture profile, HTML into build/
+#   make bench   run the benchmarks (benchmarks/results/)
+#   make student rebuild notebooks/student/ from the instructor notebooks
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+# Extra pip flags for torch, e.g. TORCH_PIP="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP ?=
+STAMP   = $(VENV)/.course-lib-installed
+# JupyterLab refuses to run as root unless told to.
+ROOT_FLAG = $(shell [ "$$(id -u)" = "0" ] && echo --allow-root)
+NOTEBOOKS = $(sort $(wildcard notebooks/[0-9]*.ipynb))
+
+.PHONY: setup lab test unit notebooks course bench student clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 9), "Python >= 3.9 is needed, this is " + sys.version' 
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -c 'import torch, torchvision' 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_PIP) "torch>=2.2" "torchvision>=0.17"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --user --name course-lib --display-name "Python (course-lib)" >/dev/null
+	@touch $(STAMP)
+	@echo "course_lib installed in $(VENV); Jupyter kernel 'course-lib' registered"
+
+lab: setup
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) --notebook-dir=notebooks
+
+unit: setup
+	COURSE_PROFILE=ci $(PY) -m pytest tests -q
+
+notebooks: setup
+	COURSE_PROFILE=ci $(PY) -m pytest --nbval-lax --nbval-current-env notebooks/ -p no:cacheprovider
+
+test: unit notebooks
+
+course: setup
+	@mkdir -p build
+	COURSE_PROFILE=lecture $(VENV)/bin/jupyter nbconvert --to html --execute \
+	    --ExecutePreprocessor.timeout=1800 --output-dir build $(NOTEBOOKS)
+	@echo "HTML in build/"
+
+bench: setup
+	$(PY) -m benchmarks all
+
+student: setup
+	$(PY) -m course_lib.exercises build
+
+clean:
+	rm -rf build .pytest_cache

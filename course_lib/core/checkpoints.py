@@ -1,0 +1,198 @@
+"""Atomic checkpoint writing and safe, explained loading.
+
+* **Atomic save**: write to a temporary file in the same folder, flush and
+  fsync it, then ``os.replace`` it over the target. An interrupted save never
+  leaves a half-written checkpoint behind: the old one stays intact.
+* **Safe load**: ``torch.load(..., weights_only=True)`` -- a checkpoint can hold
+  tensors, numbers, strings, lists and dicts, never arbitrary pickled code.
+* **Clear errors**: a missing, truncated or foreign file raises
+  :class:`CheckpointError` naming the file; a state dict that does not fit a
+  model lists the missing/unexpected keys and shape mismatches.
+
+Shipped weights (``data/checkpoints/``) are saved by :func:`save_pretrained`
+with a JSON sidecar describing how they were made (command, data, steps,
+metrics) and the architecture they fit.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+__all__ = [
+    "CheckpointError", "atomic_save", "load_checkpoint", "check_state_dict",
+    "save_pretrained", "load_pretrained", "atomic_write_text",
+]
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, or does not fit the model."""
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # KeyboardInterrupt included: remove the partial temp file, keep the old target.
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj, path)`` through a temp file + rename (never half-written)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"atomic_save: path must be a str or PathLike, got {type(path).__name__}")
+    return _atomic_write(Path(path), lambda fh: torch.save(obj, fh))
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write a text file atomically (used for JSON sidecars and results)."""
+    return _atomic_write(Path(path), lambda fh: fh.write(text.encode("utf-8")))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load a checkpoint written by :func:`atomic_save` with ``weights_only=True``.
+
+    Raises :class:`CheckpointError` naming the file when it is missing, empty,
+    truncated, not a torch file, or holds anything but plain data.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load_checkpoint: path must be a str or PathLike, got {type(path).__name__}")
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); delete it and train again")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError/...
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint {path} could not be read ({type(exc).__name__}: {msg}). "
+            "The file is corrupt or truncated, or was not written by course_lib; "
+            "delete it (training restarts from scratch) or restore it from a backup."
+        ) from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
+    return obj
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Raise :class:`CheckpointError` listing what differs between ``state`` and ``model``."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
+        if shapes:
+            parts.append("shape mismatches: " + "; ".join(shapes[:8]))
+        raise CheckpointError(
+            f"{source} does not fit {type(model).__name__}: " + ", ".join(parts)
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def save_pretrained(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    *,
+    arch: str,
+    config: Mapping[str, Any],
+    meta: Mapping[str, Any] | None = None,
+    half: bool = True,
+) -> Path:
+    """Save shipped weights plus a JSON sidecar (``<path>.json``).
+
+    ``arch`` names the architecture and ``config`` holds the keyword arguments
+    that rebuild it; :func:`load_pretrained` checks both. ``meta`` records how
+    the weights were made (command, data, steps, metrics). Weights are stored
+    in float16 when ``half`` (restored to float32 on load) to keep files small.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"save_pretrained: model must be an nn.Module, got {type(model).__name__}")
+    path = Path(path)
+    state = {
+        k: (v.detach().to("cpu", torch.float16) if half and v.is_floating_point() else v.detach().cpu())
+        for k, v in model.state_dict().items()
+    }
+    payload = {"format": FORMAT_VERSION, "arch": arch, "config": dict(config), "state_dict": state}
+    atomic_save(payload, path)
+    sidecar = {
+        "arch": arch,
+        "config": _jsonable(dict(config)),
+        "format": FORMAT_VERSION,
+        "dtype": "float16" if half else "float32",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "bytes": path.stat().st_size,
+        **_jsonable(dict(meta or {})),
+    }
+    atomic_write_text(json.dumps(sidecar, indent=2) + "\n", path.with_suffix(path.suffix + ".json"))
+    return path
+
+
+def load_pretrained(path: str | os.PathLike, build, *, arch: str, map_location: Any = "cpu"):
+    """Load weights saved by :func:`save_pretrained` into ``build(**config)``.
+
+    ``build`` is the model constructor; ``arch`` must match the one recorded in
+    the file. Returns ``(model, sidecar_dict)`` with the model in eval mode.
+    """
+    ckpt = load_checkpoint(path, map_location=map_location)
+    for key in ("arch", "config", "state_dict"):
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint {path} lacks {key!r}; it was not made by save_pretrained")
+    if ckpt.get("format", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format {ckpt['format']}, newer than this course_lib "
+            f"understands ({FORMAT_VERSION}); update course_lib"
+        )
+    if ckpt["arch"] != arch:
+        raise CheckpointError(f"checkpoint {path} holds a {ckpt['arch']!r} model, expected {arch!r}")
+    model = build(**ckpt["config"])
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
+    check_state_dict(model, state, source=f"checkpoint {path}")
+    model.load_state_dict(state)
+    model.eval()
+    sidecar_path = Path(str(path) + ".json")
+    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+    return model, sidecar

@@ -1,0 +1,261 @@
+"""Loading, saving and converting images, with validation.
+
+Conventions: a *tensor image* is a float tensor ``(C, H, W)`` (or a batch
+``(N, C, H, W)``) with values in ``[0, 1]``; a PIL image is 8-bit RGB or L.
+
+* :func:`load_image` reads a path, bytes or a file object, applies the EXIF
+  orientation (phones store portraits sideways plus a rotation tag), and
+  converts palette, alpha (composited over a background), 16-bit and
+  grayscale images to ``RGB`` or ``L``. A file that is not an image, or is
+  truncated, raises ``ValueError`` naming the file.
+* :func:`load_tensor` keeps the full precision of 16-bit files.
+* :func:`rgb_to_ycbcr` / :func:`ycbcr_to_rgb` use ITU-R BT.601 "studio swing"
+  (Y in [16, 235]/255), the convention of MATLAB's ``rgb2ycbcr`` that the
+  super-resolution literature evaluates PSNR on.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "load_image", "load_tensor", "save_image", "to_tensor", "to_pil", "to_numpy",
+    "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y", "check_image_tensor", "IMAGE_EXTENSIONS",
+]
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey bottom
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+
+Source = Union[str, os.PathLike, bytes, bytearray, io.IOBase, Image.Image]
+
+
+def _describe(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes>"
+    return getattr(source, "name", repr(source))
+
+
+def _open(source: Source) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    name = _describe(source)
+    if isinstance(source, (str, os.PathLike)):
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"image file {name} does not exist")
+        fh = open(source, "rb")
+    elif isinstance(source, (bytes, bytearray)):
+        fh = io.BytesIO(bytes(source))
+    elif hasattr(source, "read"):
+        fh = source
+    else:
+        raise TypeError(f"load_image: source must be a path, bytes, a file object or a PIL image, "
+                        f"got {type(source).__name__}")
+    try:
+        img = Image.open(fh)
+        img.load()  # decode now so that truncation is caught here
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{name} is not a readable image ({type(exc).__name__}: {exc})") from None
+    finally:
+        if isinstance(source, (str, os.PathLike)):
+            fh.close()
+    return img
+
+
+def _flatten_alpha(img: Image.Image, background) -> Image.Image:
+    rgba = img.convert("RGBA")
+    base = Image.new("RGBA", rgba.size, tuple(background) + (255,))
+    return Image.alpha_composite(base, rgba)
+
+
+def _to_float_array(img: Image.Image) -> np.ndarray:
+    """Float array in [0, 1], (H, W) or (H, W, C), keeping 16-bit precision."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        arr = np.asarray(img, dtype=np.float64) / 65535.0
+    elif img.mode == "I":
+        arr = np.asarray(img, dtype=np.float64)
+        arr = arr / (65535.0 if arr.max(initial=0) > 255 else 255.0)
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        hi = arr.max(initial=0)
+        arr = arr / (65535.0 if hi > 255 else 255.0 if hi > 1 else 1.0)
+    elif img.mode == "1":
+        arr = np.asarray(img, dtype=np.float64)
+    else:
+        arr = np.asarray(img, dtype=np.float64) / 255.0
+    if arr.ndim == 3 and arr.shape[2] == 4:  # never reached for RGBA (flattened first)
+        arr = arr[..., :3]
+    return np.clip(arr, 0.0, 1.0)
+
+
+def load_image(source: Source, mode: str = "RGB", background=(255, 255, 255)) -> Image.Image:
+    """Read an image as an 8-bit PIL image in ``mode`` (``"RGB"`` or ``"L"``).
+
+    EXIF orientation is applied; transparency is composited over
+    ``background``; 16-bit images are scaled to 8 bits (use
+    :func:`load_tensor` to keep their precision).
+    """
+    if mode not in ("RGB", "L"):
+        raise ValueError(f"load_image: mode must be 'RGB' or 'L', got {mode!r}")
+    img = _open(source)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block should not make a good image unreadable
+        pass
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = _to_float_array(img)
+        img = Image.fromarray(np.round(arr * 255).astype(np.uint8), mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        img = _flatten_alpha(img, background)
+    return img.convert(mode)
+
+
+def load_tensor(source: Source, mode: str = "RGB", background=(255, 255, 255)) -> torch.Tensor:
+    """Read an image as a float tensor ``(C, H, W)`` in [0, 1] (C = 3 for RGB, 1 for L).
+
+    16-bit files keep their full precision.
+    """
+    if mode not in ("RGB", "L"):
+        raise ValueError(f"load_tensor: mode must be 'RGB' or 'L', got {mode!r}")
+    img = _open(source)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:
+        pass
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = _to_float_array(img)
+        t = torch.from_numpy(arr).float()[None]
+        return t.expand(3, -1, -1).clone() if mode == "RGB" else t
+    return to_tensor(load_image(img, mode=mode, background=background))
+
+
+def to_tensor(image) -> torch.Tensor:
+    """PIL image or ``uint8``/float array ``(H, W[, C])`` -> float tensor ``(C, H, W)`` in [0, 1]."""
+    if isinstance(image, torch.Tensor):
+        check_image_tensor(image, "image")
+        return image.float()
+    if isinstance(image, Image.Image):
+        if image.mode not in ("RGB", "L"):
+            image = load_image(image, mode="RGB" if image.mode not in ("1", "I;16", "I", "F", "LA") else "L")
+        arr = np.asarray(image)
+    elif isinstance(image, np.ndarray):
+        arr = image
+    else:
+        raise TypeError(f"to_tensor: image must be a PIL image, numpy array or tensor, got {type(image).__name__}")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
+        raise ValueError(f"to_tensor: expected an array of shape (H, W), (H, W, 1|3|4), got {arr.shape}")
+    if arr.dtype == np.uint8:
+        t = torch.from_numpy(np.array(arr, dtype=np.float32)).div_(255.0)
+    elif arr.dtype == np.uint16:
+        t = torch.from_numpy(arr.astype(np.float32) / 65535.0)
+    elif np.issubdtype(arr.dtype, np.floating):
+        if arr.size and (np.nanmin(arr) < -1e-6 or np.nanmax(arr) > 1 + 1e-6):
+            raise ValueError(f"to_tensor: float arrays must lie in [0, 1], got range "
+                             f"[{np.nanmin(arr):.3g}, {np.nanmax(arr):.3g}]")
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    elif arr.dtype == bool:
+        t = torch.from_numpy(arr.astype(np.float32))
+    else:
+        raise TypeError(f"to_tensor: unsupported array dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+    return t.permute(2, 0, 1).contiguous()
+
+
+def check_image_tensor(x, name: str = "image", channels=None, batched=None) -> torch.Tensor:
+    """Validate a tensor image; return it. Raises naming ``name`` and the shape received."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if batched is True and x.dim() != 4:
+        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
+    if batched is False and x.dim() != 3:
+        raise ValueError(f"{name} must have shape (C, H, W), got {tuple(x.shape)}")
+    if x.dim() not in (3, 4):
+        raise ValueError(f"{name} must have shape (C, H, W) or (N, C, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor with values in [0, 1], got dtype {x.dtype}")
+    c = x.shape[-3]
+    if channels is not None:
+        allowed = (channels,) if isinstance(channels, int) else tuple(channels)
+        if c not in allowed:
+            raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} channel(s), "
+                             f"got shape {tuple(x.shape)}")
+    if x.shape[-1] == 0 or x.shape[-2] == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
+    return x
+
+
+def to_numpy(x: torch.Tensor) -> np.ndarray:
+    """Tensor ``(C, H, W)`` -> float array ``(H, W, C)`` (``(H, W)`` if C == 1)."""
+    check_image_tensor(x, "x", batched=False)
+    arr = x.detach().cpu().float().clamp(0, 1).permute(1, 2, 0).numpy()
+    return arr[..., 0] if arr.shape[2] == 1 else arr
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    """Tensor ``(C, H, W)`` in [0, 1] -> 8-bit PIL image (values clamped, rounded)."""
+    if isinstance(x, Image.Image):
+        return x
+    check_image_tensor(x, "x", channels=(1, 3), batched=False)
+    arr = (x.detach().cpu().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+    arr = arr.permute(1, 2, 0).numpy()
+    return Image.fromarray(arr[..., 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")
+
+
+def save_image(x, path: str | os.PathLike, quality: int = 95) -> Path:
+    """Save a tensor or PIL image; the format follows the suffix (PNG, JPEG, ...)."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise ValueError(f"save_image: {path} has no known image suffix; use one of {IMAGE_EXTENSIONS}")
+    img = to_pil(x)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {"quality": int(quality)} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    img.save(tmp, **kwargs)
+    os.replace(tmp, path)
+    return path
+
+
+# BT.601 studio swing, as MATLAB rgb2ycbcr (inputs in [0, 1], outputs in [0, 1]).
+_RGB2YCBCR = torch.tensor([
+    [65.481, 128.553, 24.966],
+    [-37.797, -74.203, 112.0],
+    [112.0, -93.786, -18.214],
+], dtype=torch.float64) / 255.0
+_YCBCR_OFFSET = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64) / 255.0
+
+
+def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """RGB ``(..., 3, H, W)`` in [0,1] -> YCbCr (BT.601 studio swing) in [0,1].
+
+    ``Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255`` with R, G, B in [0, 1];
+    equal to ``skimage.color.rgb2ycbcr(img) / 255``.
+    """
+    check_image_tensor(x, "x", channels=3)
+    m = _RGB2YCBCR.to(x.device, x.dtype)
+    off = _YCBCR_OFFSET.to(x.device, x.dtype)
+    return torch.einsum("ij,...jhw->...ihw", m, x) + off[:, None, None]
+
+
+def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycbcr` (not clamped)."""
+    check_image_tensor(x, "x", channels=3)
+    minv = torch.linalg.inv(_RGB2YCBCR).to(x.device, x.dtype)
+    off = _YCBCR_OFFSET.to(x.device, x.dtype)
+    return torch.einsum("ij,...jhw->...ihw", minv, x - off[:, None, None])
+
+
+def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
+    """The luma channel ``(..., 1, H, W)`` of an RGB tensor (BT.601 studio swing)."""
+    check_image_tensor(x, "x", channels=3)
+    w = _RGB2YCBCR[0].to(x.device, x.dtype)
+    return (torch.einsum("j,...jhw->...hw", w, x) + 16.0 / 255.0).unsqueeze(-3)

@@ -1,0 +1,177 @@
+"""Figures the notebooks share: image grids with zoom insets, training curves, tables."""
+from __future__ import annotations
+
+import html
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["show_images", "plot_history", "results_table", "as_display_array"]
+
+
+def as_display_array(img) -> np.ndarray:
+    """Tensor ``(C, H, W)``/``(H, W)``, PIL image or array -> array for ``imshow``."""
+    from PIL import Image
+
+    if isinstance(img, Image.Image):
+        return np.asarray(img)
+    if isinstance(img, torch.Tensor):
+        t = img.detach().cpu().float()
+        if t.dim() == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.dim() == 3:
+            if t.shape[0] not in (1, 3):
+                raise ValueError(f"show_images: tensor images must be (1|3, H, W), got {tuple(t.shape)}")
+            t = t.permute(1, 2, 0)
+            if t.shape[2] == 1:
+                t = t[..., 0]
+        elif t.dim() != 2:
+            raise ValueError(f"show_images: tensor images must be (C, H, W) or (H, W), got {tuple(t.shape)}")
+        return t.clamp(0, 1).numpy()
+    arr = np.asarray(img)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"show_images: arrays must be (H, W) or (H, W, C), got {arr.shape}")
+    return arr
+
+
+def show_images(
+    images: Sequence,
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int | None = None,
+    zoom: tuple[int, int, int, int] | None = None,
+    zoom_factor: float = 0.42,
+    size: float = 3.2,
+    cmap: str = "gray",
+    suptitle: str | None = None,
+    interpolation: str = "nearest",
+):
+    """Show images side by side; returns the matplotlib figure.
+
+    ``zoom=(top, left, height, width)`` draws a magnified inset of that region in
+    the lower-right corner of every image (coordinates relative to the *first*
+    image and scaled to each image's size, so LR and HR images line up), with
+    a rectangle marking the region: where the fine detail of SR shows.
+    ``interpolation="nearest"`` shows pixels as they are (no display smoothing).
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(images, (list, tuple)) or len(images) == 0:
+        raise ValueError("show_images: images must be a non-empty list")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"show_images: got {len(titles)} titles for {len(images)} images")
+    arrays = [as_display_array(im) for im in images]
+    n = len(arrays)
+    ncols = ncols or min(n, 4)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    ref_h, ref_w = arrays[0].shape[:2]
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        arr = arrays[i]
+        ax.imshow(arr, cmap=cmap if arr.ndim == 2 else None, vmin=0, vmax=1 if arr.dtype != np.uint8 else 255,
+                  interpolation=interpolation)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+        if zoom is not None:
+            top, left, hh, ww = zoom
+            sy, sx = arr.shape[0] / ref_h, arr.shape[1] / ref_w
+            y0, x0, y1, x1 = top * sy, left * sx, (top + hh) * sy, (left + ww) * sx
+            ins = ax.inset_axes([1 - zoom_factor, 0, zoom_factor, zoom_factor])
+            ins.imshow(arr, cmap=cmap if arr.ndim == 2 else None, vmin=0,
+                       vmax=1 if arr.dtype != np.uint8 else 255, interpolation=interpolation)
+            ins.set_xlim(x0 - 0.5, x1 - 0.5)
+            ins.set_ylim(y1 - 0.5, y0 - 0.5)
+            ins.set_xticks([]); ins.set_yticks([])
+            for spine in ins.spines.values():
+                spine.set_edgecolor("yellow")
+            ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                                       edgecolor="yellow", linewidth=1))
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: Mapping, keys: Sequence[str] = ("loss",), *, smooth: int = 20, ax=None,
+                 logy: bool = False, label: str | None = None):
+    """Training curves from :func:`course_lib.core.training.fit`'s history.
+
+    Train loss is drawn raw (faint) and as a running mean over ``smooth``
+    steps; validation values as markers. Returns the matplotlib axes (one per key).
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(history, Mapping) or "train" not in history:
+        raise ValueError("plot_history: history must be the dict returned by fit (keys 'train', 'val')")
+    keys = list(keys)
+    if ax is None:
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
+        axes = list(axes.flat)
+    else:
+        axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+    prefix = f"{label} " if label else ""
+    for key, a in zip(keys, axes):
+        rows = [r for r in history["train"] if key in r]
+        if rows:
+            steps = np.array([r["step"] for r in rows])
+            vals = np.array([r[key] for r in rows], dtype=float)
+            a.plot(steps, vals, alpha=0.25, lw=0.8)
+            if smooth > 1 and len(vals) > smooth:
+                kernel = np.ones(smooth) / smooth
+                a.plot(steps[smooth - 1:], np.convolve(vals, kernel, mode="valid"), label=f"{prefix}train {key}")
+        vrows = [r for r in history.get("val", []) if key in r]
+        if vrows:
+            a.plot([r["step"] for r in vrows], [r[key] for r in vrows], "o-", label=f"{prefix}val {key}")
+        a.set_xlabel("step")
+        a.set_ylabel(key)
+        if logy:
+            a.set_yscale("log")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    return axes
+
+
+class _Table:
+    """A table that renders as HTML in Jupyter and as markdown in text."""
+
+    def __init__(self, rows, columns, floatfmt):
+        self.rows, self.columns, self.floatfmt = rows, columns, floatfmt
+
+    def _fmt(self, v):
+        if isinstance(v, float):
+            return format(v, self.floatfmt)
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            return format(float(v), self.floatfmt)
+        return "" if v is None else str(v)
+
+    def to_markdown(self) -> str:
+        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
+        for r in self.rows:
+            lines.append("| " + " | ".join(self._fmt(r.get(c)) for c in self.columns) + " |")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(self._fmt(r.get(c)))}</td>" for c in self.columns) + "</tr>"
+            for r in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def results_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None, floatfmt: str = ".2f"):
+    """A list of dicts as a table (HTML in Jupyter, markdown as text)."""
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, Mapping) for r in rows):
+        raise ValueError("results_table: rows must be a list of dicts")
+    if columns is None:
+        columns = []
+        for r in rows:
+            columns.extend(k for k in r if k not in columns)
+    return _Table(list(rows), list(columns), floatfmt)

@@ -1,0 +1,129 @@
+"""Exercise checks: compare a student's function with the library's reference.
+
+Each ``check_<name>(fn)`` calls ``fn`` on fixed inputs, compares with the
+reference implementation in ``course_lib`` and either prints one pass line or
+raises ``AssertionError`` with a message that helps: which output, the shape
+or value expected versus received, and the largest relative error.
+
+A stub that still raises ``NotImplementedError`` gets a friendly reminder
+instead of a traceback from deep inside the check.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+__all__ = ["compare", "CHECKS", "check_rgb_to_y", "check_psnr", "check_pixel_shuffle",
+           "check_bicubic_downscale"]
+
+CHECKS: dict[str, Callable] = {}
+
+
+def _register(fn):
+    CHECKS[fn.__name__[len("check_"):]] = fn
+    return fn
+
+
+def _call(name: str, fn: Callable, *args, **kwargs):
+    if not callable(fn):
+        raise AssertionError(f"{name}: expected a function, got {type(fn).__name__}")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise AssertionError(f"{name}: the exercise is not done yet (your function still raises "
+                             "NotImplementedError). Replace the stub with your code.") from None
+
+
+def compare(name: str, got, expected, *, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    """Raise ``AssertionError`` unless ``got`` matches ``expected`` (shape and values)."""
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(got, torch.Tensor):
+            raise AssertionError(f"{name}: expected a torch.Tensor, got {type(got).__name__}")
+        got_a = got.detach().cpu().double().numpy()
+        exp_a = expected.detach().cpu().double().numpy()
+    else:
+        got_a = np.asarray(got, dtype=np.float64) if not isinstance(got, torch.Tensor) else \
+            got.detach().cpu().double().numpy()
+        exp_a = np.asarray(expected, dtype=np.float64)
+    if got_a.shape != exp_a.shape:
+        raise AssertionError(f"{name}: expected shape {exp_a.shape}, got {got_a.shape}")
+    if not np.all(np.isfinite(got_a) == np.isfinite(exp_a)):
+        raise AssertionError(f"{name}: your output has NaN/inf where the reference has none")
+    finite = np.isfinite(exp_a)
+    diff = np.abs(got_a - exp_a)[finite]
+    if diff.size and not np.all(diff <= atol + rtol * np.abs(exp_a[finite])):
+        rel = diff / np.maximum(np.abs(exp_a[finite]), 1e-12)
+        i = int(np.argmax(diff))
+        flat_idx = np.flatnonzero(finite)[i]
+        where = np.unravel_index(flat_idx, exp_a.shape) if exp_a.ndim else ()
+        raise AssertionError(
+            f"{name}: values differ. At index {tuple(int(w) for w in where)} expected "
+            f"{exp_a[finite][i]:.6g}, got {got_a[finite][i]:.6g}; max abs error {diff.max():.3g}, "
+            f"max relative error {rel.max():.3g} (tolerance rtol={rtol}, atol={atol})"
+        )
+
+
+def _passed(name: str, detail: str = "") -> None:
+    print(f"✓ {name}: correct{' — ' + detail if detail else ''}")
+
+
+def _inputs(seed: int, *shape) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(*shape, generator=g, dtype=torch.float64).float()
+
+
+@_register
+def check_rgb_to_y(fn: Callable) -> None:
+    """Exercise (00_welcome): BT.601 luma ``Y = (16 + 65.481 R + 128.553 G + 24.966 B)/255``.
+
+    ``fn(rgb)`` takes ``(3, H, W)`` in [0, 1] and returns ``(1, H, W)``.
+    """
+    from course_lib.core.images import rgb_to_y
+
+    for seed, shape in ((0, (3, 5, 7)), (1, (3, 16, 16))):
+        x = _inputs(seed, *shape)
+        compare("rgb_to_y output", _call("rgb_to_y", fn, x), rgb_to_y(x), rtol=1e-4, atol=1e-5)
+    compare("rgb_to_y of black (should be 16/255)", _call("rgb_to_y", fn, torch.zeros(3, 2, 2)),
+            torch.full((1, 2, 2), 16 / 255))
+    _passed("rgb_to_y", "black maps to 16/255 and white to 235/255, as in MATLAB's rgb2ycbcr")
+
+
+@_register
+def check_psnr(fn: Callable) -> None:
+    """Exercise (01): ``fn(pred, target)`` -> PSNR in dB for images in [0, 1] (one number)."""
+    from course_lib.core.metrics import psnr
+
+    for seed in (0, 1, 2):
+        a = _inputs(seed, 3, 12, 10)
+        b = (a + 0.05 * _inputs(seed + 10, 3, 12, 10)).clamp(0, 1)
+        got = _call("psnr", fn, b, a)
+        compare(f"psnr (case {seed})", torch.as_tensor(got, dtype=torch.float64).reshape(()),
+                psnr(b, a).reshape(()), rtol=1e-4, atol=1e-4)
+    compare("psnr of a 0.1 offset (should be 20 dB)",
+            torch.as_tensor(_call("psnr", fn, torch.full((1, 4, 4), 0.1), torch.zeros(1, 4, 4)),
+                            dtype=torch.float64).reshape(()), torch.tensor(20.0, dtype=torch.float64))
+    _passed("psnr")
+
+
+@_register
+def check_pixel_shuffle(fn: Callable) -> None:
+    """Exercise (02): ``fn(x, r)`` rearranges ``(N, C r^2, H, W)`` into ``(N, C, H r, W r)``."""
+    for seed, (n, c, h, w, r) in enumerate(((1, 1, 2, 3, 2), (2, 3, 4, 5, 3), (1, 2, 3, 3, 4))):
+        x = _inputs(seed, n, c * r * r, h, w)
+        compare(f"pixel_shuffle(x of shape {tuple(x.shape)}, r={r})", _call("pixel_shuffle", fn, x, r),
+                torch.nn.functional.pixel_shuffle(x, r), rtol=0, atol=0)
+    _passed("pixel_shuffle", "equal to torch.nn.PixelShuffle for r = 2, 3, 4")
+
+
+@_register
+def check_bicubic_downscale(fn: Callable) -> None:
+    """Exercise (01): ``fn(hr, r)`` -> LR image, PIL-compatible antialiased bicubic, HR cropped to a multiple of r."""
+    from course_lib.superres.degrade import degrade
+
+    for seed, (h, w, r) in enumerate(((24, 30, 2), (31, 20, 3), (40, 41, 4))):
+        hr = _inputs(seed, 3, h, w)
+        compare(f"LR of a {h}x{w} image at scale {r}", _call("bicubic_downscale", fn, hr, r),
+                degrade(hr, r, "bicubic"), rtol=0, atol=2e-3)
+    _passed("bicubic_downscale")

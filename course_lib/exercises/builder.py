@@ -1,0 +1,136 @@
+"""Build student notebooks from instructor notebooks.
+
+In an instructor notebook, a solution sits between two marker lines::
+
+    def psnr(pred, target):
+        # BEGIN SOLUTION
+        mse = ((pred - target) ** 2).mean()
+        return 10 * torch.log10(1 / mse)
+        # END SOLUTION
+
+The builder replaces everything from ``# BEGIN SOLUTION`` to ``# END
+SOLUTION`` (inclusive) with a stub at the marker's indentation::
+
+        raise NotImplementedError("Exercise: psnr")
+
+The text after ``# BEGIN SOLUTION`` (``# BEGIN SOLUTION: hint``) becomes the
+stub's message. Outputs are cleared; every other cell is kept unchanged.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["strip_solutions", "build_student_notebook", "build", "out_of_sync", "SOLUTION_BEGIN",
+           "SOLUTION_END"]
+
+SOLUTION_BEGIN = "# BEGIN SOLUTION"
+SOLUTION_END = "# END SOLUTION"
+_BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?::\s*(?P<hint>.*))?\s*$")
+_END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
+STUDENT_NOTE = ("> **Student version.** Cells marked *Exercise* contain a stub that raises "
+                "`NotImplementedError`: replace it with your code, then run the check cell below it.")
+
+
+def _default_hint(lines: list[str], begin: int) -> str:
+    for line in reversed(lines[:begin]):
+        m = re.match(r"^\s*def\s+(\w+)", line)
+        if m:
+            return m.group(1)
+    return "fill in this part"
+
+
+def strip_solutions(source: str, where: str = "cell") -> str:
+    """Replace each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block by a stub.
+
+    Raises ``ValueError`` (naming ``where``) on an unclosed or nested block.
+    """
+    if not isinstance(source, str):
+        raise TypeError(f"strip_solutions: source must be a str, got {type(source).__name__}")
+    lines = source.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _BEGIN.match(lines[i])
+        if m is None:
+            if _END.match(lines[i]):
+                raise ValueError(f"{where}: '# END SOLUTION' on line {i + 1} without a '# BEGIN SOLUTION'")
+            out.append(lines[i])
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and not _END.match(lines[j]):
+            if _BEGIN.match(lines[j]):
+                raise ValueError(f"{where}: nested '# BEGIN SOLUTION' on line {j + 1}")
+            j += 1
+        if j == len(lines):
+            raise ValueError(f"{where}: '# BEGIN SOLUTION' on line {i + 1} is never closed by '# END SOLUTION'")
+        hint = (m.group("hint") or "").strip() or _default_hint(lines, i)
+        out.append(f'{m.group("indent")}raise NotImplementedError({json.dumps("Exercise: " + hint)})')
+        i = j + 1
+    return "\n".join(out)
+
+
+def build_student_notebook(nb: "nbformat.NotebookNode", where: str = "notebook") -> "nbformat.NotebookNode":
+    """A copy of ``nb`` with solutions stubbed and outputs cleared."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for k, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            cell.source = strip_solutions(cell.source, where=f"{where}, cell {k}")
+            cell.outputs = []
+            cell.execution_count = None
+    if nb.cells and nb.cells[0].cell_type == "markdown" and STUDENT_NOTE not in nb.cells[0].source:
+        nb.cells[0].source = nb.cells[0].source.rstrip() + "\n\n" + STUDENT_NOTE
+    return nb
+
+
+def _serialise(nb) -> str:
+    return nbformat.writes(nb, version=4) + ("" if nbformat.writes(nb, version=4).endswith("\n") else "\n")
+
+
+def _instructor_notebooks(src: Path) -> list[Path]:
+    return sorted(p for p in src.glob("*.ipynb") if p.is_file())
+
+
+def build(src: str | Path = "notebooks", dest: str | Path | None = None) -> list[Path]:
+    """Write ``dest/<name>.ipynb`` for every instructor notebook in ``src``."""
+    src = Path(src)
+    if not src.is_dir():
+        raise FileNotFoundError(f"build: notebook folder {src} does not exist")
+    dest = Path(dest) if dest is not None else src / "student"
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in _instructor_notebooks(src):
+        nb = nbformat.read(path, as_version=4)
+        text = _serialise(build_student_notebook(nb, where=str(path)))
+        target = dest / path.name
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            tmp = target.with_suffix(".ipynb.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(target)
+        written.append(target)
+    for stale in dest.glob("*.ipynb"):
+        if not (src / stale.name).exists():
+            stale.unlink()
+    return written
+
+
+def out_of_sync(src: str | Path = "notebooks", dest: str | Path | None = None) -> list[str]:
+    """Names of student notebooks that are missing, stale or orphaned."""
+    src = Path(src)
+    dest = Path(dest) if dest is not None else src / "student"
+    problems = []
+    for path in _instructor_notebooks(src):
+        target = dest / path.name
+        expected = _serialise(build_student_notebook(nbformat.read(path, as_version=4), where=str(path)))
+        if not target.exists():
+            problems.append(f"{target} is missing")
+        elif target.read_text(encoding="utf-8") != expected:
+            problems.append(f"{target} is out of date")
+    for stale in sorted(dest.glob("*.ipynb")):
+        if not (src / stale.name).exists():
+            problems.append(f"{stale} has no instructor notebook")
+    return problems

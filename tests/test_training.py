@@ -1,0 +1,198 @@
+"""fit(): training, validation, history, checkpoint/resume, errors."""
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from course_lib.core.checkpoints import CheckpointError, atomic_save
+from course_lib.core.training import evaluate, fit
+
+
+class Noisy(torch.utils.data.Dataset):
+    """Regression data whose samples draw fresh noise from the global RNG (like augmentation)."""
+
+    def __init__(self, n=64):
+        g = torch.Generator().manual_seed(1)
+        self.x = torch.randn(n, 4, generator=g)
+        self.w = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        x = self.x[i] + 0.01 * torch.randn(4)
+        return x, x @ self.w
+
+
+def make_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.1), nn.ReLU(), nn.Linear(16, 1))
+
+
+def sched(opt):
+    return torch.optim.lr_scheduler.StepLR(opt, step_size=20, gamma=0.5)
+
+
+def run(ckpt, steps=40, callback=None, model=None):
+    model = model or make_model()
+    return fit(model, nn.functional.mse_loss, Noisy(), Noisy(16), steps=steps, batch_size=8, lr=1e-2,
+               scheduler=sched, eval_every=10, checkpoint=ckpt, checkpoint_every=10, seed=3,
+               device="cpu", progress=False, callback=callback,
+               metrics={"mae": lambda p, t: (p - t).abs().mean(dim=1)})
+
+
+def test_fit_learns_and_records_history():
+    res = run(None, steps=60)
+    train = res.history["train"]
+    assert len(train) == 60 and train[0]["step"] == 1 and train[-1]["step"] == 60
+    assert [r["step"] for r in res.history["val"]] == [10, 20, 30, 40, 50, 60]
+    assert res.history["val"][-1]["loss"] < 0.5 * res.history["val"][0]["loss"]
+    assert "mae" in res.history["val"][0]
+    # the scheduler is stepped once per step: lr halves every 20 steps
+    assert train[19]["lr"] == pytest.approx(1e-2) and train[20]["lr"] == pytest.approx(5e-3)
+    assert res.samples_per_s > 0 and not res.interrupted
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path):
+    full = run(tmp_path / "full.pt")
+
+    def interrupt(step, logs):
+        if step == 23:  # not a multiple of checkpoint_every: the interrupt handler saves
+            raise KeyboardInterrupt
+
+    part = run(tmp_path / "part.pt", callback=interrupt)
+    assert part.interrupted and part.step == 23
+    resumed = run(tmp_path / "part.pt")  # a fresh model object, as after a kernel restart
+    assert resumed.resumed_from == 23 and resumed.step == 40
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), f"parameter {k} differs after resume"
+    assert [r["loss"] for r in full.history["train"]] == [r["loss"] for r in resumed.history["train"]]
+    assert full.history["val"] == resumed.history["val"]
+
+
+def test_resume_from_periodic_checkpoint_with_dataloader(tmp_path):
+    """With a user DataLoader (no shuffle, deterministic samples), resume skips the batches seen."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    ds = TensorDataset(x, x.sum(1, keepdim=True))
+
+    def go(ckpt, callback=None):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 1)
+        return fit(model, nn.functional.mse_loss, DataLoader(ds, batch_size=8), steps=20,
+                   checkpoint=ckpt, checkpoint_every=5, seed=0, device="cpu", progress=False,
+                   callback=callback)
+
+    full = go(tmp_path / "a.pt")
+
+    def stop(step, logs):
+        if step == 13:
+            raise KeyboardInterrupt
+
+    go(tmp_path / "b.pt", callback=stop)
+    resumed = go(tmp_path / "b.pt")
+    assert resumed.resumed_from == 13
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_completed_checkpoint_is_not_retrained(tmp_path):
+    run(tmp_path / "c.pt", steps=10)
+    again = run(tmp_path / "c.pt", steps=10)
+    assert again.step == 10 and again.resumed_from == 10 and len(again.history["train"]) == 10
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    atomic_save({"a": torch.ones(2)}, path)
+    before = path.read_bytes()
+
+    def boom(obj, fh):
+        fh.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save({"a": torch.zeros(2)}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # temp file cleaned up
+
+
+def test_corrupt_checkpoint_names_the_file(tmp_path):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        run(path)
+    trunc = tmp_path / "trunc.pt"
+    run(tmp_path / "ok.pt", steps=10)
+    data = (tmp_path / "ok.pt").read_bytes()
+    trunc.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="trunc.pt.*corrupt or truncated"):
+        run(trunc)
+
+
+def test_mismatched_checkpoint_says_what_differs(tmp_path):
+    run(tmp_path / "m.pt", steps=10)
+    torch.manual_seed(0)
+    other = nn.Sequential(nn.Linear(4, 32), nn.Dropout(0.1), nn.ReLU(), nn.Linear(32, 1))
+    with pytest.raises(CheckpointError, match=r"m.pt.*shape mismatches: 0.weight: checkpoint \(16, 4\) vs model \(32, 4\)"):
+        run(tmp_path / "m.pt", model=other)
+
+
+def test_checkpoint_refuses_arbitrary_pickles(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        run(path)
+
+
+def test_nan_loss_stops_with_clear_message():
+    model = nn.Linear(4, 1)
+    with pytest.raises(FloatingPointError, match="loss became nan at step 1"):
+        fit(model, lambda p, t: (p * float("nan")).mean(), Noisy(), steps=5, batch_size=8,
+            device="cpu", progress=False)
+
+
+def test_grad_clip_bounds_the_update():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1, bias=False)
+    w0 = model.weight.detach().clone()
+    big = TensorDataset(torch.full((8, 4), 100.0), torch.zeros(8, 1))
+    fit(model, nn.functional.mse_loss, big, steps=1, batch_size=8, grad_clip=1.0,
+        optimizer=lambda p: torch.optim.SGD(p, lr=1.0), device="cpu", progress=False)
+    assert torch.linalg.vector_norm(model.weight - w0).item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_bad_arguments():
+    model = nn.Linear(4, 1)
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        fit(model, nn.functional.mse_loss, Noisy(), steps=0, progress=False)
+    with pytest.raises(ValueError, match="fewer than batch_size=128"):
+        fit(model, nn.functional.mse_loss, Noisy(), steps=1, batch_size=128, progress=False)
+    with pytest.raises(TypeError, match="train_data must be a torch Dataset"):
+        fit(model, nn.functional.mse_loss, 42, steps=1, progress=False)
+    with pytest.raises(ValueError, match="must be a pair"):
+        fit(model, nn.functional.mse_loss, TensorDataset(torch.zeros(16, 4)), steps=1, batch_size=8,
+            progress=False)
+
+
+def test_evaluate_averages_per_sample():
+    model = nn.Identity()
+    x = torch.arange(10.0).reshape(10, 1)
+    out = evaluate(model, TensorDataset(x, torch.zeros(10, 1)), nn.functional.mse_loss,
+                   {"abs": lambda p, t: (p - t).abs()[:, 0]}, batch_size=3, device="cpu")
+    assert out["abs"] == pytest.approx(4.5)
+    assert out["loss"] == pytest.approx(float((x ** 2).mean()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_amp_on_cuda():
+    res = fit(make_model(), nn.functional.mse_loss, Noisy(), steps=20, batch_size=8, device="cuda",
+              progress=False)
+    assert math.isfinite(res.history["train"][-1]["loss"])
