@@ -26,6 +26,6 @@ def setup_notebook(seed: int = 0, quiet: bool = False) -> dict:
             if "google.colab" in sys.modules:
                 print("No GPU: on Colab choose Runtime > Change runtime type > T4 GPU, then rerun.")
             else:
-                print("Running on the CPU: the notebook uses the small 'lecture' sizes "
-                      "(set COURSE_PROFILE=full on a GPU machine for the published sizes).")
+                print(f"Running on the CPU with the '{info['profile']}' profile's sizes "
+                      "(COURSE_PROFILE=full on a GPU machine gives the published sizes).")
     return info

@@ -1,0 +1,124 @@
+"""The student-notebook builder and the exercise checks."""
+import math
+
+import nbformat
+import pytest
+import torch
+
+from course_lib import exercises as ex
+from course_lib.exercises.builder import build, build_student_notebook, out_of_sync, strip_solutions
+
+INSTRUCTOR = '''import torch
+
+def psnr(a, b):
+    """doc"""
+    # BEGIN SOLUTION
+    mse = ((a - b) ** 2).mean()
+    return 10 * torch.log10(1 / mse)
+    # END SOLUTION
+
+x = 1
+# BEGIN SOLUTION: set y
+y = 2
+# END SOLUTION
+print(x)'''
+
+
+def test_strip_solutions_replaces_blocks_and_keeps_the_rest():
+    out = strip_solutions(INSTRUCTOR)
+    assert "mse =" not in out and "y = 2" not in out and "SOLUTION" not in out
+    assert '    raise NotImplementedError("Exercise: psnr")' in out.splitlines()
+    assert 'raise NotImplementedError("Exercise: set y")' in out.splitlines()
+    kept = [l for l in INSTRUCTOR.splitlines() if l not in out.splitlines()]
+    assert kept == ["    # BEGIN SOLUTION", "    mse = ((a - b) ** 2).mean()", "    return 10 * torch.log10(1 / mse)",
+                    "    # END SOLUTION", "# BEGIN SOLUTION: set y", "y = 2", "# END SOLUTION"]
+    compile(out, "student", "exec")  # still valid Python
+
+
+def test_strip_solutions_rejects_broken_markers():
+    with pytest.raises(ValueError, match="never closed"):
+        strip_solutions("# BEGIN SOLUTION\nx = 1")
+    with pytest.raises(ValueError, match="without a '# BEGIN SOLUTION'"):
+        strip_solutions("x = 1\n# END SOLUTION")
+    with pytest.raises(ValueError, match="nested"):
+        strip_solutions("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION")
+
+
+def make_nb():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 99 · Test\n\n# BEGIN SOLUTION in markdown stays"),
+                nbformat.v4.new_code_cell(INSTRUCTOR),
+                nbformat.v4.new_code_cell("print('kept')")]
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="kept\n")]
+    nb.cells[2].execution_count = 3
+    return nb
+
+
+def test_student_notebook_strips_code_and_clears_outputs(tmp_path):
+    student = build_student_notebook(make_nb())
+    assert "Student version" in student.cells[0].source
+    assert "# BEGIN SOLUTION in markdown stays" in student.cells[0].source
+    assert student.cells[1].source == strip_solutions(INSTRUCTOR)
+    assert student.cells[2].source == "print('kept')" and student.cells[2].outputs == []
+    src = tmp_path / "nb"
+    src.mkdir()
+    nbformat.write(make_nb(), src / "99_test.ipynb")
+    assert out_of_sync(src) == [f"{src / 'student' / '99_test.ipynb'} is missing"]
+    build(src)
+    assert out_of_sync(src) == []
+    nb = nbformat.read(src / "99_test.ipynb", as_version=4)
+    nb.cells[2].source = "print('changed')"
+    nbformat.write(nb, src / "99_test.ipynb")
+    assert out_of_sync(src) == [f"{src / 'student' / '99_test.ipynb'} is out of date"]
+
+
+# --- checks: each passes the reference and fails a plausible wrong answer -------------------
+
+def test_check_rgb_to_y(capsys):
+    from course_lib.core.images import rgb_to_y
+
+    ex.check_rgb_to_y(rgb_to_y)
+    assert "✓ rgb_to_y" in capsys.readouterr().out
+
+    def full_range(x):  # JPEG's full-range luma: a common confusion
+        return (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+
+    with pytest.raises(AssertionError, match="rgb_to_y output: values differ.*expected"):
+        ex.check_rgb_to_y(full_range)
+    with pytest.raises(AssertionError, match=r"expected shape \(1, 5, 7\), got \(5, 7\)"):
+        ex.check_rgb_to_y(lambda x: rgb_to_y(x)[0])
+
+
+def test_check_psnr():
+    from course_lib.core.metrics import psnr
+
+    ex.check_psnr(lambda a, b: psnr(a, b))
+    with pytest.raises(AssertionError, match="psnr"):
+        ex.check_psnr(lambda a, b: 10 * torch.log(1 / ((a - b) ** 2).mean()))  # natural log
+    with pytest.raises(AssertionError, match="psnr"):
+        ex.check_psnr(lambda a, b: 20 * torch.log10(1 / ((a - b) ** 2).mean()))  # 20 log of a power
+
+
+def test_check_pixel_shuffle():
+    ex.check_pixel_shuffle(torch.nn.functional.pixel_shuffle)
+
+    def wrong(x, r):  # sub-pixel offsets taken in the wrong order
+        n, c, h, w = x.shape
+        return x.reshape(n, c // r ** 2, r, r, h, w).permute(0, 1, 4, 3, 5, 2).reshape(n, c // r ** 2, h * r, w * r)
+
+    with pytest.raises(AssertionError, match="pixel_shuffle.*values differ"):
+        ex.check_pixel_shuffle(wrong)
+
+
+def test_unfinished_exercise_gets_a_friendly_message():
+    def stub(x):
+        raise NotImplementedError("Exercise: rgb_to_y")
+
+    with pytest.raises(AssertionError, match="not done yet"):
+        ex.check_rgb_to_y(stub)
+
+
+def test_compare_reports_location_and_relative_error():
+    with pytest.raises(AssertionError, match=r"At index \(1,\) expected 2, got 2.5.*max relative error 0.25"):
+        ex.compare("out", torch.tensor([1.0, 2.5]), torch.tensor([1.0, 2.0]))
+    ex.compare("out", torch.tensor([1.0, math.inf]), torch.tensor([1.0, math.inf]))
