@@ -1074,3 +1074,25 @@ register(DatasetInfo(
 
 del _name, _folder, _desc, _ds, _base, _tfds, _sums, _what, _cite, _lic, _part, _file
 del _md5, _sha, _size
+
+
+#: Grayscale natural photographs and textures shipped with scikit-image. They
+#: train luma-only (Y-channel) models, such as the paper's ESPCN, alongside the
+#: training side of the RGB photos. None of them is in the RGB hold-out.
+OFFLINE_GRAY_NAMES: Tuple[str, ...] = (
+    "camera", "moon", "coins", "clock", "page", "text", "brick", "grass", "gravel", "cell",
+)
+
+
+def offline_gray_images() -> Dict[str, Any]:
+    """The grayscale photos of :data:`OFFLINE_GRAY_NAMES` that load here, as ``L`` PIL images."""
+    from PIL import Image
+    import skimage.data
+
+    out = {}
+    for name in OFFLINE_GRAY_NAMES:
+        try:
+            out[name] = Image.fromarray(getattr(skimage.data, name)()).convert("L")
+        except Exception as err:  # a package too old or built without its data files
+            warnings.warn(f"offline_gray_images: could not load {name!r} ({err}); skipping it")
+    return out

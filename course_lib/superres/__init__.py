@@ -1,0 +1,60 @@
+"""Unit 1 -- super-resolution: enlarge an image with the best possible quality and sharpness.
+
+* :mod:`.degrade`     how LR inputs are made from ground-truth HR images (PIL-compatible bicubic,
+                      blur, noise, JPEG; presets up to a Real-ESRGAN-style "realistic" pipeline)
+* :mod:`.interpolate` nearest / bilinear / bicubic / Lanczos baselines
+* :mod:`.data`        (LR, HR) patch datasets over folders or in-memory images
+* :mod:`.models`      ESPCN (lecture and paper variants), ``pixel_shuffle``, ICNR, the JPEG deblocking net
+* :mod:`.train`       ``train_espcn`` / ``train_deblock`` through ``core.training.fit``
+* :mod:`.inference`   ``upscale(model, image)`` for any size (tiled, exact)
+* :mod:`.evaluate`    PSNR-Y / SSIM-Y by the field's protocol
+* ``python -m course_lib.superres {train,evaluate,bench,upscale}``
+
+Shipped weights: :func:`pretrained` loads ``course_lib/checkpoints/espcn_x{2,3,4}.pt`` and
+``deblock_y.pt``, whose JSON sidecars record the command, data, steps and held-out metrics.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.checkpoints import CheckpointError, load_pretrained
+from .degrade import PRESETS, degrade, downscale, preset_names
+from .evaluate import evaluate_images, sr_methods
+from .inference import upscale
+from .interpolate import METHODS, upscale_interpolate
+from .models import DeblockNet, DeblockThenSR, ESPCN, espcn_lecture, espcn_paper, pixel_shuffle
+
+__all__ = ["pretrained", "pretrained_deblock", "CHECKPOINT_DIR", "degrade", "downscale", "PRESETS",
+           "preset_names", "upscale_interpolate", "METHODS", "ESPCN", "espcn_paper", "espcn_lecture",
+           "pixel_shuffle", "DeblockNet", "DeblockThenSR", "upscale", "evaluate_images", "sr_methods"]
+
+#: Shipped checkpoints live inside the package so that ``pip install`` (Colab) carries them.
+CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+SCALES = (2, 3, 4)
+
+
+def pretrained(scale: int = 3, with_info: bool = False):
+    """The shipped paper ESPCN for ``scale`` (2, 3 or 4), in eval mode.
+
+    ``with_info=True`` also returns the JSON sidecar (command, data, steps, metrics).
+    """
+    if scale not in SCALES:
+        raise ValueError(f"pretrained: scale must be one of {SCALES}, got {scale!r}")
+    path = CHECKPOINT_DIR / f"espcn_x{scale}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained: no shipped checkpoint {path}; train one with "
+                                f"`python -m course_lib.superres train --scale {scale} --out {path}`")
+    model, info = load_pretrained(path, ESPCN, arch="espcn")
+    if model.scale != scale:
+        raise CheckpointError(f"checkpoint {path} is for scale {model.scale}, not {scale}")
+    return (model, info) if with_info else model
+
+
+def pretrained_deblock(with_info: bool = False):
+    """The shipped JPEG deblocking network (Y channel), in eval mode."""
+    path = CHECKPOINT_DIR / "deblock_y.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained_deblock: no shipped checkpoint {path}; train one with "
+                                f"`python -m course_lib.superres train --deblock --out {path}`")
+    model, info = load_pretrained(path, DeblockNet, arch="deblock")
+    return (model, info) if with_info else model

@@ -1,0 +1,203 @@
+"""Command line for the super-resolution unit.
+
+    python -m course_lib.superres train --scale 3 --steps 20000 --out course_lib/checkpoints/espcn_x3.pt
+    python -m course_lib.superres train --deblock --steps 6000 --out course_lib/checkpoints/deblock_y.pt
+    python -m course_lib.superres evaluate --images DIR --scale 3 [--checkpoint PATH] [--degradation jpeg30] [--json]
+    python -m course_lib.superres upscale IN OUT --scale 3
+    python -m course_lib.superres bench [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _images(folder):
+    from .data import load_folder, offline_images
+
+    if folder is None:
+        return offline_images("holdout"), "offline hold-out photos (" + ", ".join(offline_images("holdout")) + ")"
+    return load_folder(folder), str(folder)
+
+
+def _train_images(folder, gray: bool):
+    from ..core import datasets
+    from ..core.images import to_tensor
+    from .data import offline_images
+
+    if folder is not None:
+        return str(folder), f"folder {folder}"
+    imgs = dict(offline_images("train"))
+    desc = "offline RGB photos (" + ", ".join(imgs) + ")"
+    if gray:
+        extra = {k: to_tensor(v.convert("RGB")) for k, v in datasets.offline_gray_images().items()}
+        imgs.update(extra)
+        desc += " + skimage grayscale photos (" + ", ".join(extra) + ")"
+    return imgs, desc
+
+
+def cmd_train(args) -> int:
+    from ..core.checkpoints import save_pretrained
+    from ..core.datasets import cache_dir
+    from .evaluate import evaluate_images, sr_methods
+    from .models import DeblockThenSR
+    from .train import train_deblock, train_espcn
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    command = "python -m course_lib.superres " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    train_imgs, train_desc = _train_images(args.images, gray=not args.rgb_only)
+    holdout, hold_desc = _images(args.eval_images)
+    run_ckpt = Path(args.checkpoint) if args.checkpoint else cache_dir() / "runs" / (
+        f"deblock.ckpt" if args.deblock else f"espcn_x{args.scale}_{args.arch}.ckpt")
+    t0 = time.time()
+    if args.deblock:
+        res = train_deblock(train_imgs, quality=tuple(args.quality), scale=args.scale, val_images=holdout,
+                            steps=args.steps, batch_size=args.batch_size, lr=args.lr or 5e-4,
+                            checkpoint=run_ckpt, seed=args.seed, light=args.light)
+    else:
+        res = train_espcn(train_imgs, args.scale, val_images=holdout, arch=args.arch, activation=args.activation,
+                          steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
+                          lr=args.lr or 1e-3, loss=args.loss, degradation=args.degradation,
+                          checkpoint=run_ckpt, seed=args.seed, icnr=args.icnr)
+    if res.interrupted:
+        print(f"interrupted; rerun the same command to resume from {run_ckpt}")
+        return 130
+    model = res.model.cpu().eval()
+    if args.deblock:
+        from . import pretrained
+
+        sr = pretrained(args.scale if args.scale > 1 else 3)
+        pipe = DeblockThenSR(model, sr).eval()
+        r = sr.scale
+        metrics = evaluate_images(holdout, r, sr_methods(sr, pipe), degradation="jpeg30")["mean"]
+        arch, config = "deblock", model.config_dict()
+    else:
+        metrics = evaluate_images(holdout, args.scale, sr_methods(model), degradation=args.degradation)["mean"]
+        arch, config = "espcn", model.config_dict()
+    table = {m: {k: round(v, 4) for k, v in d.items()} for m, d in metrics.items()}
+    print(json.dumps(table, indent=2))
+    if args.out:
+        meta = {"command": command, "train_data": train_desc, "eval_data": hold_desc,
+                "eval_degradation": "jpeg30" if args.deblock else args.degradation,
+                "steps": res.step, "batch_size": args.batch_size,
+                "train_seconds": round(time.time() - t0, 1),
+                "device": str(next(model.parameters()).device) if False else str(res.extra.get("device", "cpu")),
+                "patches_per_second": round(res.samples_per_s, 1) if res.samples_per_s == res.samples_per_s else None,
+                "final_val": res.history["val"][-1] if res.history["val"] else None,
+                "heldout_metrics": table}
+        save_pretrained(args.out, model, arch=arch, config=config, meta=meta)
+        print(f"wrote {args.out} (+ .json sidecar)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from ..core.checkpoints import load_pretrained
+    from . import pretrained, pretrained_deblock
+    from .degrade import preset_names
+    from .evaluate import evaluate_images, sr_methods
+    from .models import DeblockThenSR, ESPCN
+
+    if args.degradation not in preset_names():
+        print(f"error: --degradation must be one of {', '.join(preset_names())}", file=sys.stderr)
+        return 2
+    images, desc = _images(args.images)
+    if args.checkpoint:
+        model, _ = load_pretrained(args.checkpoint, ESPCN, arch="espcn")
+        if model.scale != args.scale:
+            print(f"error: {args.checkpoint} is an x{model.scale} model, but --scale {args.scale}", file=sys.stderr)
+            return 2
+    else:
+        model = pretrained(args.scale)
+    pipe = None
+    if "jpeg" in args.degradation:
+        pipe = DeblockThenSR(pretrained_deblock(), model).eval()
+    result = evaluate_images(images, args.scale, sr_methods(model, pipe), degradation=args.degradation)
+    if args.json:
+        print(json.dumps({"scale": args.scale, "degradation": args.degradation, "images": desc,
+                          "n_images": len(images), "mean": result["mean"]}, indent=2))
+    else:
+        print(f"{len(images)} images from {desc}; x{args.scale}; degradation {args.degradation}")
+        print(f"{'method':16s} {'PSNR-Y (dB)':>12s} {'SSIM-Y':>8s}")
+        for m, d in result["mean"].items():
+            print(f"{m:16s} {d['psnr_y']:12.2f} {d['ssim_y']:8.4f}")
+    return 0
+
+
+def cmd_upscale(args) -> int:
+    from ..core.images import load_image, save_image
+    from . import pretrained
+    from .inference import upscale
+
+    img = load_image(args.input)
+    model = pretrained(args.scale)
+    out = upscale(model, img)
+    save_image(out, args.output)
+    print(f"{args.input} {img.size[0]}x{img.size[1]} -> {args.output} {out.size[0]}x{out.size[1]} (ESPCN x{args.scale})")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from benchmarks.__main__ import run_unit, RESULTS  # the repository's benchmark runner
+
+    run_unit("superres", args.quick, RESULTS)
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m course_lib.superres", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train ESPCN (or the deblocking net) and save a shipped checkpoint")
+    t.add_argument("--scale", type=int, default=3)
+    t.add_argument("--arch", choices=["paper", "lecture"], default="paper")
+    t.add_argument("--activation", choices=["relu", "leaky_relu", "prelu", "tanh"], default=None)
+    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--patch-size", type=int, default=None, help="HR patch side (default 17 x scale)")
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--loss", choices=["mse", "l1"], default="mse")
+    t.add_argument("--degradation", default="bicubic")
+    t.add_argument("--images", default=None, help="folder of HR training images (default: offline photos)")
+    t.add_argument("--eval-images", default=None, help="folder of held-out HR images (default: offline hold-out)")
+    t.add_argument("--rgb-only", action="store_true", help="do not add the grayscale offline photos")
+    t.add_argument("--icnr", action="store_true")
+    t.add_argument("--deblock", action="store_true", help="train the JPEG deblocking network instead")
+    t.add_argument("--quality", type=int, nargs=2, default=[20, 40], help="JPEG quality range for --deblock")
+    t.add_argument("--light", action="store_true", help="smaller deblocking net")
+    t.add_argument("--checkpoint", default=None, help="run checkpoint for resume (default: cache/runs/...)")
+    t.add_argument("--out", default=None, help="where to save the trained weights (+ .json sidecar)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="PSNR-Y / SSIM-Y of bicubic and ESPCN over a folder of HR images")
+    e.add_argument("--images", default=None, help="folder of HR images (default: the offline hold-out photos)")
+    e.add_argument("--scale", type=int, default=3)
+    e.add_argument("--checkpoint", default=None)
+    e.add_argument("--degradation", default="bicubic")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+    u = sub.add_parser("upscale", help="upscale one image with the shipped ESPCN")
+    u.add_argument("input")
+    u.add_argument("output")
+    u.add_argument("--scale", type=int, default=3)
+    u.set_defaults(func=cmd_upscale)
+    b = sub.add_parser("bench", help="speed of the shipped x3 model (eager vs optimised)")
+    b.add_argument("--quick", action="store_true")
+    b.set_defaults(func=cmd_bench)
+    args = p.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
