@@ -34,7 +34,7 @@ from ..core import datasets as _datasets
 from ..core.images import IMAGE_EXTENSIONS, check_image_tensor, load_tensor, rgb_to_y, save_image, to_tensor
 from .degrade import Pipeline, Step, degrade, preset_names
 
-__all__ = ["PairedPatches", "list_images", "offline_images", "load_folder", "HOLDOUT_NOTE"]
+__all__ = ["PairedPatches", "list_images", "offline_images", "load_folder", "zone_plate", "HOLDOUT_NOTE"]
 
 HOLDOUT_NOTE = ("held-out images (never trained on): " + ", ".join(_datasets.OFFLINE_HOLDOUT))
 
@@ -267,3 +267,18 @@ class PairedPatches(Dataset):
         if rot:
             x = x.transpose(-1, -2)
         return x
+
+
+def zone_plate(size: int = 256) -> torch.Tensor:
+    """A circular zone plate ``(3, size, size)``: ``0.5 + 0.5 cos(pi r^2 / size)``.
+
+    Its local frequency grows linearly from 0 at the centre to the Nyquist limit
+    (0.5 cycles/pixel) at the edge midpoints, so downscaling it shows aliasing
+    (false rings) wherever a kernel lets frequencies above the new Nyquist through.
+    """
+    if not isinstance(size, int) or size < 8:
+        raise ValueError(f"zone_plate: size must be an int >= 8, got {size!r}")
+    c = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    r2 = c[None, :] ** 2 + c[:, None] ** 2
+    img = 0.5 + 0.5 * torch.cos(torch.pi * r2 / size)
+    return img.float().expand(3, -1, -1).clone()
