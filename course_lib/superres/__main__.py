@@ -26,15 +26,26 @@ def _images(folder):
     return load_folder(folder), str(folder)
 
 
-def _train_images(folder, gray: bool):
+def _train_images(folders, gray: bool, add_offline: bool = False, limit=None):
     from ..core import datasets
     from ..core.images import to_tensor
-    from .data import offline_images
+    from .data import load_folder, offline_images
 
-    if folder is not None:
-        return str(folder), f"folder {folder}"
-    imgs = dict(offline_images("train"))
-    desc = "offline RGB photos (" + ", ".join(imgs) + ")"
+    if folders:
+        if not add_offline and limit is None and len(folders) == 1:
+            return str(folders[0]), f"folder {folders[0]} (read lazily)"
+        imgs, parts = {}, []
+        for folder in folders:
+            loaded = load_folder(folder, limit=limit)
+            imgs.update({f"{folder}/{k}": v for k, v in loaded.items()})
+            parts.append(f"{len(loaded)} images of {folder}")
+        if not add_offline:
+            return imgs, " + ".join(parts)
+        desc_extra = " + ".join(parts) + " + "
+    else:
+        imgs, desc_extra = {}, ""
+    imgs.update(offline_images("train"))
+    desc = desc_extra + "offline RGB photos (" + ", ".join(offline_images("train")) + ")"
     if gray:
         extra = {k: to_tensor(v.convert("RGB")) for k, v in datasets.offline_gray_images().items()}
         imgs.update(extra)
@@ -52,7 +63,8 @@ def cmd_train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     command = "python -m course_lib.superres " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    train_imgs, train_desc = _train_images(args.images, gray=not args.rgb_only)
+    train_imgs, train_desc = _train_images(args.images, gray=not args.rgb_only, add_offline=args.add_offline,
+                                           limit=args.limit)
     holdout, hold_desc = _images(args.eval_images)
     run_ckpt = Path(args.checkpoint) if args.checkpoint else cache_dir() / "runs" / (
         f"deblock.ckpt" if args.deblock else f"espcn_x{args.scale}_{args.arch}.ckpt")
@@ -164,7 +176,10 @@ def main(argv=None) -> int:
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--loss", choices=["mse", "l1"], default="mse")
     t.add_argument("--degradation", default="bicubic")
-    t.add_argument("--images", default=None, help="folder of HR training images (default: offline photos)")
+    t.add_argument("--images", nargs="+", default=None,
+                   help="folder(s) of HR training images (default: the offline photos)")
+    t.add_argument("--add-offline", action="store_true", help="train on the offline photos too")
+    t.add_argument("--limit", type=int, default=None, help="at most this many images per folder (loaded in memory)")
     t.add_argument("--eval-images", default=None, help="folder of held-out HR images (default: offline hold-out)")
     t.add_argument("--rgb-only", action="store_true", help="do not add the grayscale offline photos")
     t.add_argument("--icnr", action="store_true")

@@ -1,0 +1,37 @@
+import pytest
+import torch
+from skimage import data as skdata
+
+from course_lib.core.images import to_tensor
+from course_lib.core.metrics import psnr
+from course_lib.superres.degrade import GaussianBlur, Downscale, JPEG
+from course_lib.widgets.degradation import degradation_explorer, degradation_figure, degradation_pipeline
+
+
+def test_pipeline_from_widget_settings():
+    pipe = degradation_pipeline(scale=2, kernel="area", blur_sigma=1.5, noise_sigma=0, jpeg_quality=40)
+    assert [type(s) for s in pipe.steps] == [GaussianBlur, Downscale, JPEG]
+    assert degradation_pipeline().steps[0].kernel == "bicubic" and len(degradation_pipeline().steps) == 1
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        degradation_pipeline(kernel="sinc")
+    with pytest.raises(ValueError, match="jpeg_quality must be in 1..100"):
+        degradation_pipeline(jpeg_quality=0)
+
+
+def test_figure_reports_the_bicubic_psnr_and_degrades_monotonically():
+    hr = to_tensor(skdata.astronaut()[100:196, 150:246])
+    _, clean = degradation_figure(hr, scale=2)
+    _, noisy = degradation_figure(hr, scale=2, noise_sigma=20)
+    _, blurred = degradation_figure(hr, scale=2, blur_sigma=2.0)
+    assert clean["lr_shape"] == (3, 48, 48)
+    assert clean["psnr_y"] > noisy["psnr_y"] and clean["psnr_y"] > blurred["psnr_y"]
+    assert "GaussianNoise" in " ".join(noisy["steps"])
+
+
+def test_explorer_builds_controls():
+    hr = to_tensor(skdata.astronaut()[:64, :64])
+    box = degradation_explorer(hr)
+    names = [c.description for row in box.children[:2] for c in row.children]
+    assert {"scale", "kernel", "blur σ (px)", "JPEG quality"} <= set(names)
+    sliders = [c for row in box.children[:2] for c in row.children if hasattr(c, "continuous_update")]
+    assert sliders and all(not c.continuous_update for c in sliders)
