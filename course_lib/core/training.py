@@ -388,7 +388,7 @@ def fit(
                 loss, logs = _split_loss(loss_fn(pred, target))
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"fit: the loss became {float(loss)} at step {step + 1}; training stopped. "
+                    f"fit: the loss became {float(loss.detach())} at step {step + 1}; training stopped. "
                     f"{'The last checkpoint ' + str(ckpt_path) + ' is intact. ' if ckpt_path else ''}"
                     "Try a smaller learning rate or grad_clip."
                 )

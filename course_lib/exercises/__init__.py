@@ -52,7 +52,7 @@ def compare(name: str, got, expected, *, rtol: float = 1e-4, atol: float = 1e-5)
     if not np.all(np.isfinite(got_a) == np.isfinite(exp_a)):
         raise AssertionError(f"{name}: your output has NaN/inf where the reference has none")
     finite = np.isfinite(exp_a)
-    diff = np.abs(got_a - exp_a)[finite]
+    diff = np.abs(got_a[finite] - exp_a[finite])
     if diff.size and not np.all(diff <= atol + rtol * np.abs(exp_a[finite])):
         rel = diff / np.maximum(np.abs(exp_a[finite]), 1e-12)
         i = int(np.argmax(diff))

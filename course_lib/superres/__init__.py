@@ -6,7 +6,8 @@
 * :mod:`.data`        (LR, HR) patch datasets over folders or in-memory images
 * :mod:`.models`      ESPCN (lecture and paper variants), ``pixel_shuffle``, ICNR, the JPEG deblocking net
 * :mod:`.train`       ``train_espcn`` / ``train_deblock`` through ``core.training.fit``
-* :mod:`.inference`   ``upscale(model, image)`` for any size (tiled, exact)
+* :mod:`.inference`   ``upscale(model, image)`` for any size (tiled, exact); ``optimize_for_inference``
+* :mod:`.winograd`    Winograd F(2x2 / 4x4, 3x3) convolution as batched matrix products (teaching)
 * :mod:`.evaluate`    PSNR-Y / SSIM-Y by the field's protocol
 * ``python -m course_lib.superres {train,evaluate,bench,upscale}``
 
@@ -20,13 +21,14 @@ from pathlib import Path
 from ..core.checkpoints import CheckpointError, load_pretrained
 from .degrade import PRESETS, degrade, downscale, preset_names
 from .evaluate import evaluate_images, sr_methods
-from .inference import upscale
+from .inference import optimize_for_inference, upscale
 from .interpolate import METHODS, upscale_interpolate
 from .models import DeblockNet, DeblockThenSR, ESPCN, espcn_lecture, espcn_paper, pixel_shuffle
 
 __all__ = ["pretrained", "pretrained_deblock", "CHECKPOINT_DIR", "degrade", "downscale", "PRESETS",
            "preset_names", "upscale_interpolate", "METHODS", "ESPCN", "espcn_paper", "espcn_lecture",
-           "pixel_shuffle", "DeblockNet", "DeblockThenSR", "upscale", "evaluate_images", "sr_methods"]
+           "pixel_shuffle", "DeblockNet", "DeblockThenSR", "upscale", "optimize_for_inference",
+           "evaluate_images", "sr_methods"]
 
 #: Shipped checkpoints live inside the package so that ``pip install`` (Colab) carries them.
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"

@@ -134,13 +134,14 @@ class _Transforms:
         return cls._cache[key]
 
 
-def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, m: int = 4
-                     ) -> torch.Tensor:
-    """3x3 convolution, stride 1, padding 1 ("same"), by Winograd F(m x m, 3 x 3).
+def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None, m: int = 4,
+                     padding: int = 1) -> torch.Tensor:
+    """3x3 convolution, stride 1, by Winograd F(m x m, 3 x 3).
 
     ``x``: ``(N, C, H, W)``; ``u``: the transformed kernel from :func:`winograd_weight`
-    ``(a*a, K, C)``; ``bias``: ``(K,)`` or None. Returns ``(N, K, H, W)``, equal to
-    ``F.conv2d(x, weight, bias, padding=1)`` up to rounding (see the module docstring).
+    ``(a*a, K, C)``; ``bias``: ``(K,)`` or None; ``padding``: 1 ("same", the default) or
+    0 ("valid"). Returns ``(N, K, H + 2 padding - 2, W + 2 padding - 2)``, equal to
+    ``F.conv2d(x, weight, bias, padding=padding)`` up to rounding (see the module docstring).
     """
     if x.dim() != 4:
         raise ValueError(f"winograd_conv3x3: x must have shape (N, C, H, W), got {tuple(x.shape)}")
@@ -153,11 +154,16 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     if u.shape[2] != c:
         raise ValueError(f"winograd_conv3x3: the kernel takes {u.shape[2]} channels, x has {c} "
                          f"(shape {tuple(x.shape)})")
+    if padding not in (0, 1):
+        raise ValueError(f"winograd_conv3x3: padding must be 0 or 1, got {padding!r}")
+    h, w = h + 2 * padding - 2, w + 2 * padding - 2  # output size
+    if h < 1 or w < 1:
+        raise ValueError(f"winograd_conv3x3: x of shape {tuple(x.shape)} is too small for a 'valid' 3x3 convolution")
     kron_b, kron_a = _Transforms.get(m, x.device)
     th, tw = -(-h // m), -(-w // m)  # tiles per column / row (the last ones padded)
     t = n * th * tw
-    # Pad by 1 for "same" output, and at the bottom/right up to whole tiles.
-    xp = F.pad(x, (1, tw * m - w + 1, 1, th * m - h + 1))
+    # Pad for "same" output, and at the bottom/right up to whole tiles.
+    xp = F.pad(x, (padding, tw * m - w + padding, padding, th * m - h + padding))
     # a x a input tiles every m pixels (they overlap by 2): (C, N, th, tw, a, a), then one row per tile.
     tiles = xp.transpose(0, 1).unfold(2, a, m).unfold(3, a, m).reshape(c * t, a * a)
     v = (kron_b @ tiles.T).view(a * a, c, t)           # V = B^T d B for every tile:  (a*a, C, tiles)
@@ -174,10 +180,10 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
 class WinogradConv2d(nn.Module):
     """Drop-in replacement for a 3x3, stride-1, padding-1 ``nn.Conv2d`` (inference only)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, m: int = 4):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, m: int = 4, padding: int = 1):
         super().__init__()
         winograd_matrices(m)  # validates m
-        self.m = m
+        self.m, self.padding = m, padding
         self.in_channels, self.out_channels = weight.shape[1], weight.shape[0]
         self.register_buffer("u", winograd_weight(weight, m))
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
@@ -185,14 +191,15 @@ class WinogradConv2d(nn.Module):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, m: int = 4) -> "WinogradConv2d":
         ok = (isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
-              and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding == (1, 1)
+              and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding in ((0, 0), (1, 1))
               and conv.padding_mode == "zeros")
         if not ok:
-            raise ValueError(f"WinogradConv2d.from_conv: needs a 3x3 stride-1 padding-1 ungrouped Conv2d, got {conv}")
-        return cls(conv.weight, conv.bias, m)
+            raise ValueError(f"WinogradConv2d.from_conv: needs a 3x3 stride-1 ungrouped Conv2d with padding 0 or 1, "
+                             f"got {conv}")
+        return cls(conv.weight, conv.bias, m, conv.padding[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return winograd_conv3x3(x, self.u, self.bias, self.m)
+        return winograd_conv3x3(x, self.u, self.bias, self.m, self.padding)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, F({self.m}x{self.m}, 3x3)"
