@@ -178,8 +178,8 @@ def _speed_table(model, quick: bool, notes: list) -> dict:
         rows.append({"method": name, "s/frame": t, "frames/s": 1 / t, "GFLOP/s": gflop / t,
                      "speed-up": base / t, "max abs diff": f"{err:.1e}", "note": note})
     if hasattr(compiled, "seconds"):
-        notes.append(f"torch.compile took {compiled.seconds:.0f} s to compile for this one input shape "
-                     "(it recompiles for every new shape).")
+        notes.append(f"torch.compile took {compiled.seconds:.0f} s to compile for this one input shape (less when "
+                     "inductor's on-disk cache already holds the graph; it recompiles for every new shape).")
     kept = next((row for row in rows if row["method"].startswith("optimize_for_inference") and "s/frame" in row),
                 None)
     if kept is not None and not quick:

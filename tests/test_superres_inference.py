@@ -6,7 +6,7 @@ from PIL import Image
 
 from course_lib.core.images import rgb_to_ycbcr
 from course_lib.superres.inference import optimize_for_inference, receptive_radius, upscale
-from course_lib.superres.models import DeblockNet, DeblockThenSR, ESPCN, espcn_lecture, espcn_paper
+from course_lib.superres.models import DeblockNet, DeblockThenSR, ESPCN, ESPCNConfig, espcn_lecture, espcn_paper
 from course_lib.superres.winograd import WinogradConv2d, winograd_conv3x3, winograd_matrices, winograd_weight
 
 
@@ -74,11 +74,13 @@ def test_winograd_rejects_bad_input():
 
 # --- optimised path ------------------------------------------------------------
 
-@pytest.mark.parametrize("size", [(17, 23), (31, 9), (64, 65)])
+@pytest.mark.parametrize("size", [(17, 23), (31, 9), (64, 65), (1, 1)])
 @pytest.mark.parametrize("scale", [2, 3])
-def test_optimized_equals_eager(size, scale):
+@pytest.mark.parametrize("strip_rows", [None, 3])  # one strip, or many (the borders between strips)
+def test_optimized_equals_eager(size, scale, strip_rows):
     model = _paper(scale)
-    fast = optimize_for_inference(model, verbose=False)
+    fast = optimize_for_inference(model, verbose=False, strip_rows=strip_rows)
+    assert type(fast).__name__ == "FastESPCN"
     x = torch.rand(2, 1, *size)
     with torch.no_grad():
         ref = model(x)
@@ -86,6 +88,24 @@ def test_optimized_equals_eager(size, scale):
     assert got.shape == ref.shape == (2, 1, size[0] * scale, size[1] * scale)
     assert (got - ref).abs().max() < 1e-4
     assert (fast(x[0]) - ref[0]).abs().max() < 1e-4  # (C, H, W) works too
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_optimized_with_winograd_layers_equals_eager(m):
+    model = _paper(3)
+    fast = optimize_for_inference(model, verbose=False, winograd=m, strip_rows=8)
+    x = torch.rand(1, 1, 21, 30)
+    with torch.no_grad():
+        assert (fast(x) - model(x)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "prelu"])
+def test_optimized_other_activations(activation):
+    model = ESPCN(ESPCNConfig(scale=2, activation=activation, output_activation="clamp")).eval()
+    fast = optimize_for_inference(model, verbose=False, strip_rows=4)
+    x = torch.rand(1, 1, 11, 14)
+    with torch.no_grad():
+        assert (fast(x) - model(x)).abs().max() < 1e-4
 
 
 def test_optimized_lecture_model_and_attributes():

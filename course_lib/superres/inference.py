@@ -15,6 +15,8 @@ its docstring says what was tried and why the kept choices win.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -208,8 +210,9 @@ class FastESPCN(nn.Module):
         cfg = model.config
         self.config = cfg
         self.strip_rows, self.winograd = strip_rows, winograd
-        # Keep the eager model as a submodule: receptive_radius() and upscale() read its convolutions.
-        self.eager = model.eval()
+        # A copy of the eager model as a submodule: receptive_radius() and upscale() read its
+        # convolutions, and it is the reference the rewritten stages are checked against.
+        self.eager = copy.deepcopy(model).eval()
         convs = [m for m in model.features if isinstance(m, nn.Conv2d)] + [model.to_subpixels]
         acts = [m for m in model.features if not isinstance(m, nn.Conv2d)]
         self.stages: list[_Stage] = []
@@ -353,27 +356,28 @@ def optimize_for_inference(model: nn.Module, example_shape=None, *, strip_rows: 
        ``torch.compile`` calls). Zero padding becomes explicit context plus
        "fill what lies outside the image" after each layer.
     3. *tanh as a sigmoid*: ``tanh(z) = 2 sigmoid(2 z) - 1``. oneDNN's fused
-       sigmoid costs ~0.6 ns per value, its tanh ~3.4 ns (AVX2), and the
-       activations are 22 million values per frame. The factor 2 goes into the
+       sigmoid added ~0.5 ns per value, its tanh ~5 ns (AVX2, one thread), and
+       there are 22 million activations per frame. The factor 2 goes into the
        layer's weights, the map ``2 s - 1`` into the next layer's weights and bias
        (``W' = 2 W``, ``b' = b - sum W``), and "zero outside the image" becomes
        ``s = 1/2``. The result differs from eager by ~3e-6.
     4. *First layer as a 1x1 convolution of im2col patches* (1 channel x 5x5 = 25
-       values per pixel): oneDNN's direct kernel for a one-channel input ran at
-       ~7 GFLOP/s, the 1x1 form at ~25 (one thread).
+       values per pixel): oneDNN's direct kernel for a one-channel input took
+       ~110 ms per frame (7 GFLOP/s), the 1x1 form ~26 ms (one thread).
     5. *Last layer padded from 9 to 16 output channels* with zero weights
-       (AVX2 holds 8 floats; oneDNN blocks channels by 8): 29 -> 24 ms.
+       (AVX2 holds 8 floats; oneDNN blocks channels by 8): 30 -> 24 ms (one thread).
 
-    Result: eager float32 0.23 s/frame, this 0.09 s (2.5x, ~110 GFLOP/s).
+    Result: eager float32 0.23-0.25 s/frame, this 0.095 s (2.5x, ~110 GFLOP/s).
 
     **Tried and not kept** (s/frame, same machine): ``torch.inference_mode``
-    0.23 (the time is in the convolutions, not autograd bookkeeping);
-    channels_last 0.17; ``jit.trace`` + ``jit.freeze`` 0.23, with oneDNN graph
-    fusion (conv+tanh fused) 0.15; ``torch.utils.mkldnn`` tensors 0.18;
-    ``torch.compile`` (inductor, freezing) 0.15 after ~10-60 s of compiling per
-    input shape; NNPACK's Winograd F(6x6, 3x3) for the 64->32 layer 0.18-0.27;
-    one thread instead of two 0.18; the hand-written Winograd of
-    :mod:`.winograd` in the strips 0.47 (F(4x4)) and 0.86 (F(2x2)).
+    0.23-0.26 (the time is in the convolutions, not in autograd bookkeeping);
+    channels_last 0.17-0.18; ``jit.trace`` + ``jit.freeze`` 0.23-0.25, with
+    oneDNN graph fusion (conv+tanh fused) 0.15; ``torch.utils.mkldnn`` tensors
+    0.18-0.20; ``torch.compile`` (inductor, freezing) 0.15 after 5-20 s of
+    compiling for each new input shape; NNPACK's Winograd F(6x6, 3x3) for the
+    64->32 layer, whole frame or in strips, 0.18-0.27; one thread instead of two
+    0.175; the hand-written Winograd of :mod:`.winograd` in the strips 0.47
+    (F(4x4)) and 0.86-0.88 (F(2x2)).
 
     **Why Winograd loses here** although it needs 4x fewer multiplications in
     the layer that holds 80 % of the work: oneDNN's direct 64->32 convolution
@@ -405,7 +409,7 @@ def optimize_for_inference(model: nn.Module, example_shape=None, *, strip_rows: 
         # Check on a small input that the rewritten model computes the same function.
         probe = torch.rand(2, model.in_channels, 13, 11, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():
-            err = (fast(probe) - model.eval()(probe)).abs().max().item()
+            err = (fast(probe) - fast.eager(probe)).abs().max().item()
         if not err < 1e-4:
             return fallback(f"the optimised model differs from the eager one by {err:.2g} on a test input")
         if example_shape is not None:
