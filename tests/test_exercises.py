@@ -122,3 +122,25 @@ def test_compare_reports_location_and_relative_error():
     with pytest.raises(AssertionError, match=r"At index \(1,\) expected 2, got 2.5.*max relative error 0.25"):
         ex.compare("out", torch.tensor([1.0, 2.5]), torch.tensor([1.0, 2.0]))
     ex.compare("out", torch.tensor([1.0, math.inf]), torch.tensor([1.0, math.inf]))
+
+
+def test_check_gram_matrix():
+    from course_lib.style.losses import gram_matrix
+
+    ex.check_gram_matrix(gram_matrix)
+
+    def unnormalised(f):  # forgets to divide by C*H*W
+        n, c, h, w = f.shape
+        x = f.reshape(n, c, h * w)
+        return x @ x.transpose(1, 2)
+
+    with pytest.raises(AssertionError, match="gram_matrix.*values differ"):
+        ex.check_gram_matrix(unnormalised)
+
+    def spatial(f):  # (HW x HW) instead of (C x C)
+        n, c, h, w = f.shape
+        x = f.reshape(n, c, h * w)
+        return x.transpose(1, 2) @ x / (c * h * w)
+
+    with pytest.raises(AssertionError, match="expected shape"):
+        ex.check_gram_matrix(spatial)

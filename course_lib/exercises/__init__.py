@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["compare", "CHECKS", "check_rgb_to_y", "check_psnr", "check_pixel_shuffle",
+__all__ = ["compare", "CHECKS", "check_rgb_to_y", "check_psnr", "check_pixel_shuffle", "check_gram_matrix",
            "check_bicubic_downscale"]
 
 CHECKS: dict[str, Callable] = {}
@@ -127,3 +127,14 @@ def check_bicubic_downscale(fn: Callable) -> None:
         compare(f"LR of a {h}x{w} image at scale {r}", _call("bicubic_downscale", fn, hr, r),
                 degrade(hr, r, "bicubic"), rtol=0, atol=2e-3)
     _passed("bicubic_downscale")
+
+
+@_register
+def check_gram_matrix(fn: Callable) -> None:
+    """Exercise (04): ``fn(f)`` -> Gram matrices ``(N, C, C)`` of features ``(N, C, H, W)``, divided by ``C H W``."""
+    from course_lib.style.losses import gram_matrix
+
+    for seed, shape in enumerate(((1, 3, 4, 5), (2, 8, 6, 6), (1, 16, 3, 7))):
+        f = _inputs(seed, *shape) - 0.3
+        compare(f"gram_matrix of features {shape}", _call("gram_matrix", fn, f), gram_matrix(f), rtol=1e-4, atol=1e-6)
+    _passed("gram_matrix", "G = F Fᵀ / (C·H·W), one matrix per image")

@@ -1,0 +1,249 @@
+"""VGG feature extractor for style transfer, with layers addressed by name.
+
+:class:`VGGFeatures` wraps the convolutional part of torchvision's VGG19 (or
+VGG16) and returns a dict ``name -> activation`` for the layers asked for,
+named as in the papers: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1,
+..., relu5_4`` (VGG16 has three convolutions in blocks 3-5, ending at
+``relu5_3``). :func:`layer_names` lists them.
+
+* Input images are in [0, 1]; the ImageNet mean/std normalisation is applied
+  inside (``MEAN``, ``STD``), so callers never normalise by hand.
+* ReLUs are not in place (an in-place ReLU would overwrite the ``conv*``
+  activation we return).
+* The network is truncated after the last requested layer: asking for
+  ``conv4_2`` never computes block 5.
+* Frozen: every parameter has ``requires_grad=False`` and the module stays in
+  eval mode; gradients flow to the *input* only.
+* ``pooling="avg"`` replaces max pooling by average pooling, as Gatys et al.
+  (CVPR 2016) recommend for smoother gradients; ``"max"`` is the network as
+  trained (and what the PyTorch tutorial uses).
+
+Weights (``weights=``):
+
+* ``"imagenet"``: torchvision's ImageNet weights (from the torch hub cache, or
+  downloaded); an error if neither works.
+* ``"random"``: seeded He initialisation followed by per-layer activation
+  normalisation (below).
+* ``"auto"`` (default): ImageNet weights if they are cached or can be
+  downloaded within a short timeout, else the random fallback. The
+  constructor always prints one line saying which weights were used and why,
+  and ``weights_used`` records it (``"imagenet"`` or ``"random (offline
+  fallback)"``/``"random"``).
+
+Random weights still support texture synthesis (Ustyuzhaninov et al., ICLR
+2017) and style transfer (He, Wang & Hopcroft, NeurIPS 2016) provided the
+activations are well scaled at every depth. We rescale each convolution
+(biases are zero) so that its output has unit mean square on a fixed
+reference batch (smoothed seeded noise, 4 x 3 x 64 x 64, normalised like an
+input image); a layer-by-layer "data-dependent init" (Mishkin & Matas 2016).
+Deep layers then neither vanish nor explode, and every style layer
+contributes to the Gram loss at a comparable scale.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["VGGFeatures", "layer_names", "MEAN", "STD", "ARCHS"]
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+# convolutions per block
+_BLOCKS = {"vgg19": (2, 2, 4, 4, 4), "vgg16": (2, 2, 3, 3, 3)}
+_CHANNELS = (64, 128, 256, 512, 512)
+ARCHS = tuple(_BLOCKS)
+_URLS = {  # torchvision's IMAGENET1K_V1 weights
+    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
+}
+DOWNLOAD_TIMEOUT_S = 5.0
+
+
+def _check_arch(arch: str) -> str:
+    if arch not in _BLOCKS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    return arch
+
+
+def layer_names(arch: str = "vgg19") -> list[str]:
+    """All addressable layer names of ``arch`` in forward order.
+
+    >>> layer_names("vgg19")[:5]
+    ['conv1_1', 'relu1_1', 'conv1_2', 'relu1_2', 'pool1']
+    """
+    names = []
+    for b, n in enumerate(_BLOCKS[_check_arch(arch)], start=1):
+        for i in range(1, n + 1):
+            names += [f"conv{b}_{i}", f"relu{b}_{i}"]
+        names.append(f"pool{b}")
+    return names
+
+
+def _build(arch: str, pooling: str) -> nn.Sequential:
+    layers: "OrderedDict[str, nn.Module]" = OrderedDict()
+    c_in = 3
+    for b, (n, c) in enumerate(zip(_BLOCKS[arch], _CHANNELS), start=1):
+        for i in range(1, n + 1):
+            layers[f"conv{b}_{i}"] = nn.Conv2d(c_in, c, 3, padding=1)
+            layers[f"relu{b}_{i}"] = nn.ReLU(inplace=False)
+            c_in = c
+        layers[f"pool{b}"] = nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
+    return nn.Sequential(layers)
+
+
+def _torchvision_state(arch: str, allow_download: bool):
+    """ImageNet conv weights keyed ``features.<index>...`` or raise OSError/RuntimeError."""
+    url = _URLS[arch]
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    if cached.is_file():
+        return torch.load(cached, map_location="cpu", weights_only=True), f"found in the torch hub cache ({cached})"
+    if not allow_download:
+        raise OSError(f"not cached at {cached}")
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # no network must fail fast, never hang
+    try:
+        state = torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False, weights_only=True)
+    finally:
+        socket.setdefaulttimeout(old)
+    return state, f"downloaded from {url}"
+
+
+def _load_imagenet(net: nn.Sequential, state) -> None:
+    # torchvision's features are numbered 0, 1, 2, ... in the same order as our named layers
+    mapping = {str(i): name for i, name in enumerate(net._modules)}
+    own = {}
+    for key, value in state.items():
+        if key.startswith("features."):
+            _, idx, kind = key.split(".")
+            own[f"{mapping[idx]}.{kind}"] = value
+    net.load_state_dict(own, strict=True)
+
+
+def _reference_batch(seed: int) -> torch.Tensor:
+    """Smooth seeded noise in [0, 1], shape (4, 3, 64, 64): a stand-in for natural images."""
+    g = torch.Generator().manual_seed(seed + 1)
+    x = torch.rand(4, 3, 16, 16, generator=g)
+    x = F.interpolate(x, size=64, mode="bilinear", align_corners=False)
+    return (x + 0.1 * torch.rand(4, 3, 64, 64, generator=g)).clamp(0, 1)
+
+
+@torch.no_grad()
+def _random_normalised(net: nn.Sequential, seed: int, mean, std) -> None:
+    """Seeded He init, then scale each conv so its output has unit mean square on a reference batch."""
+    g = torch.Generator().manual_seed(seed)
+    for m in net:
+        if isinstance(m, nn.Conv2d):
+            fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+            m.bias.zero_()
+    x = (_reference_batch(seed) - mean) / std
+    for m in net:
+        x = m(x)
+        if isinstance(m, nn.Conv2d):
+            scale = x.pow(2).mean().sqrt().clamp_min(1e-12)
+            m.weight.div_(scale)  # bias is zero, so the output scales by the same factor
+            x = x / scale
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19/VGG16 returning the activations of named layers.
+
+    Args:
+        layers: names from :func:`layer_names` (e.g. ``("conv4_2", "conv1_1")``).
+        arch: ``"vgg19"`` (default) or ``"vgg16"``.
+        weights: ``"auto"`` | ``"imagenet"`` | ``"random"`` (see the module docstring).
+        pooling: ``"max"`` or ``"avg"`` (Gatys et al.; the default).
+        seed: seed of the random weights (and of their normalisation batch).
+        verbose: print the one line saying which weights were used (default True).
+
+    ``forward(x)`` takes ``(N, 3, H, W)`` (or ``(3, H, W)``; one channel is
+    repeated to three) in [0, 1] and returns ``{name: (N, C_l, H_l, W_l)}``.
+
+    >>> vgg = VGGFeatures(["relu1_1", "conv2_1"], weights="random", verbose=False)
+    >>> {k: tuple(v.shape) for k, v in vgg(torch.rand(1, 3, 32, 32)).items()}
+    {'relu1_1': (1, 64, 32, 32), 'conv2_1': (1, 128, 16, 16)}
+    """
+
+    def __init__(self, layers: Iterable[str], arch: str = "vgg19", weights: str = "auto",
+                 pooling: str = "avg", seed: int = 0, verbose: bool = True):
+        super().__init__()
+        _check_arch(arch)
+        if isinstance(layers, str):
+            layers = (layers,)
+        layers = tuple(dict.fromkeys(layers))  # unique, in the order given
+        if not layers:
+            raise ValueError("VGGFeatures: ask for at least one layer, e.g. ('conv4_2',)")
+        valid = layer_names(arch)
+        unknown = [name for name in layers if name not in valid]
+        if unknown:
+            raise ValueError(f"VGGFeatures: unknown layer(s) {unknown} for {arch}; valid names: {', '.join(valid)}")
+        if weights not in ("auto", "imagenet", "random"):
+            raise ValueError(f"VGGFeatures: weights must be 'auto', 'imagenet' or 'random', got {weights!r}")
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"VGGFeatures: pooling must be 'max' or 'avg', got {pooling!r}")
+        self.arch, self.pooling, self.layers = arch, pooling, layers
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+
+        net = _build(arch, pooling)
+        if weights in ("auto", "imagenet"):
+            try:
+                state, how = _torchvision_state(arch, allow_download=True)
+                _load_imagenet(net, state)
+                self.weights_used, reason = "imagenet", how
+            except Exception as exc:  # no network, refused, corrupt cache ...
+                if weights == "imagenet":
+                    raise RuntimeError(
+                        f"VGGFeatures: ImageNet weights for {arch} are neither cached in "
+                        f"{Path(torch.hub.get_dir()) / 'checkpoints'} nor downloadable from {_URLS[arch]} "
+                        f"({type(exc).__name__}: {exc}). Download the file by other means and put it there, "
+                        "or use weights='random'.") from None
+                _random_normalised(net, seed, self.mean, self.std)
+                self.weights_used = "random (offline fallback)"
+                reason = (f"ImageNet weights not cached and not downloadable ({type(exc).__name__}); "
+                          "results look different from the papers' -- see the module docstring")
+        else:
+            _random_normalised(net, seed, self.mean, self.std)
+            self.weights_used, reason = "random", "asked for with weights='random'"
+        if pooling == "avg" and self.weights_used == "imagenet":
+            reason += "; max pooling replaced by average pooling"
+
+        last = max(valid.index(name) for name in layers)
+        self.features = nn.Sequential(OrderedDict(list(net.named_children())[: last + 1]))
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.eval()
+        if verbose:
+            print(f"VGGFeatures({arch}, {pooling} pooling): using {self.weights_used} weights -- {reason}")
+
+    def train(self, mode: bool = True):  # frozen: always in eval mode
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
+            raise ValueError(f"VGGFeatures expects (N, 3, H, W) or (3, H, W) in [0, 1], got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if x.shape[1] != 3:
+            raise ValueError(f"VGGFeatures expects 1 or 3 channels, got shape {tuple(x.shape)}")
+        x = (x - self.mean) / self.std
+        out = {}
+        for name, module in self.features.named_children():
+            x = module(x)
+            if name in self.layers:
+                out[name] = x
+        return out
+
+    def extra_repr(self) -> str:
+        return f"layers={list(self.layers)}, weights_used={self.weights_used!r}"
