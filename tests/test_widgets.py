@@ -35,3 +35,19 @@ def test_explorer_builds_controls():
     assert {"scale", "kernel", "blur σ (px)", "JPEG quality"} <= set(names)
     sliders = [c for row in box.children[:2] for c in row.children if hasattr(c, "continuous_update")]
     assert sliders and all(not c.continuous_update for c in sliders)
+
+
+def test_style_widget_runs_a_short_optimisation():
+    import torch
+    from course_lib.style import STYLE_LAYERS, CONTENT_LAYERS, VGGFeatures
+    from course_lib.widgets.style import style_explorer, style_figure
+
+    torch.manual_seed(0)
+    content, style = torch.rand(3, 48, 48), torch.rand(3, 40, 56)
+    vgg = VGGFeatures(list(STYLE_LAYERS) + list(CONTENT_LAYERS), weights="random", verbose=False)
+    _, result = style_figure(content, style, style_layers=("conv1_1", "conv2_1"), size=48, steps=8, features=vgg)
+    assert result.image.shape == (3, 48, 48) and result.style_loss_end < result.style_loss_start
+    with pytest.raises(ValueError, match="at least one style layer"):
+        style_figure(content, style, style_layers=(), features=vgg)
+    box = style_explorer(content, style, features=vgg)
+    assert [c.description for c in box.children[1].children] == list(STYLE_LAYERS)
