@@ -120,8 +120,10 @@ def plot_history(history: Mapping, keys: Sequence[str] = ("loss",), *, smooth: i
         if rows:
             steps = np.array([r["step"] for r in rows])
             vals = np.array([r[key] for r in rows], dtype=float)
-            a.plot(steps, vals, alpha=0.25, lw=0.8)
-            if smooth > 1 and len(vals) > smooth:
+            smoothed = smooth > 1 and len(vals) > smooth
+            a.plot(steps, vals, alpha=0.25 if smoothed else 1.0, lw=0.8,
+                   label=None if smoothed else f"{prefix}train {key}")
+            if smoothed:
                 kernel = np.ones(smooth) / smooth
                 a.plot(steps[smooth - 1:], np.convolve(vals, kernel, mode="valid"), label=f"{prefix}train {key}")
         vrows = [r for r in history.get("val", []) if key in r]
