@@ -52,6 +52,8 @@ from typing import Any, Dict, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from .losses import gram_matrix, total_variation
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -350,17 +352,9 @@ def _check_rgb(t, name: str) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 
 def _gram(f: torch.Tensor) -> torch.Tensor:
-    from .losses import gram_matrix
-
     # Grams in float32 even under CUDA autocast: sums over H*W overflow float16.
     with torch.autocast(f.device.type, enabled=False):
         return gram_matrix(f.float())
-
-
-def _tv(x: torch.Tensor) -> torch.Tensor:
-    from .losses import total_variation  # squared, anisotropic, mean over pixels
-
-    return total_variation(x)
 
 
 class PerceptualLoss(nn.Module):
@@ -468,7 +462,7 @@ class PerceptualLoss(nn.Module):
         for (k, target), w in zip(self.target_grams().items(), self.style_layer_weights):
             g = _gram(fp[k])
             style_term = style_term + w * F.mse_loss(g, target.expand_as(g))
-        tv_term = _tv(pred.float())
+        tv_term = total_variation(pred.float())
         parts = {"content": self.content_weight * content_term,
                  "style": self.style_weight * style_term,
                  "tv": self.tv_weight * tv_term}

@@ -81,6 +81,7 @@ def cmd_train(args) -> int:
     if res.interrupted:
         print(f"interrupted; rerun the same command to resume from {run_ckpt}")
         return 130
+    trained_on = str(next(res.model.parameters()).device)
     model = res.model.cpu().eval()
     if args.deblock:
         from . import pretrained
@@ -100,7 +101,7 @@ def cmd_train(args) -> int:
                 "eval_degradation": "jpeg30" if args.deblock else args.degradation,
                 "steps": res.step, "batch_size": args.batch_size,
                 "train_seconds": round(time.time() - t0, 1),
-                "device": str(next(model.parameters()).device) if False else str(res.extra.get("device", "cpu")),
+                "device": trained_on,
                 "patches_per_second": round(res.samples_per_s, 1) if res.samples_per_s == res.samples_per_s else None,
                 "final_val": res.history["val"][-1] if res.history["val"] else None,
                 "heldout_metrics": table}

@@ -111,7 +111,6 @@ class _JPEGPairs(torch.utils.data.Dataset):
     """(JPEG(LR), LR) patch pairs; the JPEG is applied to the whole LR image once per epoch-free draw."""
 
     def __init__(self, images, scale, patch, jpeg, channels, n=64):
-        from .degrade import degrade
         from ..core.images import rgb_to_y
 
         self.base = PairedPatches(images, max(scale, 1), patch * max(scale, 1), degradation="bicubic",
