@@ -241,3 +241,29 @@ def test_stylize_reports_offline_weights(monkeypatch, images, capsys):
                 style_layers=("relu1_1", "relu2_1"))
     assert r.weights_used == "random (offline fallback)"
     assert "random (offline fallback)" in capsys.readouterr().out
+
+
+def test_reconstruct_content_and_style_from_single_layers():
+    """Gatys et al. Fig. 1: matching conv1_1 features from noise brings the photo back;
+    matching conv1_1 Gram matrices lowers the style loss but not the pixel error as much."""
+    from course_lib.core import datasets
+    from course_lib.core.images import to_tensor
+    from course_lib.style import VGGFeatures, reconstruct
+    from course_lib.style.gatys import _content_size, _resize
+
+    photo = to_tensor(datasets.offline_natural_images()["astronaut"])
+    vgg = VGGFeatures(["conv1_1", "conv2_1"], weights="random", verbose=False)
+    target = _resize(photo, _content_size(*photo.shape[-2:], 48))
+    noise_mse = ((torch.rand_like(target) - target) ** 2).mean().item()
+    content = reconstruct(photo, ["conv1_1"], kind="content", size=48, steps=40, features=vgg)
+    assert content.image.shape == target.shape
+    assert content.style_loss_end < 0.05 * content.style_loss_start
+    content_mse = ((content.image - target) ** 2).mean().item()
+    assert content_mse < 0.25 * noise_mse
+    style = reconstruct(photo, ["conv1_1", "conv2_1"], kind="style", size=48, steps=40, features=vgg)
+    assert style.style_loss_end < 0.2 * style.style_loss_start
+    assert ((style.image - target) ** 2).mean().item() > 2 * content_mse  # the arrangement is lost
+    with pytest.raises(ValueError, match="kind"):
+        reconstruct(photo, ["conv1_1"], kind="texture", features=vgg)
+    with pytest.raises(ValueError, match="conv5_1"):
+        reconstruct(photo, ["conv5_1"], features=vgg)

@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 from .features import ARCHS, MEAN, STD, VGGFeatures, layer_names
-from .gatys import CONTENT_LAYERS, STYLE_LAYERS, StylizeResult, as_rgb, reference_stylize_step_time, stylize
+from .gatys import (CONTENT_LAYERS, STYLE_LAYERS, StylizeResult, as_rgb, reconstruct, reference_stylize_step_time,
+                    stylize)
 from .fast import PerceptualLoss, StyleContentData, TransformerNet, TransformerNetConfig, apply, frames_per_second, train_fast
 from .losses import (GramMatrix, content_loss, gram_matrix, luminance_only, match_color_statistics, style_loss,
                      style_targets, total_variation)
 
 __all__ = ["VGGFeatures", "layer_names", "ARCHS", "MEAN", "STD", "gram_matrix", "GramMatrix", "content_loss",
            "style_loss", "style_targets", "total_variation", "match_color_statistics", "luminance_only",
-           "stylize", "StylizeResult", "as_rgb", "reference_stylize_step_time", "CONTENT_LAYERS", "STYLE_LAYERS",
+           "stylize", "reconstruct", "StylizeResult", "as_rgb", "reference_stylize_step_time", "CONTENT_LAYERS", "STYLE_LAYERS",
            "TransformerNet", "TransformerNetConfig", "StyleContentData", "PerceptualLoss", "train_fast", "apply",
            "frames_per_second"]
