@@ -51,3 +51,27 @@ def test_style_widget_runs_a_short_optimisation():
         style_figure(content, style, style_layers=(), features=vgg)
     box = style_explorer(content, style, features=vgg)
     assert [c.description for c in box.children[1].children] == list(STYLE_LAYERS)
+
+
+def test_jaccard_vs_nll_case_and_sweep():
+    import numpy as np
+
+    from course_lib.widgets.jaccard_vs_nll import jaccard_vs_nll_figure, loss_case, loss_sweep
+
+    perfect = loss_case(0.1, 0.99, "none", size=48)
+    assert perfect["iou"] == 1.0 and perfect["jaccard_loss"] < 0.1
+    # the BCE gradient w.r.t. the logits is (sigmoid(z) - t) / number of pixels (hand formula)
+    case = loss_case(0.1, 0.8, "shifted", amount=0.5, size=48)
+    expected = (case["prob"] - case["target"]) / case["prob"].size
+    assert np.allclose(case["grad_bce"], expected, atol=1e-12)
+    assert 0 < case["iou"] < 1
+    # calling everything background: NLL shrinks with the object, the Jaccard loss does not
+    sweep = loss_sweep([0.005, 0.05, 0.3], confidence=0.9, error="all background", size=48)
+    assert sweep["bce"][0] < sweep["bce"][1] < sweep["bce"][2]
+    assert min(sweep["jaccard_loss"]) > 0.85 and sweep["iou"] == [0.0, 0.0, 0.0]
+    fig, _ = jaccard_vs_nll_figure(0.05, 0.9, "shrunk", size=32)
+    assert len(fig.axes) >= 5
+    with pytest.raises(ValueError, match="error must be one of"):
+        loss_case(0.1, 0.9, "rotated")
+    with pytest.raises(ValueError, match="confidence"):
+        loss_case(0.1, 0.4, "none")

@@ -1035,8 +1035,51 @@ register(DatasetInfo(
     license="Images from Flickr under their owners' licenses; research use",
     notes=_UNKNOWN + " GitHub builds this zip on demand, so even a pinned commit's archive "
           "has no stable published checksum. The portraits are in "
-          f"AutoPortraitMatting-{_EG1800_COMMIT}/data/ (images_data/, with the original "
-          "Flickr URLs in alldata_urls.txt)."))
+          f"AutoPortraitMatting-{_EG1800_COMMIT}/data/: images_data_crop/NNNNN.jpg (the 600x800 "
+          "crops the masks belong to), images_mask/NNNNN_mask.mat (variable 'mask'), testlist.mat "
+          "and trainlist.mat (image numbers); images_data/ holds the uncropped photos and "
+          "alldata_urls.txt their Flickr URLs. course_lib.segmentation.portraits.eg1800(folder, "
+          "split='train' or 'test') reads this layout."))
+
+_LFW_PARTS = "http://vis-www.cs.umass.edu/lfw/part_labels/"
+_LFW_PARTS_CITE = ("A. Kae, K. Sohn, H. Lee, E. Learned-Miller. Augmenting CRFs with Boltzmann "
+                   "Machine Shape Priors for Image Labeling. CVPR 2013.")
+_LFW_PARTS_NOTE = (" LFW Part Labels: 2,927 funneled LFW images (250x250) labelled hair / skin / "
+                   "background, split 1,500 train / 500 validation / 927 test by the lists "
+                   "lfw-parts-{train,validation,test}-list (lines 'First_Last N' for "
+                   "lfw_funneled/First_Last/First_Last_000N.jpg).")
+register(DatasetInfo(
+    name="lfw-parts-gt-images",
+    description="LFW Part Labels: hair / skin / background label images (PPM) for 2,927 "
+                "funneled LFW faces",
+    url=_LFW_PARTS + "parts_lfw_funneled_gt_images.tgz",
+    filename="parts_lfw_funneled_gt_images.tgz", archive="tar.gz",
+    subdir="parts_lfw_funneled_gt_images", citation=_LFW_PARTS_CITE,
+    license="Research use; see the LFW Part Labels page",
+    notes=_UNKNOWN + " A third-party course project pins MD5 3e7e26e801c3081d651c8c2ef3c45cfc "
+          "for this file; compare it with the printed value before recording it." + _LFW_PARTS_NOTE
+          + " Colours: red = hair, green = skin, blue = background; a person mask is "
+          "course_lib.segmentation.portraits.load_mask(path, foreground=[(255, 0, 0), (0, 255, 0)])."))
+register(DatasetInfo(
+    name="lfw-funneled",
+    description="LFW funneled: 13,233 face images (250x250 JPEG), the photos of LFW Part Labels",
+    url="http://vis-www.cs.umass.edu/lfw/lfw-funneled.tgz", filename="lfw-funneled.tgz",
+    md5="1b42dfed7d15c9b2dd63d5e5840c86ad", archive="tar.gz", subdir="lfw_funneled",
+    citation="G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller. Labeled Faces in the Wild. "
+             "UMass Amherst TR 07-49, 2007. Funneling: G. B. Huang, V. Jain, E. Learned-Miller, "
+             "ICCV 2007.",
+    license="Research use; see the LFW page",
+    notes="MD5 from torchvision/datasets/lfw.py (no SHA-256 published). scikit-learn's "
+          "sklearn/datasets/_lfw.py pins sha256 "
+          "b47c8422c8cded889dc5a13418c4bc2abbda121092b3533a83306f90d900100a for its figshare "
+          "copy of this file (ndownloader.figshare.com/files/5976015)." + _LFW_PARTS_NOTE))
+for _split in ("train", "validation", "test"):
+    register(DatasetInfo(
+        name=f"lfw-parts-{_split}-list",
+        description=f"LFW Part Labels: the {_split} image list (text)",
+        url=_LFW_PARTS + f"parts_{_split}.txt", filename=f"lfw-parts_{_split}.txt",
+        citation=_LFW_PARTS_CITE, license="Research use; see the LFW Part Labels page",
+        notes=_UNKNOWN + _LFW_PARTS_NOTE))
 
 _PETS_CITE = ("O. M. Parkhi, A. Vedaldi, A. Zisserman, C. V. Jawahar. Cats and Dogs. "
               "CVPR 2012.")
@@ -1059,7 +1102,10 @@ register(DatasetInfo(
     md5="95a8c909bbe2e81eed6a22bccdf3f68f", size=19173078, archive="tar.gz",
     subdir="annotations", citation=_PETS_CITE, license="CC BY-SA 4.0",
     notes="MD5 from torchvision/datasets/oxford_iiit_pet.py; "
-          + _TFDS.format("oxford_iiit_pet") + "."))
+          + _TFDS.format("oxford_iiit_pet") + ". For foreground segmentation use the trimaps "
+          "(trimaps/<image>.png: 1 = pet, 2 = background, 3 = unclassified border): "
+          "course_lib.segmentation.portraits.load_mask(path, foreground=1), or foreground=(1, 3) "
+          "to count the border as pet."))
 
 register(DatasetInfo(
     name="coco-val2017",
@@ -1072,7 +1118,7 @@ register(DatasetInfo(
     notes=_TFDS.format("coco2017") + ". The whole 815 MB zip is downloaded; take a subset "
           "of the extracted folder."))
 
-del _name, _folder, _desc, _ds, _base, _tfds, _sums, _what, _cite, _lic, _part, _file
+del _name, _folder, _desc, _ds, _base, _tfds, _sums, _what, _cite, _lic, _part, _file, _split
 del _md5, _sha, _size
 
 

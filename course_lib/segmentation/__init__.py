@@ -1,0 +1,39 @@
+"""Unit 3 -- portrait segmentation: which pixels are the person?
+
+* :mod:`.losses`    per-pixel NLL (``bce_loss``), the lecture's soft Jaccard (``soft_jaccard_loss``),
+                    their weighted mix (``combined_loss``), Dice, focal, Lovasz hinge
+* :mod:`.metrics`   ``iou`` at threshold 0.5 per image and over a dataset, ``IoUMeter``,
+                    ``boundary_f_score``, ``pixel_accuracy``
+* :mod:`.pspnet`    ``PSPNet`` (Zhao et al. CVPR 2017): dilated ResNet backbone, ``pyramid_pooling``,
+                    auxiliary head; presets ``light`` / ``resnet18`` / ``resnet50``
+* :mod:`.portraits` data curation: ``load_mask``, ``PortraitFolder``, ``PortraitAugment``,
+                    ``synthetic_portraits``, ``imbalanced_blobs``, ``shared_portraits``, ``eg1800``
+* :mod:`.train`     ``train_segmentation`` (through ``core.training.fit``), ``evaluate_segmentation``
+                    at the masks' resolution, ``pretrained()`` (the shipped portrait PSPNet)
+* :mod:`.effects`   ``blur_background`` ("portrait mode"), ``replace_background``
+"""
+from __future__ import annotations
+
+from .effects import blur_background, replace_background, soft_alpha
+from .losses import (BCELoss, CombinedLoss, DiceLoss, FocalLoss, LovaszHingeLoss, SoftJaccardLoss, bce_loss,
+                     combined_loss, dice_loss, focal_loss, lovasz_hinge_loss, soft_jaccard, soft_jaccard_loss)
+from .metrics import IoUMeter, boundary_f_score, iou, pixel_accuracy
+from .portraits import (PortraitAugment, PortraitFolder, eg1800, imbalanced_blobs, load_mask, shared_portraits,
+                        synthetic_portraits, train_val_split)
+from .pspnet import (PSPNet, PyramidPoolingModule, count_parameters, optimize_for_inference, predict_mask,
+                     pspnet, pyramid_pooling)
+from .train import (LOSSES, PreloadedPortraits, evaluate_segmentation, load_pspnet, make_loss, predict_logits,
+                    pretrained, train_segmentation)
+
+__all__ = [
+    "bce_loss", "soft_jaccard", "soft_jaccard_loss", "combined_loss", "dice_loss", "focal_loss", "lovasz_hinge_loss",
+    "BCELoss", "SoftJaccardLoss", "CombinedLoss", "DiceLoss", "FocalLoss", "LovaszHingeLoss",
+    "iou", "IoUMeter", "boundary_f_score", "pixel_accuracy",
+    "PSPNet", "pspnet", "pyramid_pooling", "PyramidPoolingModule", "optimize_for_inference", "predict_mask",
+    "count_parameters",
+    "load_mask", "PortraitFolder", "PortraitAugment", "synthetic_portraits", "imbalanced_blobs", "shared_portraits",
+    "eg1800", "train_val_split",
+    "LOSSES", "make_loss", "PreloadedPortraits", "train_segmentation", "evaluate_segmentation", "predict_logits",
+    "load_pspnet", "pretrained",
+    "blur_background", "replace_background", "soft_alpha",
+]

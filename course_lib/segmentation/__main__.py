@@ -1,0 +1,246 @@
+"""Command line for the portrait-segmentation unit.
+
+    python -m course_lib.segmentation train --preset resnet18 --size 224 160 --steps 6000 --out course_lib/checkpoints/pspnet_portrait.pt
+    python -m course_lib.segmentation evaluate --images DIR --masks DIR [--checkpoint PATH] [--json]
+    python -m course_lib.segmentation predict IN OUT [--checkpoint PATH] [--effect blur|replace --background IMG]
+    python -m course_lib.segmentation bench [--quick]
+
+``train`` reads real portraits (``--images/--masks``, default: the prepared EG1800 folder when this
+machine has it, see ``portraits.shared_portraits``), keeps a fixed, name-hashed 15 % aside for
+validation, trains, measures mean per-image IoU on that held-out part at the masks' resolution and
+saves the weights with a JSON sidecar (command, data, steps, validation IoU). Without real
+portraits it trains on synthetic ones and says so.
+``evaluate`` prints mean per-image IoU and dataset IoU over a folder of real portraits (masks named
+like the images, .png, 255 = person). ``predict`` writes a mask (or a portrait effect).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+
+def _command_line(argv) -> str:
+    args = sys.argv[1:] if argv is None else list(argv)
+    return "python -m course_lib.segmentation " + " ".join(shlex.quote(a) for a in args)
+
+
+def _threads(n: int) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _model(checkpoint):
+    from .train import load_pspnet, pretrained
+
+    if checkpoint is None:
+        return pretrained()
+    return load_pspnet(checkpoint)
+
+
+def _folder(images, masks):
+    from .portraits import PortraitFolder, shared_portraits
+
+    if images is None:
+        if masks is not None:
+            raise ValueError("--masks needs --images")
+        return shared_portraits(), "prepared EG1800 portraits (shared_portraits())"
+    return PortraitFolder(images, masks), f"images {images}, masks {masks or images}"
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from ..core.checkpoints import save_pretrained
+    from ..core.datasets import DatasetUnavailableError, cache_dir
+    from .portraits import PortraitAugment, synthetic_portraits, train_val_split
+    from .pspnet import PSPNet, pspnet
+    from .train import PreloadedPortraits, evaluate_segmentation, train_segmentation
+
+    _threads(args.threads)
+    size = tuple(args.size)
+    try:
+        folder, desc = _folder(args.images, args.masks)
+        train_set, val_set = train_val_split(folder, val_fraction=args.val_fraction, seed=0)
+        synthetic = False
+    except DatasetUnavailableError as exc:
+        if args.images is not None:
+            raise
+        print(f"note: no real portraits here ({str(exc).split(';')[0]}); training on synthetic portraits "
+              "instead -- the checkpoint will not be good on real photos")
+        data = synthetic_portraits(args.synthetic, size=size, seed=0)
+        n_val = max(1, len(data) // 7)
+        train_set = torch.utils.data.Subset(data, range(n_val, len(data)))
+        val_set = torch.utils.data.Subset(data, range(n_val))
+        desc, synthetic = f"{len(data)} synthetic portraits (synthetic_portraits, seed 0)", True
+    if args.limit:
+        train_set = torch.utils.data.Subset(train_set, range(min(args.limit, len(train_set))))
+    print(f"data: {desc}: {len(train_set)} for training, {len(val_set)} held out for validation")
+    augment = PortraitAugment(size, scale=(0.8, 1.25), rotate=args.rotate, jitter=(0.3, 0.3, 0.3),
+                              blur_p=0.2) if not args.no_augment else None
+    tag = "x".join(map(str, size))
+    train_data = PreloadedPortraits(train_set, size, augment=augment,
+                                    cache=cache_dir() / "portraits" / f"train_{tag}.pt" if not synthetic else None)
+    val_small = PreloadedPortraits(val_set, size, limit=args.val_limit,
+                                   cache=cache_dir() / "portraits" / f"val_{tag}.pt" if not synthetic else None)
+    torch.manual_seed(args.seed)
+    model = pspnet(args.preset, output_stride=args.output_stride) if args.output_stride else pspnet(args.preset)
+    out = Path(args.out)
+    run_ckpt = args.checkpoint or str(cache_dir() / "runs" / f"segmentation_{out.stem}.pt")
+    t0 = time.perf_counter()
+    result = train_segmentation(model, train_data, val_small, steps=args.steps, loss=args.loss,
+                                jaccard_weight=args.jaccard_weight, batch_size=args.batch_size, lr=args.lr,
+                                warmup=args.warmup, checkpoint=run_ckpt, eval_every=args.eval_every,
+                                seed=args.seed, checkpoint_every=args.checkpoint_every)
+    if result.interrupted:
+        print(f"interrupted at step {result.step}; run the same command again to resume from {run_ckpt}")
+        return 130
+    model = result.model.cpu().eval()
+    print("measuring IoU on the held-out portraits at the masks' resolution ...")
+    metrics = evaluate_segmentation(model, val_set, size=size)
+    print(f"held-out: mean per-image IoU {metrics['miou']:.4f}, dataset IoU {metrics['dataset_iou']:.4f} "
+          f"over {metrics['n']} portraits")
+    meta = {"command": _command_line(args.argv), "data": desc, "synthetic_data": synthetic,
+            "train_images": len(train_set), "val_images": len(val_set),
+            "validation_split": f"train_val_split(val_fraction={args.val_fraction}, seed=0): by a hash of each name",
+            "steps": result.step, "input_size_hw": list(size), "batch_size": args.batch_size, "loss": args.loss,
+            "jaccard_weight": args.jaccard_weight, "weights_used": getattr(model, "weights_used", None),
+            "val_miou": round(metrics["miou"], 5), "val_dataset_iou": round(metrics["dataset_iou"], 5),
+            "train_seconds": round(time.perf_counter() - t0, 1), "device": str(next(model.parameters()).device),
+            "torch_threads": torch.get_num_threads()}
+    save_pretrained(out, model, arch=PSPNet.arch, config=model.config_dict(), meta=meta)
+    print(f"wrote {out} (+ {out.name}.json)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .train import evaluate_segmentation
+
+    _threads(args.threads)
+    model, sidecar = _model(args.checkpoint)
+    folder, desc = _folder(args.images, args.masks)
+    size = tuple(args.size) if args.size else tuple(sidecar.get("input_size_hw") or ()) or None
+    t0 = time.perf_counter()
+    metrics = evaluate_segmentation(model, folder, size=size, limit=args.limit, progress=not args.json)
+    result = {"images": desc, "checkpoint": args.checkpoint or "shipped (pretrained())",
+              "input_size_hw": list(size) if size else None, "n": metrics["n"],
+              "mean_per_image_iou": metrics["miou"], "dataset_iou": metrics["dataset_iou"],
+              "pixel_accuracy": metrics["pixel_accuracy"], "seconds": round(time.perf_counter() - t0, 2)}
+    if folder.skipped:
+        result["skipped"] = dict(folder.skipped)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{desc}: {metrics['n']} portraits")
+        print(f"mean per-image IoU {metrics['miou']:.4f} | dataset IoU {metrics['dataset_iou']:.4f} | "
+              f"pixel accuracy {metrics['pixel_accuracy']:.4f}")
+        print(folder.report())
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from PIL import Image
+
+    from ..core.images import load_image, save_image, to_tensor
+    from .effects import blur_background, replace_background
+    from .pspnet import predict_mask
+
+    _threads(args.threads)
+    model, sidecar = _model(args.checkpoint)
+    image = load_image(args.input, mode="RGB")
+    size = tuple(args.size) if args.size else tuple(sidecar.get("input_size_hw") or ()) or None
+    prob = predict_mask(model, image, size=size, threshold=None)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.effect == "mask":
+        Image.fromarray(((prob >= 0.5).numpy() * 255).astype("uint8")).save(out)
+    elif args.effect == "blur":
+        save_image(blur_background(to_tensor(image), prob, sigma=args.sigma), out)
+    else:
+        if args.background is None:
+            raise ValueError("predict: --effect replace needs --background IMAGE")
+        save_image(replace_background(to_tensor(image), prob, load_image(args.background, mode="RGB")), out)
+    print(f"wrote {out} ({args.effect}); person covers {100 * float((prob >= 0.5).float().mean()):.1f}% of the image")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    try:
+        from benchmarks.__main__ import RESULTS, run_unit  # the repository's benchmark runner
+    except ImportError:
+        raise FileNotFoundError("bench: run it from the repository's root (the benchmarks/ folder is not "
+                                "part of the installed package)") from None
+    run_unit("segmentation", args.quick, RESULTS)
+    return 0
+
+
+def main(argv=None) -> int:
+    from .train import LOSSES
+
+    p = argparse.ArgumentParser(prog="python -m course_lib.segmentation", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a PSPNet on portraits and save it with a sidecar")
+    t.add_argument("--images", default=None, help="folder of portraits (default: the prepared EG1800 folder)")
+    t.add_argument("--masks", default=None, help="folder of masks named like the images")
+    t.add_argument("--preset", default="resnet18", help="pspnet preset: light, resnet18, resnet50")
+    t.add_argument("--output-stride", type=int, choices=[8, 16], default=None)
+    t.add_argument("--size", type=int, nargs=2, default=[224, 160], metavar=("H", "W"))
+    t.add_argument("--steps", type=int, default=4000)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--warmup", type=int, default=100)
+    t.add_argument("--loss", choices=LOSSES, default="combined")
+    t.add_argument("--jaccard-weight", type=float, default=0.5)
+    t.add_argument("--rotate", type=float, default=10.0, help="augmentation: rotation range in degrees")
+    t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--val-fraction", type=float, default=0.15)
+    t.add_argument("--val-limit", type=int, default=64, help="portraits in the periodic validation")
+    t.add_argument("--limit", type=int, default=None, help="train on at most this many portraits")
+    t.add_argument("--synthetic", type=int, default=512, help="synthetic portraits when no real ones exist")
+    t.add_argument("--eval-every", type=int, default=500)
+    t.add_argument("--checkpoint-every", type=int, default=250)
+    t.add_argument("--checkpoint", default=None, help="run checkpoint for resume (default: cache/runs/...)")
+    t.add_argument("--out", required=True, help="where to save the weights (+ .json sidecar)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="mean per-image IoU and dataset IoU over a folder of real portraits")
+    e.add_argument("--images", default=None, help="folder of portraits (default: the prepared EG1800 folder)")
+    e.add_argument("--masks", default=None, help="folder of masks (.png, 255 = person; default: --images)")
+    e.add_argument("--checkpoint", default=None, help="default: the shipped checkpoint")
+    e.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="network input size (default: the checkpoint's training size)")
+    e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--threads", type=int, default=0)
+    e.set_defaults(func=cmd_evaluate)
+    r = sub.add_parser("predict", help="segment one portrait: write its mask, or an effect")
+    r.add_argument("input")
+    r.add_argument("output")
+    r.add_argument("--checkpoint", default=None)
+    r.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    r.add_argument("--effect", choices=["mask", "blur", "replace"], default="mask")
+    r.add_argument("--background", default=None, help="image for --effect replace")
+    r.add_argument("--sigma", type=float, default=8.0, help="background blur for --effect blur")
+    r.add_argument("--threads", type=int, default=0)
+    r.set_defaults(func=cmd_predict)
+    b = sub.add_parser("bench", help="ms per portrait at 256 and 512 px, eager vs optimised")
+    b.add_argument("--quick", action="store_true")
+    b.set_defaults(func=cmd_bench)
+    args = p.parse_args(argv)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, TypeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1306 @@
+"""Portrait segmentation data: masks, paired folders, joint augmentation, synthetic portraits.
+
+Masks
+-----
+:func:`load_mask` turns whatever a data set stores into a binary ``uint8`` array
+``(H, W)`` with values {0, 1} (1 = person): 0/255 or 0/1 PNGs, 16-bit PNGs,
+palette PNGs (index > 0 is foreground unless ``foreground=`` names the
+indices), gray masks saved as RGB, alpha mattes (RGBA: the alpha channel),
+colour-coded label images (``foreground=`` colours) and MATLAB ``.mat`` files
+(the one 2-D numeric array inside, as in EG1800's ``images_mask/*_mask.mat``).
+A mask with intermediate values (a JPEG-compressed mask, a soft matte) is
+thresholded at ``threshold`` x full scale, with a warning that says how many
+pixels were neither 0 nor the maximum.
+
+Paired folders
+--------------
+:class:`PortraitFolder` pairs images and masks by file stem (case-insensitive;
+``x.jpg`` with ``x.png``, ``x_mask.png``, ``x_matte.png`` or ``x_mask.mat``).
+The folders are listed once (names only); images are decoded when a sample
+needs them. Images without masks and masks without images are summarised at
+construction (``strict=True`` makes that an error); unreadable files are skipped
+with a warning and counted, never stopping an epoch; a mask whose size differs
+from its image is an error naming both files (``resize_masks=True`` resizes it
+with nearest neighbour); all-background and all-foreground masks are kept but
+counted. :meth:`PortraitFolder.report` summarises all of it and
+:meth:`PortraitFolder.scan` checks every pair up front. Counters are kept per
+process: with DataLoader workers, call ``scan()`` in the main process for
+complete counts.
+
+:func:`train_val_split` assigns each name to validation by a hash of its stem,
+so the held-out set never changes when files are added.
+
+Augmentation
+------------
+:class:`PortraitAugment` applies one random similarity transform (scale,
+rotation, translation, horizontal flip) to image and mask together (the mask is
+warped bilinearly and thresholded at 0.5, so both stay aligned to the pixel),
+then colour jitter and blur to the image only. Given a ``torch.Generator`` or
+an int seed it is deterministic.
+
+Offline data
+------------
+:func:`synthetic_portraits` draws head-and-shoulders silhouettes (head, hair,
+neck, shoulders and torso in a random pose, skin and textured clothes, soft
+edges) over crops of the *training side* of
+:func:`course_lib.core.datasets.offline_natural_images`, with exact binary masks
+and a foreground fraction inside a requested range. :func:`imbalanced_blobs` is
+a tiny task where the foreground is only a few percent of the pixels, for
+comparing losses under class imbalance.
+
+Real data
+---------
+:func:`shared_portraits` opens a prepared copy of EG1800 (``images/``,
+``masks/``) when one is configured (``$COURSE_PORTRAITS``); :func:`eg1800`
+reads the layout of the bio-punk/AutoPortraitMatting mirror that
+``course_lib.core.datasets.fetch("eg1800")`` downloads, split by its
+``testlist.mat``.
+
+Example
+-------
+>>> data = synthetic_portraits(8, size=(96, 64), seed=0)
+>>> image, mask = data[0]
+>>> tuple(image.shape), tuple(mask.shape)
+((3, 96, 64), (1, 96, 64))
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from ..core import datasets as _datasets
+from ..core.images import IMAGE_EXTENSIONS, check_image_tensor, load_tensor
+
+__all__ = [
+    "load_mask", "PortraitFolder", "train_val_split", "PortraitAugment",
+    "synthetic_portraits", "SyntheticPortraits", "imbalanced_blobs",
+    "shared_portraits", "eg1800", "MaskSizeError", "MASK_EXTENSIONS", "ENV_VAR", "SHARED_PORTRAITS",
+]
+
+MASK_EXTENSIONS = IMAGE_EXTENSIONS + (".mat",)
+#: Environment variable naming a prepared portrait folder (``images/`` + ``masks/``).
+ENV_VAR = "COURSE_PORTRAITS"
+#: Where the course's development machines keep EG1800's training split.
+SHARED_PORTRAITS = Path("/work/shared/data/portraits_eg1800_train")
+
+PathLike = Union[str, os.PathLike]
+Size = Union[int, Tuple[int, int]]
+
+
+# =========================================================================== masks
+def _describe(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, Image.Image):
+        return f"<PIL image {source.mode} {source.size[0]}x{source.size[1]}>"
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        return f"<{type(source).__name__} {tuple(source.shape)}>"
+    return repr(source)
+
+
+def _open_pil(path: Path) -> Image.Image:
+    try:
+        with open(path, "rb") as fh:
+            img = Image.open(fh)
+            img.load()  # decode now, so that a truncated file fails here
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable image ({type(exc).__name__}: {exc})") from None
+    try:
+        img = ImageOps.exif_transpose(img)  # the same orientation as load_image gives the photo
+    except Exception:
+        pass
+    return img
+
+
+def _read_mat(path: Path, mat_key: Optional[str]) -> np.ndarray:
+    """The 2-D numeric array of a MATLAB file (the variable ``mat_key``, or the only one)."""
+    import scipy.io  # scipy comes with scikit-image
+
+    try:
+        data = scipy.io.loadmat(str(path))
+    except NotImplementedError:
+        raise ValueError(f"{path} is a MATLAB v7.3 (HDF5) file, which scipy cannot read: re-save it "
+                         f"in MATLAB with save(..., '-v7') or read it with h5py") from None
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable MATLAB .mat file ({type(exc).__name__}: {exc})") from None
+    variables = {k: v for k, v in data.items() if not k.startswith("__")}
+
+    def shape2d(v):
+        if not isinstance(v, np.ndarray) or not (np.issubdtype(v.dtype, np.number) or v.dtype == bool):
+            return None
+        if v.ndim == 3 and v.shape[2] == 1:
+            v = v[..., 0]
+        return v if v.ndim == 2 and min(v.shape) > 1 else None
+
+    listing = ", ".join(f"{k}: {getattr(v, 'shape', '?')} {getattr(v, 'dtype', type(v).__name__)}"
+                        for k, v in variables.items()) or "none"
+    if mat_key is not None:
+        if mat_key not in variables:
+            raise ValueError(f"{path} has no variable {mat_key!r} (variables: {listing})")
+        arr = shape2d(variables[mat_key])
+        if arr is None:
+            raise ValueError(f"{path}: variable {mat_key!r} is not a 2-D numeric array (variables: {listing})")
+        return arr
+    found = {k: a for k, a in ((k, shape2d(v)) for k, v in variables.items()) if a is not None}
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if not found:
+        raise ValueError(f"{path} holds no 2-D numeric array that could be a mask (variables: {listing})")
+    raise ValueError(f"{path} holds several 2-D arrays ({listing}); pass mat_key= to choose the mask")
+
+
+def _pil_array(img: Image.Image) -> Tuple[np.ndarray, bool]:
+    """(array, is_palette) keeping what the mask means: indices, alpha, 16-bit values."""
+    mode = img.mode
+    if mode == "P":
+        return np.asarray(img), True
+    if mode == "PA":
+        img = img.convert("RGBA")
+    elif mode.startswith("I;16"):
+        return np.asarray(img).astype(np.uint16), False
+    elif mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F"):
+        img = img.convert("RGB")  # CMYK, YCbCr, ...
+    return np.asarray(img), False
+
+
+def _full_scale(arr: np.ndarray, hi) -> float:
+    if arr.dtype == np.uint8:
+        return 255.0
+    if arr.dtype == np.uint16:
+        return 65535.0
+    return 1.0 if hi <= 1 else 255.0 if hi <= 255 else 65535.0
+
+
+def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette: bool
+              ) -> Tuple[np.ndarray, Optional[str]]:
+    """A label array -> ({0, 1} uint8 mask, warning text or None)."""
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        alpha = arr[..., -1]
+        if alpha.min() != alpha.max():
+            arr = alpha  # an alpha matte: transparency is the mask
+        else:
+            arr = arr[..., :-1] if arr.shape[2] == 4 else arr[..., 0]  # opaque: the colour is the mask
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        scale = _full_scale(arr, arr.max(initial=0))
+        spread = arr.max(axis=2).astype(np.float32) - arr.min(axis=2)
+        gray = np.count_nonzero(spread > 0.1 * scale) <= 0.001 * spread.size
+        if foreground is not None and not gray:
+            colours = np.asarray(foreground, dtype=np.float64)
+            colours = colours[None] if colours.ndim == 1 else colours
+            if colours.ndim != 2 or colours.shape[1] != 3 or colours.shape[0] == 0:
+                raise ValueError(f"{name} is a colour mask: foreground must be an (r, g, b) colour or a "
+                                 f"list of colours, got {foreground!r}")
+            hit = np.zeros(arr.shape[:2], dtype=bool)
+            for c in colours:  # a tolerance, so that JPEG-compressed colour labels still match
+                hit |= (np.abs(arr.astype(np.float64) - c).max(axis=2) <= 0.25 * scale)
+            return hit.astype(np.uint8), None
+        if not gray:
+            raise ValueError(
+                f"{name} is a colour (non-gray) RGB mask; pass foreground=(r, g, b) or a list of colours "
+                f"that mean foreground (LFW Part Labels: foreground=[(255, 0, 0), (0, 255, 0)] for hair "
+                f"and skin)")
+        mean = arr.astype(np.float64).mean(axis=2)
+        arr = np.round(mean).astype(arr.dtype) if np.issubdtype(arr.dtype, np.integer) else mean
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: a mask must be 2-D (H, W) (or gray/RGB/RGBA), got shape {arr.shape}")
+    if min(arr.shape) == 0:
+        raise ValueError(f"{name}: the mask is empty, shape {arr.shape}")
+    if arr.dtype == bool:
+        return arr.astype(np.uint8), None
+    if not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"{name}: a mask must be numeric or bool, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ValueError(f"{name}: the mask holds NaN or infinite values")
+    if foreground is not None:
+        values = np.asarray(foreground)
+        if values.ndim > 1:
+            raise ValueError(f"{name} is a single-channel mask: foreground must be a value or a list of "
+                             f"values, got {foreground!r}")
+        return np.isin(arr, values.ravel()).astype(np.uint8), None
+    if palette:
+        return (arr > 0).astype(np.uint8), None
+    lo, hi = arr.min(), arr.max()
+    if lo < 0:
+        raise ValueError(f"{name}: a mask cannot hold negative values (min {lo})")
+    nonzero = arr != 0
+    between = int(np.count_nonzero(nonzero & (arr != hi)))
+    if between == 0:  # two levels, 0 and one positive value (0/1, 0/255, 0/65535, 0/1.0)
+        return nonzero.astype(np.uint8), None
+    if np.issubdtype(arr.dtype, np.integer) and hi <= 16:
+        values = np.unique(arr)
+        if values.size <= 8:
+            raise ValueError(f"{name} looks like a label map with values {values.tolist()}, not a binary "
+                             f"mask; pass foreground= the value(s) that mean foreground (an Oxford-IIIT "
+                             f"Pet trimap: foreground=1, or (1, 3) to count the border as pet)")
+    scale = _full_scale(arr, hi)
+    mask = (arr >= threshold * scale).astype(np.uint8)
+    note = (f"{name} is not binary: {between} of {arr.size} pixels ({100.0 * between / arr.size:.2g}%) "
+            f"are neither 0 nor {hi:g} (JPEG compression or a soft matte); thresholded at "
+            f"{threshold:g} x {scale:g}")
+    return mask, note
+
+
+def _check_threshold(threshold, func: str) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise ValueError(f"{func}: threshold must be a number in (0, 1], got {threshold!r}")
+    return float(threshold)
+
+
+def _decode_mask(source, threshold: float = 0.5, foreground=None, mat_key: Optional[str] = None
+                 ) -> Tuple[np.ndarray, Optional[str]]:
+    name = _describe(source)
+    palette = False
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"load_mask: mask file {path} does not exist")
+        if path.suffix.lower() == ".mat":
+            arr = _read_mat(path, mat_key)
+        else:
+            arr, palette = _pil_array(_open_pil(path))
+    elif isinstance(source, Image.Image):
+        arr, palette = _pil_array(source)
+    elif isinstance(source, torch.Tensor):
+        arr = source.detach().cpu()
+        if arr.dim() == 3 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.dim() != 2:
+            raise ValueError(f"load_mask: a tensor mask must have shape (H, W) or (1, H, W), got {tuple(source.shape)}")
+        arr = arr.numpy()
+    elif isinstance(source, np.ndarray):
+        arr = source
+    else:
+        raise TypeError(f"load_mask: source must be a path, a PIL image, a numpy array or a tensor, "
+                        f"got {type(source).__name__}")
+    return _binarize(arr, name, threshold, foreground, palette)
+
+
+def load_mask(source, *, threshold: float = 0.5, foreground=None, mat_key: Optional[str] = None
+              ) -> np.ndarray:
+    """Read a segmentation mask as a ``uint8`` array ``(H, W)`` with values {0, 1} (1 = foreground).
+
+    ``source``: a path (image file or MATLAB ``.mat``), a PIL image, a numpy array or a tensor
+    ``(H, W)`` / ``(1, H, W)``.
+
+    Decoding:
+
+    * two levels, 0 and one positive value (0/255, 0/1, 0/65535 16-bit, 0/1.0): nonzero is foreground;
+    * palette PNG: index > 0 is foreground, unless ``foreground`` lists the foreground indices;
+    * RGB whose channels are equal (a gray mask saved as RGB, also after JPEG): as gray; a colour-coded
+      label image needs ``foreground=(r, g, b)`` or a list of colours (matched within 25% of full scale);
+    * RGBA / LA: the alpha channel when it varies (an alpha matte), else the colour;
+    * ``.mat`` (``scipy.io.loadmat``): the single 2-D numeric array inside (or ``mat_key``);
+    * ``foreground`` given for a single-channel mask: pixels equal to one of those values
+      (an Oxford-IIIT Pet trimap: ``foreground=1``; 2 is background, 3 the unclassified border);
+    * anything else with intermediate values (JPEG-compressed masks, soft mattes): pixels
+      ``>= threshold x full scale`` (255, 65535 or 1.0) are foreground, with a warning that says how
+      many pixels were neither 0 nor the maximum. A small-integer label map (e.g. values 1, 2, 3)
+      is an error asking for ``foreground=`` instead.
+
+    Raises ``ValueError`` naming the file for unreadable or ambiguous masks.
+
+    >>> load_mask(np.array([[0, 255], [255, 0]], dtype=np.uint8)).tolist()
+    [[0, 1], [1, 0]]
+    """
+    threshold = _check_threshold(threshold, "load_mask")
+    mask, note = _decode_mask(source, threshold, foreground, mat_key)
+    if note:
+        warnings.warn(f"load_mask: {note}", stacklevel=2)
+    return mask
+
+
+# =========================================================================== resizing helpers
+def _size_arg(size, func: str) -> Tuple[int, int]:
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
+        raise ValueError(f"{func}: size must be (H, W) with positive ints (or one int), got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def _resize_image(image: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False,
+                         antialias=True)[0].clamp(0, 1)
+
+
+def _resize_mask(mask: torch.Tensor, size: Tuple[int, int], threshold: float = 0.5) -> torch.Tensor:
+    """Bilinear (area-weighted when shrinking) then thresholded: {0, 1} at the new size."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    soft = F.interpolate(mask[None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    return (soft[0] >= threshold).float()
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, H, W)`` with reflected borders."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(math.ceil(3 * sigma)))
+    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    if radius < 1:
+        return x
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+# =========================================================================== augmentation
+def _generator(generator) -> Optional[torch.Generator]:
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if isinstance(generator, int) and not isinstance(generator, bool):
+        return torch.Generator().manual_seed(generator)
+    raise TypeError(f"generator must be None, a torch.Generator or an int seed, got {type(generator).__name__}")
+
+
+def _uniform(lo: float, hi: float, g) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=g))
+
+
+class PortraitAugment:
+    """Joint augmentation of an image and its mask, output exactly ``size``.
+
+    Geometry (image and mask together): the input is mapped onto the output frame
+    (``size``; the aspect ratio follows the output), then zoomed by a log-uniform factor in
+    ``scale`` (> 1 zooms in), rotated by up to ``rotate`` degrees, shifted by up to
+    ``translate`` x the output size and flipped left-right with probability ``hflip``.
+    The image is sampled bilinearly; the mask is sampled bilinearly with the *same* grid and
+    thresholded at 0.5, so image and mask stay aligned. ``padding`` (``"border"``, ``"zeros"``
+    or ``"reflection"``) fills what comes from outside the input, identically for both.
+
+    Photometry (image only): brightness, contrast and saturation factors drawn from
+    ``[1 - j, 1 + j]`` for ``jitter = (brightness, contrast, saturation)``, and with probability
+    ``blur_p`` a Gaussian blur with sigma in ``blur_sigma`` (pixels).
+
+    Randomness: ``__call__(image, mask, generator=None)`` draws every parameter from
+    ``generator`` (a ``torch.Generator`` or an int seed; ``None``: torch's global generator,
+    which :func:`course_lib.core.training.fit` seeds and resumes). The same number of values
+    is drawn whatever the settings, so a seed gives the same geometry with or without jitter.
+
+    Input: ``image (3, H, W)`` float in [0, 1], ``mask (1, H, W)`` or ``(H, W)`` with values {0, 1}.
+    Output: ``(image (3, h, w), mask (1, h, w))`` with ``(h, w) = size``.
+
+    >>> aug = PortraitAugment((64, 48))
+    >>> img, m = aug(torch.rand(3, 80, 60), torch.ones(1, 80, 60), generator=0)
+    >>> tuple(img.shape), tuple(m.shape)
+    ((3, 64, 48), (1, 64, 48))
+    """
+
+    def __init__(self, size: Size, scale: Tuple[float, float] = (0.75, 1.25), rotate: float = 10.0,
+                 hflip: float = 0.5, translate: float = 0.1,
+                 jitter: Union[float, Tuple[float, float, float]] = (0.3, 0.3, 0.3),
+                 blur_p: float = 0.2, blur_sigma: Tuple[float, float] = (0.4, 1.2), padding: str = "border"):
+        self.size = _size_arg(size, "PortraitAugment")
+        if (not isinstance(scale, (tuple, list)) or len(scale) != 2
+                or not all(isinstance(s, (int, float)) for s in scale) or not 0 < scale[0] <= scale[1]):
+            raise ValueError(f"PortraitAugment: scale must be (lo, hi) with 0 < lo <= hi, got {scale!r}")
+        if not isinstance(rotate, (int, float)) or not 0 <= rotate <= 180:
+            raise ValueError(f"PortraitAugment: rotate must be degrees in [0, 180], got {rotate!r}")
+        for label, p in (("hflip", hflip), ("blur_p", blur_p)):
+            if not isinstance(p, (int, float)) or not 0 <= p <= 1:
+                raise ValueError(f"PortraitAugment: {label} must be a probability in [0, 1], got {p!r}")
+        if not isinstance(translate, (int, float)) or not 0 <= translate <= 1:
+            raise ValueError(f"PortraitAugment: translate must be a fraction in [0, 1], got {translate!r}")
+        if isinstance(jitter, (int, float)):
+            jitter = (jitter, jitter, jitter)
+        if (not isinstance(jitter, (tuple, list)) or len(jitter) != 3
+                or not all(isinstance(j, (int, float)) and 0 <= j < 1 for j in jitter)):
+            raise ValueError(f"PortraitAugment: jitter must be (brightness, contrast, saturation), each in "
+                             f"[0, 1), got {jitter!r}")
+        if (not isinstance(blur_sigma, (tuple, list)) or len(blur_sigma) != 2
+                or not 0 < blur_sigma[0] <= blur_sigma[1]):
+            raise ValueError(f"PortraitAugment: blur_sigma must be (lo, hi) with 0 < lo <= hi, got {blur_sigma!r}")
+        if padding not in ("border", "zeros", "reflection"):
+            raise ValueError(f"PortraitAugment: padding must be 'border', 'zeros' or 'reflection', got {padding!r}")
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.rotate = float(rotate)
+        self.hflip = float(hflip)
+        self.translate = float(translate)
+        self.jitter = tuple(float(j) for j in jitter)
+        self.blur_p = float(blur_p)
+        self.blur_sigma = (float(blur_sigma[0]), float(blur_sigma[1]))
+        self.padding = padding
+
+    def __repr__(self) -> str:
+        return (f"PortraitAugment(size={self.size}, scale={self.scale}, rotate={self.rotate}, hflip={self.hflip}, "
+                f"translate={self.translate}, jitter={self.jitter}, blur_p={self.blur_p})")
+
+    def sample(self, generator=None) -> dict:
+        """Draw one set of parameters (always ten values, in a fixed order)."""
+        g = _generator(generator)
+        lo, hi = self.scale
+        params = {
+            "scale": math.exp(_uniform(math.log(lo), math.log(hi), g)),
+            "angle": _uniform(-self.rotate, self.rotate, g),
+            "flip": _uniform(0, 1, g) < self.hflip,
+            "tx": _uniform(-self.translate, self.translate, g),
+            "ty": _uniform(-self.translate, self.translate, g),
+            "brightness": _uniform(1 - self.jitter[0], 1 + self.jitter[0], g),
+            "contrast": _uniform(1 - self.jitter[1], 1 + self.jitter[1], g),
+            "saturation": _uniform(1 - self.jitter[2], 1 + self.jitter[2], g),
+        }
+        blur = _uniform(0, 1, g) < self.blur_p
+        sigma = _uniform(*self.blur_sigma, g)
+        params["blur_sigma"] = sigma if blur else 0.0
+        return params
+
+    def _theta(self, p: dict) -> torch.Tensor:
+        """Affine map from output to input coordinates, both normalised to [-1, 1]."""
+        h, w = self.size
+        d = torch.tensor([[w / 2.0, 0.0], [0.0, h / 2.0]], dtype=torch.float64)  # to pixel units
+        a = math.radians(p["angle"])
+        rot = torch.tensor([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]], dtype=torch.float64)
+        flip = torch.diag(torch.tensor([-1.0 if p["flip"] else 1.0, 1.0], dtype=torch.float64))
+        shift = torch.tensor([p["tx"] * w, p["ty"] * h], dtype=torch.float64)
+        lin = flip @ rot / p["scale"]
+        mat = torch.linalg.inv(d) @ lin @ d
+        off = -torch.linalg.inv(d) @ lin @ shift
+        return torch.cat([mat, off[:, None]], dim=1).float()[None]
+
+    def apply(self, image: torch.Tensor, mask: torch.Tensor, params: dict):
+        """Apply drawn ``params`` (see :meth:`sample`) to an image and its mask."""
+        check_image_tensor(image, "PortraitAugment: image", channels=3, batched=False)
+        if mask.dim() == 2:
+            mask = mask[None]
+        if mask.dim() != 3 or mask.shape[0] != 1 or mask.shape[-2:] != image.shape[-2:]:
+            raise ValueError(f"PortraitAugment: mask must be (1, H, W) or (H, W) matching the image "
+                             f"{tuple(image.shape)}, got {tuple(mask.shape)}")
+        h, w = self.size
+        x = torch.cat([image.float(), mask.float()], dim=0)[None]  # one warp for both
+        # shrink with antialiasing first: grid_sample alone would alias a large photo
+        zoom = max(1.0, params["scale"])
+        th, tw = math.ceil(h * zoom), math.ceil(w * zoom)
+        if x.shape[-2] > 1.5 * th or x.shape[-1] > 1.5 * tw:
+            x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False, antialias=True)
+        grid = F.affine_grid(self._theta(params), [1, 4, h, w], align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding, align_corners=False)[0]
+        img, m = x[:3].clamp(0, 1), (x[3:] >= 0.5).float()
+
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+        img = img * params["brightness"]
+        mean = (img * weights).sum(0).mean()
+        img = (img - mean) * params["contrast"] + mean
+        gray = (img * weights).sum(0, keepdim=True)
+        img = (gray + (img - gray) * params["saturation"]).clamp(0, 1)
+        if params["blur_sigma"] > 0:
+            img = _gaussian_blur(img[None], params["blur_sigma"])[0].clamp(0, 1)
+        return img.contiguous(), m.contiguous()
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor, generator=None):
+        return self.apply(image, mask, self.sample(generator))
+
+
+# =========================================================================== paired folders
+class MaskSizeError(ValueError):
+    """A mask whose size differs from its image's (a data error: fix it, or ``resize_masks=True``)."""
+
+
+def _list_files(folder: Path, extensions: Sequence[str], recursive: bool) -> list:
+    found, stack = [], [folder]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir() and recursive:
+                    stack.append(Path(entry.path))
+                elif entry.is_file() and entry.name.lower().endswith(tuple(extensions)):
+                    found.append(Path(entry.path))
+    return sorted(found)
+
+
+def _image_size(path: Path) -> Tuple[int, int]:
+    """(H, W) of an image file from its header, after the EXIF rotation that load_image applies."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable image ({type(exc).__name__}: {exc})") from None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def _examples(items, k: int = 3) -> str:
+    items = sorted(str(i) for i in items)
+    more = f", ... ({len(items) - k} more)" if len(items) > k else ""
+    return ", ".join(items[:k]) + more
+
+
+class PortraitFolder(Dataset):
+    """(image, mask) pairs from a folder of images and a folder of masks (or one folder with both).
+
+    Parameters
+    ----------
+    images: folder of photos (``.jpg``, ``.png``, ...).
+    masks: folder of masks; ``None``: the same folder, where masks need a non-empty suffix
+        (``x_mask.png``) or are ``.mat`` files.
+    size: ``(H, W)`` (or one int): every sample is resized to it (image bilinear with antialiasing,
+        mask bilinear then thresholded at 0.5; the aspect ratio follows ``size``). ``None``: native size.
+    augment: ``None``; ``"train"`` for :class:`PortraitAugment` ``(size)`` with its defaults; or a callable
+        ``(image, mask) -> (image, mask)`` (a :class:`PortraitAugment`, say); its output is resized to
+        ``size`` if it differs.
+    mask_suffixes: a mask of image ``x.jpg`` is ``x<suffix>.<ext>`` (stems compared case-insensitively,
+        ``ext`` any image suffix or ``.mat``); when several exist, the first suffix in this order wins.
+    strict: images without masks or masks without images raise ``ValueError`` (default: warn, skip).
+    resize_masks: a mask whose size differs from its image is resized with nearest neighbour
+        (default: ``ValueError`` naming both files).
+    threshold, foreground, mat_key: passed to :func:`load_mask`.
+    names: keep only these stems (a split); masks of other stems are not reported as orphans.
+    recursive: also list sub-folders.
+
+    Returns ``(image, mask)``: float tensors ``(3, H, W)`` in [0, 1] and ``(1, H, W)`` in {0, 1}.
+
+    Unreadable files are skipped with a warning (``dataset.skipped``: stem -> reason) and the next
+    pair is returned instead, so an epoch never stops on one bad file. All-background and
+    all-foreground masks are kept and counted (``empty_masks``, ``full_masks``), as are thresholded
+    non-binary masks (``thresholded_masks``); :meth:`report` summarises, :meth:`scan` checks every pair.
+    """
+
+    def __init__(self, images: PathLike, masks: Optional[PathLike] = None, *, size: Optional[Size] = None,
+                 augment: Union[None, str, Callable] = None,
+                 mask_suffixes: Sequence[str] = ("", "_mask", "_matte"), strict: bool = False,
+                 resize_masks: bool = False, threshold: float = 0.5, foreground=None,
+                 mat_key: Optional[str] = None, names: Optional[Iterable[str]] = None, recursive: bool = False):
+        if not isinstance(images, (str, os.PathLike)):
+            raise TypeError(f"PortraitFolder: images must be a folder path, got {type(images).__name__}")
+        self.image_dir = Path(images)
+        self.mask_dir = Path(masks) if masks is not None else self.image_dir
+        for label, folder in (("images", self.image_dir), ("masks", self.mask_dir)):
+            if not folder.is_dir():
+                raise FileNotFoundError(f"PortraitFolder: {label} folder {folder} does not exist")
+        self.size = None if size is None else _size_arg(size, "PortraitFolder")
+        if augment == "train":
+            if self.size is None:
+                raise ValueError("PortraitFolder: augment='train' needs size=(H, W)")
+            augment = PortraitAugment(self.size)
+        elif augment is not None and not callable(augment):
+            raise ValueError(f"PortraitFolder: augment must be None, 'train' or a callable (image, mask) -> "
+                             f"(image, mask), got {augment!r}")
+        self.augment = augment
+        if isinstance(mask_suffixes, str) or not all(isinstance(s, str) for s in mask_suffixes):
+            raise TypeError(f"PortraitFolder: mask_suffixes must be a sequence of strings, got {mask_suffixes!r}")
+        self.mask_suffixes = tuple(mask_suffixes)
+        if not self.mask_suffixes:
+            raise ValueError("PortraitFolder: mask_suffixes is empty")
+        self.strict = bool(strict)
+        self.resize_masks = bool(resize_masks)
+        self.threshold = _check_threshold(threshold, "PortraitFolder")
+        self.foreground = foreground
+        self.mat_key = mat_key
+        wanted = None if names is None else {str(n).lower() for n in names}
+        self._match(wanted, recursive)
+        self._reset_counters()
+
+    # -- listing ---------------------------------------------------------------------------
+    def _match(self, wanted: Optional[set], recursive: bool) -> None:
+        suffixes = [s.lower() for s in self.mask_suffixes]
+        same = self.image_dir.resolve() == self.mask_dir.resolve()
+        if same:
+            files = _list_files(self.image_dir, MASK_EXTENSIONS, recursive)
+            marked = [s for s in suffixes if s]
+
+            def is_mask(p: Path) -> bool:
+                stem = p.stem.lower()
+                return p.suffix.lower() == ".mat" or any(stem.endswith(s) and len(stem) > len(s) for s in marked)
+            mask_files = [p for p in files if is_mask(p)]
+            image_files = [p for p in files if not is_mask(p)]
+        else:
+            image_files = _list_files(self.image_dir, IMAGE_EXTENSIONS, recursive)
+            mask_files = _list_files(self.mask_dir, MASK_EXTENSIONS, recursive)
+
+        by_stem: dict = {}
+        self.duplicates: list = []
+        for p in image_files:
+            key = p.stem.lower()
+            if key in by_stem:
+                self.duplicates.append(p.name)
+            else:
+                by_stem[key] = p
+        candidates: dict = {}  # stem -> [(priority, path)]
+        orphans = []
+        for p in mask_files:
+            stem = p.stem.lower()
+            keys = [(i, stem[: len(stem) - len(s)]) for i, s in enumerate(suffixes)
+                    if stem.endswith(s) and len(stem) > len(s)]
+            for i, key in keys:
+                if key in by_stem:
+                    candidates.setdefault(key, []).append((i, p))
+                    break
+            else:
+                if wanted is None or any(k in wanted for _, k in keys):
+                    orphans.append(p.name)
+        self.ambiguous = {}
+        pairs, lonely = [], []
+        for key in sorted(by_stem):
+            if wanted is not None and key not in wanted:
+                continue
+            found = sorted(candidates.get(key, []), key=lambda c: (c[0], c[1].suffix.lower() == ".mat", c[1].name))
+            if not found:
+                lonely.append(by_stem[key].name)
+                continue
+            if len(found) > 1:
+                self.ambiguous[by_stem[key].name] = [c[1].name for c in found]
+            pairs.append((by_stem[key].stem, by_stem[key], found[0][1]))
+        self.pairs: list = pairs
+        self.unmatched_images: list = lonely
+        self.unmatched_masks: list = sorted(orphans)
+        self.missing_names: list = sorted(wanted - set(by_stem)) if wanted is not None else []
+
+        problems = []
+        if lonely:
+            problems.append(f"{len(lonely)} of {len(lonely) + len(pairs)} image(s) have no mask "
+                            f"(e.g. {_examples(lonely)})")
+        if orphans:
+            problems.append(f"{len(orphans)} mask file(s) have no image (e.g. {_examples(orphans)})")
+        if self.missing_names:
+            problems.append(f"{len(self.missing_names)} requested name(s) have no image "
+                            f"(e.g. {_examples(self.missing_names)})")
+        where = (f"images in {self.image_dir}, masks in {self.mask_dir}" if not same
+                 else f"images and masks in {self.image_dir}")
+        rule = (f"masks are matched to images by file stem (case-insensitive) as <stem><suffix>.<ext> with "
+                f"suffix in {self.mask_suffixes} and ext one of {', '.join(MASK_EXTENSIONS)}")
+        if not pairs:
+            raise ValueError(f"PortraitFolder: no image/mask pairs ({where}; found {len(image_files)} image "
+                             f"file(s) and {len(mask_files)} mask file(s)). {'; '.join(problems)}. {rule}.")
+        if problems:
+            message = f"PortraitFolder ({where}): " + "; ".join(problems) + f". {rule}."
+            if self.strict:
+                raise ValueError(message + " (strict=True)")
+            warnings.warn(message + " Those files are skipped (strict=True makes this an error).", stacklevel=3)
+        if self.duplicates or self.ambiguous:
+            notes = []
+            if self.duplicates:
+                notes.append(f"{len(self.duplicates)} image(s) share a stem with another image and are "
+                             f"ignored (e.g. {_examples(self.duplicates)})")
+            if self.ambiguous:
+                first = next(iter(self.ambiguous.items()))
+                notes.append(f"{len(self.ambiguous)} image(s) have several masks; the first by mask_suffixes "
+                             f"order is used (e.g. {first[0]}: {', '.join(first[1])})")
+            warnings.warn("PortraitFolder: " + "; ".join(notes), stacklevel=3)
+
+    def _reset_counters(self) -> None:
+        self.skipped: dict = {}
+        self.empty_masks: set = set()
+        self.full_masks: set = set()
+        self.thresholded_masks: set = set()
+        self.size_mismatches: dict = {}
+        self._seen: set = set()
+
+    @property
+    def names(self) -> list:
+        """The stems of the pairs, in order."""
+        return [stem for stem, _, _ in self.pairs]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __repr__(self) -> str:
+        return (f"PortraitFolder({len(self)} pairs, images={str(self.image_dir)!r}, masks={str(self.mask_dir)!r}, "
+                f"size={self.size}, augment={self.augment!r})")
+
+    # -- loading ---------------------------------------------------------------------------
+    def _load(self, k: int, decode_image: bool = True):
+        """Decoded (image (3, H, W), mask (1, H, W)) of pair k at native size, counters updated.
+
+        ``decode_image=False`` reads only the image's header (its size) and returns ``None`` for it.
+        """
+        stem, image_path, mask_path = self.pairs[k]
+        if decode_image:
+            image = load_tensor(image_path)  # ValueError naming the file when unreadable
+            h, w = image.shape[-2:]
+        else:
+            image, (h, w) = None, _image_size(image_path)
+        arr, note = _decode_mask(mask_path, self.threshold, self.foreground, self.mat_key)
+        mask = torch.from_numpy(arr).float()[None]
+        if note and stem not in self.thresholded_masks:
+            if not self.thresholded_masks:
+                warnings.warn(f"PortraitFolder: {note} (further non-binary masks are counted in "
+                              f".thresholded_masks and .report())", stacklevel=4)
+            self.thresholded_masks.add(stem)
+        if stem not in self._seen:
+            self._seen.add(stem)
+            total = int(arr.sum())
+            for kind, hit, store in (("background", total == 0, self.empty_masks),
+                                     ("foreground", total == arr.size, self.full_masks)):
+                if hit:
+                    if not store:
+                        warnings.warn(f"PortraitFolder: the mask {mask_path.name} is all {kind}; kept (valid), "
+                                      f"and counted in .report()", stacklevel=4)
+                    store.add(stem)
+        if tuple(mask.shape[-2:]) != (h, w):
+            mh, mw = mask.shape[-2:]
+            if not self.resize_masks:
+                hint = (" (the sizes are transposed: the photo may carry an EXIF rotation that the mask lacks)"
+                        if (mh, mw) == (w, h) else "")
+                raise MaskSizeError(f"PortraitFolder: mask {mask_path} is {mh}x{mw} (HxW) but its image "
+                                 f"{image_path} is {h}x{w}{hint}; fix the file or pass resize_masks=True to "
+                                 f"resize masks with nearest neighbour")
+            self.size_mismatches[stem] = f"mask {mh}x{mw}, image {h}x{w}"
+            mask = F.interpolate(mask[None], size=(h, w), mode="nearest")[0]
+        return image, mask
+
+    def _transform(self, image: torch.Tensor, mask: torch.Tensor):
+        if self.augment is not None:
+            image, mask = self.augment(image, mask)
+            if mask.dim() == 2:
+                mask = mask[None]
+        if self.size is not None:
+            image = _resize_image(image, self.size)
+            mask = _resize_mask(mask, self.size)
+        return image.float().contiguous(), mask.float().contiguous()
+
+    def __getitem__(self, index: int):
+        n = len(self.pairs)
+        if not -n <= index < n:
+            raise IndexError(f"PortraitFolder: index {index} out of range for {n} pairs")
+        index %= n
+        for attempt in range(n):
+            k = (index + attempt) % n
+            stem = self.pairs[k][0]
+            if stem in self.skipped:
+                continue
+            try:
+                image, mask = self._load(k)
+            except MaskSizeError:
+                raise  # a data error to fix, not a bad file to skip
+            except (ValueError, OSError) as exc:
+                self.skipped[stem] = str(exc)
+                warnings.warn(f"PortraitFolder: skipping pair {stem!r} ({len(self.skipped)} skipped so far): "
+                              f"{exc}", stacklevel=2)
+                continue
+            return self._transform(image, mask)
+        raise ValueError(f"PortraitFolder: none of the {n} pairs is readable: "
+                         f"{_examples(f'{k}: {v}' for k, v in self.skipped.items())}")
+
+    # -- checks ----------------------------------------------------------------------------
+    def scan(self, progress: bool = False, decode_images: bool = True) -> str:
+        """Decode every pair once (no augmentation) to fill the counters; returns :meth:`report`.
+
+        Size mismatches are collected in ``size_mismatches`` instead of raising.
+        ``decode_images=False`` reads only the photos' headers (sizes): several times faster, but a
+        truncated photo is then found only when a sample needs it.
+        """
+        from tqdm.auto import tqdm
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for k in tqdm(range(len(self.pairs)), desc="scan", disable=not progress, leave=False):
+                stem, image_path, mask_path = self.pairs[k]
+                if stem in self.skipped or stem in self.size_mismatches:
+                    continue
+                try:
+                    self._load(k, decode_image=decode_images)
+                except MaskSizeError as exc:
+                    self.size_mismatches[stem] = str(exc)
+                except (ValueError, OSError) as exc:
+                    self.skipped[stem] = str(exc)
+        return self.report()
+
+    def report(self) -> str:
+        """A summary: pairs, unmatched files, skipped files, empty/full and thresholded masks."""
+        lines = [f"PortraitFolder: {len(self)} pairs (images {self.image_dir}, masks {self.mask_dir})"]
+        if self.unmatched_images:
+            lines.append(f"  images without mask: {len(self.unmatched_images)} "
+                         f"(e.g. {_examples(self.unmatched_images)})")
+        if self.unmatched_masks:
+            lines.append(f"  masks without image: {len(self.unmatched_masks)} (e.g. {_examples(self.unmatched_masks)})")
+        if self.missing_names:
+            lines.append(f"  requested names without image: {len(self.missing_names)} "
+                         f"(e.g. {_examples(self.missing_names)})")
+        if self.duplicates:
+            lines.append(f"  duplicate image stems ignored: {len(self.duplicates)} (e.g. {_examples(self.duplicates)})")
+        if self.ambiguous:
+            lines.append(f"  images with several masks: {len(self.ambiguous)} (e.g. {_examples(self.ambiguous)})")
+        lines.append(f"  skipped (unreadable): {len(self.skipped)}"
+                     + (f" (e.g. {_examples(f'{k}: {v}' for k, v in self.skipped.items())})" if self.skipped else ""))
+        for label, store in (("size mismatches", self.size_mismatches), ("all-background masks", self.empty_masks),
+                             ("all-foreground masks", self.full_masks),
+                             ("non-binary masks thresholded", self.thresholded_masks)):
+            lines.append(f"  {label}: {len(store)}" + (f" (e.g. {_examples(store)})" if store else ""))
+        checked = len(self._seen | set(self.skipped))
+        if checked < len(self):
+            lines.append(f"  (counts cover the {checked} of {len(self)} pairs loaded so far in this process; "
+                         f"scan() checks them all)")
+        return "\n".join(lines)
+
+    # -- splits ----------------------------------------------------------------------------
+    def subset(self, names: Iterable[str], augment: Union[None, str, Callable] = "same") -> "PortraitFolder":
+        """A view on the pairs whose stems are in ``names`` (no re-listing), with fresh counters.
+
+        ``augment``: ``"same"`` keeps this dataset's, else as in the constructor.
+        """
+        keep = {str(n).lower() for n in names}
+        out = copy.copy(self)
+        out.pairs = [p for p in self.pairs if p[0].lower() in keep]
+        if augment == "train":
+            if self.size is None:
+                raise ValueError("PortraitFolder.subset: augment='train' needs the dataset's size")
+            augment = PortraitAugment(self.size)
+        if augment != "same":
+            out.augment = augment
+        out._reset_counters()
+        return out
+
+    def split(self, val_fraction: float = 0.15, seed: int = 0):
+        """``(train, val)`` by :func:`train_val_split`; ``val`` is not augmented."""
+        train, val = train_val_split(self.names, val_fraction=val_fraction, seed=seed)
+        return self.subset(train), self.subset(val, augment=None)
+
+
+def _split_key(name) -> str:
+    text = str(name)
+    p = Path(text)
+    if p.suffix.lower() in MASK_EXTENSIONS:
+        text = p.stem
+    elif isinstance(name, os.PathLike):
+        text = p.name
+    return text.lower()
+
+
+def _val_score(key: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}\x00{key}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def train_val_split(dataset_or_names, val_fraction: float = 0.15, seed: int = 0):
+    """Split by a hash of each name, so the validation set never changes when files are added.
+
+    A name goes to validation when ``sha256(f"{seed}\\0{stem}")``, read as a number in [0, 1),
+    is below ``val_fraction``: each name's side depends on that name (lower-cased, file suffix
+    removed) and the seed only. The validation share is ``val_fraction`` on average (binomial
+    spread: about ``±sqrt(f (1 - f) / n)``).
+
+    ``dataset_or_names``: a :class:`PortraitFolder` -> ``(train_dataset, val_dataset)`` (validation not
+    augmented); a sequence of names or paths -> ``(train_names, val_names)`` in the input order.
+
+    >>> train_val_split(["a", "b", "c", "d"], val_fraction=0.5, seed=0)
+    (['b'], ['a', 'c', 'd'])
+    """
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction <= 1:
+        raise ValueError(f"train_val_split: val_fraction must be in [0, 1], got {val_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"train_val_split: seed must be an int, got {seed!r}")
+    if isinstance(dataset_or_names, PortraitFolder):
+        return dataset_or_names.split(val_fraction=val_fraction, seed=seed)
+    if isinstance(dataset_or_names, (str, bytes)) or not isinstance(dataset_or_names, Iterable):
+        raise TypeError(f"train_val_split: give a PortraitFolder or a sequence of names, "
+                        f"got {type(dataset_or_names).__name__}")
+    train, val = [], []
+    for name in dataset_or_names:
+        (val if _val_score(_split_key(name), seed) < val_fraction else train).append(name)
+    return train, val
+
+
+# =========================================================================== real data
+def shared_portraits(root: Optional[PathLike] = None, **kwargs) -> PortraitFolder:
+    """The prepared EG1800 training split (``images/*.jpg`` + ``masks/*.png``) as a :class:`PortraitFolder`.
+
+    Looks at ``root``, else ``$COURSE_PORTRAITS``, else :data:`SHARED_PORTRAITS` (the course's
+    development machines). ``kwargs`` go to :class:`PortraitFolder`. Raises
+    :class:`course_lib.core.datasets.DatasetUnavailableError` saying how to get the data otherwise.
+    """
+    env = os.environ.get(ENV_VAR, "").strip()
+    folder = Path(root) if root is not None else Path(env).expanduser() if env else SHARED_PORTRAITS
+    if (folder / "images").is_dir() and (folder / "masks").is_dir():
+        return PortraitFolder(folder / "images", folder / "masks", **kwargs)
+    info = _datasets.get_info("eg1800")
+    raise _datasets.DatasetUnavailableError(
+        f"shared_portraits: no portrait folder at {folder} (it needs images/ and masks/ inside; pass root= or "
+        f"set ${ENV_VAR}). That folder is a prepared copy of EG1800's training split and is not part of the "
+        f"course. To get the real data: folder = course_lib.core.datasets.fetch('eg1800') downloads the "
+        f"bio-punk/AutoPortraitMatting mirror ({info.url}), then eg1800(folder, split='train') or "
+        f"split='test' reads it. Without a network, synthetic_portraits(n, size) draws head-and-shoulders "
+        f"portraits with exact masks.")
+
+
+def _eg1800_data(root: Path) -> Path:
+    for cand in [root, root / "data"] + sorted(p / "data" for p in root.iterdir() if p.is_dir()):
+        if (cand / "images_data_crop").is_dir() and (cand / "images_mask").is_dir():
+            return cand
+    raise FileNotFoundError(
+        f"eg1800: no EG1800 layout under {root}: expected data/images_data_crop/NNNNN.jpg, "
+        f"data/images_mask/NNNNN_mask.mat and data/testlist.mat (the bio-punk/AutoPortraitMatting mirror, "
+        f"course_lib.core.datasets.fetch('eg1800')), in {root}, {root / 'data'} or one folder below")
+
+
+def _index_list(path: Path, variable: str) -> list:
+    import scipy.io
+
+    if not path.is_file():
+        raise FileNotFoundError(f"eg1800: {path} is missing; it lists the test images (use split='all' "
+                                f"without it)")
+    try:
+        data = scipy.io.loadmat(str(path))
+    except Exception as exc:
+        raise ValueError(f"eg1800: {path} is not a readable .mat file ({type(exc).__name__}: {exc})") from None
+    arrays = {k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)
+              and np.issubdtype(v.dtype, np.number)}
+    if variable in arrays:
+        values = arrays[variable]
+    elif len(arrays) == 1:
+        values = next(iter(arrays.values()))
+    else:
+        raise ValueError(f"eg1800: {path} has no variable {variable!r} (variables: {', '.join(arrays) or 'none'})")
+    values = np.asarray(values).ravel()
+    if values.size == 0 or (values <= 0).any() or (values != np.round(values)).any():
+        raise ValueError(f"eg1800: {path} must list positive image numbers, got {values[:5].tolist()}...")
+    return [f"{int(v):05d}" for v in values]
+
+
+def eg1800(root: PathLike, split: str = "train", **kwargs) -> PortraitFolder:
+    """EG1800 in the layout of the bio-punk/AutoPortraitMatting mirror.
+
+    ``root``: the folder :func:`course_lib.core.datasets.fetch` returns for ``"eg1800"``, the repository
+    folder, or its ``data/`` folder. Images are ``data/images_data_crop/NNNNN.jpg`` (600x800 crops),
+    masks ``data/images_mask/NNNNN_mask.mat`` (one 2-D array, ``mask``); ``data/testlist.mat`` holds the
+    test image numbers (variable ``testlist``). ``split``: ``"test"`` = those, ``"train"`` = every other
+    image, ``"all"``. Images whose Flickr download failed are absent from the mirror: a test number
+    without image is listed in ``missing_names``. ``kwargs`` go to :class:`PortraitFolder`.
+    """
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"eg1800: split must be 'train', 'test' or 'all', got {split!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"eg1800: {root} is not a folder")
+    data = _eg1800_data(root)
+    images, masks = data / "images_data_crop", data / "images_mask"
+    kwargs.setdefault("mask_suffixes", ("_mask", ""))
+    names = None
+    if split != "all":
+        test = _index_list(data / "testlist.mat", "testlist")
+        if split == "test":
+            names = test
+        else:
+            held = set(test)
+            names = [p.stem for p in _list_files(images, IMAGE_EXTENSIONS, False) if p.stem not in held]
+    return PortraitFolder(images, masks, names=names, **kwargs)
+
+
+# =========================================================================== synthetic portraits
+#: Offline training photos that show a person: an unlabelled person in the background would be
+#: label noise, so they are not used as backgrounds.
+_PEOPLE_PHOTOS = ("astronaut",)
+
+
+@functools.lru_cache(maxsize=1)
+def _background_pool() -> Tuple[Tuple[str, np.ndarray], ...]:
+    """Training-side offline photos (never the hold-out ones, never people), as read-only uint8 arrays."""
+    train, _ = _datasets.offline_split()
+    photos = _datasets.offline_natural_images()
+    pool = []
+    for name in train:
+        if name in photos and name not in _PEOPLE_PHOTOS:
+            arr = np.asarray(photos[name].convert("RGB"))
+            arr.setflags(write=False)
+            pool.append((name, arr))
+    return tuple(pool)
+
+
+def _background(rng: np.random.Generator, h: int, w: int, kind: str, pool, blur: float = 0.0) -> np.ndarray:
+    if kind == "natural" and pool:
+        _, photo = pool[int(rng.integers(len(pool)))]
+        ph, pw = photo.shape[:2]
+        ch = min(ph, pw * h / w) * rng.uniform(0.35, 1.0)  # a crop with the output's aspect ratio
+        cw = ch * w / h
+        top, left = rng.uniform(0, ph - ch), rng.uniform(0, pw - cw)
+        img = Image.fromarray(photo).resize((w, h), Image.BILINEAR, box=(left, top, left + cw, top + ch))
+        if blur > 0:
+            img = img.filter(ImageFilter.GaussianBlur(blur))
+        out = np.asarray(img, dtype=np.float32) / 255.0
+        if rng.random() < 0.5:
+            out = out[:, ::-1]
+        return np.ascontiguousarray(out)
+    if kind == "flat":
+        return np.broadcast_to(rng.uniform(0.1, 0.9, 3).astype(np.float32), (h, w, 3)).copy()
+    # "noise": a smooth random colour field
+    coarse = torch.from_numpy(rng.uniform(0.05, 0.95, (1, 3, 4, 4)).astype(np.float32))
+    smooth = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0]
+    return smooth.permute(1, 2, 0).clamp(0, 1).numpy().copy()
+
+
+def _fit_scale(render: Callable[[float], np.ndarray], target: float, lo: float, hi: float, iters: int = 18):
+    """Bisection on a size parameter so that the mask covers ``target`` of the image."""
+    best = None
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        frac = float(render(mid).mean())
+        if best is None or abs(frac - target) < abs(best[1] - target):
+            best = (mid, frac)
+        if frac < target:
+            lo = mid
+        else:
+            hi = mid
+    return best
+
+
+def _fraction_range(foreground_fraction, func: str) -> Tuple[float, float]:
+    if isinstance(foreground_fraction, (int, float)) and not isinstance(foreground_fraction, bool):
+        f = float(foreground_fraction)
+        foreground_fraction = (max(0.0, f - 0.02), min(1.0, f + 0.02))
+    if (not isinstance(foreground_fraction, (tuple, list)) or len(foreground_fraction) != 2
+            or not 0 < foreground_fraction[0] < foreground_fraction[1] < 1):
+        raise ValueError(f"{func}: foreground_fraction must be (lo, hi) with 0 < lo < hi < 1 (or one fraction), "
+                         f"got {foreground_fraction!r}")
+    return float(foreground_fraction[0]), float(foreground_fraction[1])
+
+
+def _render_portrait(rng: np.random.Generator, h: int, w: int, frac_range: Tuple[float, float],
+                     backgrounds: str, pool):
+    """One (image (H, W, 3) float32, mask (H, W) uint8) in the requested foreground range."""
+    lo, hi = frac_range
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5  # pixel centres
+    step = max(1, max(h, w) // 64)
+    for _ in range(50):
+        target = rng.uniform(lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo))
+        # pose in units of the head's vertical semi-axis r (scale-free), shoulders fixed in the frame
+        ys = h * float(np.clip(0.86 - 0.55 * target + rng.uniform(-0.08, 0.08), 0.4, 0.9))
+        cx = w * (0.5 + rng.uniform(-0.12, 0.12))
+        pose = dict(aspect=rng.uniform(0.72, 0.86), tilt=rng.uniform(-0.25, 0.25), drop=rng.uniform(1.45, 1.9),
+                    neck=rng.uniform(0.38, 0.52), shoulder=rng.uniform(1.8, 2.6), round=rng.uniform(0.7, 1.1),
+                    power=rng.uniform(2.2, 4.0), shift=rng.uniform(-0.35, 0.35), lean=rng.uniform(-0.2, 0.2),
+                    flare=rng.uniform(0.0, 0.12), hair_long=rng.random() < 0.4, hair_len=rng.uniform(0.6, 1.6),
+                    hair_line=rng.uniform(-0.35, 0.05), hair_puff=rng.uniform(1.03, 1.15))
+
+        def parts(r: float, xx=xx, yy=yy) -> dict:
+            p = pose
+            cy = ys - p["drop"] * r
+            dx, dy = xx - cx, yy - cy
+            ct, st = math.cos(p["tilt"]), math.sin(p["tilt"])
+            u, v = ct * dx + st * dy, -st * dx + ct * dy  # head frame
+            a = p["aspect"] * r
+            head = (u / a) ** 2 + (v / r) ** 2 <= 1.0
+            hair_top = ((u / (a * p["hair_puff"])) ** 2 + ((v + 0.06 * r) / (r * p["hair_puff"])) ** 2 <= 1.0) \
+                & (v < p["hair_line"] * r + 0.25 * np.abs(u))
+            hair_back = np.zeros_like(head)
+            if p["hair_long"]:
+                hair_back = (np.abs(u) <= a * p["hair_puff"]) & (v >= 0) & (v <= p["hair_len"] * r)
+            neck = (np.abs(xx - cx - 0.3 * p["shift"] * r) <= p["neck"] * r) & (yy >= cy) & (yy <= ys + r)
+            bx = cx + p["shift"] * r + np.tan(p["lean"]) * (yy - ys)
+            half = p["shoulder"] * r * (1.0 + p["flare"] * np.clip((yy - ys) / r, 0, None))
+            k = p["round"] * r
+            yc = ys + k
+            top = (np.abs((xx - bx) / half) ** p["power"] + np.abs((yy - yc) / k) ** 2 <= 1.0) & (yy <= yc)
+            torso = top | ((yy > yc) & (np.abs(xx - bx) <= half))
+            return dict(head=head, hair_top=hair_top, hair_back=hair_back, neck=neck, torso=torso, u=u, v=v,
+                        a=a, r=r, bx=bx, yc=yc)
+
+        def silhouette(r: float, xx=xx, yy=yy) -> np.ndarray:
+            q = parts(r, xx, yy)
+            return q["head"] | q["hair_top"] | q["hair_back"] | q["neck"] | q["torso"]
+
+        # fit the scale on a coarse grid of pixel centres (fast), then check at full resolution
+        r, _ = _fit_scale(lambda r: silhouette(r, xx[::step, ::step], yy[::step, ::step]), target, 0.02 * h, 1.2 * h)
+        mask = silhouette(r)
+        if lo <= mask.mean() <= hi:
+            break
+    else:
+        raise RuntimeError(f"synthetic_portraits: could not draw a portrait covering {lo:.2f}..{hi:.2f} of a "
+                           f"{h}x{w} image; widen foreground_fraction")
+
+    q = parts(r)
+    blur = float(rng.uniform(0.5, 2.0)) * max(h, w) / 128 if rng.random() < 0.6 else 0.0
+    img = _background(rng, h, w, backgrounds, pool, blur)  # blurred: a shallow depth of field
+
+    # appearance
+    tone = rng.uniform(0, 1)
+    skin = (1 - tone) * np.array([0.95, 0.78, 0.66]) + tone * np.array([0.38, 0.24, 0.16])
+    hair = np.array([[0.08, 0.06, 0.05], [0.30, 0.18, 0.10], [0.75, 0.60, 0.35], [0.55, 0.22, 0.10],
+                     [0.6, 0.6, 0.6]])[rng.choice(5, p=[0.35, 0.3, 0.15, 0.1, 0.1])]
+    cloth = rng.uniform(0.05, 0.95, 3)
+    cloth2 = np.clip(cloth + rng.uniform(-0.4, 0.4, 3), 0, 1)
+    fg = np.empty((h, w, 3), dtype=np.float32)
+    # clothes: plain or striped, with folds (low-frequency shading)
+    angle, period = rng.uniform(0, np.pi), rng.uniform(0.3, 0.9) * q["r"]
+    stripes = (np.sin((np.cos(angle) * xx + np.sin(angle) * yy) * 2 * np.pi / period) > 0) \
+        if rng.random() < 0.5 else np.zeros((h, w), dtype=bool)
+    fg[:] = np.where(stripes[..., None], cloth2, cloth)
+    folds = 1.0 + 0.12 * np.sin(xx / (0.7 * q["r"]) + rng.uniform(0, 6)) * np.cos(yy / (0.9 * q["r"]))
+    fg *= folds[..., None]
+    # neckline: skin shows through a round cut of the collar
+    collar = ((xx - cx) / (0.75 * q["r"])) ** 2 + ((yy - ys) / (0.55 * q["r"])) ** 2 <= 1.0
+    fg[collar | q["neck"]] = skin * 0.85
+    fg[q["hair_back"] & ~q["head"]] = hair * 0.8
+    rim = np.clip((q["u"] / q["a"]) ** 2 + (q["v"] / q["r"]) ** 2, 0, 1)
+    face = skin[None, None, :] * (1.0 - 0.25 * rim[..., None])  # darker towards the rim: a round head
+    fg = np.where(q["head"][..., None], face, fg)
+    fg[q["hair_top"]] = hair
+    if q["r"] > 6:  # eyes and mouth once the face is large enough to show them
+        for side in (-1, 1):
+            eye = (((q["u"] - side * 0.38 * q["a"]) / (0.12 * q["a"])) ** 2
+                   + ((q["v"] + 0.05 * q["r"]) / (0.07 * q["r"])) ** 2 <= 1)
+            fg[eye & q["head"]] = (0.1, 0.08, 0.08)
+        mouth = (np.abs(q["u"]) <= 0.3 * q["a"]) & (np.abs(q["v"] - 0.5 * q["r"]) <= 0.035 * q["r"] + 0.5)
+        fg[mouth & q["head"]] = skin * 0.55
+    fg = fg * rng.uniform(0.75, 1.15) + rng.normal(0, 0.03, fg.shape)  # light level and texture
+    alpha = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(0.6)),
+                       dtype=np.float32) / 255.0
+    img = alpha[..., None] * fg + (1 - alpha[..., None]) * img
+    img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape)  # sensor noise
+    return np.clip(img, 0, 1).astype(np.float32), mask.astype(np.uint8)
+
+
+class SyntheticPortraits(Dataset):
+    """Head-and-shoulders portraits with exact binary masks, drawn on demand (see :func:`synthetic_portraits`).
+
+    Sample ``i`` depends only on ``(seed, i)``: the same at every epoch, in every worker, on every machine.
+    Returns ``(image (3, H, W) in [0, 1], 8-bit levels; mask (1, H, W) in {0, 1})``. With ``cache=True``
+    each sample is drawn once and kept as 8-bit (about 4 bytes a pixel).
+    """
+
+    def __init__(self, n: int, size: Size = (128, 128), *, seed: int = 0,
+                 foreground_fraction=(0.2, 0.6), backgrounds: str = "natural", cache: bool = True):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"synthetic_portraits: n must be a positive int, got {n!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"synthetic_portraits: seed must be an int >= 0, got {seed!r}")
+        if backgrounds not in ("natural", "noise", "flat"):
+            raise ValueError(f"synthetic_portraits: backgrounds must be 'natural', 'noise' or 'flat', "
+                             f"got {backgrounds!r}")
+        self.n, self.seed = n, seed
+        self.size = _size_arg(size, "synthetic_portraits")
+        if min(self.size) < 16:
+            raise ValueError(f"synthetic_portraits: size must be at least 16x16, got {self.size}")
+        self.foreground_fraction = _fraction_range(foreground_fraction, "synthetic_portraits")
+        self.backgrounds = backgrounds
+        self.cache = bool(cache)
+        self._cache: dict = {}
+        self._pool = _background_pool() if backgrounds == "natural" else ()
+        if backgrounds == "natural" and not self._pool:
+            warnings.warn("synthetic_portraits: no offline photos could be loaded; using backgrounds='noise'")
+            self.backgrounds = "noise"
+
+    @property
+    def background_names(self) -> list:
+        """The offline photos backgrounds are cut from (the training side of ``offline_split()``)."""
+        return [name for name, _ in self._pool]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        if not -self.n <= index < self.n:
+            raise IndexError(f"SyntheticPortraits: index {index} out of range for {self.n} samples")
+        index %= self.n
+        if index in self._cache:
+            img, mask = self._cache[index]
+        else:
+            rng = np.random.default_rng([self.seed, index])
+            img, mask = _render_portrait(rng, *self.size, self.foreground_fraction, self.backgrounds, self._pool)
+            img = np.round(img * 255).astype(np.uint8)  # 8-bit like a photo, and the same whether cached or not
+            if self.cache:
+                self._cache[index] = (img, mask)
+        image = torch.from_numpy(img).permute(2, 0, 1).float().div_(255.0)
+        return image.contiguous(), torch.from_numpy(mask).float()[None]
+
+    def tensors(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """All samples stacked: ``(images (N, 3, H, W), masks (N, 1, H, W))``."""
+        items = [self[i] for i in range(self.n)]
+        return torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
+
+
+def synthetic_portraits(n: int, size: Size = (128, 128), *, seed: int = 0, foreground_fraction=(0.2, 0.6),
+                        backgrounds: str = "natural", cache: bool = True) -> SyntheticPortraits:
+    """``n`` synthetic head-and-shoulders portraits with exact masks (offline, deterministic by ``seed``).
+
+    Each sample: a head (ellipse, random tilt and aspect) with short or long hair, a neck, and
+    shoulders/torso (a rounded superellipse top widening downwards, random width, lean and offset)
+    running out of the bottom edge; skin of a random tone shaded towards the rim, plain or striped
+    clothes with folds, eyes and mouth when large enough, texture noise; the edge is softened in
+    the image (Gaussian, 0.6 px) while the mask stays exactly binary. The figure is scaled by
+    bisection so that its share of the pixels lies in ``foreground_fraction`` (``(lo, hi)``, or one
+    value ± 0.02).
+
+    ``backgrounds``: ``"natural"`` crops of the *training* photos of
+    :func:`course_lib.core.datasets.offline_split` (the hold-out photos are never used, nor the
+    astronaut photo, whose unlabelled person would be label noise), often blurred as by a shallow
+    depth of field; ``"noise"`` smooth colour fields; ``"flat"`` one colour.
+
+    Returns a :class:`SyntheticPortraits` dataset (``.tensors()`` stacks it); ``cache=True`` keeps
+    each drawn sample (8-bit) so that later epochs cost nothing.
+    """
+    return SyntheticPortraits(n, size, seed=seed, foreground_fraction=foreground_fraction,
+                              backgrounds=backgrounds, cache=cache)
+
+
+def imbalanced_blobs(n: int, size: Size = 64, *, seed: int = 0, foreground_fraction=(0.02, 0.10),
+                     blobs: Tuple[int, int] = (1, 4), contrast: float = 0.25, noise: float = 0.12
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A tiny segmentation task with a rare foreground, for comparing losses under class imbalance.
+
+    Each gray image holds 1..4 (``blobs``) elliptical blobs, ``contrast`` brighter than a smooth random
+    background, plus Gaussian noise of standard deviation ``noise``; the blobs together cover a
+    fraction of the pixels inside ``foreground_fraction`` (default 2-10 %: a network that predicts
+    "background everywhere" already scores 90-98 % pixel accuracy, which is the point of the exercise).
+
+    Returns ``(images (n, 1, H, W) float in [0, 1], masks (n, 1, H, W) float in {0, 1})``,
+    deterministic by ``seed``.
+
+    >>> x, y = imbalanced_blobs(4, 32, seed=0)
+    >>> bool(((y.mean((1, 2, 3)) >= 0.02) & (y.mean((1, 2, 3)) <= 0.10)).all())
+    True
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"imbalanced_blobs: n must be a positive int, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"imbalanced_blobs: seed must be an int >= 0, got {seed!r}")
+    h, w = _size_arg(size, "imbalanced_blobs")
+    if min(h, w) < 8:
+        raise ValueError(f"imbalanced_blobs: size must be at least 8x8, got {(h, w)}")
+    lo, hi = _fraction_range(foreground_fraction, "imbalanced_blobs")
+    if (not isinstance(blobs, (tuple, list)) or len(blobs) != 2 or not 1 <= blobs[0] <= blobs[1]):
+        raise ValueError(f"imbalanced_blobs: blobs must be (min, max) counts with 1 <= min <= max, got {blobs!r}")
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    images = np.empty((n, h, w), dtype=np.float32)
+    masks = np.empty((n, h, w), dtype=np.float32)
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        for _ in range(50):
+            k = int(rng.integers(blobs[0], blobs[1] + 1))
+            centres = rng.uniform(0.1, 0.9, (k, 2)) * (h, w)
+            axes = rng.uniform(0.5, 1.0, (k, 2))
+            angles = rng.uniform(0, np.pi, k)
+            target = rng.uniform(lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo))
+
+            def render(s: float) -> np.ndarray:
+                m = np.zeros((h, w), dtype=bool)
+                for (cy, cx), (ay, ax), t in zip(centres, axes, angles):
+                    dy, dx = yy - cy, xx - cx
+                    u, v = np.cos(t) * dx + np.sin(t) * dy, -np.sin(t) * dx + np.cos(t) * dy
+                    m |= (u / (ax * s)) ** 2 + (v / (ay * s)) ** 2 <= 1
+                return m
+
+            s, frac = _fit_scale(render, target, 0.1, float(max(h, w)))
+            if lo <= frac <= hi:
+                break
+        else:
+            raise RuntimeError(f"imbalanced_blobs: could not reach a foreground fraction in {lo}..{hi} "
+                               f"at {h}x{w}; widen foreground_fraction or enlarge size")
+        mask = render(s)
+        coarse = torch.from_numpy(rng.uniform(0.2, 0.6, (1, 1, 4, 4)).astype(np.float32))
+        background = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0, 0].numpy()
+        image = background + contrast * mask + rng.normal(0, noise, (h, w))
+        images[i] = np.clip(image, 0, 1)
+        masks[i] = mask
+    return torch.from_numpy(images)[:, None], torch.from_numpy(masks)[:, None]

@@ -1,0 +1,320 @@
+"""Training and evaluating segmentation networks with the course's one loop, ``core.training.fit``.
+
+* :func:`make_loss` -- the loss by name (``"bce"``, ``"jaccard"``, ``"combined"``, ``"dice"``,
+  ``"focal"``, ``"lovasz"``), with PSPNet's auxiliary head weighted in, returning
+  ``(loss, logs)`` as ``fit`` logs it;
+* :class:`PreloadedPortraits` -- decodes a folder of portraits once into memory at the training
+  resolution and augments on the fly (a JPEG decode and resize per sample would cost more than
+  the network on a 2-core CPU);
+* :func:`train_segmentation` -- AdamW with the "poly" learning-rate schedule of the PSPNet paper
+  (``lr · (1 - step/steps)^0.9``), validation IoU in the history, checkpoint and resume;
+* :func:`evaluate_segmentation` -- mean per-image IoU and dataset IoU at the *masks'* resolution:
+  the network may run at a smaller size, its logits are resized back to each mask's size first.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from . import losses as L
+from .metrics import IoUMeter, iou
+
+__all__ = ["LOSSES", "make_loss", "PreloadedPortraits", "poly_schedule", "train_segmentation",
+           "evaluate_segmentation", "predict_logits", "load_pspnet", "pretrained", "SHIPPED"]
+
+#: Loss names understood by :func:`make_loss`.
+LOSSES = ("bce", "jaccard", "combined", "dice", "focal", "lovasz")
+
+
+def _base_loss(name: str, jaccard_weight: float) -> Callable:
+    if name == "bce":
+        return lambda p, t: L.bce_loss(p, t)
+    if name == "jaccard":
+        return lambda p, t: L.soft_jaccard_loss(p, t)
+    if name == "combined":
+        return lambda p, t: L.combined_loss(p, t, jaccard_weight)
+    if name == "dice":
+        return lambda p, t: L.dice_loss(p, t)
+    if name == "focal":
+        return lambda p, t: L.focal_loss(p, t)
+    if name == "lovasz":
+        return lambda p, t: L.lovasz_hinge_loss(p, t)
+    raise ValueError(f"make_loss: name must be one of {LOSSES}, got {name!r}")
+
+
+def make_loss(name: str = "combined", *, jaccard_weight: float = 0.5, aux_weight: float = 0.4) -> Callable:
+    """``loss(outputs, target) -> (scalar, logs)`` for :func:`core.training.fit`.
+
+    ``outputs`` is a logits tensor ``(N, 1, H, W)`` or PSPNet's training dict
+    ``{"out": ..., "aux": ...}``; the auxiliary loss is added with weight
+    ``aux_weight`` (0.4 in the PSPNet paper). ``logs`` holds the main loss, the
+    soft IoU and the hard IoU of the batch, so that a training curve shows them.
+    """
+    if not 0 <= float(aux_weight):
+        raise ValueError(f"make_loss: aux_weight must be >= 0, got {aux_weight!r}")
+    base = _base_loss(name, jaccard_weight)
+
+    def loss(outputs, target):
+        out = outputs["out"] if isinstance(outputs, dict) else outputs
+        main = base(out, target)
+        total = main
+        if isinstance(outputs, dict) and outputs.get("aux") is not None and aux_weight:
+            total = main + aux_weight * base(outputs["aux"], target)
+        with torch.no_grad():
+            hard = iou(out.detach().float(), target, from_logits=True).mean()
+        return total, {"main": float(main.detach()), "iou": float(hard)}
+
+    loss.__name__ = f"{name}_loss"
+    return loss
+
+
+def _check_size(size, fn: str) -> Tuple[int, int]:
+    if isinstance(size, int):
+        size = (size, size)
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 8 for s in size)):
+        raise ValueError(f"{fn}: size must be an int or (H, W) of ints >= 8, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+class PreloadedPortraits(Dataset):
+    """All (image, mask) pairs of ``source`` resized to ``size`` and kept in memory, augmented per item.
+
+    Args:
+        source: a dataset of ``(image (3, H, W), mask (1, H, W))`` pairs (e.g. a
+            :class:`~course_lib.segmentation.portraits.PortraitFolder` without augmentation),
+            or a pair of tensors ``(images (N, 3, H, W), masks (N, 1, H, W))``.
+        size: ``(H, W)`` kept in memory (bilinear with antialiasing for images,
+            area + threshold 0.5 for masks).
+        augment: ``None`` or a callable ``(image, mask) -> (image, mask)``, such as
+            :class:`~course_lib.segmentation.portraits.PortraitAugment`, applied each
+            time an item is read (so every epoch sees new variants).
+        limit: keep at most this many pairs.
+        cache: a file path: the decoded tensors are saved there and reused by the next
+            run with the same names, count and size (a restart then skips the decoding).
+
+    Memory: ``N * (3 + 1) * H * W`` bytes (stored as uint8); 1,341 portraits at
+    256x192 take 260 MB.
+    """
+
+    def __init__(self, source, size, *, augment: Optional[Callable] = None, limit: Optional[int] = None,
+                 progress: bool = True, cache=None):
+        self.size = _check_size(size, "PreloadedPortraits")
+        if augment is not None and not callable(augment):
+            raise TypeError(f"PreloadedPortraits: augment must be callable or None, got {type(augment).__name__}")
+        self.augment = augment
+        if isinstance(source, (tuple, list)) and len(source) == 2 and all(isinstance(t, torch.Tensor) for t in source):
+            images, masks = source
+            if images.dim() != 4 or images.shape[1] != 3 or masks.dim() != 4 or masks.shape[1] != 1 \
+                    or images.shape[0] != masks.shape[0] or images.shape[-2:] != masks.shape[-2:]:
+                raise ValueError(f"PreloadedPortraits: expected images (N, 3, H, W) and masks (N, 1, H, W) of "
+                                 f"the same N, H, W; got {tuple(images.shape)} and {tuple(masks.shape)}")
+            n = images.shape[0] if limit is None else min(limit, images.shape[0])
+            items = ((images[i], masks[i]) for i in range(n))
+        else:
+            if not (hasattr(source, "__getitem__") and hasattr(source, "__len__")):
+                raise TypeError(f"PreloadedPortraits: source must be a dataset of (image, mask) pairs or a pair of "
+                                f"tensors, got {type(source).__name__}")
+            n = len(source) if limit is None else min(limit, len(source))
+            items = (source[i] for i in range(n))
+        if n == 0:
+            raise ValueError("PreloadedPortraits: the source holds no image/mask pairs")
+        key = {"n": n, "size": list(self.size), "names": [str(x) for x in getattr(source, "names", [])][:n]}
+        if cache is not None and self._load_cache(cache, key):
+            return
+        h, w = self.size
+        self.images = torch.empty(n, 3, h, w, dtype=torch.uint8)
+        self.masks = torch.empty(n, 1, h, w, dtype=torch.uint8)
+        for i, (img, mask) in enumerate(tqdm(items, total=n, desc="loading portraits", disable=not progress)):
+            img = F.interpolate(img[None].float(), size=self.size, mode="bilinear", antialias=True,
+                                align_corners=False)[0]
+            mask = F.interpolate(mask[None].float(), size=self.size, mode="area")[0] >= 0.5
+            self.images[i] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+            self.masks[i] = mask.to(torch.uint8)
+        if cache is not None:
+            from ..core.checkpoints import atomic_save
+
+            atomic_save({"key": key, "images": self.images, "masks": self.masks}, cache)
+
+    def _load_cache(self, cache, key) -> bool:
+        """Reuse tensors decoded by an earlier run (same names, count and size); False if stale or absent."""
+        from pathlib import Path
+
+        if not Path(cache).is_file():
+            return False
+        try:
+            saved = torch.load(cache, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a corrupt cache is only a cache: decode again
+            import warnings
+
+            warnings.warn(f"PreloadedPortraits: ignoring unreadable cache {cache} ({type(exc).__name__})")
+            return False
+        if saved.get("key") != key:
+            return False
+        self.images, self.masks = saved["images"], saved["masks"]
+        return True
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int):
+        img = self.images[i].float() / 255
+        mask = self.masks[i].float()
+        if self.augment is not None:
+            img, mask = self.augment(img, mask)
+        return img, mask
+
+    @property
+    def foreground_fraction(self) -> float:
+        return float(self.masks.float().mean())
+
+
+def poly_schedule(steps: int, power: float = 0.9, warmup: int = 0) -> Callable:
+    """``optimizer -> LambdaLR``: linear warm-up, then ``(1 - t/steps)^power`` (the PSPNet paper's "poly")."""
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"poly_schedule: steps must be a positive int, got {steps!r}")
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, 1 - step / steps) ** power
+
+    return lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _iou_metric(pred, target):
+    out = pred["out"] if isinstance(pred, dict) else pred
+    return iou(out, target, from_logits=True)
+
+
+def train_segmentation(model: torch.nn.Module, train_data, val_data=None, *, steps: int, loss: str = "combined",
+                       jaccard_weight: float = 0.5, aux_weight: float = 0.4, batch_size: int = 8,
+                       lr: float = 1e-3, weight_decay: float = 1e-4, warmup: int = 0, checkpoint=None,
+                       eval_every: Optional[int] = None, seed: int = 0, progress: bool = True, device=None,
+                       **fit_kwargs):
+    """Train a binary segmentation network (logits ``(N, 1, H, W)``) with :func:`core.training.fit`.
+
+    AdamW (``lr``, ``weight_decay``) with :func:`poly_schedule`; the loss from
+    :func:`make_loss`; validation reports the loss and ``miou`` (mean per-image
+    IoU at threshold 0.5 at the training resolution -- use
+    :func:`evaluate_segmentation` for the masks' own resolution). Calling again
+    with the same ``checkpoint`` resumes. Returns ``fit``'s ``FitResult``.
+    """
+    from ..core.training import fit
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"train_segmentation: model must be an nn.Module, got {type(model).__name__}")
+    loss_fn = make_loss(loss, jaccard_weight=jaccard_weight, aux_weight=aux_weight)
+    optimizer = lambda params: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)  # noqa: E731
+    return fit(model, loss_fn, train_data, val_data, steps=steps, batch_size=batch_size, lr=lr,
+               optimizer=optimizer, scheduler=poly_schedule(steps, warmup=warmup),
+               metrics={"miou": _iou_metric}, eval_every=eval_every, checkpoint=checkpoint, seed=seed,
+               progress=progress, device=device, desc=f"segmentation ({loss})", **fit_kwargs)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, images: torch.Tensor, *, size=None) -> torch.Tensor:
+    """Logits ``(N, 1, H, W)`` of ``model`` for ``images`` ``(N, 3, H, W)`` in [0, 1], at the images' size.
+
+    With ``size=(h, w)`` the network runs on images resized to that size (the
+    resolution it was trained at) and the logits are resized back bilinearly.
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"predict_logits: images must be a tensor (N, 3, H, W), got "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        h, w = images.shape[-2:]
+        x = images.to(device).float()
+        if size is not None:
+            size = _check_size(size, "predict_logits")
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        out = model(x)
+        out = out["out"] if isinstance(out, dict) else out
+        if out.shape[-2:] != (h, w):
+            out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+    finally:
+        model.train(was_training)
+    return out.float().cpu()
+
+
+def evaluate_segmentation(model: torch.nn.Module, data, *, size=None, threshold: float = 0.5,
+                          limit: Optional[int] = None, progress: bool = True) -> dict:
+    """Mean per-image IoU and dataset IoU of ``model`` over ``data`` at the masks' resolution.
+
+    ``data``: a dataset of ``(image (3, H, W), mask (1, H, W))`` pairs (images
+    may differ in size) or a pair of tensors. ``size``: run the network at this
+    ``(H, W)`` (its training resolution) and resize the logits back to each
+    mask. Returns ``{"miou", "dataset_iou", "pixel_accuracy", "n", "per_image"}``
+    with the conventions of :func:`course_lib.segmentation.metrics.iou`
+    (an empty mask predicted empty counts as IoU 1).
+    """
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        images, masks = data
+        n = images.shape[0]
+        get = lambda i: (images[i], masks[i])  # noqa: E731
+    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        n = len(data)
+        get = data.__getitem__
+    else:
+        raise TypeError(f"evaluate_segmentation: data must be a dataset of (image, mask) pairs or a pair of "
+                        f"tensors, got {type(data).__name__}")
+    if limit is not None:
+        n = min(n, int(limit))
+    if n == 0:
+        raise ValueError("evaluate_segmentation: no images to evaluate")
+    meter = IoUMeter(threshold=threshold, from_logits=True)
+    per_image = []
+    for i in tqdm(range(n), desc="evaluate", disable=not progress):
+        img, mask = get(i)
+        if img.dim() != 3 or mask.dim() not in (2, 3):
+            raise ValueError(f"evaluate_segmentation: item {i} must be (image (3, H, W), mask (1, H, W)), got "
+                             f"{tuple(img.shape)} and {tuple(mask.shape)}")
+        mask = mask.reshape(1, 1, *mask.shape[-2:])
+        if img.shape[-2:] != mask.shape[-2:]:
+            raise ValueError(f"evaluate_segmentation: item {i}: image {tuple(img.shape[-2:])} and mask "
+                             f"{tuple(mask.shape[-2:])} differ in size")
+        logits = predict_logits(model, img[None], size=size)
+        meter.update(logits, mask)
+        per_image.append(float(iou(logits, mask, from_logits=True, threshold=threshold)[0]))
+    result = meter.compute()
+    result["per_image"] = per_image
+    return result
+
+
+#: The shipped portrait checkpoint (package data, so that ``pip install`` carries it).
+SHIPPED = "pspnet_portrait.pt"
+
+
+def load_pspnet(path) -> tuple:
+    """A :class:`PSPNet` saved by ``save_pretrained`` (e.g. by ``python -m course_lib.segmentation train``).
+
+    Returns ``(model, sidecar)``, the model in eval mode on the CPU. The backbone's
+    ImageNet weights are not looked up: the checkpoint holds all the weights.
+    """
+    from ..core.checkpoints import load_pretrained
+    from .pspnet import PSPNet
+
+    def build(**config):
+        config = dict(config, pretrained=False)
+        return PSPNet.from_config(config, verbose=False)
+
+    return load_pretrained(path, build, arch=PSPNet.arch)
+
+
+def pretrained() -> tuple:
+    """The shipped portrait-segmentation PSPNet and its sidecar (how it was trained, its held-out IoU)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "checkpoints" / SHIPPED
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained: the shipped checkpoint {path} is missing; reinstall course_lib or "
+                                "train one with `python -m course_lib.segmentation train --out PATH`")
+    return load_pspnet(path)

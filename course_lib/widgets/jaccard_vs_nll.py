@@ -1,0 +1,173 @@
+"""The Jaccard-versus-NLL widget: how the two losses see the same mistake.
+
+A synthetic case: the true mask is a disc covering a chosen fraction of the
+image; the prediction makes a chosen kind of mistake (shrunk, grown, shifted,
+everything called background) with a chosen confidence (the probability it
+gives on its side of its own boundary). For that case :func:`loss_case`
+computes the per-pixel NLL (binary cross-entropy), the soft Jaccard loss, the
+hard IoU and the gradient of each loss with respect to the logits;
+:func:`jaccard_vs_nll_figure` draws the masks, both gradient maps and how the
+losses change with the foreground fraction; :func:`jaccard_vs_nll_explorer`
+adds sliders.
+
+What it shows: the NLL is an average over *pixels*, so when the background
+dominates, calling everything background costs little (its NLL falls with the
+foreground fraction), and its gradient is spread over the many easy
+background pixels. The Jaccard loss is a ratio over the *object*: missing the
+object costs 1 whatever its size, and its gradient concentrates on the
+object and its boundary.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["ERRORS", "loss_case", "loss_sweep", "jaccard_vs_nll_figure", "jaccard_vs_nll_explorer"]
+
+#: The kinds of mistake the prediction can make.
+ERRORS = ("none", "shrunk", "grown", "shifted", "all background")
+
+
+def _disc(size: int, radius: float, cx: float, cy: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    return ((xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2)
+
+
+def _check(foreground_fraction, confidence, error, size, amount):
+    if not isinstance(size, int) or size < 16:
+        raise ValueError(f"loss_case: size must be an int >= 16, got {size!r}")
+    if not 0 < float(foreground_fraction) <= 0.6:
+        raise ValueError(f"loss_case: foreground_fraction must be in (0, 0.6] (a disc inside the image), "
+                         f"got {foreground_fraction!r}")
+    if not 0.5 < float(confidence) < 1:
+        raise ValueError(f"loss_case: confidence must be in (0.5, 1), got {confidence!r}")
+    if error not in ERRORS:
+        raise ValueError(f"loss_case: error must be one of {ERRORS}, got {error!r}")
+    if not 0 <= float(amount) <= 1:
+        raise ValueError(f"loss_case: amount must be in [0, 1], got {amount!r}")
+
+
+def loss_case(foreground_fraction: float = 0.1, confidence: float = 0.9, error: str = "shrunk", *,
+              amount: float = 0.3, size: int = 64) -> dict:
+    """Both losses, the hard IoU and their gradients for one synthetic case.
+
+    Args:
+        foreground_fraction: area of the true disc / image area, in (0, 0.6].
+        confidence: probability the prediction gives on its side of its boundary, in (0.5, 1):
+            ``p̂ = confidence`` inside its predicted region, ``1 - confidence`` outside.
+        error: one of :data:`ERRORS`: ``"shrunk"`` / ``"grown"`` change the radius by
+            ``amount`` (a fraction of it), ``"shifted"`` moves the disc by ``amount`` radii,
+            ``"all background"`` predicts no foreground at all.
+        amount: size of the mistake, in [0, 1].
+        size: image side in pixels.
+
+    Returns a dict with ``target`` and ``prob`` (``(size, size)`` float arrays),
+    ``bce``, ``jaccard_loss`` (soft, ``1 - J``), ``iou`` (hard, at 0.5) as floats,
+    and ``grad_bce`` / ``grad_jaccard``: the gradients of each loss with respect to
+    the logits, ``(size, size)`` arrays.
+    """
+    from ..segmentation.losses import bce_loss, soft_jaccard_loss
+    from ..segmentation.metrics import iou
+
+    _check(foreground_fraction, confidence, error, size, amount)
+    r = math.sqrt(float(foreground_fraction) * size * size / math.pi)
+    c = size / 2
+    target = _disc(size, r, c, c)
+    if error == "none":
+        pred = target
+    elif error == "shrunk":
+        pred = _disc(size, r * (1 - amount), c, c)
+    elif error == "grown":
+        pred = _disc(size, r * (1 + amount), c, c)
+    elif error == "shifted":
+        pred = _disc(size, r, c + amount * r, c)
+    else:
+        pred = np.zeros_like(target)
+    prob = np.where(pred, confidence, 1 - confidence).astype(np.float64)
+    logits = torch.tensor(np.log(prob / (1 - prob)))[None, None].requires_grad_(True)
+    t = torch.tensor(target, dtype=torch.float64)[None, None]
+    bce = bce_loss(logits, t)
+    (g_bce,) = torch.autograd.grad(bce, logits)
+    jac = soft_jaccard_loss(logits, t)
+    (g_jac,) = torch.autograd.grad(jac, logits)
+    hard = iou(torch.tensor(prob)[None, None], t, threshold=0.5)
+    return {"target": target.astype(np.float64), "prob": prob, "bce": float(bce.detach()), "jaccard_loss": float(jac.detach()),
+            "iou": float(hard.reshape(-1)[0]), "grad_bce": g_bce[0, 0].numpy(), "grad_jaccard": g_jac[0, 0].numpy(),
+            "foreground_fraction": float(target.mean())}
+
+
+def loss_sweep(fractions: Sequence[float] = None, confidence: float = 0.9, error: str = "shrunk", *,
+               amount: float = 0.3, size: int = 64) -> dict:
+    """:func:`loss_case` over foreground fractions: lists ``fraction``, ``bce``, ``jaccard_loss``, ``iou``."""
+    if fractions is None:
+        fractions = np.geomspace(0.005, 0.5, 15)
+    out = {"fraction": [], "bce": [], "jaccard_loss": [], "iou": []}
+    for f in fractions:
+        case = loss_case(float(f), confidence, error, amount=amount, size=size)
+        out["fraction"].append(case["foreground_fraction"])
+        for k in ("bce", "jaccard_loss", "iou"):
+            out[k].append(case[k])
+    return out
+
+
+def jaccard_vs_nll_figure(foreground_fraction: float = 0.05, confidence: float = 0.9, error: str = "all background",
+                          *, amount: float = 0.3, size: int = 64):
+    """Masks, both gradient maps and a sweep over the foreground fraction; returns ``(figure, case)``."""
+    import matplotlib.pyplot as plt
+
+    case = loss_case(foreground_fraction, confidence, error, amount=amount, size=size)
+    sweep = loss_sweep(confidence=confidence, error=error, amount=amount, size=size)
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.4), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1.6]})
+    axes[0].imshow(case["target"], cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title(f"truth: {100 * case['foreground_fraction']:.1f}% foreground")
+    axes[1].imshow(case["prob"], cmap="gray", vmin=0, vmax=1)
+    axes[1].set_title(f"prediction p̂ ({error})\nIoU {case['iou']:.2f}")
+    for ax, key, name in ((axes[2], "grad_bce", "NLL"), (axes[3], "grad_jaccard", "Jaccard")):
+        g = case[key]
+        lim = max(float(np.abs(g).max()), 1e-12)
+        ax.imshow(g, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        loss = case["bce"] if key == "grad_bce" else case["jaccard_loss"]
+        share = float(np.abs(g)[case["target"] > 0].sum() / max(np.abs(g).sum(), 1e-30))
+        ax.set_title(f"∂{name}/∂logit (loss {loss:.3f})\n{100 * share:.0f}% of |grad| on the object")
+    for ax in axes[:4]:
+        ax.set_xticks([]), ax.set_yticks([])
+    ax = axes[4]
+    ax.plot(sweep["fraction"], sweep["bce"], "o-", label="NLL (BCE)")
+    ax.plot(sweep["fraction"], sweep["jaccard_loss"], "s-", label="soft Jaccard loss 1 − J")
+    ax.plot(sweep["fraction"], 1 - np.asarray(sweep["iou"]), "k--", label="1 − hard IoU")
+    ax.axvline(case["foreground_fraction"], color="gray", lw=0.8)
+    ax.set_xscale("log"), ax.set_xlabel("foreground fraction"), ax.set_ylim(bottom=0)
+    ax.set_title(f"same mistake ({error}), object size varies")
+    ax.legend(fontsize=8), ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig, case
+
+
+def jaccard_vs_nll_explorer(*, size: int = 64):
+    """Sliders for :func:`jaccard_vs_nll_figure` (``continuous_update=False``)."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    frac = w.FloatLogSlider(value=0.05, base=10, min=-2.3, max=math.log10(0.5), step=0.1,
+                            description="foreground", continuous_update=False)
+    conf = w.FloatSlider(value=0.9, min=0.55, max=0.99, step=0.01, description="confidence",
+                         continuous_update=False)
+    err = w.Dropdown(options=list(ERRORS), value="all background", description="mistake")
+    amount = w.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05, description="amount", continuous_update=False)
+    out = w.Output()
+
+    def redraw(_=None):
+        with out:
+            out.clear_output(wait=True)
+            fig, _ = jaccard_vs_nll_figure(frac.value, conf.value, err.value, amount=amount.value, size=size)
+            display(fig)
+            plt.close(fig)
+
+    for control in (frac, conf, err, amount):
+        control.observe(redraw, names="value")
+    redraw()
+    return w.VBox([w.HBox([frac, conf]), w.HBox([err, amount]), out])
