@@ -144,3 +144,44 @@ def test_check_gram_matrix():
 
     with pytest.raises(AssertionError, match="expected shape"):
         ex.check_gram_matrix(spatial)
+
+
+def test_check_soft_jaccard_loss():
+    from course_lib.segmentation.losses import soft_jaccard_loss
+
+    ex.check_soft_jaccard_loss(lambda q, p: soft_jaccard_loss(q, p, from_logits=False))
+
+    def per_image(q, p):
+        inter = (q * p).sum((1, 2, 3))
+        return (1 - inter / (q.sum((1, 2, 3)) + p.sum((1, 2, 3)) - inter)).mean()
+
+    ex.check_soft_jaccard_loss(per_image)  # the plain formula, no smoothing term, passes
+    with pytest.raises(AssertionError, match="soft_jaccard_loss"):
+        ex.check_soft_jaccard_loss(lambda q, p: 1 - (q * p).sum() / (q.sum() + p.sum() - (q * p).sum()))  # pooled
+    with pytest.raises(AssertionError, match="soft_jaccard_loss"):  # Dice, not Jaccard
+        ex.check_soft_jaccard_loss(lambda q, p: (1 - 2 * (q * p).sum((1, 2, 3)) / (q.sum((1, 2, 3)) + p.sum((1, 2, 3)))).mean())
+    with pytest.raises(AssertionError, match="gradients"):
+        ex.check_soft_jaccard_loss(lambda q, p: torch.tensor(per_image(q.detach(), p).item()))
+
+
+def test_check_pyramid_pooling():
+    import torch.nn.functional as F
+
+    from course_lib.segmentation.pspnet import pyramid_pooling
+
+    ex.check_pyramid_pooling(pyramid_pooling)
+
+    def nearest(x, convs, bins):
+        return torch.cat([x] + [F.interpolate(c(F.adaptive_avg_pool2d(x, b)), size=x.shape[-2:], mode="nearest")
+                                for b, c in zip(bins, convs)], 1)
+
+    def corners(x, convs, bins):
+        return torch.cat([x] + [F.interpolate(c(F.adaptive_avg_pool2d(x, b)), size=x.shape[-2:], mode="bilinear",
+                                              align_corners=True) for b, c in zip(bins, convs)], 1)
+
+    def no_input(x, convs, bins):
+        return pyramid_pooling(x, convs, bins)[:, x.shape[1]:]
+
+    for wrong in (nearest, corners, no_input):
+        with pytest.raises(AssertionError, match="pyramid_pooling"):
+            ex.check_pyramid_pooling(wrong)

@@ -75,3 +75,23 @@ def test_jaccard_vs_nll_case_and_sweep():
         loss_case(0.1, 0.9, "rotated")
     with pytest.raises(ValueError, match="confidence"):
         loss_case(0.1, 0.4, "none")
+
+
+def test_phase_swap_images_follow_their_phase():
+    from course_lib.widgets.phase_swap import gray_images, phase_swap_figure, phase_swap_images
+
+    im = gray_images(48)
+    a, b = im["astronaut"], im["grace_hopper"]
+    assert a.shape == (48, 48) and 0 <= float(a.min()) and float(a.max()) <= 1
+    rec = phase_swap_images(a, b)
+    # |F A| with B's phase has exactly A's magnitude (numpy FFT as the independent reference)
+    import numpy as np
+
+    assert np.allclose(np.abs(np.fft.fft2(rec["|A| with phase of B"].numpy(), norm="ortho")),
+                       np.abs(np.fft.fft2(a.double().numpy(), norm="ortho")), atol=1e-9)
+    fig, corr = phase_swap_figure(a, b)
+    assert corr["|A| with phase of B"]["corr_with_B"] > corr["|A| with phase of B"]["corr_with_A"] + 0.3
+    assert corr["|B| with phase of A"]["corr_with_A"] > corr["|B| with phase of A"]["corr_with_B"] + 0.3
+    assert abs(corr["|A| with random phase"]["corr_with_A"]) < 0.3
+    with pytest.raises(ValueError, match="same size"):
+        phase_swap_images(a, b[:40])

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 __all__ = ["compare", "CHECKS", "check_rgb_to_y", "check_psnr", "check_pixel_shuffle", "check_gram_matrix",
-           "check_bicubic_downscale"]
+           "check_bicubic_downscale", "check_soft_jaccard_loss", "check_pyramid_pooling"]
 
 CHECKS: dict[str, Callable] = {}
 
@@ -138,3 +138,50 @@ def check_gram_matrix(fn: Callable) -> None:
         f = _inputs(seed, *shape) - 0.3
         compare(f"gram_matrix of features {shape}", _call("gram_matrix", fn, f), gram_matrix(f), rtol=1e-4, atol=1e-6)
     _passed("gram_matrix", "G = F Fᵀ / (C·H·W), one matrix per image")
+
+
+@_register
+def check_soft_jaccard_loss(fn: Callable) -> None:
+    """Exercise (06): ``fn(p_hat, p)`` -> mean over images of ``1 - <p, p̂> / (|p|₁ + |p̂|₁ - <p, p̂>)``.
+
+    ``p_hat``: probabilities ``(N, 1, H, W)`` in [0, 1]; ``p``: the true mask, same shape, in {0, 1}.
+    """
+    from course_lib.segmentation.losses import soft_jaccard_loss
+
+    cases = []
+    for seed, (n, h, w, frac) in enumerate(((1, 4, 5, 0.5), (3, 6, 6, 0.2), (2, 9, 7, 0.05))):
+        p = (_inputs(seed, n, 1, h, w) < frac).float()
+        p[:, :, 0, 0] = 1  # never an empty mask: the smoothing term does not matter here
+        p[0] = 1 if n > 1 else p[0]  # images of very different sizes: a per-batch pool gives another value
+        p_hat = _inputs(seed + 20, n, 1, h, w)
+        cases.append((p_hat, p))
+    binary = (_inputs(7, 2, 1, 5, 5) > 0.5).float()
+    cases.append((binary, binary))  # a perfect hard prediction: loss 0
+    for i, (p_hat, p) in enumerate(cases):
+        got = _call("soft_jaccard_loss", fn, p_hat.clone(), p.clone())
+        compare(f"soft_jaccard_loss (case {i}: {tuple(p.shape)})", torch.as_tensor(got, dtype=torch.float64).reshape(()),
+                soft_jaccard_loss(p_hat, p, from_logits=False, per_image=True).double().reshape(()),
+                rtol=1e-4, atol=1e-5)
+    x = _inputs(3, 2, 1, 6, 6).requires_grad_(True)
+    loss = _call("soft_jaccard_loss", fn, x, (_inputs(4, 2, 1, 6, 6) > 0.5).float())
+    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+        raise AssertionError("soft_jaccard_loss: the loss must be a torch tensor that gradients flow through "
+                             "(use torch operations, no .item() or numpy)")
+    _passed("soft_jaccard_loss", "1 - J per image, averaged over the batch; differentiable")
+
+
+@_register
+def check_pyramid_pooling(fn: Callable) -> None:
+    """Exercise (07): ``fn(features, convs, bins)`` -> ``[features, up(conv_b(pool_b(features))) for b in bins]`` concatenated."""
+    from course_lib.segmentation.pspnet import ppm_branch, pyramid_pooling
+
+    torch.manual_seed(0)
+    for seed, (n, c, h, w, bins) in enumerate(((1, 8, 6, 6, (1, 2, 3, 6)), (2, 16, 7, 5, (1, 2, 3, 6)),
+                                               (1, 4, 9, 11, (1, 3)))):
+        x = _inputs(seed, n, c, h, w)
+        convs = [ppm_branch(c, c // 4, norm=(b != 1)).eval() for b in bins]
+        with torch.no_grad():
+            got = _call("pyramid_pooling", fn, x, convs, bins)
+            compare(f"pyramid_pooling(features {tuple(x.shape)}, bins={bins})", got,
+                    pyramid_pooling(x, convs, bins), rtol=1e-4, atol=1e-5)
+    _passed("pyramid_pooling", "pool to b×b, 1×1 conv branch, bilinear upsample, concatenate with the input")

@@ -92,8 +92,9 @@ __all__ = [
 MASK_EXTENSIONS = IMAGE_EXTENSIONS + (".mat",)
 #: Environment variable naming a prepared portrait folder (``images/`` + ``masks/``).
 ENV_VAR = "COURSE_PORTRAITS"
-#: Where the course's development machines keep EG1800's training split.
-SHARED_PORTRAITS = Path("/work/shared/data/portraits_eg1800_train")
+#: Where the course's development machines keep EG1800's training split: ``shared/`` beside the
+#: repository's folder (``<repo>/../shared/data/portraits_eg1800_train``).
+SHARED_PORTRAITS = Path(__file__).resolve().parents[3] / "shared" / "data" / "portraits_eg1800_train"
 
 PathLike = Union[str, os.PathLike]
 Size = Union[int, Tuple[int, int]]

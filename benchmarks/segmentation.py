@@ -1,0 +1,69 @@
+"""Portrait-segmentation benchmarks: speed of the shipped PSPNet and its held-out IoU.
+
+* ms per portrait (batch 1, 3:4 portrait frames whose longer side is 256 and 512 px) for the eager
+  model and for ``optimize_for_inference`` (BatchNorm folded, aux head dropped, channels-last), timed
+  interleaved in one run (median of the repeats), with the largest logit difference between the two.
+* the shipped checkpoint's mean per-image IoU and dataset IoU on the held-out portraits (the
+  name-hashed 15 % of the prepared EG1800 folder that training never saw) at the masks' resolution,
+  when that folder exists on the machine.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def run(quick: bool = False) -> dict:
+    from course_lib.core.datasets import DatasetUnavailableError
+    from course_lib.segmentation import optimize_for_inference, pretrained
+    from course_lib.segmentation.portraits import shared_portraits, train_val_split
+    from course_lib.segmentation.train import evaluate_segmentation
+
+    model, sidecar = pretrained()
+    model.eval()
+    fast = optimize_for_inference(model, verbose=False)
+    sizes = ((64, 48),) if quick else ((256, 192), (512, 384))
+    repeats = 2 if quick else 7
+    rows = []
+    for h, w in sizes:
+        x = torch.rand(1, 3, h, w)
+        times = {"eager": [], "optimised": []}
+        with torch.inference_mode():
+            diff = float((model(x) - fast(x)).abs().max())
+            for _ in range(repeats):  # interleaved: both see the same machine state
+                for name, net in (("eager", model), ("optimised", fast)):
+                    t0 = time.perf_counter()
+                    net(x)
+                    times[name].append(time.perf_counter() - t0)
+        eager, opt = _median(times["eager"]), _median(times["optimised"])
+        rows.append({"portrait (H x W)": f"{h}x{w}", "eager ms": 1000 * eager, "optimised ms": 1000 * opt,
+                     "speed-up": eager / opt, "max |logit diff|": diff})
+    tables = [{"title": f"Shipped PSPNet ({sidecar['config']['backbone']}, output stride "
+                        f"{sidecar['config']['output_stride']}): ms per portrait, batch 1",
+               "columns": list(rows[0]), "rows": rows}]
+    notes = [f"torch threads: {torch.get_num_threads()}; median of {repeats} interleaved repeats",
+             f"shipped checkpoint: {sidecar.get('command', '?')}"]
+    try:
+        folder = shared_portraits()
+    except DatasetUnavailableError:
+        notes.append("held-out IoU: skipped (no prepared EG1800 folder on this machine)")
+    else:
+        _, val = train_val_split(folder, val_fraction=0.15, seed=0)
+        size = tuple(sidecar["input_size_hw"])
+        t0 = time.perf_counter()
+        m = evaluate_segmentation(fast, val, size=size, limit=16 if quick else None, progress=False)
+        tables.append({"title": "Shipped PSPNet: IoU on held-out real portraits (masks' resolution, threshold 0.5)",
+                       "columns": ["portraits", "network input (H x W)", "mean per-image IoU", "dataset IoU",
+                                   "seconds"],
+                       "rows": [{"portraits": m["n"], "network input (H x W)": f"{size[0]}x{size[1]}",
+                                 "mean per-image IoU": m["miou"], "dataset IoU": m["dataset_iou"],
+                                 "seconds": time.perf_counter() - t0}]})
+        notes.append("Target (issue 5): mean per-image IoU >= 0.95 on real held-out portraits; aim 0.962 "
+                     "(MediaPipe selfie segmentation).")
+    return {"tables": tables, "notes": notes}
