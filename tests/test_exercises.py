@@ -185,3 +185,27 @@ def test_check_pyramid_pooling():
     for wrong in (nearest, corners, no_input):
         with pytest.raises(AssertionError, match="pyramid_pooling"):
             ex.check_pyramid_pooling(wrong)
+
+
+def test_check_hio_step():
+    from course_lib.phase.classical import hio_step
+
+    ex.check_hio_step(hio_step)
+
+    def no_box(x, y, support, beta):  # forgets the [0, 1] box: only support and non-negativity
+        return hio_step(x, y, support, beta, constraints=("support", "real", "nonneg"))
+
+    def er_step(x, y, support, beta):  # error reduction instead of HIO: no feedback
+        z = torch.fft.fft2(x, norm="ortho")
+        xp = torch.fft.ifft2(y * torch.exp(1j * z.angle()), norm="ortho").real
+        return xp.clamp(0, 1) * support
+
+    def unnormalised(x, y, support, beta):  # the default fft norm: magnitudes on another scale
+        z = torch.fft.fft2(x)
+        xp = torch.fft.ifft2(y * torch.exp(1j * z.angle())).real
+        p = xp.clamp(0, 1) * support
+        return torch.where(p == xp, xp, x - beta * (xp - p))
+
+    for wrong in (no_box, er_step, unnormalised):
+        with pytest.raises(AssertionError, match="hio_step"):
+            ex.check_hio_step(wrong)

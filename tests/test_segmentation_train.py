@@ -126,8 +126,10 @@ def test_gaussian_matches_scipy_and_effects():
         replace_background(img, mask * 3, bg)
 
 
-def test_cli_train_evaluate_predict(tmp_path, capsys):
+def test_cli_train_evaluate_predict(tmp_path, capsys, monkeypatch):
     from course_lib.segmentation.__main__ import main
+
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "cache"))  # the decoded-portrait cache goes there
 
     data = synthetic_portraits(10, size=(48, 40), seed=3, backgrounds="noise")
     (tmp_path / "img").mkdir(), (tmp_path / "mask").mkdir()
@@ -156,3 +158,28 @@ def test_cli_train_evaluate_predict(tmp_path, capsys):
                  "--effect", "replace"]) == 2
     assert "--background" in capsys.readouterr().err
     assert main(["evaluate", "--images", str(tmp_path / "nowhere"), "--checkpoint", str(model)]) == 2
+
+
+def test_preloaded_cache_is_reused_only_for_the_same_files(tmp_path):
+    from course_lib.segmentation.portraits import PortraitFolder
+
+    data = synthetic_portraits(3, size=(24, 20), seed=5, backgrounds="noise")
+    (tmp_path / "img").mkdir(), (tmp_path / "mask").mkdir()
+    for i in range(3):
+        img, mask = data[i]
+        Image.fromarray((img.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(tmp_path / "img" / f"p{i}.png")
+        Image.fromarray((mask[0].numpy() * 255).astype(np.uint8)).save(tmp_path / "mask" / f"p{i}.png")
+    cache = tmp_path / "cache.pt"
+    first = PreloadedPortraits(PortraitFolder(tmp_path / "img", tmp_path / "mask"), (24, 20), cache=cache,
+                               progress=False)
+    assert cache.is_file()
+    again = PreloadedPortraits(PortraitFolder(tmp_path / "img", tmp_path / "mask"), (24, 20), cache=cache,
+                               progress=False)
+    assert torch.equal(first.images, again.images)
+    # a photo changes on disk (same name): the cache must not be used
+    Image.fromarray(np.zeros((24, 20, 3), np.uint8)).save(tmp_path / "img" / "p0.png")
+    import os
+    os.utime(tmp_path / "img" / "p0.png", ns=(1, 10**18))
+    changed = PreloadedPortraits(PortraitFolder(tmp_path / "img", tmp_path / "mask"), (24, 20), cache=cache,
+                                 progress=False)
+    assert changed.images[0].max() == 0 and not torch.equal(changed.images, first.images)

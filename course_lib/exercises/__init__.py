@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 __all__ = ["compare", "CHECKS", "check_rgb_to_y", "check_psnr", "check_pixel_shuffle", "check_gram_matrix",
-           "check_bicubic_downscale", "check_soft_jaccard_loss", "check_pyramid_pooling"]
+           "check_bicubic_downscale", "check_soft_jaccard_loss", "check_pyramid_pooling",
+           "check_hio_step"]
 
 CHECKS: dict[str, Callable] = {}
 
@@ -185,3 +186,27 @@ def check_pyramid_pooling(fn: Callable) -> None:
             compare(f"pyramid_pooling(features {tuple(x.shape)}, bins={bins})", got,
                     pyramid_pooling(x, convs, bins), rtol=1e-4, atol=1e-5)
     _passed("pyramid_pooling", "pool to b×b, 1×1 conv branch, bilinear upsample, concatenate with the input")
+
+
+@_register
+def check_hio_step(fn: Callable) -> None:
+    """Exercise (08): ``fn(x, y, support, beta)`` -> the next HIO iterate on the padded grid ``(H, W)``.
+
+    ``z = F x`` (``torch.fft.fft2(..., norm="ortho")``); keep the phase of ``z``, give it the magnitude ``y``;
+    ``x' = real(F^-1 z)``; ``p`` = ``x'`` clipped to [0, 1] and set to 0 outside ``support``;
+    the next iterate is ``x'`` where ``p == x'`` and ``x - beta (x' - p)`` elsewhere.
+    """
+    from course_lib.phase.classical import hio_step
+    from course_lib.phase.fourier import fourier_magnitude, support_mask
+
+    for seed, (h, w, beta) in enumerate(((4, 4, 0.8), (6, 5, 0.9), (8, 8, 0.5), (6, 6, 0.8))):
+        truth = _inputs(seed, 1, h, w).double()
+        if seed == 3:
+            truth = 4 * truth  # a bright object: x' exceeds 1, so the [0, 1] box matters
+        y = fourier_magnitude(truth, pad=2)[0]
+        support = support_mask((h, w), pad=2)
+        x = (_inputs(seed + 50, 2 * h, 2 * w).double() - 0.2) * 1.5  # some pixels < 0, > 1, outside the support
+        got = _call("hio_step", fn, x.clone(), y.clone(), support.clone(), beta)
+        compare(f"hio_step (case {seed}: {2 * h}x{2 * w} grid, beta={beta})", got, hio_step(x, y, support, beta),
+                rtol=1e-6, atol=1e-9)
+    _passed("hio_step", "magnitude replaced, phase kept; feedback x - beta (x' - P_S x') where x' breaks a constraint")

@@ -1,0 +1,201 @@
+"""Phase retrieval benchmarks: batched HIO speed against a per-image loop, and HIO/RAAR/ER quality.
+
+``python -m benchmarks phase [--quick]`` writes ``benchmarks/results/phase.{json,md}``.
+
+1. Speed: :func:`course_lib.phase.classical.hio` on 1,024 images of 32 x 32
+   (MNIST digits framed to 32 x 32) padded to 64 x 64, 1,000 iterations,
+   against the plain per-image numpy loop :func:`hio_numpy` and the per-image
+   torch loop :func:`hio_single`. The per-image loops run on a subset and are
+   extrapolated linearly to the full batch (the table says so).
+2. Quality on real MNIST digits (``offline_mnist``, a stratified subset):
+   no oversampling vs 2x per axis, noiseless and with Poisson noise, scored
+   with the 'uelwer' protocol (best of the prediction and its 180° rotation
+   after circular-shift registration) as in REFERENCE_RESULTS.
+3. Network inference -- the hook where PR-DAD timings go (not measured yet).
+
+Times are wall-clock (``time.perf_counter``) with the process CPU time next
+to them: on a shared machine the two differ, and the CPU time is the better
+guide to what an idle machine would do.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import torch
+
+SPEED_FULL = dict(images=1024, size=32, pad=2, iters=1000, subset=16)
+SPEED_QUICK = dict(images=128, size=32, pad=2, iters=100, subset=4)
+
+
+def _digits(n: int, size: int = 28) -> torch.Tensor:
+    """``n`` MNIST digits ``(n, 1, size, size)`` in [0, 1], every class alike (stratified), framed to ``size``."""
+    from course_lib.core.datasets import offline_mnist
+
+    images, labels = offline_mnist()
+    order = np.argsort(labels, kind="stable")
+    per_class = [order[labels[order] == c] for c in range(10)]
+    pick = [per_class[i % 10][i // 10] for i in range(n)]
+    x = torch.from_numpy(images[pick].astype(np.float32) / 255.0)[:, None]
+    if size != 28:
+        m = (size - 28) // 2
+        x = torch.nn.functional.pad(x, (m, size - 28 - m, m, size - 28 - m))
+    return x
+
+
+def _timed(fn):
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def _speed_table(quick: bool, notes: list) -> dict:
+    from course_lib.phase.classical import hio, hio_numpy, hio_single
+    from course_lib.phase.fourier import fourier_magnitude, support_mask
+
+    cfg = SPEED_QUICK if quick else SPEED_FULL
+    n, size, pad, iters, subset = cfg["images"], cfg["size"], cfg["pad"], cfg["iters"], cfg["subset"]
+    x = _digits(n, size)
+    y = fourier_magnitude(x, pad)
+    H = size * pad
+    support = support_mask((size, size), pad)
+    work = n * iters
+    rows = []
+    hio(y[:8], pad=pad, iters=5)  # warm-up (FFT plans, allocator)
+
+    threads = torch.get_num_threads()
+    for t in sorted({threads, 1}, reverse=True):
+        torch.set_num_threads(t)
+        try:
+            res, wall, cpu = _timed(lambda: hio(y, pad=pad, iters=iters, history=False))
+        finally:
+            torch.set_num_threads(threads)
+        rows.append({"method": f"hio, batched torch ({t} thread{'s' if t > 1 else ''})", "images": n,
+                     "wall (s)": wall, "CPU (s)": cpu, "image-iterations/s": work / wall,
+                     "how": "measured"})
+    if torch.cuda.is_available():
+        yc = y.cuda()
+        hio(yc[:8], pad=pad, iters=5)
+        torch.cuda.synchronize()
+
+        def gpu():
+            r = hio(yc, pad=pad, iters=iters, history=False)
+            torch.cuda.synchronize()
+            return r
+        _, wall, cpu = _timed(gpu)
+        rows.append({"method": f"hio, batched torch ({torch.cuda.get_device_name(0)})", "images": n,
+                     "wall (s)": wall, "CPU (s)": cpu, "image-iterations/s": work / wall, "how": "measured"})
+
+    # the per-image loops, on a subset, extrapolated to all n images
+    yn, sn = y[:subset, 0].double().numpy(), support.numpy()
+    rng = np.random.default_rng(0)
+    starts = [rng.random((H, H)) * sn for _ in range(subset)]
+    _, wall, cpu = _timed(lambda: [hio_numpy(yn[i], sn, 0.8, iters, starts[i]) for i in range(subset)])
+    scale = n / subset
+    rows.append({"method": "hio_numpy, per-image loop (numpy.fft, float64)", "images": n,
+                 "wall (s)": wall * scale, "CPU (s)": cpu * scale, "image-iterations/s": subset * iters / wall,
+                 "how": f"extrapolated from {subset} images"})
+    torch.set_num_threads(1)  # one small image at a time: op threads only get in the way
+    try:
+        ys = y[:subset, 0]
+        _, wall, cpu = _timed(lambda: [hio_single(ys[i], support, 0.8, iters) for i in range(subset)])
+    finally:
+        torch.set_num_threads(threads)
+    rows.append({"method": "hio_single, per-image loop (torch, float32)", "images": n,
+                 "wall (s)": wall * scale, "CPU (s)": cpu * scale, "image-iterations/s": subset * iters / wall,
+                 "how": f"extrapolated from {subset} images"})
+
+    base = next(r for r in rows if r["method"].startswith("hio_numpy"))
+    for r in rows:
+        r["speed-up vs numpy loop"] = base["wall (s)"] / r["wall (s)"]
+    best = min((r for r in rows if r["how"] == "measured"), key=lambda r: r["wall (s)"])
+    notes.append(f"Batched HIO: {n} images {size}x{size} -> {H}x{H}, {iters} iterations in {best['wall (s)']:.1f} s "
+                 f"wall ({best['CPU (s)']:.1f} s CPU, {1e6 * best['CPU (s)'] / work:.0f} us CPU per image and "
+                 f"iteration), {best['speed-up vs numpy loop']:.0f}x the per-image numpy loop (extrapolated from "
+                 f"{subset} images).")
+    return {"title": f"HIO speed: {n} images {size}x{size} padded to {H}x{H}, {iters} iterations, beta 0.8",
+            "columns": ["method", "images", "wall (s)", "CPU (s)", "image-iterations/s", "speed-up vs numpy loop",
+                        "how"],
+            "rows": rows}
+
+
+def _quality_table(quick: bool, notes: list) -> dict:
+    from course_lib.phase.classical import error_reduction, hio, raar
+    from course_lib.phase.fourier import add_noise, fourier_magnitude, snr_db
+    from course_lib.phase.metrics import evaluate_reconstructions
+
+    n, iters, restarts = (32, 200, 3) if quick else (256, 1000, 3)
+    x = _digits(n)
+    runs = [  # (name, algorithm, beta, pad, alpha)
+        ("HIO", hio, 0.8, 1, None),
+        ("RAAR", raar, 0.87, 1, None),
+        ("HIO", hio, 0.8, 2, None),
+        ("RAAR", raar, 0.87, 2, None),
+        ("ER", error_reduction, None, 2, None),
+        ("HIO", hio, 0.8, 2, 1.0),
+        ("HIO", hio, 0.8, 2, 3.0),
+    ]
+    if quick:
+        runs = [r for r in runs if r[0] == "HIO"][:3]
+    rows = []
+    for name, algorithm, beta, pad, alpha in runs:
+        y = fourier_magnitude(x, pad)
+        snr = ""
+        if alpha is not None:
+            noisy = add_noise(y, "poisson", alpha, seed=0)
+            snr = float(snr_db(y, noisy).mean())
+            y = noisy
+        kw = {} if beta is None else {"beta": beta}
+        res, wall, _ = _timed(lambda: algorithm(y, pad=pad, iters=iters, restarts=restarts, seed=0, history=False,
+                                                **kw))
+        uelwer = evaluate_reconstructions(res.images, x, "uelwer")
+        prdad = evaluate_reconstructions(res.images, x, "prdad")
+        rows.append({"algorithm": name + (f" (beta {beta})" if beta else ""), "oversampling": f"{pad}x",
+                     "noise": "none" if alpha is None else f"Poisson alpha {alpha:g}", "SNR (dB)": snr,
+                     "MSE": uelwer["mse"], "MAE": uelwer["mae"], "SSIM": uelwer["ssim"],
+                     "MSE (prdad)": prdad["mse"], "magnitude error": float(res.magnitude_error.mean()),
+                     "time (s)": wall})
+    notes.append(f"Quality: {n} offline MNIST digits (28x28, stratified over the classes), {iters} iterations, "
+                 f"best of {restarts} restarts by magnitude error, constraints support + real + non-negative + "
+                 "[0, 1]; MSE/MAE/SSIM under the 'uelwer' protocol, 'MSE (prdad)' without registration (an MNIST "
+                 "digit can move inside its frame, so that one stays high even when the magnitude is matched).")
+    return {"title": "HIO / RAAR / ER quality on MNIST digits ('uelwer' protocol)",
+            "columns": ["algorithm", "oversampling", "noise", "SNR (dB)", "MSE", "MAE", "SSIM", "MSE (prdad)",
+                        "magnitude error", "time (s)"],
+            "rows": rows}
+
+
+# ---------------------------------------------------------------------------
+# Network inference (PR-DAD) -- to be added
+# ---------------------------------------------------------------------------
+
+def _network_inference_table(quick: bool, notes: list):
+    """Hook for the phase retrieval networks (PR-DAD I/II): return a table dict, or None.
+
+    To add: build or load the model from ``course_lib.phase.prdad``, time a
+    forward pass on the same magnitudes as the speed table (batch 1,024,
+    warm-up first, best of a few runs, ``torch.inference_mode``), and add its
+    rows in the speed table's columns so that they compare with batched HIO.
+    """
+    notes.append("Network inference (PR-DAD): not measured yet; see _network_inference_table in benchmarks/phase.py.")
+    return None
+
+
+def run(quick: bool = False) -> dict:
+    notes = []
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
+    if load is not None and load > 0.5 * (os.cpu_count() or 1):
+        notes.append(f"The machine was busy (1-minute load average {load:.1f} on {os.cpu_count()} cores) when the "
+                     "benchmark started: wall times are pessimistic; compare the CPU times.")
+    tables = [_speed_table(quick, notes), _quality_table(quick, notes)]
+    net = _network_inference_table(quick, notes)
+    if net is not None:
+        tables.append(net)
+    notes.append("Batched HIO runs chunks of images in cache-sized batches, one worker thread per core with one op "
+                 "thread each, rfft2/irfft2 on the half spectrum (see course_lib.phase.classical); the numpy loop is "
+                 "one image at a time with numpy.fft in float64, as one would write it first.")
+    return {"tables": tables, "notes": notes}

