@@ -11,7 +11,9 @@
    no oversampling vs 2x per axis, noiseless and with Poisson noise, scored
    with the 'uelwer' protocol (best of the prediction and its 180° rotation
    after circular-shift registration) as in REFERENCE_RESULTS.
-3. Network inference -- the hook where PR-DAD timings go (not measured yet).
+3. Network inference: one forward pass of the end-to-end MLP and of PR-DAD I (untrained
+   weights from ``prdad.build_model``: the cost does not depend on them) on the same
+   magnitudes as the speed table, and its ratio to 1,000 batched HIO iterations.
 
 Times are wall-clock (``time.perf_counter``) with the process CPU time next
 to them: on a shared machine the two differ, and the CPU time is the better
@@ -167,19 +169,75 @@ def _quality_table(quick: bool, notes: list) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Network inference (PR-DAD) -- to be added
+# Network inference (MLP, PR-DAD I) against batched HIO
 # ---------------------------------------------------------------------------
 
-def _network_inference_table(quick: bool, notes: list):
-    """Hook for the phase retrieval networks (PR-DAD I/II): return a table dict, or None.
+def _network_inference_table(quick: bool, notes: list, speed: dict = None):
+    """One forward pass of the end-to-end MLP and of PR-DAD I on the speed table's magnitudes.
 
-    To add: build or load the model from ``course_lib.phase.prdad``, time a
-    forward pass on the same magnitudes as the speed table (batch 1,024,
-    warm-up first, best of a few runs, ``torch.inference_mode``), and add its
-    rows in the speed table's columns so that they compare with batched HIO.
+    The networks are built by ``course_lib.phase.prdad.build_model`` with their default
+    configuration and **untrained** weights: a forward pass costs the same whatever the weights, and
+    no phase-retrieval checkpoint is shipped yet. Batch = all the magnitudes of the speed table
+    (1,024 of 64 x 64: 32 x 32 digits at pad 2), ``torch.inference_mode``, eval mode, one warm-up
+    pass, best of 3. Each row is compared with batched HIO at the same number of threads, scaled to
+    1,000 iterations (the quick run measures HIO at 100 iterations: extrapolated linearly).
     """
-    notes.append("Network inference (PR-DAD): not measured yet; see _network_inference_table in benchmarks/phase.py.")
-    return None
+    from course_lib.phase.fourier import fourier_magnitude
+    from course_lib.phase.prdad import build_model, count_parameters
+
+    cfg = SPEED_QUICK if quick else SPEED_FULL
+    n, size, pad, iters = cfg["images"], cfg["size"], cfg["pad"], cfg["iters"]
+    y = fourier_magnitude(_digits(n, size), pad)
+    hio_rows = {}  # threads -> wall seconds for 1,000 iterations
+    for r in (speed or {}).get("rows", []):
+        if r["method"].startswith("hio, batched torch (") and r["method"].endswith(("thread)", "threads)")):
+            t = int(r["method"].split("(")[1].split()[0])
+            hio_rows[t] = (r["wall (s)"] * 1000 / iters, r["CPU (s)"] * 1000 / iters)
+    threads = torch.get_num_threads()
+    rows = []
+    for method, label in (("mlp", "E2E MLP"), ("prdad1", "PR-DAD I")):
+        torch.manual_seed(0)
+        model = build_model(method, size, pad).eval()
+        for t in sorted({threads, 1}, reverse=True):
+            torch.set_num_threads(t)
+            try:
+                with torch.inference_mode():
+                    model(y[:64])  # warm-up
+                    best = None
+                    for _ in range(3):
+                        out, wall, cpu = _timed(lambda: model(y))
+                        if best is None or wall < best[0]:
+                            best = (wall, cpu)
+            finally:
+                torch.set_num_threads(threads)
+            assert out.shape == (n, 1, size, size)
+            wall, cpu = best
+            row = {"method": f"{label} forward ({t} thread{'s' if t > 1 else ''})", "images": n,
+                   "parameters": count_parameters(model), "wall (s)": wall, "CPU (s)": cpu,
+                   "images/s": n / wall, "how": "measured, untrained weights, best of 3"}
+            if t in hio_rows:
+                row["HIO 1,000 it. / network (wall)"] = hio_rows[t][0] / wall
+                row["HIO 1,000 it. / network (CPU)"] = hio_rows[t][1] / max(cpu, 1e-9)
+            rows.append(row)
+    for t, (wall, cpu) in sorted(hio_rows.items(), reverse=True):
+        rows.append({"method": f"hio, batched torch, 1,000 iterations ({t} thread{'s' if t > 1 else ''})",
+                     "images": n, "wall (s)": wall, "CPU (s)": cpu, "images/s": n / wall,
+                     "how": "from the speed table" + (
+                         f", extrapolated from {iters} iterations" if iters != 1000 else "")})
+    mlp = [r for r in rows if r["method"].startswith("E2E MLP") and "HIO 1,000 it. / network (wall)" in r]
+    prdad = [r for r in rows if r["method"].startswith("PR-DAD I") and "HIO 1,000 it. / network (wall)" in r]
+    if mlp and prdad:
+        notes.append(f"Networks vs HIO: one forward pass on the {n} magnitudes takes {prdad[0]['wall (s)']:.2f} s "
+                     f"(PR-DAD I) and {mlp[0]['wall (s)']:.2f} s (MLP) -- about "
+                     f"{prdad[0]['HIO 1,000 it. / network (wall)']:.0f}x and "
+                     f"{mlp[0]['HIO 1,000 it. / network (wall)']:.0f}x faster than 1,000 batched HIO iterations "
+                     "(untrained weights built by prdad.build_model: the cost of a forward pass does not depend "
+                     "on the weights; training is not included).")
+    return {"title": f"Network inference: {n} magnitudes {size * pad}x{size * pad} ({size}x{size} digits, pad {pad}), "
+                     "one forward pass, vs batched HIO at 1,000 iterations",
+            "columns": ["method", "images", "parameters", "wall (s)", "CPU (s)", "images/s",
+                        "HIO 1,000 it. / network (wall)", "HIO 1,000 it. / network (CPU)", "how"],
+            "rows": rows}
 
 
 def run(quick: bool = False) -> dict:
@@ -191,8 +249,9 @@ def run(quick: bool = False) -> dict:
     if load is not None and load > 0.5 * (os.cpu_count() or 1):
         notes.append(f"The machine was busy (1-minute load average {load:.1f} on {os.cpu_count()} cores) when the "
                      "benchmark started: wall times are pessimistic; compare the CPU times.")
-    tables = [_speed_table(quick, notes), _quality_table(quick, notes)]
-    net = _network_inference_table(quick, notes)
+    speed = _speed_table(quick, notes)
+    tables = [speed, _quality_table(quick, notes)]
+    net = _network_inference_table(quick, notes, speed)
     if net is not None:
         tables.append(net)
     notes.append("Batched HIO runs chunks of images in cache-sized batches, one worker thread per core with one op "

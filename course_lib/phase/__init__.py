@@ -1,1 +1,68 @@
-"""Unit 4: phase retrieval (Fourier tools, ER/HIO/RAAR, PR-DAD)."""
+"""Unit 4 -- Fourier phase retrieval: an image from the magnitude of its Fourier transform.
+
+The measurement is ``y = |F P x|``: ``P`` zero-pads the ``h x w`` image (at the top left) by
+``pad`` per axis, ``F`` is the orthonormal 2-D DFT. What no method can recover: a circular shift
+and the 180° rotation (the "twin") of the image.
+
+* :mod:`.fourier`    the forward model (``pad_image``, ``support_mask``, ``fourier_magnitude``), the DFT
+                     written out (``dft_matrix``, ``dft2_sum``), "how critical is the phase"
+                     (``swap_phase_magnitude``, ``random_phase``), the one noise model ``add_noise``
+                     (Poisson: alpha 1 ~ 24 dB, alpha 3 ~ 15-16 dB on digits) and ``snr_db``
+* :mod:`.classical`  batched ``error_reduction`` (Gerchberg-Saxton), ``hio`` (Fienup) and ``raar`` (Luke);
+                     ``hio_step`` / ``hio_single`` / ``hio_numpy`` for the lecture and the exercise
+* :mod:`.metrics`    scoring up to the ambiguities: ``rotation_invariant_mse`` & co., ``register_translation``,
+                     ``evaluate_reconstructions`` with the 'uelwer' and 'prdad' protocols
+* :mod:`.wavelets`   the orthonormal Haar wavelet packet (``haar_packet``, ``inverse_haar_packet``),
+                     PR-DAD I's encoding; ``packet_mosaic``, ``sparsity_stats``
+* :mod:`.prdad`      the networks: ``MagnitudeMLP`` (end-to-end baseline), ``PRDAD1``, ``SparseAutoEncoder`` +
+                     ``PRDAD2``; ``rotation_invariant_loss``, ``build_model``
+* :mod:`.data`       ``read_idx`` / ``read_array`` / ``load_images`` (files and named data sets, the fixed
+                     ``offline_digit_split``), ``simulate_measurement``, ``PhaseDataset`` with ``Augment``
+
+Command line: ``python -m course_lib.phase {train,evaluate,bench}`` (see :mod:`.__main__`).
+"""
+from __future__ import annotations
+
+from .classical import (DEFAULT_CONSTRAINTS, PhaseRetrievalResult, error_reduction, gerchberg_saxton, hio, hio_numpy,
+                        hio_single, hio_step, project_constraints, raar)
+from .data import (DATASET_NAMES, OFFLINE_DIGIT_HOLDOUT, Augment, PhaseDataset, augment_image, load_images,
+                   offline_digit_split, padded_shape, parse_noise, read_array, read_idx, simulate_measurement,
+                   torchvision_root)
+from .fourier import (NOISE_KINDS, add_noise, combine_magnitude_phase, dft2_matrix, dft2_sum, dft_matrix,
+                      fourier_magnitude, magnitude_phase, pad_image, padded_size, random_magnitude, random_phase,
+                      snr_db, support_mask, swap_phase_magnitude, unpad_image)
+from .metrics import (PROTOCOLS, align_to_target, best_of_twins, circular_shift, evaluate_reconstructions,
+                      register_translation, rotate_180, rotation_invariant_mae, rotation_invariant_mse,
+                      rotation_invariant_psnr, rotation_invariant_ssim)
+from .prdad import (METHODS, MLP, PRDAD1, PRDAD2, AutoEncoderLoss, ConvNet, DoubleConv, FCBlock, MagnitudeMLP, PRConfig,
+                    SparseAutoEncoder, autoencoder_loss, build_model, count_parameters, default_config,
+                    feature_shape, magnitude_features, rotation_invariant_loss)
+from .wavelets import (frequency_order, gini_index, haar_packet, haar_step, inverse_haar_packet, inverse_haar_step,
+                       packet_mosaic, packet_paths, sparsity_stats)
+
+__all__ = [
+    # fourier
+    "padded_size", "pad_image", "unpad_image", "support_mask", "fourier_magnitude",
+    "dft_matrix", "dft2_matrix", "dft2_sum",
+    "magnitude_phase", "combine_magnitude_phase", "swap_phase_magnitude", "random_phase", "random_magnitude",
+    "NOISE_KINDS", "add_noise", "snr_db",
+    # classical
+    "DEFAULT_CONSTRAINTS", "PhaseRetrievalResult", "project_constraints",
+    "error_reduction", "gerchberg_saxton", "hio", "raar", "hio_step", "hio_single", "hio_numpy",
+    # metrics
+    "PROTOCOLS", "rotate_180", "circular_shift", "register_translation", "best_of_twins", "align_to_target",
+    "rotation_invariant_mse", "rotation_invariant_mae", "rotation_invariant_ssim", "rotation_invariant_psnr",
+    "evaluate_reconstructions",
+    # wavelets
+    "haar_step", "inverse_haar_step", "haar_packet", "inverse_haar_packet",
+    "packet_paths", "frequency_order", "packet_mosaic", "sparsity_stats", "gini_index",
+    # prdad
+    "magnitude_features", "feature_shape", "rotation_invariant_loss",
+    "FCBlock", "MLP", "DoubleConv", "ConvNet",
+    "MagnitudeMLP", "PRDAD1", "SparseAutoEncoder", "autoencoder_loss", "AutoEncoderLoss",
+    "PRDAD2", "PRConfig", "default_config", "build_model", "count_parameters", "METHODS",
+    # data
+    "read_idx", "read_array", "load_images", "offline_digit_split", "torchvision_root", "DATASET_NAMES",
+    "OFFLINE_DIGIT_HOLDOUT", "padded_shape", "simulate_measurement", "parse_noise",
+    "Augment", "augment_image", "PhaseDataset",
+]

