@@ -66,4 +66,19 @@ def run(quick: bool = False) -> dict:
                                  "seconds": time.perf_counter() - t0}]})
         notes.append("Target (issue 5): mean per-image IoU >= 0.95 on real held-out portraits; aim 0.962 "
                      "(MediaPipe selfie segmentation).")
+    # the loss experiment of notebook 06 at the lecture profile's size (quick: the ci size)
+    from course_lib.segmentation import compare_losses, imbalanced_blobs
+
+    n, side, steps = (32, 32, 10) if quick else (256, 64, 400)
+    x, y = imbalanced_blobs(n, side, seed=0)
+    x = x.repeat(1, 3, 1, 1)
+    n_val = n // 4
+    t0 = time.perf_counter()
+    rows, _ = compare_losses(torch.utils.data.TensorDataset(x[n_val:], y[n_val:]), (x[:n_val], y[:n_val]),
+                             losses=("bce", "jaccard", "combined"), steps=steps, batch_size=16, lr=2e-3, seed=0)
+    tables.append({"title": f"Loss experiment (notebook 06): light PSPNet, {n - n_val} training / {n_val} held-out "
+                            f"imbalanced_blobs images of {side}x{side} ({100 * float(y.mean()):.1f}% foreground), "
+                            f"{steps} steps each, same initial weights",
+                   "columns": list(rows[0]), "rows": rows})
+    notes.append(f"loss experiment: {time.perf_counter() - t0:.0f} s for the three trainings")
     return {"tables": tables, "notes": notes}

@@ -10,14 +10,7 @@ from course_lib.phase.fourier import add_noise, fourier_magnitude, support_mask,
 from course_lib.phase.metrics import rotation_invariant_mse
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_op_thread():
-    # These tensors are tiny: torch's op threads gain nothing on them, and on a busy machine
-    # OpenMP/MKL threads wait for each other (a 32x32 FFT measured 10x slower with 2 threads).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,7 @@ from course_lib.phase.metrics import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_op_thread():
-    # tiny tensors: op threads gain nothing, and on a busy machine they wait for each other
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ import torchvision
 from PIL import Image
 from torchvision.models.resnet import Bottleneck, ResNet
 
-from course_lib.segmentation import pspnet as psp_module
+import importlib
+
+psp_module = importlib.import_module("course_lib.segmentation.pspnet")  # the module (the package exports a function of that name)
 from course_lib.segmentation.pspnet import (
     PRESETS, PSPNet, PSPNetConfig, PyramidPoolingModule, count_parameters, dilate_stage,
     optimize_for_inference, ppm_branch, predict_mask, psp_loss, pspnet, pspnet_config, pyramid_pooling,
@@ -26,14 +28,7 @@ from course_lib.segmentation.pspnet import (
 H, W = 65, 47  # odd, divisible by neither 8 nor 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: with 2 OpenMP threads on a busy 2-core machine the thread
-    # barriers cost far more than the work (one light training step: 4 s vs 0.06 s).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

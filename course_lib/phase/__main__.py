@@ -39,6 +39,8 @@ not match) gives a one-line ``error: ...`` and exit status 2.
 """
 from __future__ import annotations
 
+from ..core.cli import run_benchmark, run_command
+
 import argparse
 import json
 import math
@@ -507,14 +509,8 @@ def cmd_train(args) -> int:
 # ---------------------------------------------------------------------------
 
 def cmd_bench(args) -> int:
-    try:
-        from benchmarks.__main__ import RESULTS, run_unit  # the repository's benchmark runner
-    except ImportError:
-        raise FileNotFoundError("bench: run it from the repository's root (the benchmarks/ folder is not "
-                                "part of the installed package)") from None
     _threads(args.threads)
-    run_unit("phase", args.quick, Path(args.out) if args.out else RESULTS)
-    return 0
+    return run_benchmark("phase", args.quick, args.out)
 
 
 # ---------------------------------------------------------------------------
@@ -582,11 +578,7 @@ def main(argv=None) -> int:
 
     args = p.parse_args(argv)
     args.argv = argv
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, TypeError, OSError, EOFError, DatasetUnavailableError) as exc:
-        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
-        return 2
+    return run_command(args, errors=(ValueError, FileNotFoundError, TypeError, OSError, EOFError, DatasetUnavailableError))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from .portraits import (PortraitAugment, PortraitFolder, eg1800, imbalanced_blob
                         synthetic_portraits, train_val_split)
 from .pspnet import (PSPNet, PyramidPoolingModule, count_parameters, optimize_for_inference, predict_mask,
                      pspnet, pyramid_pooling)
-from .train import (LOSSES, PreloadedPortraits, evaluate_segmentation, load_pspnet, make_loss, predict_logits,
+from .train import (LOSSES, PreloadedPortraits, compare_losses, evaluate_segmentation, load_pspnet, make_loss, predict_logits,
                     pretrained, train_segmentation)
 
 __all__ = [
@@ -34,6 +34,6 @@ __all__ = [
     "load_mask", "PortraitFolder", "PortraitAugment", "synthetic_portraits", "imbalanced_blobs", "shared_portraits",
     "eg1800", "train_val_split",
     "LOSSES", "make_loss", "PreloadedPortraits", "train_segmentation", "evaluate_segmentation", "predict_logits",
-    "load_pspnet", "pretrained",
+    "load_pspnet", "pretrained", "compare_losses",
     "blur_background", "replace_background", "soft_alpha",
 ]

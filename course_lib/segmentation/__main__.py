@@ -15,17 +15,13 @@ like the images, .png, 255 = person). ``predict`` writes a mask (or a portrait e
 """
 from __future__ import annotations
 
+from ..core.cli import command_line, run_benchmark, run_command
+
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
-
-
-def _command_line(argv) -> str:
-    args = sys.argv[1:] if argv is None else list(argv)
-    return "python -m course_lib.segmentation " + " ".join(shlex.quote(a) for a in args)
 
 
 def _threads(n: int) -> None:
@@ -105,7 +101,7 @@ def cmd_train(args) -> int:
     metrics = evaluate_segmentation(model, val_set, size=size)
     print(f"held-out: mean per-image IoU {metrics['miou']:.4f}, dataset IoU {metrics['dataset_iou']:.4f} "
           f"over {metrics['n']} portraits")
-    meta = {"command": _command_line(args.argv), "data": desc, "synthetic_data": synthetic,
+    meta = {"command": command_line("course_lib.segmentation", args.argv), "data": desc, "synthetic_data": synthetic,
             "train_images": len(train_set), "val_images": len(val_set),
             "validation_split": f"train_val_split(val_fraction={args.val_fraction}, seed=0): by a hash of each name",
             "steps": result.step, "input_size_hw": list(size), "batch_size": args.batch_size, "loss": args.loss,
@@ -170,13 +166,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    try:
-        from benchmarks.__main__ import RESULTS, run_unit  # the repository's benchmark runner
-    except ImportError:
-        raise FileNotFoundError("bench: run it from the repository's root (the benchmarks/ folder is not "
-                                "part of the installed package)") from None
-    run_unit("segmentation", args.quick, RESULTS)
-    return 0
+    return run_benchmark("segmentation", args.quick)
 
 
 def main(argv=None) -> int:
@@ -235,11 +225,7 @@ def main(argv=None) -> int:
     b.set_defaults(func=cmd_bench)
     args = p.parse_args(argv)
     args.argv = argv
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, TypeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(args)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from . import losses as L
 from .metrics import IoUMeter, iou
 
 __all__ = ["LOSSES", "make_loss", "PreloadedPortraits", "poly_schedule", "train_segmentation",
-           "evaluate_segmentation", "predict_logits", "load_pspnet", "pretrained", "SHIPPED"]
+           "evaluate_segmentation", "predict_logits", "load_pspnet", "pretrained", "SHIPPED", "compare_losses"]
 
 #: Loss names understood by :func:`make_loss`.
 LOSSES = ("bce", "jaccard", "combined", "dice", "focal", "lovasz")
@@ -336,3 +336,42 @@ def pretrained() -> tuple:
         raise FileNotFoundError(f"pretrained: the shipped checkpoint {path} is missing; reinstall course_lib or "
                                 "train one with `python -m course_lib.segmentation train --out PATH`")
     return load_pspnet(path)
+
+
+def compare_losses(train_data, val_data, *, losses: Sequence[str] = ("bce", "jaccard", "combined"),
+                   model_fn: Optional[Callable[[], torch.nn.Module]] = None, steps: int = 200,
+                   jaccard_weight: float = 0.5, batch_size: int = 16, lr: float = 2e-3, seed: int = 0,
+                   progress: bool = False) -> tuple:
+    """Train the same network from the same initial weights with each loss; IoU on ``val_data``.
+
+    ``train_data``: a dataset of ``(image, mask)`` pairs; ``val_data``: a pair of tensors
+    ``(images (N, 3, H, W), masks (N, 1, H, W))`` or a dataset. ``model_fn`` builds the
+    network (default: the ``light`` PSPNet). Returns ``(rows, models)``: one row per loss
+    with ``mean IoU``, ``dataset IoU`` and ``pixel accuracy`` (threshold 0.5), and the
+    trained models by loss name. The notebook 06 experiment and the segmentation
+    benchmark both call this, so the numbers in the README come from the same code.
+    """
+    import copy
+
+    for name in losses:
+        if name not in LOSSES:
+            raise ValueError(f"compare_losses: unknown loss {name!r}; choose from {LOSSES}")
+    if model_fn is None:
+        from .pspnet import pspnet
+
+        model_fn = lambda: pspnet("light", verbose=False)  # noqa: E731
+    torch.manual_seed(seed)
+    initial = model_fn()
+    labels = {"bce": "NLL (BCE)", "jaccard": "soft Jaccard", "combined": f"mix (w = {jaccard_weight:g})",
+              "dice": "Dice", "focal": "focal", "lovasz": "Lovász hinge"}
+    rows, models = [], {}
+    for name in losses:
+        model = copy.deepcopy(initial)
+        res = train_segmentation(model, train_data, None, steps=steps, loss=name, jaccard_weight=jaccard_weight,
+                                 batch_size=min(batch_size, len(train_data)), lr=lr, warmup=max(1, steps // 10),
+                                 seed=seed, progress=progress)
+        m = evaluate_segmentation(res.model, val_data, progress=False)
+        models[name] = res.model.eval()
+        rows.append({"loss": labels[name], "mean IoU": m["miou"], "dataset IoU": m["dataset_iou"],
+                     "pixel accuracy": m["pixel_accuracy"]})
+    return rows, models

@@ -15,16 +15,12 @@ with per-layer normalisation; every command prints which weights it used.
 """
 from __future__ import annotations
 
+from ..core.cli import command_line, run_benchmark, run_command
+
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
-
-
-def _command_line(argv) -> str:
-    args = sys.argv[1:] if argv is None else list(argv)
-    return "python -m course_lib.style " + " ".join(shlex.quote(a) for a in args)
 
 
 def _threads(n: int) -> None:
@@ -117,7 +113,7 @@ def cmd_train(args) -> int:
         print(f"interrupted at step {result.step}; run the same command again to resume from {run_ckpt}")
         return 130
     model = result.model
-    meta = {"command": _command_line(args.argv), "data": content_desc, "style": str(args.style),
+    meta = {"command": command_line("course_lib.style", args.argv), "data": content_desc, "style": str(args.style),
             "steps": result.step, "size": args.size, "batch_size": args.batch_size,
             "loss_weights": {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight},
             "loss_network_weights": features.weights_used, "final_train_loss": result.history["train"][-1]["loss"]
@@ -146,13 +142,7 @@ def cmd_apply(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    try:
-        from benchmarks.__main__ import RESULTS, run_unit  # the repository's benchmark runner
-    except ImportError:
-        raise FileNotFoundError("bench: run it from the repository's root (the benchmarks/ folder is not "
-                                "part of the installed package)") from None
-    run_unit("style", args.quick, RESULTS)
-    return 0
+    return run_benchmark("style", args.quick)
 
 
 def main(argv=None) -> int:
@@ -206,11 +196,7 @@ def main(argv=None) -> int:
     b.set_defaults(func=cmd_bench)
     args = p.parse_args(argv)
     args.argv = argv
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, TypeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(args)
 
 
 if __name__ == "__main__":

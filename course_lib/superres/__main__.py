@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ..core.cli import run_benchmark, run_command
+
 
 def _images(folder):
     from .data import load_folder, offline_images
@@ -157,10 +159,7 @@ def cmd_upscale(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from benchmarks.__main__ import run_unit, RESULTS  # the repository's benchmark runner
-
-    run_unit("superres", args.quick, RESULTS)
-    return 0
+    return run_benchmark("superres", args.quick)
 
 
 def main(argv=None) -> int:
@@ -208,11 +207,7 @@ def main(argv=None) -> int:
     b.add_argument("--quick", action="store_true")
     b.set_defaults(func=cmd_bench)
     args = p.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(args)
 
 
 if __name__ == "__main__":
