@@ -196,3 +196,27 @@ def test_amp_on_cuda():
     res = fit(make_model(), nn.functional.mse_loss, Noisy(), steps=20, batch_size=8, device="cuda",
               progress=False)
     assert math.isfinite(res.history["train"][-1]["loss"])
+
+
+def test_save_pretrained_int8_storage_round_trip(tmp_path):
+    from course_lib.core.checkpoints import load_pretrained, save_pretrained
+
+    torch.manual_seed(0)
+    build = lambda **cfg: torch.nn.Sequential(torch.nn.Conv2d(cfg["c"], 64, 3), torch.nn.BatchNorm2d(64),
+                                              torch.nn.Conv2d(64, 8, 1))  # noqa: E731
+    model = build(c=16)
+    path = save_pretrained(tmp_path / "q.pt", model, arch="toy", config={"c": 16}, int8=True)
+    half = save_pretrained(tmp_path / "h.pt", model, arch="toy", config={"c": 16})
+    assert path.stat().st_size < 0.7 * half.stat().st_size  # int8 is about half of float16
+    back, sidecar = load_pretrained(path, build, arch="toy")
+    assert "int8" in sidecar["dtype"]
+    for (name, a), b in zip(model.state_dict().items(), back.state_dict().values()):
+        if a.is_floating_point() and a.dim() >= 2 and a.numel() >= 4096:
+            # per output channel the error is at most half a quantisation step, max|w| / 254
+            step = a.reshape(a.shape[0], -1).abs().amax(1) / 127
+            err = (a - b).reshape(a.shape[0], -1).abs().amax(1)
+            assert torch.all(err <= step / 2 + 1e-7), name
+        elif a.is_floating_point():
+            assert torch.allclose(a, b, atol=1e-3, rtol=1e-3), name  # float16 storage
+        else:
+            assert torch.equal(a, b)

@@ -97,6 +97,19 @@ def cmd_train(args) -> int:
         print(f"interrupted at step {result.step}; run the same command again to resume from {run_ckpt}")
         return 130
     model = result.model.cpu().eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    int8 = args.storage == "int8" or (args.storage == "auto" and 2 * n_params > 20e6)
+    if int8:  # measure what is shipped: the weights as they come back from int8 storage
+        from ..core.checkpoints import _dequantize_state, _quantize_int8
+
+        state = {}
+        for k, v in model.state_dict().items():
+            if v.is_floating_point() and v.dim() >= 2 and v.numel() >= 4096:
+                q, scale = _quantize_int8(v)
+                state[k] = _dequantize_state({"w.__int8": q, "w.__scale": scale})["w"]
+            else:
+                state[k] = v.half().float() if v.is_floating_point() else v
+        model.load_state_dict(state)
     print("measuring IoU on the held-out portraits at the masks' resolution ...")
     metrics = evaluate_segmentation(model, val_set, size=size)
     print(f"held-out: mean per-image IoU {metrics['miou']:.4f}, dataset IoU {metrics['dataset_iou']:.4f} "
@@ -109,7 +122,7 @@ def cmd_train(args) -> int:
             "val_miou": round(metrics["miou"], 5), "val_dataset_iou": round(metrics["dataset_iou"], 5),
             "train_seconds": round(time.perf_counter() - t0, 1), "device": str(next(model.parameters()).device),
             "torch_threads": torch.get_num_threads()}
-    save_pretrained(out, model, arch=PSPNet.arch, config=model.config_dict(), meta=meta)
+    save_pretrained(out, model, arch=PSPNet.arch, config=model.config_dict(), meta=meta, int8=int8)
     print(f"wrote {out} (+ {out.name}.json)")
     return 0
 
@@ -197,6 +210,8 @@ def main(argv=None) -> int:
     t.add_argument("--checkpoint-every", type=int, default=250)
     t.add_argument("--checkpoint", default=None, help="run checkpoint for resume (default: cache/runs/...)")
     t.add_argument("--out", required=True, help="where to save the weights (+ .json sidecar)")
+    t.add_argument("--storage", choices=["auto", "float16", "int8"], default="auto",
+                   help="weights on disk; auto: int8 when float16 would exceed 20 MB (the IoU is measured after)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
     t.set_defaults(func=cmd_train)
