@@ -251,8 +251,8 @@ def test_train_fast_resumes_from_checkpoint(tmp_path):
 
 # --- inference ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("variant", ["auto", "freeze", "freeze_cl"])
-def test_optimized_equals_eager(variant):
+@pytest.mark.parametrize("variant", ["eager", "freeze", "freeze_cl"])
+def test_optimized_float_variants_equal_eager(variant):
     torch.manual_seed(0)
     net = TransformerNet(width=0.125, residual_blocks=2).eval()
     opt = optimize_for_inference(net, variant=variant)
@@ -275,14 +275,16 @@ def test_apply_tensor_and_pil_any_size():
     assert gray.size == img.size
     x = torch.rand(3, 29, 41)
     y = apply(net, x)
-    y_opt = apply(net, x, optimized=True)
-    assert y.shape == x.shape and (y - y_opt).abs().max() < 1e-4
+    y_opt = apply(net, x, optimized=True)  # int8 on a CPU ("auto")
+    assert y.shape == x.shape and _psnr(y, y_opt) > 28
     assert apply(net, x[None], optimized=True).shape == (1, 3, 29, 41)
     # the cached optimised copy follows weight changes
+    first = fast._optimized(net)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.1)
-    assert (apply(net, x, optimized=True) - apply(net, x)).abs().max() < 1e-4
+    assert _psnr(apply(net, x, optimized=True), apply(net, x)) > 28
+    assert fast._optimized(net) is not first
 
 
 def test_frames_per_second():
@@ -292,3 +294,153 @@ def test_frames_per_second():
     assert frames_per_second(net, (16, 24), repeats=1, optimized=True) > 0
     with pytest.raises(ValueError, match="repeats"):
         frames_per_second(net, 16, repeats=0)
+
+
+# --- int8 inference -----------------------------------------------------------------------
+
+def _psnr(a, b):
+    return float(10 * torch.log10(1 / ((a - b) ** 2).mean().clamp_min(1e-20)))
+
+
+def _centre_crop(img, size):
+    from course_lib.core.images import to_tensor
+
+    f = size / min(img.size)
+    img = img.resize((max(size, round(img.width * f)), max(size, round(img.height * f))))
+    left, top = (img.width - size) // 2, (img.height - size) // 2
+    return to_tensor(img.crop((left, top, left + size, top + size)))
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """(calibration (4, 3, 64, 64) from the training side, a hold-out photo (3, 64, 96))."""
+    from course_lib.core import datasets
+    from course_lib.core.images import to_tensor
+
+    imgs = datasets.offline_natural_images()
+    train, holdout = datasets.offline_split()
+    calibration = torch.stack([_centre_crop(imgs[n], 64) for n in train[:4]])
+    return calibration, to_tensor(imgs[holdout[0]].resize((96, 64)))
+
+
+def _styled_net(width=0.25, seed=0):
+    """Random convs with instance-norm gains in [0.5, 2] and biases ~ N(0, 0.5).
+
+    Its output on a photo varies about as much as a trained net's (std ~0.12
+    against 0.13-0.16 after 100 steps of train_fast), unlike a fresh net's
+    (~0.08): a fair test of the int8 error, built in milliseconds.
+    """
+    torch.manual_seed(seed)
+    net = TransformerNet(width=width).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.InstanceNorm2d):
+                m.weight.uniform_(0.5, 2.0, generator=g)
+                m.bias.normal_(0.0, 0.5, generator=g)
+    return net
+
+
+def test_int8_close_to_eager_on_a_photo(photos):
+    calibration, photo = photos
+    for net in (_styled_net(), TransformerNet(width=0.25).eval()):
+        opt = optimize_for_inference(net, variant="int8", calibration=calibration)
+        assert opt.description.startswith("int8")
+        with torch.inference_mode():
+            ref, out = net(photo), opt(photo)
+        assert out.shape == photo.shape and out.dtype == torch.float32
+        assert _psnr(out, ref) > 33, opt.description  # measured 36.9-42 over seeds
+    assert float(ref.std()) > 0.05
+    with torch.inference_mode():
+        assert float(_styled_net()(photo).std()) > 0.1  # far from a flat output
+
+
+def test_int8_any_size_and_batch(photos):
+    calibration, photo = photos
+    net = _styled_net()
+    opt = optimize_for_inference(net, variant="int8", calibration=calibration)
+    with torch.inference_mode():
+        for x, min_psnr in [(photo[:, :21, :19], 28), (photo[:, 3:40, 5:58][None], 28),
+                            (torch.stack([photo, photo.flip(-1)]), 30), (photo[:, :5, :3], 15)]:
+            y = opt(x)
+            assert y.shape == x.shape and y.is_contiguous()
+            assert 0 <= float(y.min()) and float(y.max()) <= 1
+            # tiny images are far off: 2x2 feature maps give instance norm little to average
+            assert _psnr(y, net(x)) > min_psnr, tuple(x.shape)
+        batch = torch.stack([photo, photo.flip(-1)])
+        assert _psnr(opt(batch)[1], opt(batch[1])) > 40  # a batch is stylised image by image
+        torch.set_num_threads(2)  # the int8 forward changes the thread count inside; it must restore it
+        try:
+            opt(photo)
+            assert torch.get_num_threads() == 2
+        finally:
+            torch.set_num_threads(1)
+
+
+def test_int8_copy_leaves_the_float_model_alone(photos):
+    calibration, photo = photos
+    net = _styled_net()
+    net.train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    opt = optimize_for_inference(net, variant="int8", calibration=calibration)
+    assert net.training
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    with torch.inference_mode():
+        y = opt(photo)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(-1)
+    with torch.inference_mode():
+        assert torch.equal(opt(photo), y)  # a copy: later changes of the model do not reach it
+
+
+def test_int8_smooth_and_nearly_flat_channels_stay_accurate(photos):
+    # The conv output is normalised in float32 with each image's own statistics, so an
+    # upsampled (smooth) photo and nearly dead channels do not blow up the rounding error.
+    calibration, photo = photos
+    net = _styled_net(seed=1)
+    with torch.no_grad():
+        for i in range(3):
+            net.body[i][1].weight[:2] *= 1e-3
+    opt = optimize_for_inference(net, variant="int8", calibration=calibration)
+    assert opt.description.startswith("int8")
+    smooth = nn.functional.interpolate(photo[None], scale_factor=2, mode="bicubic").clamp(0, 1)
+    with torch.inference_mode():
+        assert _psnr(opt(photo), net(photo)) > 30
+        assert _psnr(opt(smooth), net(smooth)) > 30
+
+
+def test_int8_falls_back_to_eager_with_a_note(photos, monkeypatch, capsys):
+    calibration, photo = photos
+    net = TransformerNet(width=0.125).eval()
+
+    def unavailable(model):
+        raise fast._Int8Unavailable("no int8 here (test)")
+
+    monkeypatch.setattr(fast, "_int8_check_available", unavailable)
+    for variant in ("int8", "auto"):
+        opt = optimize_for_inference(net, variant=variant, calibration=calibration)
+        assert opt.description == "eager"
+        assert "int8 unavailable -- no int8 here (test)" in capsys.readouterr().out
+        with torch.inference_mode():
+            assert torch.equal(opt(photo), net(photo))
+    monkeypatch.undo()
+    monkeypatch.setattr(fast, "_INT8_MIN_PSNR", 1000.0)  # the self-check
+    opt = optimize_for_inference(net, variant="int8", calibration=calibration)
+    assert opt.description == "eager" and "dB" in capsys.readouterr().out
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.ops.onednn, "qconv2d_pointwise", None, raising=False)  # an operator that fails
+    opt = optimize_for_inference(net, variant="int8", calibration=calibration)
+    assert opt.description == "eager" and "failed" in capsys.readouterr().out
+
+
+def test_int8_is_auto_on_cpu_and_validates_calibration(photos):
+    calibration, _ = photos
+    net = TransformerNet(width=0.125)
+    assert optimize_for_inference(net, calibration=calibration).description.startswith("int8")
+    with pytest.raises(ValueError, match="empty"):
+        optimize_for_inference(net, variant="int8", calibration=[])
+    with pytest.raises(ValueError, match=r"\(4, 8, 8\)"):
+        optimize_for_inference(net, variant="int8", calibration=torch.rand(4, 8, 8))
+    with pytest.raises(ValueError, match="variant"):
+        optimize_for_inference(net, variant="fp8")
