@@ -25,7 +25,9 @@ Pieces, in the order a notebook uses them:
 * :func:`train_fast` -- everything wired through ``fit`` (progress bar,
   history, checkpoint and resume).
 * :func:`apply`, :func:`optimize_for_inference`, :func:`frames_per_second` --
-  stylise images of any size, and how fast.
+  stylise images of any size, and how fast; on a CPU the optimised path is
+  int8 (post-training quantisation): about 2x the frames per second, output
+  within ~40-50 dB PSNR of float32.
 
 Differences from the paper, and why:
 
@@ -593,14 +595,16 @@ class OptimizedTransformerNet(nn.Module):
 # (batch norm in training mode on one image is instance norm, and PyTorch's
 # channels-last batch norm is fast); its affine map, the ReLU, the residual sum
 # and the rounding to the next layer's uint8 are folded into one multiply-add
-# and one rounding. The first version rounded the conv output to uint8 before
-# the norm: same speed single-threaded, but 21-25 dB instead of 39-55 on the
-# hold-out photos at 1024 px (upsampled, so smooth).
+# and one rounding. A first version rounded the conv output to uint8 before
+# the norm (quantised instance norm): as fast single-threaded, but at 1024 px
+# (upsampled, so smooth, hold-out photos) a 100-step trained net averaged
+# 27 dB PSNR against float32 (worst photo 21.5) where this one gives 40 (31).
 #
 # Other details, measured (PSNR of the output vs float32, hold-out photos):
 # * Ranges are the calibration's 1e-4 and 1 - 1e-4 quantiles widened 1.5x: a
 #   photo unlike the calibration set otherwise clips; a 100-step trained net
-#   went from 38.5 to 57.3 dB on its worst photo, a fresh net lost ~1.5 dB.
+#   went from 38.5 to 57.3 dB on its worst photo at 256 px, a fresh net lost
+#   ~1.5 dB.
 # * Weights: per output channel, symmetric, in [-63, 63], not [-127, 127].
 #   Without VNNI the kernels add u8·s8 products in pairs in int16
 #   (vpmaddubsw), and 2·255·127 > 32767 saturates: full-range weights lost
@@ -941,7 +945,7 @@ def _trace_body(model: TransformerNet, example: torch.Tensor, channels_last: boo
 
 def optimize_for_inference(model: TransformerNet, *, example_size: int = 64, variant: str = "auto",
                            calibration=None) -> nn.Module:
-    """A CPU-inference copy of ``model``: int8 (about 2x faster, ~40-55 dB from float32) or float32.
+    """A CPU-inference copy of ``model``: int8 (about 2x faster, ~40-50 dB PSNR from float32) or float32.
 
     Variants (``variant=``):
 
@@ -966,8 +970,24 @@ def optimize_for_inference(model: TransformerNet, *, example_size: int = 64, var
       is the fast path).
 
     The trade-off, measured on the course's 2-core CPU (AMD EPYC, AVX2, no
-    VNNI; torch 2.14; width 1; ``benchmarks/results/style.md``):
-    INT8_NUMBERS_PLACEHOLDER
+    VNNI; torch 2.14; width 1, batch 1; ``python -m benchmarks style``, on a
+    machine shared with other jobs, so timings are noisy):
+
+    * Speed: int8 gave 1.7x (256 px), 2.9x (512) and 2.5x (1024) the frames
+      per second of float32 eager with two threads, and 2.3-2.6x in
+      single-thread CPU time, which load distorts less. On an idle moment at
+      256 px: 258 ms eager, ~150 ms int8. The int8 convolutions are ~2.2x
+      faster than float32 ones; what is left is instance norm and rounding.
+    * Accuracy: not bit-identical. PSNR against float32 on the four hold-out
+      photos: 47-49 dB on average for a net trained 100 steps (worst photo
+      41-46 dB at 256-512 px, 31 dB at 1024 px, i.e. on upsampled photos),
+      39-40 dB for a freshly initialised net. Images with a side under
+      ~16 px are further off (2x2 feature maps give instance norm little to
+      average). Keep ``"eager"`` (``optimized=False``) where exact float32
+      values matter, e.g. when comparing with a reference.
+    * Cost: calibration and self-check take ~1 s at width 1;
+      ``apply(..., optimized=True)`` does them once per weight change.
+
     Float32 variants: neither trace+freeze nor channels-last was measurably
     faster than eager (the time is in oneDNN convolutions, which eager
     already uses, instance norm and padding); channels-last was slower.
@@ -1025,7 +1045,7 @@ def apply(model: nn.Module, image, *, optimized: bool = False):
     mode. ``optimized=True`` uses :func:`optimize_for_inference` (made once and
     cached until the weights change); ``model`` may also be the optimised copy.
     On a CPU that copy is int8: about twice as fast, and close to float32
-    (typically 35-47 dB PSNR on photos) but not equal to it.
+    (typically 40-50 dB PSNR on photos) but not equal to it.
     """
     from PIL import Image
 
