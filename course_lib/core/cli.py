@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["run_benchmark", "run_command", "command_line"]
+__all__ = ["run_benchmark", "run_command", "command_line", "set_threads"]
 
 
 def command_line(prog: str, argv=None) -> str:
@@ -38,3 +38,13 @@ def run_command(args, errors=(ValueError, FileNotFoundError, TypeError, OSError)
     except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def set_threads(n: int) -> None:
+    """``--threads N``: torch op threads (0 keeps torch's default)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"--threads must be an int >= 0, got {n!r}")
+    if n:
+        import torch
+
+        torch.set_num_threads(n)

@@ -39,7 +39,7 @@ not match) gives a one-line ``error: ...`` and exit status 2.
 """
 from __future__ import annotations
 
-from ..core.cli import run_benchmark, run_command
+from ..core.cli import run_benchmark, run_command, set_threads as _threads
 
 import argparse
 import json
@@ -60,13 +60,6 @@ HELDOUT = "mnist-offline"                       # its test split: the 1,000 held
 def _command_line(argv) -> str:
     args = sys.argv[1:] if argv is None else list(argv)
     return "python -m course_lib.phase " + " ".join(shlex.quote(str(a)) for a in args)
-
-
-def _threads(n: int) -> None:
-    if n:
-        import torch
-
-        torch.set_num_threads(n)
 
 
 def _train_command(method: str) -> str:

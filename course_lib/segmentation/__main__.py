@@ -15,20 +15,13 @@ like the images, .png, 255 = person). ``predict`` writes a mask (or a portrait e
 """
 from __future__ import annotations
 
-from ..core.cli import command_line, run_benchmark, run_command
+from ..core.cli import command_line, run_benchmark, run_command, set_threads as _threads
 
 import argparse
 import json
 import sys
 import time
 from pathlib import Path
-
-
-def _threads(n: int) -> None:
-    if n:
-        import torch
-
-        torch.set_num_threads(n)
 
 
 def _model(checkpoint):

@@ -15,19 +15,12 @@ with per-layer normalisation; every command prints which weights it used.
 """
 from __future__ import annotations
 
-from ..core.cli import command_line, run_benchmark, run_command
+from ..core.cli import command_line, run_benchmark, run_command, set_threads as _threads
 
 import argparse
 import sys
 import time
 from pathlib import Path
-
-
-def _threads(n: int) -> None:
-    if n:
-        import torch
-
-        torch.set_num_threads(n)
 
 
 def cmd_stylize(args) -> int:
