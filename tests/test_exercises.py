@@ -209,3 +209,40 @@ def test_check_hio_step():
     for wrong in (no_box, er_step, unnormalised):
         with pytest.raises(AssertionError, match="hio_step"):
             ex.check_hio_step(wrong)
+
+
+def test_check_rotation_invariant_loss():
+    from course_lib.phase.prdad import rotation_invariant_loss
+
+    ex.check_rotation_invariant_loss(rotation_invariant_loss)
+
+    def mine(pred, x):  # written out independently: two MSEs per image, the smaller, the mean
+        a = ((pred - x) ** 2).flatten(1).mean(1)
+        b = ((pred.flip(-2).flip(-1) - x) ** 2).flatten(1).mean(1)
+        return torch.stack([a, b]).min(0).values.mean()
+
+    ex.check_rotation_invariant_loss(mine)
+
+    def plain_mse(pred, x):  # forgets the twin
+        return ((pred - x) ** 2).mean()
+
+    def transposed(pred, x):  # a transpose is not the 180° rotation
+        a = ((pred - x) ** 2).flatten(1).mean(1)
+        b = ((pred.transpose(-2, -1) - x) ** 2).flatten(1).mean(1)
+        return torch.minimum(a, b).mean()
+
+    def batch_min(pred, x):  # the minimum over the whole batch instead of per image
+        return torch.minimum(((pred - x) ** 2).mean(), ((pred.flip(-2, -1) - x) ** 2).mean())
+
+    def detached(pred, x):
+        return torch.tensor(float(mine(pred.detach(), x)))
+
+    for wrong in (plain_mse, transposed, batch_min, detached):
+        with pytest.raises(AssertionError, match="rotation_invariant_loss"):
+            ex.check_rotation_invariant_loss(wrong)
+
+    def stub(pred, x):
+        raise NotImplementedError
+
+    with pytest.raises(AssertionError, match="not done yet"):
+        ex.check_rotation_invariant_loss(stub)

@@ -123,7 +123,7 @@ def test_bad_input_gives_one_line_errors(digits_file, tmp_path, capsys):
     # other mistakes
     assert "not a whole number" in _error(capsys, base + ["--pad", "1.3"])
     assert "poisson:ALPHA" in _error(capsys, base + ["--noise", "poisson:-1"])
-    err = _error(capsys, ["evaluate", "--data", str(digits_file), "--method", "prdad1"])
-    assert "no phase-retrieval checkpoints are shipped" in err and "python -m course_lib.phase train" in err
+    err = _error(capsys, ["evaluate", "--data", str(digits_file), "--method", "prdad1", "--pad", "1.5"])
+    assert "no shipped phase-retrieval network for pad 1.5" in err and "python -m course_lib.phase train" in err
     assert "square" in _error(capsys, ["train", "--method", "mlp", "--data", str(tmp_path / "odd.npy"),
                                        "--out", str(tmp_path / "m.pt")])

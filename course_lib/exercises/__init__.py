@@ -17,7 +17,7 @@ import torch
 
 __all__ = ["compare", "CHECKS", "check_rgb_to_y", "check_psnr", "check_pixel_shuffle", "check_gram_matrix",
            "check_bicubic_downscale", "check_soft_jaccard_loss", "check_pyramid_pooling",
-           "check_hio_step"]
+           "check_hio_step", "check_rotation_invariant_loss"]
 
 CHECKS: dict[str, Callable] = {}
 
@@ -210,3 +210,36 @@ def check_hio_step(fn: Callable) -> None:
         compare(f"hio_step (case {seed}: {2 * h}x{2 * w} grid, beta={beta})", got, hio_step(x, y, support, beta),
                 rtol=1e-6, atol=1e-9)
     _passed("hio_step", "magnitude replaced, phase kept; feedback x - beta (x' - P_S x') where x' breaks a constraint")
+
+
+@_register
+def check_rotation_invariant_loss(fn: Callable) -> None:
+    """Exercise (09): ``fn(pred, target)`` -> mean over images of ``min(MSE(pred, x), MSE(rot180(pred), x))``.
+
+    ``pred``, ``target``: ``(N, 1, h, w)``. Per image, the smaller of the two mean squared errors; then the
+    mean over the batch. It must stay differentiable (torch operations only).
+    """
+    from course_lib.phase.prdad import rotation_invariant_loss
+
+    for seed, (n, h, w) in enumerate(((1, 4, 4), (3, 6, 5), (4, 8, 8))):
+        target = _inputs(seed, n, 1, h, w)
+        pred = _inputs(seed + 10, n, 1, h, w)
+        # half the predictions are the twin of the target plus a little noise: the rotated branch must win there
+        pred[::2] = torch.rot90(target[::2], 2, dims=(-2, -1)) + 0.05 * pred[::2]
+        got = _call("rotation_invariant_loss", fn, pred.clone(), target.clone())
+        compare(f"rotation_invariant_loss (case {seed}: {tuple(pred.shape)})",
+                torch.as_tensor(got, dtype=torch.float64).reshape(()),
+                rotation_invariant_loss(pred, target).double().reshape(()), rtol=1e-5, atol=1e-7)
+    x = _inputs(5, 2, 1, 6, 6)
+    twin = torch.rot90(x, 2, dims=(-2, -1))
+    zero = _call("rotation_invariant_loss", fn, twin, x)
+    if float(torch.as_tensor(zero)) > 1e-7:
+        raise AssertionError(f"rotation_invariant_loss: the twin (180° rotation) of the target must cost 0, "
+                             f"got {float(torch.as_tensor(zero)):.3g}")
+    p = _inputs(6, 2, 1, 6, 6).requires_grad_(True)
+    loss = _call("rotation_invariant_loss", fn, p, x)
+    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+        raise AssertionError("rotation_invariant_loss: the loss must be a torch tensor that gradients flow through "
+                             "(use torch operations, no .item() or numpy)")
+    _passed("rotation_invariant_loss", "per image the smaller of MSE(pred, x) and MSE(rot180(pred), x), "
+                                       "averaged; the twin costs nothing")

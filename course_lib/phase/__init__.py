@@ -16,6 +16,10 @@ and the 180° rotation (the "twin") of the image.
                      PR-DAD I's encoding; ``packet_mosaic``, ``sparsity_stats``
 * :mod:`.prdad`      the networks: ``MagnitudeMLP`` (end-to-end baseline), ``PRDAD1``, ``SparseAutoEncoder`` +
                      ``PRDAD2``; ``rotation_invariant_loss``, ``build_model``
+* :mod:`.train`      ``train_network`` (both PR-DAD II stages, resumable, through ``core.training.fit``),
+                     ``PhaseLoss``, ``cosine_schedule``
+* :mod:`.shipped`    the shipped networks per regime (``pretrained``, ``regime_name``, ``available``) and
+                     ``refine`` (HIO + ER from a network's output), ``magnitude_error``
 * :mod:`.data`       ``read_idx`` / ``read_array`` / ``load_images`` (files and named data sets, the fixed
                      ``offline_digit_split``), ``simulate_measurement``, ``PhaseDataset`` with ``Augment``
 
@@ -37,6 +41,8 @@ from .metrics import (PROTOCOLS, align_to_target, best_of_twins, circular_shift,
 from .prdad import (METHODS, MLP, PRDAD1, PRDAD2, AutoEncoderLoss, ConvNet, DoubleConv, FCBlock, MagnitudeMLP, PRConfig,
                     SparseAutoEncoder, autoencoder_loss, build_model, count_parameters, default_config,
                     feature_shape, magnitude_features, rotation_invariant_loss)
+from .shipped import REGIMES, available, magnitude_error, pretrained, refine, regime_name
+from .train import PhaseLoss, cosine_schedule, train_network
 from .wavelets import (frequency_order, gini_index, haar_packet, haar_step, inverse_haar_packet, inverse_haar_step,
                        packet_mosaic, packet_paths, sparsity_stats)
 
@@ -61,6 +67,9 @@ __all__ = [
     "FCBlock", "MLP", "DoubleConv", "ConvNet",
     "MagnitudeMLP", "PRDAD1", "SparseAutoEncoder", "autoencoder_loss", "AutoEncoderLoss",
     "PRDAD2", "PRConfig", "default_config", "build_model", "count_parameters", "METHODS",
+    # train, pretrained
+    "train_network", "PhaseLoss", "cosine_schedule",
+    "REGIMES", "regime_name", "available", "pretrained", "refine", "magnitude_error",
     # data
     "read_idx", "read_array", "load_images", "offline_digit_split", "torchvision_root", "DATASET_NAMES",
     "OFFLINE_DIGIT_HOLDOUT", "padded_shape", "simulate_measurement", "parse_noise",

@@ -12,8 +12,11 @@ gzipped, ``.npy`` or ``.npz``; any size, read by :func:`course_lib.phase.data.lo
 set name (``mnist-offline`` = the 1,000 held-out offline digits; the test split of any named set).
 The classical methods (``er``, ``hio``, ``raar``) work at the file's size; a named data set is
 resized to 28x28 (``--protocol uelwer``) or 32x32 (``--protocol prdad``). The networks (``mlp``,
-``prdad1``, ``prdad2``) need ``--checkpoint`` (no phase-retrieval checkpoints are shipped yet) and
-see the images resized to the size they were trained for, at their training ``pad``.
+``prdad1``, ``prdad2``) see the images resized to the size they were trained for, at their training
+``pad``; without ``--checkpoint`` they are the shipped networks for the regime of ``--pad`` and
+``--noise`` (:mod:`course_lib.phase.shipped`: ``pad1``, ``pad2``, ``pad2_poisson3``).
+``--refine N`` runs N HIO and ``--refine-er M`` (default N/2) ER iterations started from the result,
+keeping per image whichever fits the measured magnitude better.
 
 The protocols (see :mod:`course_lib.phase.metrics`):
 
@@ -174,7 +177,7 @@ def load_network(checkpoint, method: str):
     from .prdad import build_model
 
     if checkpoint is None:
-        raise ValueError(f"--method {method} needs --checkpoint: no phase-retrieval checkpoints are shipped yet; "
+        raise ValueError(f"--method {method} needs --checkpoint (or a shipped network for the regime); "
                          f"train one with: {_train_command(method)}")
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"--checkpoint: no file at {checkpoint}")
@@ -254,8 +257,17 @@ def cmd_evaluate(args) -> int:
     _threads(args.threads)
     network = args.method in NETWORKS
     model = sidecar = None
+    checkpoint = args.checkpoint
     if network:
-        model, sidecar = load_network(args.checkpoint, args.method)
+        if checkpoint is None:  # the shipped network of the regime asked for
+            from .shipped import shipped_path
+
+            checkpoint = str(shipped_path(args.method, PROTOCOL_PAD[args.protocol] if args.pad is None else args.pad,
+                                          _noise_arg(args.noise)))
+            if not Path(checkpoint).is_file():
+                raise FileNotFoundError(f"the shipped checkpoint {checkpoint} is missing; train one with: "
+                                        f"{_train_command(args.method)}")
+        model, sidecar = load_network(checkpoint, args.method)
         pad = _check_network_pad(model, args.pad)
         size = model.config.image_size
     else:
@@ -288,10 +300,18 @@ def cmd_evaluate(args) -> int:
     t0 = time.perf_counter()
     pred = reconstruct(args.method, y, pad=pad, model=model, iters=args.iters, restarts=args.restarts,
                        beta=args.beta, seed=args.seed, progress=not args.json and sys.stderr.isatty())
+    refined = None
+    if args.refine:
+        from .shipped import refine
+
+        er_iters = args.refine // 2 if args.refine_er is None else args.refine_er
+        pred, kept = refine(y, pred, pad=pad, hio_iters=args.refine, er_iters=er_iters,
+                            beta=BETA["hio"] if args.beta is None else args.beta)
+        refined = {"hio_iters": args.refine, "er_iters": er_iters, "kept_refined": int(kept.sum())}
     seconds = time.perf_counter() - t0
     metrics = score(pred, x, args.protocol)
     if network:
-        how = f"{args.method} network from {args.checkpoint}"
+        how = f"{args.method} network from {checkpoint}"
     else:
         beta = None if args.method == "er" else (BETA[args.method] if args.beta is None else args.beta)
         how = (f"{args.method.upper()}{'' if beta is None else f' (beta {beta:g})'}, {args.iters} iterations, "
@@ -302,6 +322,10 @@ def cmd_evaluate(args) -> int:
               "torch_threads": torch.get_num_threads()}
     if not network:
         result.update(iters=args.iters, restarts=args.restarts, seed=args.seed)
+    if refined is not None:
+        how += (f", then {refined['hio_iters']} HIO + {refined['er_iters']} ER iterations from it (refined image "
+                f"kept for {refined['kept_refined']} of {len(x)}: lower magnitude error)")
+        result.update(how=how, refine=refined)
     if args.json:
         print(json.dumps(_finite(result), allow_nan=False))
     else:
@@ -316,70 +340,6 @@ def cmd_evaluate(args) -> int:
 # ---------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------
-
-class PhaseLoss:
-    """The training loss of the CLI: image L2 + L1 against the nearer twin, plus the same on the encoding.
-
-    For each image the target is ``x`` or its 180° rotation, whichever the prediction is closer to
-    in MSE (the magnitude cannot tell them apart); then ``MSE + l1_weight * MAE`` on the image and,
-    for PR-DAD, ``feature_weight * (MSE + l1_weight * MAE)`` between the predicted encoding
-    (PR-DAD I: Haar packet coefficients, PR-DAD II: the auto-encoder's code) and the encoding of that
-    target. ``output`` is ``(image, features)`` (:func:`_forward`) or an image.
-    """
-
-    def __init__(self, encode=None, l1_weight: float = 1.0, feature_weight: float = 1.0):
-        self.encode, self.l1_weight, self.feature_weight = encode, l1_weight, feature_weight
-
-    def __call__(self, output, x):
-        import torch
-
-        image, features = output if isinstance(output, tuple) else (output, None)
-        rotated = torch.flip(x, (-2, -1))
-        closer_to_twin = (image - rotated).square().flatten(1).mean(1) < (image - x).square().flatten(1).mean(1)
-        target = torch.where(closer_to_twin.view(-1, 1, 1, 1), rotated, x)
-        mse = (image - target).square().mean()
-        mae = (image - target).abs().mean()
-        loss = mse + self.l1_weight * mae
-        logs = {"mse": mse.detach(), "mae": mae.detach()}
-        if features is not None and self.encode is not None and self.feature_weight > 0:
-            with torch.no_grad():
-                want = self.encode(target)
-            f_mse = (features - want).square().mean()
-            f_mae = (features - want).abs().mean()
-            loss = loss + self.feature_weight * (f_mse + self.l1_weight * f_mae)
-            logs["feature_mse"] = f_mse.detach()
-        return loss, logs
-
-
-def _forward(model, batch, device):
-    """``fit``'s forward: PR-DAD models also return their encoding for :class:`PhaseLoss`."""
-    from .prdad import PRDAD1, PRDAD2
-
-    y, x = batch[0].to(device), batch[1].to(device)
-    if isinstance(model, PRDAD1):
-        return model(y, return_coeffs=True), x
-    if isinstance(model, PRDAD2):
-        return model(y, return_code=True), x
-    return model(y), x
-
-
-class Redrawn:
-    """``repeats`` passes over a :class:`~course_lib.phase.data.PhaseDataset` as one data set.
-
-    Item ``i`` is item ``i % n`` of pass ``i // n``: new noise and augmentation in every pass, and
-    reproducible (and exactly resumable by ``fit``) because each item depends only on its index.
-    """
-
-    def __init__(self, dataset, repeats: int):
-        self.dataset, self.repeats = dataset, max(1, int(repeats))
-
-    def __len__(self) -> int:
-        return len(self.dataset) * self.repeats
-
-    def __getitem__(self, index: int):
-        n = len(self.dataset)
-        return self.dataset.draw(index % n, index // n)
-
 
 def _train_images(data: str, size, limit, val_count: int):
     """``(train, val, description)``: a named set's train split (never its test split) or a file's images."""
@@ -411,10 +371,8 @@ def cmd_train(args) -> int:
 
     from ..core.checkpoints import save_pretrained
     from ..core.datasets import cache_dir
-    from ..core.training import fit
-    from .data import Augment, PhaseDataset
-    from .prdad import AutoEncoderLoss, build_model, count_parameters
-    from .wavelets import haar_packet
+    from .prdad import count_parameters
+    from .train import train_network
 
     _threads(args.threads)
     noise = _noise_arg(args.noise)
@@ -424,52 +382,21 @@ def cmd_train(args) -> int:
     if train_x.shape[-2] != size:
         raise ValueError(f"the networks here take square images; {args.data} holds {train_x.shape[-2]}x{size} "
                          "images: pass --size")
-    torch.manual_seed(args.seed)
-    model = build_model(args.method, int(size), args.pad, **overrides)
     print(f"data: {desc}; {size}x{size} images, pad {args.pad:g}, noise {noise or 'none'}")
-    print(f"model: {args.method}, {count_parameters(model):,} parameters ({model.config})")
     out = Path(args.out)
     run_ckpt = Path(args.checkpoint) if args.checkpoint else cache_dir() / "runs" / f"phase_{out.stem}.pt"
     t0 = time.perf_counter()
-    ae_result = None
-    if args.method == "prdad2":
-        # 1. the sparse auto-encoder on the images alone (x -> code -> x)
-        ae = model.autoencoder
-        for p in ae.parameters():
-            p.requires_grad_(True)
-        ae_steps = args.ae_steps if args.ae_steps is not None else max(1, args.steps // 2)
-        print(f"pre-training the sparse auto-encoder: {ae_steps} steps")
-        ae_result = fit(ae, AutoEncoderLoss(args.sparsity), torch.utils.data.TensorDataset(train_x, train_x),
-                        torch.utils.data.TensorDataset(val_x, val_x), steps=ae_steps,
-                        batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
-                        checkpoint=run_ckpt.with_name(run_ckpt.stem + "_autoencoder" + run_ckpt.suffix),
-                        seed=args.seed, desc="auto-encoder")
-        if ae_result.interrupted:
-            print(f"interrupted; run the same command again to resume from {ae_result.checkpoint}")
-            return 130
-        model.freeze_decoder()
-    # 2. the magnitude network (PR-DAD II: with the decoder frozen)
-    augment = Augment(p=args.augment) if args.augment > 0 else False
-    train_set = PhaseDataset(train_x, args.pad, noise, augment=augment, seed=args.seed)
-    # enough passes that fit never starts a second epoch: every item is a fresh draw of noise and augmentation
-    train_data = Redrawn(train_set, -(-args.steps * args.batch_size // len(train_set)))
-    val_data = PhaseDataset(val_x, args.pad, noise, seed=args.seed + 1)
-    if args.method == "prdad1":
-        depth = model.depth
-        encode = lambda t: haar_packet(t, depth)  # noqa: E731
-    elif args.method == "prdad2":
-        encode = model.autoencoder.encode
-    else:
-        encode = None
-    loss = PhaseLoss(encode, l1_weight=args.l1_weight, feature_weight=args.feature_weight)
-    result = fit(model, loss, train_data, val_data, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                 eval_every=args.eval_every, checkpoint=run_ckpt, seed=args.seed, forward=_forward,
-                 grad_clip=1.0, desc=args.method)
+    model, result, ae_result = train_network(
+        args.method, train_x, val_x, pad=args.pad, noise=noise, steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr, augment=args.augment, l1_weight=args.l1_weight, feature_weight=args.feature_weight,
+        ae_steps=args.ae_steps, sparsity=args.sparsity, eval_every=args.eval_every, checkpoint=run_ckpt,
+        seed=args.seed, **overrides)
+    print(f"model: {args.method}, {count_parameters(model):,} parameters ({model.config})")
     if result.interrupted:
         print(f"interrupted at step {result.step}; run the same command again to resume from {run_ckpt}")
         return 130
-    trained_on = str(next(result.model.parameters()).device)
-    model = result.model.cpu().eval()
+    trained_on = str(next(model.parameters()).device)
+    model = model.cpu().eval()
     # the weights are stored in float16: measure the model exactly as it will be loaded
     model.load_state_dict({k: v.half().float() if v.is_floating_point() else v
                            for k, v in model.state_dict().items()})
@@ -477,12 +404,13 @@ def cmd_train(args) -> int:
     print(f"held-out ({heldout['data']}, protocol {args.protocol}, noise {heldout['noise']}): "
           f"MSE {heldout['mse']:.4f} | MAE {heldout['mae']:.4f} | SSIM {heldout['ssim']:.4f} | "
           f"PSNR {heldout['psnr']:.2f} dB")
+    encoded = args.method != "mlp"
     meta = {"command": _command_line(args.argv), "data": desc, "method": args.method,
             "image_size": int(size), "pad": args.pad, "noise": noise, "steps": result.step,
             "autoencoder_steps": ae_result.step if ae_result is not None else None,
-            "batch_size": args.batch_size, "lr": args.lr, "augment_p": args.augment,
+            "batch_size": args.batch_size, "lr": args.lr, "schedule": "cosine to 0", "augment_p": args.augment,
             "loss": f"image MSE + {args.l1_weight:g} MAE against the nearer twin"
-                    + (f" + {args.feature_weight:g} x the same on the encoding" if encode is not None else ""),
+                    + (f" + {args.feature_weight:g} x the same on the encoding" if encoded else ""),
             "final_val": result.history["val"][-1] if result.history["val"] else None,
             "heldout": heldout,
             "evaluate_command": (f"python -m course_lib.phase evaluate --data {args.heldout} --method {args.method} "
@@ -518,7 +446,8 @@ def main(argv=None) -> int:
     e = sub.add_parser("evaluate", help="MSE / MAE / SSIM / PSNR of a method on images from a file or data set")
     e.add_argument("--data", required=True, help="a file (IDX, .npy, .npz) or a data set name, e.g. mnist-offline")
     e.add_argument("--method", required=True, choices=CLASSICAL + NETWORKS)
-    e.add_argument("--checkpoint", default=None, help="weights written by 'train' (networks only)")
+    e.add_argument("--checkpoint", default=None,
+                   help="weights written by 'train' (networks only; default: the shipped network for --pad/--noise)")
     e.add_argument("--limit", type=_positive, default=1024, help="the first N images (default 1024)")
     e.add_argument("--protocol", choices=tuple(PROTOCOL_SIZE), default="uelwer")
     e.add_argument("--pad", type=_pad_arg, default=None,
@@ -526,6 +455,10 @@ def main(argv=None) -> int:
     e.add_argument("--noise", default=None,
                    help="poisson:ALPHA or gaussian:SIGMA or none (default: none, or the checkpoint's training noise)")
     e.add_argument("--magnitudes", default=None, help=".npy/.npz with measured magnitudes (N, H', W') to use")
+    e.add_argument("--refine", type=_positive, default=None, metavar="N",
+                   help="then N HIO iterations started from the result, and --refine-er ER iterations")
+    e.add_argument("--refine-er", type=int, default=None, metavar="M", help="ER iterations after --refine "
+                                                                             "(default N/2)")
     e.add_argument("--iters", type=_positive, default=1000)
     e.add_argument("--restarts", type=_positive, default=3)
     e.add_argument("--beta", type=float, default=None, help="HIO / RAAR feedback (default 0.8 / 0.87)")

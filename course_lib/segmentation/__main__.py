@@ -78,7 +78,16 @@ def cmd_train(args) -> int:
     val_small = PreloadedPortraits(val_set, size, limit=args.val_limit,
                                    cache=cache_dir() / "portraits" / f"val_{tag}.pt" if not synthetic else None)
     torch.manual_seed(args.seed)
-    model = pspnet(args.preset, output_stride=args.output_stride) if args.output_stride else pspnet(args.preset)
+    init_desc = None
+    if args.init:
+        from .train import load_pspnet
+
+        model, init_meta = load_pspnet(args.init)
+        model.train()
+        init_desc = f"{args.init} (trained {init_meta.get('steps', '?')} steps, held-out mIoU {init_meta.get('val_miou', '?')})"
+        print(f"fine-tuning from {init_desc}; --preset and --output-stride come from that checkpoint")
+    else:
+        model = pspnet(args.preset, output_stride=args.output_stride) if args.output_stride else pspnet(args.preset)
     out = Path(args.out)
     run_ckpt = args.checkpoint or str(cache_dir() / "runs" / f"segmentation_{out.stem}.pt")
     t0 = time.perf_counter()
@@ -112,6 +121,7 @@ def cmd_train(args) -> int:
             "validation_split": f"train_val_split(val_fraction={args.val_fraction}, seed=0): by a hash of each name",
             "steps": result.step, "input_size_hw": list(size), "batch_size": args.batch_size, "loss": args.loss,
             "jaccard_weight": args.jaccard_weight, "weights_used": getattr(model, "weights_used", None),
+            "init": init_desc,
             "val_miou": round(metrics["miou"], 5), "val_dataset_iou": round(metrics["dataset_iou"], 5),
             "train_seconds": round(time.perf_counter() - t0, 1), "device": str(next(model.parameters()).device),
             "torch_threads": torch.get_num_threads()}
@@ -187,6 +197,8 @@ def main(argv=None) -> int:
     t.add_argument("--preset", default="resnet18", help="pspnet preset: light, resnet18, resnet50")
     t.add_argument("--output-stride", type=int, choices=[8, 16], default=None)
     t.add_argument("--size", type=int, nargs=2, default=[224, 160], metavar=("H", "W"))
+    t.add_argument("--init", default=None,
+                   help="start from the weights of a saved checkpoint (fine-tuning: new optimiser and schedule)")
     t.add_argument("--steps", type=int, default=4000)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--lr", type=float, default=1e-3)

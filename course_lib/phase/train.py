@@ -1,0 +1,169 @@
+"""Training the phase-retrieval networks: the loss, the data stream and :func:`train_network`.
+
+:func:`train_network` is what ``python -m course_lib.phase train`` and notebook 09 call:
+
+1. PR-DAD II only: pre-train the sparse auto-encoder on the images alone (``x -> code -> x``,
+   :class:`~course_lib.phase.prdad.AutoEncoderLoss`), then freeze it;
+2. the magnitude network: every step draws new magnitudes (new noise, new augmentation) of the
+   training images (:class:`Redrawn` over a :class:`~course_lib.phase.data.PhaseDataset`), the loss
+   is :class:`PhaseLoss` (image L2 + L1 against the nearer twin, plus the same on the encoding for
+   PR-DAD), Adam with a cosine learning-rate decay, gradient clipping at 1.
+
+Both stages go through :func:`course_lib.core.training.fit`: progress bars, validation, atomic run
+checkpoints, and resuming by calling again with the same ``checkpoint``.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+__all__ = ["PhaseLoss", "forward_with_encoding", "Redrawn", "cosine_schedule", "train_network"]
+
+
+class PhaseLoss:
+    """The training loss: image L2 + L1 against the nearer twin, plus the same on the encoding.
+
+    For each image the target is ``x`` or its 180° rotation, whichever the prediction is closer to
+    in MSE (the magnitude cannot tell them apart); then ``MSE + l1_weight * MAE`` on the image and,
+    for PR-DAD, ``feature_weight * (MSE + l1_weight * MAE)`` between the predicted encoding
+    (PR-DAD I: Haar packet coefficients, PR-DAD II: the auto-encoder's code) and the encoding of that
+    target. ``output`` is ``(image, features)`` (:func:`forward_with_encoding`) or an image.
+    """
+
+    def __init__(self, encode=None, l1_weight: float = 1.0, feature_weight: float = 1.0):
+        self.encode, self.l1_weight, self.feature_weight = encode, l1_weight, feature_weight
+
+    def __call__(self, output, x):
+        image, features = output if isinstance(output, tuple) else (output, None)
+        rotated = torch.flip(x, (-2, -1))
+        closer_to_twin = (image - rotated).square().flatten(1).mean(1) < (image - x).square().flatten(1).mean(1)
+        target = torch.where(closer_to_twin.view(-1, 1, 1, 1), rotated, x)
+        mse = (image - target).square().mean()
+        mae = (image - target).abs().mean()
+        loss = mse + self.l1_weight * mae
+        logs = {"mse": mse.detach(), "mae": mae.detach()}
+        if features is not None and self.encode is not None and self.feature_weight > 0:
+            with torch.no_grad():
+                want = self.encode(target)
+            f_mse = (features - want).square().mean()
+            f_mae = (features - want).abs().mean()
+            loss = loss + self.feature_weight * (f_mse + self.l1_weight * f_mae)
+            logs["feature_mse"] = f_mse.detach()
+        return loss, logs
+
+
+def forward_with_encoding(model, batch, device):
+    """``fit``'s forward: PR-DAD models also return their encoding for :class:`PhaseLoss`."""
+    from .prdad import PRDAD1, PRDAD2
+
+    y, x = batch[0].to(device), batch[1].to(device)
+    if isinstance(model, PRDAD1):
+        return model(y, return_coeffs=True), x
+    if isinstance(model, PRDAD2):
+        return model(y, return_code=True), x
+    return model(y), x
+
+
+class Redrawn:
+    """``repeats`` passes over a :class:`~course_lib.phase.data.PhaseDataset` as one data set.
+
+    Item ``i`` is item ``i % n`` of pass ``i // n``: new noise and augmentation in every pass, and
+    reproducible (and exactly resumable by ``fit``) because each item depends only on its index.
+    """
+
+    def __init__(self, dataset, repeats: int):
+        self.dataset, self.repeats = dataset, max(1, int(repeats))
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.repeats
+
+    def __getitem__(self, index: int):
+        n = len(self.dataset)
+        return self.dataset.draw(index % n, index // n)
+
+
+
+
+def cosine_schedule(steps: int):
+    """``optimizer -> LambdaLR``: the learning rate falls from ``lr`` to 0 along a half cosine over ``steps``."""
+    return lambda opt: torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / steps)))
+
+
+def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tensor] = None, *, pad=2, noise=None,
+                  steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, augment: float = 0.25,
+                  l1_weight: float = 1.0, feature_weight: float = 1.0, ae_steps: Optional[int] = None,
+                  sparsity: float = 1e-3, eval_every: Optional[int] = None, checkpoint=None, seed: int = 0,
+                  progress: bool = True, device=None, **overrides):
+    """Build and train an ``'mlp'``, ``'prdad1'`` or ``'prdad2'`` for ``train_x`` images ``(N, 1, s, s)`` in [0, 1].
+
+    pad, noise: the measurement the network will see (``noise``: None, ``'poisson:ALPHA'``, ...).
+    augment: probability of each augmentation (0: none). ae_steps: PR-DAD II's auto-encoder
+    pre-training (default ``steps // 2``); sparsity: its L1 weight on the code. checkpoint: a run
+    checkpoint path (the auto-encoder's goes next to it, ``*_autoencoder.pt``); calling again with
+    it resumes. ``overrides``: :class:`~course_lib.phase.prdad.PRConfig` fields (e.g. ``hidden=256``).
+
+    Returns ``(model, result, ae_result)``: the model (``fit``'s, eval mode not set), ``fit``'s result
+    for the magnitude network and for the auto-encoder (None unless PR-DAD II). ``result.interrupted``
+    tells whether it stopped early (Ctrl-C / the kernel's stop button).
+    """
+    from ..core.training import fit
+    from .data import Augment, PhaseDataset, parse_noise
+    from .prdad import METHODS, AutoEncoderLoss, build_model
+    from .wavelets import haar_packet
+
+    if method not in METHODS:
+        raise ValueError(f"train_network: method must be one of {METHODS}, got {method!r}")
+    if not isinstance(train_x, torch.Tensor) or train_x.dim() != 4 or train_x.shape[1] != 1 or len(train_x) < 2:
+        raise ValueError(f"train_network: train_x must be at least 2 grey images (N, 1, s, s), got "
+                         f"{tuple(train_x.shape) if isinstance(train_x, torch.Tensor) else type(train_x).__name__}")
+    size = int(train_x.shape[-1])
+    if train_x.shape[-2] != size:
+        raise ValueError(f"train_network: the networks take square images, got {train_x.shape[-2]}x{size}")
+    if val_x is not None and (not isinstance(val_x, torch.Tensor) or val_x.shape[1:] != train_x.shape[1:]):
+        raise ValueError(f"train_network: val_x must be images of the same size as train_x {tuple(train_x.shape[1:])}, "
+                         f"got {tuple(val_x.shape) if isinstance(val_x, torch.Tensor) else type(val_x).__name__}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"train_network: steps must be an int >= 1, got {steps!r}")
+    if not 0 <= float(augment) <= 1:
+        raise ValueError(f"train_network: augment is a probability in [0, 1], got {augment!r}")
+    noise = parse_noise(noise)
+    torch.manual_seed(seed)
+    model = build_model(method, size, pad, **overrides)
+    run_ckpt = Path(checkpoint) if checkpoint is not None else None
+    ae_result = None
+    if method == "prdad2":
+        ae = model.autoencoder
+        for p in ae.parameters():
+            p.requires_grad_(True)
+        ae_steps = max(1, steps // 2) if ae_steps is None else ae_steps
+        ae_val = torch.utils.data.TensorDataset(val_x, val_x) if val_x is not None else None
+        ae_result = fit(ae, AutoEncoderLoss(sparsity), torch.utils.data.TensorDataset(train_x, train_x), ae_val,
+                        steps=ae_steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
+                        checkpoint=run_ckpt.with_name(run_ckpt.stem + "_autoencoder" + run_ckpt.suffix)
+                        if run_ckpt is not None else None,
+                        scheduler=cosine_schedule(ae_steps), seed=seed, progress=progress, device=device,
+                        desc="auto-encoder")
+        if ae_result.interrupted:
+            return model, ae_result, ae_result
+        model.freeze_decoder()
+    aug = Augment(p=float(augment)) if augment > 0 else False
+    train_set = PhaseDataset(train_x, pad, noise, augment=aug, seed=seed)
+    # enough passes that fit never starts a second epoch: every item is a fresh draw of noise and augmentation
+    train_data = Redrawn(train_set, -(-steps * batch_size // len(train_set)))
+    val_data = PhaseDataset(val_x, pad, noise, seed=seed + 1) if val_x is not None else None
+    if method == "prdad1":
+        depth = model.depth
+        encode = lambda t: haar_packet(t, depth)  # noqa: E731
+    elif method == "prdad2":
+        encode = model.autoencoder.encode
+    else:
+        encode = None
+    loss = PhaseLoss(encode, l1_weight=l1_weight, feature_weight=feature_weight)
+    result = fit(model, loss, train_data, val_data, steps=steps, batch_size=batch_size, lr=lr,
+                 eval_every=eval_every, checkpoint=run_ckpt, seed=seed, forward=forward_with_encoding,
+                 scheduler=cosine_schedule(steps), grad_clip=1.0, progress=progress, device=device, desc=method)
+    return result.model, result, ae_result
