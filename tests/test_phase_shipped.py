@@ -73,7 +73,7 @@ def test_magnitude_error_shape_mismatch():
 def test_refine_from_the_truth_stays_there(digits):
     x = digits[:8]
     y = fourier_magnitude(x, 2)
-    out, kept = P.refine(y, x, pad=2, hio_iters=20, er_iters=10)
+    out, kept = P.refine(y, x, pad=2, hio_iters=20, er_iters=10, starts=1)
     assert out.shape == x.shape
     assert float((out - x).abs().max()) < 1e-4
 
@@ -83,7 +83,7 @@ def test_refine_improves_a_rough_start_and_never_worsens_the_fit(digits):
     y = fourier_magnitude(x, 2)
     g = torch.Generator().manual_seed(1)
     start = (x + 0.25 * torch.randn(x.shape, generator=g)).clamp(0, 1)   # a network-like rough guess
-    out, kept = P.refine(y, start, pad=2, hio_iters=100, er_iters=50)
+    out, kept = P.refine(y, start, pad=2, hio_iters=100, er_iters=50, starts=1)
     e0, e1 = P.magnitude_error(start, y, 2), P.magnitude_error(out, y, 2)
     assert torch.all(e1 <= e0 + 1e-7)
     assert float(e1.mean()) < 0.5 * float(e0.mean())
@@ -92,7 +92,7 @@ def test_refine_improves_a_rough_start_and_never_worsens_the_fit(digits):
     assert m1 < 0.5 * m0
     # without keep_better it is exactly HIO then ER from the start
     from course_lib.phase.classical import error_reduction, hio
-    plain, _ = P.refine(y, start, pad=2, hio_iters=30, er_iters=20, keep_better=False)
+    plain, _ = P.refine(y, start, pad=2, hio_iters=30, er_iters=20, starts=1, keep_better=False)
     ref = error_reduction(y, pad=2, iters=20, init=hio(y, pad=2, iters=30, init=start, history=False).images,
                           history=False).images
     assert torch.allclose(plain, ref)
@@ -136,8 +136,26 @@ def test_evaluate_uses_the_shipped_network_of_the_regime(capsys):
     from course_lib.phase.__main__ import main
 
     assert main(["evaluate", "--data", "mnist-offline", "--method", "prdad1", "--pad", "2", "--noise", "poisson:3",
-                 "--limit", "16", "--json", "--threads", "1", "--refine", "20"]) == 0
+                 "--limit", "16", "--json", "--threads", "1", "--refine", "20", "--refine-starts", "2"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "phase_prdad1_pad2_poisson3.pt" in out["how"] and out["noise"] == ["poisson", 3.0]
-    assert out["refine"]["hio_iters"] == 20 and out["refine"]["er_iters"] == 10
+    assert out["refine"]["hio_iters"] == 20 and out["refine"]["er_iters"] == 10 and out["refine"]["starts"] == 2
     assert out["n"] == 16 and 0 <= out["mse"] < 0.1
+
+
+def test_refine_with_several_starts_picks_the_lowest_magnitude_error(digits):
+    x = digits[:24]
+    y = fourier_magnitude(x, 1)                      # no oversampling: one start often stagnates
+    g = torch.Generator().manual_seed(3)
+    start = (x + 0.3 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    one, _ = P.refine(y, start, pad=1, hio_iters=60, er_iters=30, starts=1)
+    four, kept = P.refine(y, start, pad=1, hio_iters=60, er_iters=30, starts=4, seed=0)
+    e1, e4 = P.magnitude_error(one, y, 1), P.magnitude_error(four, y, 1)
+    assert torch.all(e4 <= e1 + 1e-6)               # the first of the four runs is the single-start run
+    assert float(e4.mean()) < float(e1.mean())
+    again, _ = P.refine(y, start, pad=1, hio_iters=60, er_iters=30, starts=4, seed=0)
+    assert torch.equal(again, four)                  # seeded
+    with pytest.raises(ValueError, match="starts must be an int >= 1"):
+        P.refine(y, start, pad=1, starts=0)
+    with pytest.raises(ValueError, match="jitter must be a number >= 0"):
+        P.refine(y, start, pad=1, jitter=-1)

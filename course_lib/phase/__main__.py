@@ -15,8 +15,9 @@ resized to 28x28 (``--protocol uelwer``) or 32x32 (``--protocol prdad``). The ne
 ``prdad1``, ``prdad2``) see the images resized to the size they were trained for, at their training
 ``pad``; without ``--checkpoint`` they are the shipped networks for the regime of ``--pad`` and
 ``--noise`` (:mod:`course_lib.phase.shipped`: ``pad1``, ``pad2``, ``pad2_poisson3``).
-``--refine N`` runs N HIO and ``--refine-er M`` (default N/2) ER iterations started from the result,
-keeping per image whichever fits the measured magnitude better.
+``--refine N`` runs N HIO and ``--refine-er M`` (default N/2) ER iterations started from the result
+and from ``--refine-starts`` - 1 jittered copies of it (:func:`course_lib.phase.shipped.refine`),
+keeping per image whichever fits the measured magnitude best.
 
 The protocols (see :mod:`course_lib.phase.metrics`):
 
@@ -305,9 +306,10 @@ def cmd_evaluate(args) -> int:
         from .shipped import refine
 
         er_iters = args.refine // 2 if args.refine_er is None else args.refine_er
-        pred, kept = refine(y, pred, pad=pad, hio_iters=args.refine, er_iters=er_iters,
-                            beta=BETA["hio"] if args.beta is None else args.beta)
-        refined = {"hio_iters": args.refine, "er_iters": er_iters, "kept_refined": int(kept.sum())}
+        pred, kept = refine(y, pred, pad=pad, hio_iters=args.refine, er_iters=er_iters, starts=args.refine_starts,
+                            beta=BETA["hio"] if args.beta is None else args.beta, seed=args.seed)
+        refined = {"hio_iters": args.refine, "er_iters": er_iters, "starts": args.refine_starts,
+                   "kept_refined": int(kept.sum())}
     seconds = time.perf_counter() - t0
     metrics = score(pred, x, args.protocol)
     if network:
@@ -323,8 +325,9 @@ def cmd_evaluate(args) -> int:
     if not network:
         result.update(iters=args.iters, restarts=args.restarts, seed=args.seed)
     if refined is not None:
-        how += (f", then {refined['hio_iters']} HIO + {refined['er_iters']} ER iterations from it (refined image "
-                f"kept for {refined['kept_refined']} of {len(x)}: lower magnitude error)")
+        how += (f", then {refined['hio_iters']} HIO + {refined['er_iters']} ER iterations from it and from "
+                f"{refined['starts'] - 1} jittered copies (a refined image kept for {refined['kept_refined']} of "
+                f"{len(x)}: lowest magnitude error)")
         result.update(how=how, refine=refined)
     if args.json:
         print(json.dumps(_finite(result), allow_nan=False))
@@ -459,6 +462,8 @@ def main(argv=None) -> int:
                    help="then N HIO iterations started from the result, and --refine-er ER iterations")
     e.add_argument("--refine-er", type=int, default=None, metavar="M", help="ER iterations after --refine "
                                                                              "(default N/2)")
+    e.add_argument("--refine-starts", type=_positive, default=4, metavar="K",
+                   help="--refine runs from the result and K-1 jittered copies of it (default 4)")
     e.add_argument("--iters", type=_positive, default=1000)
     e.add_argument("--restarts", type=_positive, default=3)
     e.add_argument("--beta", type=float, default=None, help="HIO / RAAR feedback (default 0.8 / 0.87)")

@@ -19,9 +19,10 @@ the one that matches ``(pad, noise)``; ``python -m course_lib.phase evaluate --m
 does the same when no ``--checkpoint`` is given.
 
 :func:`refine` runs HIO then ER *started from* a network's output (the "optional refinement" of
-the unit): the network supplies a good initial phase, the iterations enforce the measurement.
-Per image it keeps whichever of the start and the refined image fits the measured magnitude
-better -- a choice made from the data alone, not from the ground truth.
+the unit), from the output itself and from a few jittered copies of it: the network supplies a good
+initial phase, the iterations enforce the measurement. Per image it keeps the candidate (or the
+network's output) that fits the measured magnitude best -- a choice made from the data alone, not
+from the ground truth.
 """
 from __future__ import annotations
 
@@ -121,32 +122,54 @@ def magnitude_error(x: torch.Tensor, y: torch.Tensor, pad=2) -> torch.Tensor:
     return (fx - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1).clamp_min(1e-30)
 
 
-def refine(y: torch.Tensor, start: torch.Tensor, *, pad=2, hio_iters: int = 100, er_iters: int = 50,
-           beta: float = 0.8, keep_better: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``hio_iters`` HIO then ``er_iters`` ER iterations started from ``start`` (e.g. a network's output).
+def refine(y: torch.Tensor, start: torch.Tensor, *, pad=2, hio_iters: int = 200, er_iters: int = 100,
+           beta: float = 0.8, starts: int = 4, jitter: float = 0.15, seed=0,
+           keep_better: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
+    """HIO then ER started from ``start`` (e.g. a network's output), keeping what fits the magnitude best.
 
-    y: ``(N, 1, H, W)`` measured magnitudes; start: ``(N, 1, h, w)`` images. HIO moves away from the
-    start towards a point that fits the magnitude; ER then settles into the nearest such point
-    that meets the constraints. With ``keep_better`` each image keeps whichever of ``start`` and the
-    refined image has the lower :func:`magnitude_error` (never worse than the start by that measure).
-    Returns ``(images, refined)`` where ``refined`` is a bool ``(N,)``: True where the refined image
-    was kept.
+    y: ``(N, 1, H, W)`` measured magnitudes; start: ``(N, 1, h, w)`` images. HIO (``hio_iters``,
+    feedback ``beta``) moves away from the start towards a point that fits the magnitude; ER
+    (``er_iters``) then settles into the nearest such point that meets the constraints.
+
+    starts: how many runs per image, all in one batch: the first from ``start`` itself, the others
+    from ``start`` plus Gaussian noise of standard deviation ``jitter`` (clipped to [0, 1]; ``seed``).
+    Without oversampling one start often stagnates where a nearby one does not. The defaults (4 starts
+    of 200 HIO + 100 ER iterations: 1,200 per image) cost 40 % of HIO's 1,000 iterations x 3 restarts.
+
+    Per image the candidate with the lowest :func:`magnitude_error` is kept -- among the refined runs
+    and, with ``keep_better``, the (clipped) start itself, so the result never fits the measurement
+    worse than the start. Returns ``(images, refined)``: ``refined`` is a bool ``(N,)``, True where a
+    refined run was kept.
     """
     check_magnitude(y, "y", "refine")
     if not isinstance(start, torch.Tensor) or start.dim() != 4 or start.shape[0] != y.shape[0]:
         raise ValueError(f"refine: start must be images (N, 1, h, w) with N = {y.shape[0]} (one per magnitude), got "
                          f"{tuple(start.shape) if isinstance(start, torch.Tensor) else type(start).__name__}")
-    for name, v in (("hio_iters", hio_iters), ("er_iters", er_iters)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"refine: {name} must be an int >= 0, got {v!r}")
-    start = start.to(y.dtype)
-    out = start
+    for name, v, lo in (("hio_iters", hio_iters, 0), ("er_iters", er_iters, 0), ("starts", starts, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"refine: {name} must be an int >= {lo}, got {v!r}")
+    if not (isinstance(jitter, (int, float)) and jitter >= 0):
+        raise ValueError(f"refine: jitter must be a number >= 0, got {jitter!r}")
+    n = len(y)
+    start = start.detach().to(y.dtype).clamp(0, 1)
+    inits = [start]
+    if starts > 1:
+        g = torch.Generator().manual_seed(int(seed)) if not isinstance(seed, torch.Generator) else seed
+        for _ in range(starts - 1):
+            noise = torch.randn(start.shape, generator=g, dtype=start.dtype).to(start.device)
+            inits.append((start + jitter * noise).clamp(0, 1))
+    ys = y.repeat(starts, 1, 1, 1)
+    out = torch.cat(inits)
     if hio_iters:
-        out = hio(y, pad=pad, iters=hio_iters, beta=beta, init=out, history=False).images
+        out = hio(ys, pad=pad, iters=hio_iters, beta=beta, init=out, history=False).images
     if er_iters:
-        out = error_reduction(y, pad=pad, iters=er_iters, init=out, history=False).images
-    if not keep_better:
-        return out, torch.ones(len(y), dtype=torch.bool)
-    better = magnitude_error(out, y, pad) <= magnitude_error(start.clamp(0, 1), y, pad)
-    images = torch.where(better.view(-1, 1, 1, 1), out, start.clamp(0, 1))
-    return images, better
+        out = error_reduction(ys, pad=pad, iters=er_iters, init=out, history=False).images
+    candidates = list(out.split(n))
+    if keep_better:
+        candidates.append(start)
+    elif starts == 1:
+        return candidates[0], torch.ones(n, dtype=torch.bool)
+    errors = torch.stack([magnitude_error(c, y, pad) for c in candidates])      # (K, N)
+    best = errors.argmin(0)
+    images = torch.stack(candidates)[best, torch.arange(n)]
+    return images, best < starts
