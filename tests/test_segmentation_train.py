@@ -149,7 +149,11 @@ def test_cli_train_evaluate_predict(tmp_path, capsys, monkeypatch):
     assert main(["evaluate", "--images", str(tmp_path / "img"), "--masks", str(tmp_path / "mask"), "--checkpoint",
                  str(model), "--json"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert res["n"] == 10 and 0 <= res["mean_per_image_iou"] <= 1 and "dataset_iou" in res
+    assert res["n"] == 10 and 0 <= res["mean_per_image_iou"] <= 1 and "dataset_iou" in res and res["tta"] == "none"
+    assert main(["evaluate", "--images", str(tmp_path / "img"), "--masks", str(tmp_path / "mask"), "--checkpoint",
+                 str(model), "--json", "--tta", "--limit", "2"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["n"] == 2 and "flip True" in res["tta"]
     out = tmp_path / "pred.png"
     assert main(["predict", str(tmp_path / "img" / "p0.png"), str(out), "--checkpoint", str(model)]) == 0
     pred = np.asarray(Image.open(out))
@@ -183,3 +187,39 @@ def test_preloaded_cache_is_reused_only_for_the_same_files(tmp_path):
     changed = PreloadedPortraits(PortraitFolder(tmp_path / "img", tmp_path / "mask"), (24, 20), cache=cache,
                                  progress=False)
     assert changed.images[0].max() == 0 and not torch.equal(changed.images, first.images)
+
+
+def test_test_time_augmentation_averages_mirrored_and_rescaled_runs():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(4, 1, 3, padding=1)).eval()
+    x = torch.rand(2, 3, 24, 16)
+    with torch.no_grad():
+        plain = net(x)
+        mirrored = net(x.flip(-1)).flip(-1)
+    assert torch.allclose(predict_logits(net, x), plain, atol=1e-6)
+    assert torch.allclose(predict_logits(net, x, flip=True), (plain + mirrored) / 2, atol=1e-6)
+    assert not torch.allclose(plain, mirrored, atol=1e-3)          # the net is not mirror-symmetric itself
+    # a mirror-symmetric image: the flipped run adds nothing new
+    sym = torch.cat([x[..., :8], x[..., :8].flip(-1)], -1)
+    sym_net = lambda t: net(t) + net(t.flip(-1)).flip(-1)  # noqa: E731  a mirror-equivariant model
+    wrapped = torch.nn.Module()
+    wrapped.forward = sym_net
+    wrapped.p = torch.nn.Parameter(torch.zeros(()))
+    assert torch.allclose(predict_logits(wrapped, sym, flip=True), predict_logits(wrapped, sym), atol=1e-5)
+    # scale 1.25 of (24, 16): the network runs at (32, 24) (multiples of 8) and the logits come back to 24 x 16
+    seen = []
+    hook = net[0].register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape[-2:])))
+    out = predict_logits(net, x, size=(24, 16), scales=(1.0, 1.25), flip=True)
+    hook.remove()
+    assert out.shape == (2, 1, 24, 16) and seen == [(24, 16), (24, 16), (32, 24), (32, 24)]
+    big = torch.nn.functional.interpolate(x, size=(32, 24), mode="bilinear", antialias=True, align_corners=False)
+    with torch.no_grad():
+        runs = [plain, mirrored] + [torch.nn.functional.interpolate(r, size=(24, 16), mode="bilinear",
+                                                                    align_corners=False)
+                                    for r in (net(big), net(big.flip(-1)).flip(-1))]
+    assert torch.allclose(out, sum(runs) / 4, atol=1e-5)
+    with pytest.raises(ValueError, match="scales must be"):
+        predict_logits(net, x, scales=())
+    with pytest.raises(ValueError, match="flip must be True or False"):
+        evaluate_segmentation(net, (x, torch.zeros(2, 1, 24, 16)), flip="yes", progress=False)
