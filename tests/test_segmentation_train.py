@@ -144,6 +144,7 @@ def test_cli_train_evaluate_predict(tmp_path, capsys, monkeypatch):
                  "--warmup", "0"]) == 0
     side = json.loads((tmp_path / "m.pt.json").read_text())
     assert side["steps"] == 3 and side["input_size_hw"] == [48, 40] and 0 <= side["val_miou"] <= 1
+    assert 0 <= side["val_miou_tta"] <= 1 and "flip True" in side["tta"]
     assert side["train_images"] + side["val_images"] == 10 and not side["synthetic_data"]
     capsys.readouterr()
     assert main(["evaluate", "--images", str(tmp_path / "img"), "--masks", str(tmp_path / "mask"), "--checkpoint",
@@ -162,6 +163,17 @@ def test_cli_train_evaluate_predict(tmp_path, capsys, monkeypatch):
                  "--effect", "replace"]) == 2
     assert "--background" in capsys.readouterr().err
     assert main(["evaluate", "--images", str(tmp_path / "nowhere"), "--checkpoint", str(model)]) == 2
+    # fine-tuning: --init starts from the saved weights (a fresh optimiser and schedule)
+    tuned = tmp_path / "tuned.pt"
+    assert main(["train", "--images", str(tmp_path / "img"), "--masks", str(tmp_path / "mask"), "--init", str(model),
+                 "--size", "48", "40", "--steps", "2", "--batch-size", "2", "--val-fraction", "0.3",
+                 "--eval-every", "2", "--out", str(tuned), "--checkpoint", str(tmp_path / "run2.pt"),
+                 "--warmup", "0"]) == 0
+    side2 = json.loads((tmp_path / "tuned.pt.json").read_text())
+    assert side2["init"].startswith(str(model)) and side2["steps"] == 2
+    assert main(["train", "--images", str(tmp_path / "img"), "--masks", str(tmp_path / "mask"), "--init",
+                 str(tmp_path / "missing.pt"), "--out", str(tuned)]) == 2
+    assert "--init: no checkpoint at" in capsys.readouterr().err
 
 
 def test_preloaded_cache_is_reused_only_for_the_same_files(tmp_path):

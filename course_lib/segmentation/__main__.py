@@ -49,9 +49,11 @@ def cmd_train(args) -> int:
     from ..core.datasets import DatasetUnavailableError, cache_dir
     from .portraits import PortraitAugment, synthetic_portraits, train_val_split
     from .pspnet import PSPNet, pspnet
-    from .train import PreloadedPortraits, evaluate_segmentation, train_segmentation
+    from .train import TTA, PreloadedPortraits, evaluate_segmentation, train_segmentation
 
     _threads(args.threads)
+    if args.init and not Path(args.init).is_file():
+        raise FileNotFoundError(f"--init: no checkpoint at {args.init}")
     size = tuple(args.size)
     try:
         folder, desc = _folder(args.images, args.masks)
@@ -116,6 +118,9 @@ def cmd_train(args) -> int:
     metrics = evaluate_segmentation(model, val_set, size=size)
     print(f"held-out: mean per-image IoU {metrics['miou']:.4f}, dataset IoU {metrics['dataset_iou']:.4f} "
           f"over {metrics['n']} portraits")
+    tta = evaluate_segmentation(model, val_set, size=size, progress=False, **TTA)
+    print(f"held-out with test-time augmentation (evaluate --tta): mean per-image IoU {tta['miou']:.4f}, "
+          f"dataset IoU {tta['dataset_iou']:.4f}")
     meta = {"command": command_line("course_lib.segmentation", args.argv), "data": desc, "synthetic_data": synthetic,
             "train_images": len(train_set), "val_images": len(val_set),
             "validation_split": f"train_val_split(val_fraction={args.val_fraction}, seed=0): by a hash of each name",
@@ -123,6 +128,8 @@ def cmd_train(args) -> int:
             "jaccard_weight": args.jaccard_weight, "weights_used": getattr(model, "weights_used", None),
             "init": init_desc,
             "val_miou": round(metrics["miou"], 5), "val_dataset_iou": round(metrics["dataset_iou"], 5),
+            "tta": f"scales {list(TTA['scales'])}, flip {TTA['flip']} (evaluate --tta)",
+            "val_miou_tta": round(tta["miou"], 5), "val_dataset_iou_tta": round(tta["dataset_iou"], 5),
             "train_seconds": round(time.perf_counter() - t0, 1), "device": str(next(model.parameters()).device),
             "torch_threads": torch.get_num_threads()}
     save_pretrained(out, model, arch=PSPNet.arch, config=model.config_dict(), meta=meta, int8=int8)
