@@ -220,3 +220,25 @@ def test_save_pretrained_int8_storage_round_trip(tmp_path):
             assert torch.allclose(a, b, atol=1e-3, rtol=1e-3), name  # float16 storage
         else:
             assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_as_stored_gives_exactly_the_weights_that_come_back_from_the_file(tmp_path, int8):
+    from course_lib.core.checkpoints import as_stored, load_pretrained, save_pretrained
+
+    torch.manual_seed(1)
+    build = lambda **cfg: torch.nn.Sequential(torch.nn.Conv2d(cfg["c"], 64, 3), torch.nn.BatchNorm2d(64),
+                                              torch.nn.Conv2d(64, 8, 1))  # noqa: E731
+    model = build(c=16)
+    model[1].running_mean.uniform_(-1, 1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    path = save_pretrained(tmp_path / "m.pt", model, arch="toy", config={"c": 16}, int8=int8)
+    back, _ = load_pretrained(path, build, arch="toy")
+    assert as_stored(model, int8=int8) is model
+    changed = False
+    for (name, a), b in zip(model.state_dict().items(), back.state_dict().values()):
+        assert torch.equal(a, b), name
+        changed |= not torch.equal(a, before[name])
+    assert changed  # the rounding did happen (float16 / int8), it is not a no-op
+    with pytest.raises(TypeError, match="as_stored: model must be an nn.Module"):
+        as_stored({"w": torch.zeros(1)})

@@ -26,7 +26,7 @@ import torch
 
 __all__ = [
     "CheckpointError", "atomic_save", "load_checkpoint", "check_state_dict",
-    "save_pretrained", "load_pretrained", "atomic_write_text",
+    "save_pretrained", "load_pretrained", "as_stored", "atomic_write_text",
 ]
 
 FORMAT_VERSION = 1
@@ -161,6 +161,38 @@ def _dequantize_state(state: Mapping[str, torch.Tensor]) -> dict:
     return out
 
 
+def _int8_eligible(v: torch.Tensor) -> bool:
+    """Which tensors ``int8=True`` stores as int8: floating, at least 2-D, at least 4,096 values."""
+    return v.is_floating_point() and v.dim() >= 2 and v.numel() >= 4096
+
+
+def _stored_state(model: torch.nn.Module, half: bool, int8: bool) -> dict:
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if int8 and _int8_eligible(v):
+            q, scale = _quantize_int8(v)
+            state[k + _Q_SUFFIX] = q
+            state[k + _SCALE_SUFFIX] = scale
+        else:
+            state[k] = v.to(torch.float16) if half and v.is_floating_point() else v
+    return state
+
+
+def as_stored(model: torch.nn.Module, *, half: bool = True, int8: bool = False) -> torch.nn.Module:
+    """Give ``model`` (in place) the weights it will have after ``save_pretrained(..., half, int8)`` and loading.
+
+    Measure a model this way before saving it, so that the metrics in the sidecar are those of the
+    shipped file (float16 rounding, or int8 with per-channel scales). Returns ``model``.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"as_stored: model must be an nn.Module, got {type(model).__name__}")
+    device = next(model.parameters(), torch.zeros(())).device
+    state = _dequantize_state(_stored_state(model, half, int8))
+    model.load_state_dict({k: v.to(device) for k, v in state.items()})
+    return model
+
+
 def save_pretrained(
     path: str | os.PathLike,
     model: torch.nn.Module,
@@ -189,15 +221,7 @@ def save_pretrained(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"save_pretrained: model must be an nn.Module, got {type(model).__name__}")
     path = Path(path)
-    state = {}
-    for k, v in model.state_dict().items():
-        v = v.detach().cpu()
-        if int8 and v.is_floating_point() and v.dim() >= 2 and v.numel() >= 4096:
-            q, scale = _quantize_int8(v)
-            state[k + _Q_SUFFIX] = q
-            state[k + _SCALE_SUFFIX] = scale
-        else:
-            state[k] = v.to(torch.float16) if half and v.is_floating_point() else v
+    state = _stored_state(model, half, int8)
     payload = {"format": FORMAT_VERSION, "arch": arch, "config": dict(config), "state_dict": state}
     atomic_save(payload, path)
     sidecar = {

@@ -372,7 +372,7 @@ def heldout_metrics(model, protocol: str, noise, data: str = HELDOUT, limit=None
 def cmd_train(args) -> int:
     import torch
 
-    from ..core.checkpoints import save_pretrained
+    from ..core.checkpoints import as_stored, save_pretrained
     from ..core.datasets import cache_dir
     from .prdad import count_parameters
     from .train import train_network
@@ -400,9 +400,7 @@ def cmd_train(args) -> int:
         return 130
     trained_on = str(next(model.parameters()).device)
     model = model.cpu().eval()
-    # the weights are stored in float16: measure the model exactly as it will be loaded
-    model.load_state_dict({k: v.half().float() if v.is_floating_point() else v
-                           for k, v in model.state_dict().items()})
+    as_stored(model)  # the weights are stored in float16: measure the model exactly as it will be loaded
     heldout = heldout_metrics(model, args.protocol, noise, args.heldout, args.heldout_limit, args.seed)
     print(f"held-out ({heldout['data']}, protocol {args.protocol}, noise {heldout['noise']}): "
           f"MSE {heldout['mse']:.4f} | MAE {heldout['mae']:.4f} | SSIM {heldout['ssim']:.4f} | "

@@ -45,7 +45,7 @@ def _folder(images, masks):
 def cmd_train(args) -> int:
     import torch
 
-    from ..core.checkpoints import save_pretrained
+    from ..core.checkpoints import as_stored, save_pretrained
     from ..core.datasets import DatasetUnavailableError, cache_dir
     from .portraits import PortraitAugment, synthetic_portraits, train_val_split
     from .pspnet import PSPNet, pspnet
@@ -103,17 +103,7 @@ def cmd_train(args) -> int:
     model = result.model.cpu().eval()
     n_params = sum(p.numel() for p in model.parameters())
     int8 = args.storage == "int8" or (args.storage == "auto" and 2 * n_params > 20e6)
-    if int8:  # measure what is shipped: the weights as they come back from int8 storage
-        from ..core.checkpoints import _dequantize_state, _quantize_int8
-
-        state = {}
-        for k, v in model.state_dict().items():
-            if v.is_floating_point() and v.dim() >= 2 and v.numel() >= 4096:
-                q, scale = _quantize_int8(v)
-                state[k] = _dequantize_state({"w.__int8": q, "w.__scale": scale})["w"]
-            else:
-                state[k] = v.half().float() if v.is_floating_point() else v
-        model.load_state_dict(state)
+    as_stored(model, int8=int8)  # measure what is shipped: the weights as they come back from the file
     print("measuring IoU on the held-out portraits at the masks' resolution ...")
     metrics = evaluate_segmentation(model, val_set, size=size)
     print(f"held-out: mean per-image IoU {metrics['miou']:.4f}, dataset IoU {metrics['dataset_iou']:.4f} "
