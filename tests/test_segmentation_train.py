@@ -168,9 +168,12 @@ def test_cli_train_evaluate_predict(tmp_path, capsys, monkeypatch):
     assert main(["train", "--images", str(tmp_path / "img"), "--masks", str(tmp_path / "mask"), "--init", str(model),
                  "--size", "48", "40", "--steps", "2", "--batch-size", "2", "--val-fraction", "0.3",
                  "--eval-every", "2", "--out", str(tuned), "--checkpoint", str(tmp_path / "run2.pt"),
-                 "--warmup", "0"]) == 0
+                 "--warmup", "0", "--workers", "1"]) == 0  # the augmentation in a DataLoader worker process
     side2 = json.loads((tmp_path / "tuned.pt.json").read_text())
-    assert side2["init"].startswith(str(model)) and side2["steps"] == 2
+    assert side2["init"].startswith(str(model)) and side2["steps"] == 2 and side2["device"] == "cpu"
+    assert main(["train", "--images", str(tmp_path / "img"), "--masks", str(tmp_path / "mask"), "--workers", "-1",
+                 "--out", str(tuned)]) == 2
+    assert "--workers must be >= 0" in capsys.readouterr().err
     assert main(["train", "--images", str(tmp_path / "img"), "--masks", str(tmp_path / "mask"), "--init",
                  str(tmp_path / "missing.pt"), "--out", str(tuned)]) == 2
     assert "--init: no checkpoint at" in capsys.readouterr().err

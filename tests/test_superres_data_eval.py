@@ -174,6 +174,8 @@ def test_cli_evaluate_json_and_errors(tmp_path, images):
     assert bad.returncode == 2 and "x2 model, but --scale 3" in bad.stderr
     bad = run_cli("evaluate", "--images", str(tmp_path), "--degradation", "fuzzy")
     assert bad.returncode == 2 and "must be one of" in bad.stderr
+    bad = run_cli("train", "--images", str(tmp_path), "--workers", "-1")
+    assert bad.returncode == 2 and "--workers must be >= 0" in bad.stderr
 
 
 def test_cli_upscale(tmp_path):

@@ -52,6 +52,8 @@ def cmd_train(args) -> int:
     from .train import TTA, PreloadedPortraits, evaluate_segmentation, train_segmentation
 
     _threads(args.threads)
+    if args.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {args.workers}")
     if args.init and not Path(args.init).is_file():
         raise FileNotFoundError(f"--init: no checkpoint at {args.init}")
     size = tuple(args.size)
@@ -96,10 +98,12 @@ def cmd_train(args) -> int:
     result = train_segmentation(model, train_data, val_small, steps=args.steps, loss=args.loss,
                                 jaccard_weight=args.jaccard_weight, batch_size=args.batch_size, lr=args.lr,
                                 warmup=args.warmup, checkpoint=run_ckpt, eval_every=args.eval_every,
-                                seed=args.seed, checkpoint_every=args.checkpoint_every)
+                                seed=args.seed, checkpoint_every=args.checkpoint_every,
+                                num_workers=args.workers)
     if result.interrupted:
         print(f"interrupted at step {result.step}; run the same command again to resume from {run_ckpt}")
         return 130
+    trained_on = str(next(result.model.parameters()).device)
     model = result.model.cpu().eval()
     n_params = sum(p.numel() for p in model.parameters())
     int8 = args.storage == "int8" or (args.storage == "auto" and 2 * n_params > 20e6)
@@ -120,7 +124,7 @@ def cmd_train(args) -> int:
             "val_miou": round(metrics["miou"], 5), "val_dataset_iou": round(metrics["dataset_iou"], 5),
             "tta": f"scales {list(TTA['scales'])}, flip {TTA['flip']} (evaluate --tta)",
             "val_miou_tta": round(tta["miou"], 5), "val_dataset_iou_tta": round(tta["dataset_iou"], 5),
-            "train_seconds": round(time.perf_counter() - t0, 1), "device": str(next(model.parameters()).device),
+            "train_seconds": round(time.perf_counter() - t0, 1), "device": trained_on,
             "torch_threads": torch.get_num_threads()}
     save_pretrained(out, model, arch=PSPNet.arch, config=model.config_dict(), meta=meta, int8=int8)
     print(f"wrote {out} (+ {out.name}.json)")
@@ -218,6 +222,8 @@ def main(argv=None) -> int:
                    help="weights on disk; auto: int8 when float16 would exceed 20 MB (the IoU is measured after)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--workers", type=int, default=0,
+                   help="DataLoader worker processes for the augmentation (on a GPU machine: 4 or more)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="mean per-image IoU and dataset IoU over a folder of real portraits")
     e.add_argument("--images", default=None, help="folder of portraits (default: the prepared EG1800 folder)")

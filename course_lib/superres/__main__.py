@@ -64,6 +64,8 @@ def cmd_train(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {args.workers}")
     command = "python -m course_lib.superres " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     train_imgs, train_desc = _train_images(args.images, gray=not args.rgb_only, add_offline=args.add_offline,
                                            limit=args.limit)
@@ -79,7 +81,7 @@ def cmd_train(args) -> int:
         res = train_espcn(train_imgs, args.scale, val_images=holdout, arch=args.arch, activation=args.activation,
                           steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
                           lr=args.lr or 1e-3, loss=args.loss, degradation=args.degradation,
-                          checkpoint=run_ckpt, seed=args.seed, icnr=args.icnr)
+                          checkpoint=run_ckpt, seed=args.seed, icnr=args.icnr, num_workers=args.workers)
     if res.interrupted:
         print(f"interrupted; rerun the same command to resume from {run_ckpt}")
         return 130
@@ -190,6 +192,8 @@ def main(argv=None) -> int:
     t.add_argument("--out", default=None, help="where to save the trained weights (+ .json sidecar)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--workers", type=int, default=0,
+                   help="DataLoader worker processes that cut the patches (on a GPU machine: 2 or more)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="PSNR-Y / SSIM-Y of bicubic and ESPCN over a folder of HR images")
     e.add_argument("--images", default=None, help="folder of HR images (default: the offline hold-out photos)")
