@@ -119,10 +119,37 @@ def _speed_table(quick: bool, notes: list) -> dict:
                  f"wall ({best['CPU (s)']:.1f} s CPU, {1e6 * best['CPU (s)'] / work:.0f} us CPU per image and "
                  f"iteration), {best['speed-up vs numpy loop']:.0f}x the per-image numpy loop (extrapolated from "
                  f"{subset} images).")
+    notes.append(_fft_floor(y, n, iters))
     return {"title": f"HIO speed: {n} images {size}x{size} padded to {H}x{H}, {iters} iterations, beta 0.8",
             "columns": ["method", "images", "wall (s)", "CPU (s)", "image-iterations/s", "speed-up vs numpy loop",
                         "how"],
             "rows": rows}
+
+
+def _fft_floor(y: torch.Tensor, n: int, iters: int) -> str:
+    """What the two FFTs of every HIO iteration cost alone: a lower bound on the batched HIO's time here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        chunk = torch.rand(min(128, n), 1, y.shape[-2], y.shape[-1])
+        z = torch.fft.rfft2(chunk, norm="ortho")
+        reps = 50
+
+        def per_image(fn):
+            fn()
+            t0 = time.process_time()
+            for _ in range(reps):
+                fn()
+            return (time.process_time() - t0) / reps / chunk.shape[0]
+        fwd = per_image(lambda: torch.fft.rfft2(chunk, norm="ortho"))
+        inv = per_image(lambda: torch.fft.irfft2(z, s=chunk.shape[-2:], norm="ortho"))
+    finally:
+        torch.set_num_threads(threads)
+    cpu = (fwd + inv) * n * iters
+    return (f"FFT floor: rfft2 {1e6 * fwd:.1f} us + irfft2 {1e6 * inv:.1f} us CPU per {y.shape[-2]}x{y.shape[-1]} "
+            f"image (torch's FFT, one thread, chunks of {chunk.shape[0]}): the two FFTs of {n} x {iters} "
+            f"iterations alone take {cpu:.1f} s CPU, {cpu / threads:.1f} s wall on {threads} cores at perfect "
+            "scaling -- the rest of an iteration (projections, bookkeeping) is what batching can still save.")
 
 
 def _quality_table(quick: bool, notes: list) -> dict:

@@ -11,6 +11,8 @@
 * :mod:`.train`     ``train_segmentation`` (through ``core.training.fit``), ``evaluate_segmentation``
                     at the masks' resolution, ``pretrained()`` (the shipped portrait PSPNet)
 * :mod:`.effects`   ``blur_background`` ("portrait mode"), ``replace_background``
+* :mod:`.sam`       optional: Segment Anything prompted with a box or a click on the same portraits
+                    (``sam_status``, ``compare_with_sam``); needs ``segment_anything`` and a SAM checkpoint
 """
 from __future__ import annotations
 

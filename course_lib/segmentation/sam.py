@@ -1,0 +1,222 @@
+"""Optional: Segment Anything (Kirillov et al. 2023) prompted on the same portraits, next to the PSPNet.
+
+SAM is a promptable, class-agnostic segmenter: given an image and a box or a point, it returns the mask of
+"the thing there". It was trained on 11 million images; the PSPNet of this unit on 1,149 portraits. Comparing the
+two on the held-out portraits shows what a general model does without any portrait training, and what a prompt
+costs (someone, or something, has to draw the box).
+
+Nothing here is required by the course: everything works when the ``segment_anything`` package
+(``pip install segment-anything``) and a SAM checkpoint are present, and :func:`sam_status` says plainly what is
+missing otherwise. The checkpoint is looked up at ``checkpoint=``, then ``$COURSE_SAM_CHECKPOINT``, then
+``<course cache>/sam/`` and torch hub's checkpoint folder, under its official file name (:data:`SAM_CHECKPOINTS`);
+the course does not download it (2.5 GB for ViT-H, 375 MB for ViT-B): get it from :data:`SAM_URL`.
+
+The prompts are made without looking at the truth when ``prompt="pspnet_box"`` (the bounding box of the
+PSPNet's own mask: a fully automatic pipeline) and with it when ``prompt="true_box"`` (an oracle box: what a person
+drawing a box gives SAM); ``"center_point"`` is one positive click at the centre of the PSPNet's mask.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+__all__ = ["SAM_CHECKPOINTS", "SAM_URL", "PROMPTS", "find_sam_checkpoint", "sam_status", "load_sam",
+           "box_from_mask", "center_point", "sam_segment", "compare_with_sam"]
+
+#: official checkpoint file names per model type (github.com/facebookresearch/segment-anything)
+SAM_CHECKPOINTS = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth", "vit_h": "sam_vit_h_4b8939.pth"}
+SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+ENV_VAR = "COURSE_SAM_CHECKPOINT"
+PROMPTS = ("pspnet_box", "true_box", "center_point")
+
+
+def _check_model_type(model_type: str, fn: str) -> str:
+    if model_type not in SAM_CHECKPOINTS:
+        raise ValueError(f"{fn}: model_type must be one of {sorted(SAM_CHECKPOINTS)}, got {model_type!r}")
+    return model_type
+
+
+def _search_dirs():
+    from ..core.datasets import cache_dir
+
+    dirs = [cache_dir() / "sam"]
+    try:
+        dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
+    except Exception:  # pragma: no cover - torch.hub always has a dir
+        pass
+    return dirs
+
+
+def find_sam_checkpoint(model_type: str = "vit_b", checkpoint=None) -> Optional[Path]:
+    """The SAM checkpoint file to use, or ``None`` when there is none (see the module's doc for the search order).
+
+    An explicit ``checkpoint`` (or ``$COURSE_SAM_CHECKPOINT``) that does not exist is an error, not ``None``:
+    a path the user gave must not be silently ignored.
+    """
+    _check_model_type(model_type, "find_sam_checkpoint")
+    given = checkpoint if checkpoint is not None else (os.environ.get(ENV_VAR, "").strip() or None)
+    if given is not None:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            source = "checkpoint" if checkpoint is not None else f"${ENV_VAR}"
+            raise FileNotFoundError(f"find_sam_checkpoint: {source} = {str(path)!r} is not a file")
+        return path
+    for d in _search_dirs():
+        cand = d / SAM_CHECKPOINTS[model_type]
+        if cand.is_file():
+            return cand
+    return None
+
+
+def sam_status(model_type: str = "vit_b", checkpoint=None) -> Tuple[bool, str]:
+    """``(available, message)``: whether SAM can run here, and what to do if not."""
+    _check_model_type(model_type, "sam_status")
+    try:
+        import segment_anything  # noqa: F401
+    except ImportError:
+        return False, ("SAM is not available: the package segment_anything is not installed "
+                       "(pip install segment-anything); this section is skipped")
+    try:
+        path = find_sam_checkpoint(model_type, checkpoint)
+    except FileNotFoundError as exc:
+        return False, f"SAM is not available: {exc}"
+    if path is None:
+        name = SAM_CHECKPOINTS[model_type]
+        return False, (f"SAM is not available: no checkpoint {name} found (looked in "
+                       f"{', '.join(str(d) for d in _search_dirs())}); download {SAM_URL}{name} into one of them "
+                       f"or set ${ENV_VAR} to its path; this section is skipped")
+    return True, f"SAM {model_type} from {path}"
+
+
+def load_sam(model_type: str = "vit_b", checkpoint=None, device=None):
+    """A ``segment_anything.SamPredictor`` for ``model_type``; a clear error when the package or weights are missing."""
+    ok, message = sam_status(model_type, checkpoint)
+    if not ok:
+        raise RuntimeError(f"load_sam: {message}")
+    from segment_anything import SamPredictor, sam_model_registry
+
+    from ..core.device import get_device
+
+    sam = sam_model_registry[model_type](checkpoint=str(find_sam_checkpoint(model_type, checkpoint)))
+    sam.to(device=get_device(device))
+    sam.eval()
+    return SamPredictor(sam)
+
+
+def _mask2d(mask, fn: str) -> np.ndarray:
+    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if m.ndim == 3 and m.shape[0] == 1:
+        m = m[0]
+    if m.ndim != 2:
+        raise ValueError(f"{fn}: mask must be (H, W) or (1, H, W), got shape {tuple(m.shape)}")
+    return m > 0.5
+
+
+def box_from_mask(mask, margin: float = 0.0) -> np.ndarray:
+    """``[x0, y0, x1, y1]`` (pixel coordinates, inclusive-exclusive like SAM's boxes) around the foreground.
+
+    ``margin`` widens the box by that fraction of its size on each side, clipped to the image.
+    """
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 1:
+        raise ValueError(f"box_from_mask: margin must be a number in [0, 1], got {margin!r}")
+    m = _mask2d(mask, "box_from_mask")
+    ys, xs = np.nonzero(m)
+    if ys.size == 0:
+        raise ValueError("box_from_mask: the mask is empty (no foreground pixel): there is no box to draw")
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    dx, dy = margin * (x1 - x0), margin * (y1 - y0)
+    h, w = m.shape
+    return np.array([max(0.0, x0 - dx), max(0.0, y0 - dy), min(float(w), x1 + dx), min(float(h), y1 + dy)])
+
+
+def center_point(mask) -> np.ndarray:
+    """``[x, y]`` of a foreground pixel nearest to the foreground's centroid (a centroid can fall outside it)."""
+    m = _mask2d(mask, "center_point")
+    ys, xs = np.nonzero(m)
+    if ys.size == 0:
+        raise ValueError("center_point: the mask is empty (no foreground pixel): there is no point to click")
+    cy, cx = ys.mean(), xs.mean()
+    k = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
+    return np.array([float(xs[k]), float(ys[k])])
+
+
+def _to_uint8_hwc(image, fn: str) -> np.ndarray:
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"{fn}: image must be a tensor (3, H, W) in [0, 1], got "
+                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+    return (image.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def sam_segment(predictor, image: torch.Tensor, *, box=None, point=None) -> torch.Tensor:
+    """SAM's mask ``(1, H, W)`` (0./1.) for ``image`` ``(3, H, W)`` prompted with a ``box`` and/or a positive ``point``.
+
+    SAM proposes three masks for an ambiguous prompt (``multimask_output=True``); the one with the highest
+    predicted IoU is kept.
+    """
+    if box is None and point is None:
+        raise ValueError("sam_segment: give a box [x0, y0, x1, y1] and/or a point [x, y] as the prompt")
+    img = _to_uint8_hwc(image, "sam_segment")
+    kwargs = {"multimask_output": True}
+    if box is not None:
+        box = np.asarray(box, dtype=np.float32).reshape(-1)
+        if box.shape != (4,) or not (box[2] > box[0] and box[3] > box[1]):
+            raise ValueError(f"sam_segment: box must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0, got {box.tolist()}")
+        kwargs["box"] = box
+    if point is not None:
+        point = np.asarray(point, dtype=np.float32).reshape(-1)
+        if point.shape != (2,):
+            raise ValueError(f"sam_segment: point must be [x, y], got {point.tolist()}")
+        kwargs["point_coords"] = point[None]
+        kwargs["point_labels"] = np.array([1])
+    predictor.set_image(img)
+    masks, scores, _ = predictor.predict(**kwargs)
+    best = int(np.argmax(np.asarray(scores)))
+    return torch.from_numpy(np.asarray(masks[best], dtype=np.float32))[None]
+
+
+def compare_with_sam(model: torch.nn.Module, data, predictor, *, size=None, prompts: Sequence[str] = ("pspnet_box",),
+                     limit: Optional[int] = None, progress: bool = False) -> dict:
+    """Mean per-image IoU of the PSPNet and of SAM with each prompt, on ``data`` (``(image, mask)`` pairs).
+
+    Returns ``{"n": ..., "pspnet": mean IoU, "sam_<prompt>": mean IoU, "per_image": [...]}``. Images whose
+    PSPNet mask is empty get no automatic prompt; SAM's IoU is then counted as 0 (it was not given a chance),
+    and ``n_no_prompt`` says how many.
+    """
+    from tqdm.auto import tqdm
+
+    from .metrics import iou
+    from .train import predict_logits
+
+    bad = [p for p in prompts if p not in PROMPTS]
+    if not prompts or bad:
+        raise ValueError(f"compare_with_sam: prompts must be a non-empty subset of {PROMPTS}, got {list(prompts)}")
+    if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or len(data) == 0:
+        raise ValueError("compare_with_sam: data must be a non-empty dataset of (image, mask) pairs")
+    n = len(data) if limit is None else min(int(limit), len(data))
+    rows, no_prompt = [], 0
+    for i in tqdm(range(n), desc="compare_with_sam", disable=not progress):
+        image, truth = data[i]
+        logits = predict_logits(model, image[None], size=size)[0]
+        ours = (torch.sigmoid(logits) >= 0.5).float()
+        row = {"index": i, "pspnet": float(iou(ours[None], truth[None]))}
+        for prompt in prompts:
+            ref = truth if prompt == "true_box" else ours
+            if not bool(ref.any()):
+                row[f"sam_{prompt}"] = 0.0
+                no_prompt += 1
+                continue
+            if prompt == "center_point":
+                sam = sam_segment(predictor, image, point=center_point(ref))
+            else:
+                sam = sam_segment(predictor, image, box=box_from_mask(ref))
+            row[f"sam_{prompt}"] = float(iou(sam[None], truth[None]))
+        rows.append(row)
+    out = {"n": n, "n_no_prompt": no_prompt, "per_image": rows,
+           "pspnet": float(np.mean([r["pspnet"] for r in rows]))}
+    for prompt in prompts:
+        out[f"sam_{prompt}"] = float(np.mean([r[f"sam_{prompt}"] for r in rows]))
+    return out
