@@ -186,3 +186,22 @@ def test_cli_upscale(tmp_path):
     assert Image.open(tmp_path / "out.png").size == (100, 80)
     missing = run_cli("upscale", str(tmp_path / "nope.jpg"), str(tmp_path / "o.png"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_train_espcn_and_deblock_learn_and_resume(images, tmp_path):
+    """Both trainings lower their validation loss, run with DataLoader workers, and resume from their checkpoint."""
+    from course_lib.superres.train import train_deblock, train_espcn
+
+    torch.manual_seed(0)
+    res = train_espcn(images, 2, val_images=images, steps=60, batch_size=8, lr=3e-3, eval_every=30,
+                      checkpoint=tmp_path / "sr.pt", progress=False)
+    val = [row["loss"] for row in res.history["val"]]
+    assert res.step == 60 and not res.interrupted and len(val) == 2
+    first = evaluate_images(images, 2, sr_methods(ESPCN(espcn_paper(2))))["mean"]["espcn"]["psnr_y"]
+    assert evaluate_images(images, 2, sr_methods(res.model.cpu()))["mean"]["espcn"]["psnr_y"] > first
+    again = train_espcn(images, 2, val_images=images, steps=70, batch_size=8, lr=3e-3, eval_every=35,
+                        checkpoint=tmp_path / "sr.pt", progress=False)
+    assert again.resumed_from == 60 and again.step == 70
+    db = train_deblock(images, quality=(10, 20), val_images=images, steps=4, batch_size=4, patch_size=32,
+                       eval_every=2, checkpoint=tmp_path / "db.pt", num_workers=1, progress=False)
+    assert db.step == 4 and len(db.history["val"]) == 2 and all(np.isfinite(r["loss"]) for r in db.history["val"])

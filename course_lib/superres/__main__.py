@@ -76,7 +76,7 @@ def cmd_train(args) -> int:
     if args.deblock:
         res = train_deblock(train_imgs, quality=tuple(args.quality), scale=args.scale, val_images=holdout,
                             steps=args.steps, batch_size=args.batch_size, lr=args.lr or 5e-4,
-                            checkpoint=run_ckpt, seed=args.seed, light=args.light)
+                            checkpoint=run_ckpt, seed=args.seed, light=args.light, num_workers=args.workers)
     else:
         res = train_espcn(train_imgs, args.scale, val_images=holdout, arch=args.arch, activation=args.activation,
                           steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,

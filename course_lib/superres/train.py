@@ -87,7 +87,7 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
 def train_deblock(train_images, *, quality=(20, 40), scale: int = 1, val_images=None, channels: int = 1,
                   light: bool = False, steps: int = 2000, batch_size: int = 16, patch_size: int = 48,
                   lr: float = 5e-4, eval_every: int | None = None, checkpoint=None, device=None, seed: int = 0,
-                  progress: bool = True) -> FitResult:
+                  num_workers: int = 0, progress: bool = True) -> FitResult:
     """Train the JPEG deblocking network on (JPEG-compressed LR, clean LR) pairs.
 
     The clean target is the bicubic LR at ``scale`` (``scale=1``: the image itself);
@@ -104,7 +104,8 @@ def train_deblock(train_images, *, quality=(20, 40), scale: int = 1, val_images=
     return fit(model, nn.functional.mse_loss, data, val, steps=steps, batch_size=batch_size, lr=lr,
                scheduler=cosine_schedule(steps, warmup=min(100, steps // 20)),
                metrics={"psnr": psnr_metric}, eval_every=eval_every or max(1, steps // 10),
-               checkpoint=checkpoint, device=device, seed=seed, progress=progress, desc="deblock")
+               checkpoint=checkpoint, device=device, seed=seed, num_workers=num_workers, progress=progress,
+               desc="deblock")
 
 
 class _JPEGPairs(torch.utils.data.Dataset):
