@@ -196,6 +196,8 @@ def compare_with_sam(model: torch.nn.Module, data, predictor, *, size=None, prom
         raise ValueError(f"compare_with_sam: prompts must be a non-empty subset of {PROMPTS}, got {list(prompts)}")
     if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or len(data) == 0:
         raise ValueError("compare_with_sam: data must be a non-empty dataset of (image, mask) pairs")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"compare_with_sam: limit must be None or an int >= 1, got {limit!r}")
     n = len(data) if limit is None else min(int(limit), len(data))
     rows, no_prompt = [], 0
     for i in tqdm(range(n), desc="compare_with_sam", disable=not progress):
