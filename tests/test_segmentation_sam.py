@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from course_lib.segmentation import sam as S
-from course_lib.segmentation.metrics import iou
+from course_lib.segmentation.train import evaluate_segmentation
 
 
 class FakePredictor:
@@ -149,7 +149,7 @@ def test_compare_with_sam_against_hand_computed_ious(fake_sam):
     res = S.compare_with_sam(model, data, predictor, prompts=("pspnet_box", "true_box", "center_point"))
     assert res["n"] == 1 and res["n_no_prompt"] == 0
     assert res["pspnet"] == pytest.approx(72 / 144)
-    assert res["pspnet"] == pytest.approx(float(iou(model(data[0][0][None]).sigmoid(), truth[None])))
+    assert res["pspnet"] == pytest.approx(evaluate_segmentation(model, data, progress=False)["miou"])
     assert res["sam_pspnet_box"] == pytest.approx(72 / 144)   # the fake SAM returns the prompt box
     assert res["sam_true_box"] == pytest.approx(1.0)
     assert res["sam_center_point"] == pytest.approx(25 / 144)  # a 5x5 square around the click, inside the truth
@@ -163,3 +163,5 @@ def test_compare_with_sam_against_hand_computed_ious(fake_sam):
     with pytest.raises(ValueError, match="limit must be None or an int >= 1"):
         S.compare_with_sam(model, data, predictor, limit=0)
     assert S.compare_with_sam(model, data * 3, predictor, limit=2)["n"] == 2
+    with pytest.raises(ValueError, match="item 0 must be"):
+        S.compare_with_sam(model, [(torch.rand(3, 20, 20), torch.zeros(1, 10, 10))], predictor)

@@ -202,9 +202,13 @@ def compare_with_sam(model: torch.nn.Module, data, predictor, *, size=None, prom
     rows, no_prompt = [], 0
     for i in tqdm(range(n), desc="compare_with_sam", disable=not progress):
         image, truth = data[i]
+        if not isinstance(image, torch.Tensor) or image.dim() != 3 or truth.shape[-2:] != image.shape[-2:]:
+            raise ValueError(f"compare_with_sam: item {i} must be (image (3, H, W), mask (1, H, W)) of one size, got "
+                             f"{tuple(getattr(image, 'shape', ()))} and {tuple(getattr(truth, 'shape', ()))}")
+        truth = truth.reshape(1, *truth.shape[-2:])
         logits = predict_logits(model, image[None], size=size)[0]
-        ours = (torch.sigmoid(logits) >= 0.5).float()
-        row = {"index": i, "pspnet": float(iou(ours[None], truth[None]))}
+        ours = (logits > 0).float()  # probability > 0.5, as evaluate_segmentation thresholds
+        row = {"index": i, "pspnet": float(iou(logits[None], truth[None], from_logits=True)[0])}
         for prompt in prompts:
             ref = truth if prompt == "true_box" else ours
             if not bool(ref.any()):
