@@ -70,15 +70,21 @@ def _speed_table(quick: bool, notes: list) -> dict:
     hio(y[:8], pad=pad, iters=5)  # warm-up (FFT plans, allocator)
 
     threads = torch.get_num_threads()
-    for t in sorted({threads, 1}, reverse=True):
-        torch.set_num_threads(t)
-        try:
-            res, wall, cpu = _timed(lambda: hio(y, pad=pad, iters=iters, history=False))
-        finally:
-            torch.set_num_threads(threads)
-        rows.append({"method": f"hio, batched torch ({t} thread{'s' if t > 1 else ''})", "images": n,
-                     "wall (s)": wall, "CPU (s)": cpu, "image-iterations/s": work / wall,
-                     "how": "measured"})
+    from course_lib.phase import _kernels
+
+    engines = (("numba", "batched, numba kernels"),) if _kernels.AVAILABLE else ()
+    engines += (("torch", "batched, torch ops"),)
+    for engine, label in engines:
+        hio(y[:8], pad=pad, iters=5, engine=engine)  # warm-up (compilation)
+        for t in sorted({threads, 1}, reverse=True):
+            torch.set_num_threads(t)
+            try:
+                res, wall, cpu = _timed(lambda: hio(y, pad=pad, iters=iters, history=False, engine=engine))
+            finally:
+                torch.set_num_threads(threads)
+            rows.append({"method": f"hio, {label} ({t} thread{'s' if t > 1 else ''})", "images": n,
+                         "wall (s)": wall, "CPU (s)": cpu, "image-iterations/s": work / wall,
+                         "how": "measured"})
     if torch.cuda.is_available():
         yc = y.cuda()
         hio(yc[:8], pad=pad, iters=5)
@@ -116,9 +122,11 @@ def _speed_table(quick: bool, notes: list) -> dict:
         r["speed-up vs numpy loop"] = base["wall (s)"] / r["wall (s)"]
     best = min((r for r in rows if r["how"] == "measured"), key=lambda r: r["wall (s)"])
     notes.append(f"Batched HIO: {n} images {size}x{size} -> {H}x{H}, {iters} iterations in {best['wall (s)']:.1f} s "
-                 f"wall ({best['CPU (s)']:.1f} s CPU, {1e6 * best['CPU (s)'] / work:.0f} us CPU per image and "
-                 f"iteration), {best['speed-up vs numpy loop']:.0f}x the per-image numpy loop (extrapolated from "
-                 f"{subset} images).")
+                 f"wall ({best['method']}; {best['CPU (s)']:.1f} s CPU, {1e6 * best['CPU (s)'] / work:.0f} us CPU "
+                 f"per image and iteration), {best['speed-up vs numpy loop']:.0f}x the per-image numpy loop "
+                 f"(extrapolated from {subset} images)"
+                 + (f"; target <= 20 s: {'met' if best['wall (s)'] <= 20 else 'NOT met'}" if not quick else "")
+                 + ".")
     notes.append(_fft_floor(y, n, iters))
     return {"title": f"HIO speed: {n} images {size}x{size} padded to {H}x{H}, {iters} iterations, beta 0.8",
             "columns": ["method", "images", "wall (s)", "CPU (s)", "image-iterations/s", "speed-up vs numpy loop",
@@ -220,9 +228,11 @@ def _network_inference_table(quick: bool, notes: list, speed: dict = None):
     y = fourier_magnitude(_digits(n, size), pad)
     hio_rows = {}  # threads -> wall seconds for 1,000 iterations
     for r in (speed or {}).get("rows", []):
-        if r["method"].startswith("hio, batched torch (") and r["method"].endswith(("thread)", "threads)")):
-            t = int(r["method"].split("(")[1].split()[0])
-            hio_rows[t] = (r["wall (s)"] * 1000 / iters, r["CPU (s)"] * 1000 / iters)
+        # per thread count, the fastest engine (the comparison is with the best HIO we have)
+        if r["method"].startswith("hio, batched") and r["method"].endswith(("thread)", "threads)")):
+            t = int(r["method"].rsplit("(", 1)[1].split()[0])
+            if t not in hio_rows or r["wall (s)"] * 1000 / iters < hio_rows[t][0]:
+                hio_rows[t] = (r["wall (s)"] * 1000 / iters, r["CPU (s)"] * 1000 / iters, r["method"])
     threads = torch.get_num_threads()
     rows = []
     for method, label in (("mlp", "E2E MLP"), ("prdad1", "PR-DAD I")):
@@ -249,8 +259,8 @@ def _network_inference_table(quick: bool, notes: list, speed: dict = None):
                 row["HIO 1,000 it. / network (wall)"] = hio_rows[t][0] / wall
                 row["HIO 1,000 it. / network (CPU)"] = hio_rows[t][1] / max(cpu, 1e-9)
             rows.append(row)
-    for t, (wall, cpu) in sorted(hio_rows.items(), reverse=True):
-        rows.append({"method": f"hio, batched torch, 1,000 iterations ({t} thread{'s' if t > 1 else ''})",
+    for t, (wall, cpu, label) in sorted(hio_rows.items(), reverse=True):
+        rows.append({"method": label.replace("hio, ", "hio, 1,000 iterations, "),
                      "images": n, "wall (s)": wall, "CPU (s)": cpu, "images/s": n / wall,
                      "how": "from the speed table" + (
                          f", extrapolated from {iters} iterations" if iters != 1000 else "")})
@@ -278,6 +288,70 @@ REGIME_LABEL = {"pad1": "no oversampling (pad 1)", "pad2_poisson3": "pad 2, Pois
                 "pad2": "pad 2, noiseless"}
 
 
+WARM_JITTER = 0.3  # noise (standard deviation) on the extra starts made from a network's output
+
+
+def _warm_row(x, start: str, starts: int, iters: int, images, seconds: float, base: dict) -> dict:
+    from course_lib.phase.metrics import best_of_twins, evaluate_reconstructions
+
+    m = evaluate_reconstructions(images, x, "uelwer")
+    per_image = best_of_twins(images.clamp(0, 1), x, "mse", register=True)
+    return {"start": start, "starts": starts, "HIO iterations": iters, "iterations per image": starts * iters,
+            "MSE": m["mse"], "SSIM": m["ssim"], "failed (MSE > 1e-3)": float((per_image > 1e-3).float().mean()),
+            "time (s)": seconds, "vs baseline (MSE)": m["mse"] / max(base["mse"], 1e-12)}
+
+
+def _warm_rows(y, x, pad, name: str, out, net_seconds: float, base: dict, quick: bool) -> list:
+    """HIO from a network's output: one start after 10-100 iterations, and 3 or 8 starts of 100 iterations
+    (the output and noisy copies of it, ``refine`` without ER, the best fit to the magnitude kept)."""
+    from course_lib.phase.classical import hio
+    from course_lib.phase.shipped import refine
+
+    rows = []
+    for k in (10, 25, 50, 100):
+        r, w, _ = _timed(lambda: hio(y, pad=pad, iters=k, init=out, history=False).images)
+        rows.append(_warm_row(x, name, 1, k, r, net_seconds + w, base))
+    for starts in ((3,) if quick else (3, 8)):
+        r, w, _ = _timed(lambda: refine(y, out, pad=pad, hio_iters=100, er_iters=0, starts=starts,
+                                        jitter=WARM_JITTER, keep_better=False)[0])
+        rows.append(_warm_row(x, f"{name} + {starts - 1} noisy copies", starts, 100, r, net_seconds + w, base))
+    return rows
+
+
+def _warm_verdict(warm: list, base: dict, restarts: int, iters: int) -> str:
+    """The target: HIO from the network's output reaches the baseline's MSE in at most 100 iterations
+    (per start, and with no more starts than the baseline's restarts)."""
+    net = [w for w in warm if not w["start"].startswith("random") and w["HIO iterations"] <= 100
+           and w["starts"] <= restarts]
+    ok = [w for w in net if w["vs baseline (MSE)"] <= 1.0]
+    best = min(net, key=lambda w: w["MSE"]) if net else None
+    rnd = [w for w in warm if w["start"] == "random"]
+    text = (f"Noiseless, pad 2: baseline {iters} HIO iterations, best of {restarts} random starts: "
+            f"MSE {base['mse']:.2e}. ")
+    if ok:
+        first = min(ok, key=lambda w: (w["iterations per image"], w["MSE"]))
+        text += (f"From a network's output it is reached with {first['starts']} start(s) x {first['HIO iterations']} "
+                 f"iterations ({first['start']}: MSE {first['MSE']:.2e}; target: met). ")
+    elif best:
+        text += (f"From a network's output, with at most {restarts} starts x 100 iterations, the best is "
+                 f"{best['start']} ({best['starts']} x {best['HIO iterations']}): MSE {best['MSE']:.2e}, "
+                 f"{best['vs baseline (MSE)']:.0f}x the baseline, {100 * best['failed (MSE > 1e-3)']:.1f} % of the "
+                 "digits not recovered (target NOT met). ")
+    one = [w for w in warm if not w["start"].startswith("random") and w["starts"] == 1 and w["HIO iterations"] <= 100]
+    long1 = [w for w in rnd if w["starts"] == 1 and w["HIO iterations"] == 1000]
+    if one and long1:  # the other reading of the target: per start, 100 iterations vs 1,000
+        b1 = min(one, key=lambda w: w["MSE"])
+        met1 = b1["MSE"] <= long1[0]["MSE"]
+        text += (f"Per start: {b1['start']} x {b1['HIO iterations']} iterations MSE {b1['MSE']:.2e} vs one random "
+                 f"start x 1,000 iterations {long1[0]['MSE']:.2e} ({'reached' if met1 else 'not reached'} with 10x "
+                 "fewer iterations). ")
+    if rnd:
+        text += "The control, random starts: " + "; ".join(
+            f"{w['starts']} x {w['HIO iterations']} it. MSE {w['MSE']:.2e} ({100 * w['failed (MSE > 1e-3)']:.1f} % "
+            "failed)" for w in rnd) + "."
+    return text
+
+
 def _learned_tables(quick: bool, notes: list) -> list:
     """The shipped MLP / PR-DAD I / PR-DAD II per regime against HIO (and RAAR) on the same held-out digits.
 
@@ -285,8 +359,9 @@ def _learned_tables(quick: bool, notes: list) -> list:
     network trained on), 28 x 28, scored by the 'uelwer' protocol. Per regime, one measurement
     (seeded noise) for every method. "+ refine" is ``phase.shipped.refine`` with its defaults: 200
     HIO + 100 ER iterations from the network's output and from 3 jittered copies of it, keeping per
-    image the result that fits the magnitude best (1,200 iterations per image, vs HIO's 3 x 1,000). For the noiseless oversampled regime a second table: HIO started from the
-    networks' outputs after 10-100 iterations against 1,000 random-start iterations.
+    image the result that fits the magnitude best (1,200 iterations per image, vs HIO's 3 x 1,000).
+    For the noiseless oversampled regime a second table: HIO from the networks' outputs (one start,
+    10-100 iterations; 3 and 8 starts of 100) against HIO from random starts at the same budgets.
     """
     from course_lib.phase.classical import hio, raar
     from course_lib.phase.data import load_images, simulate_measurement
@@ -311,11 +386,16 @@ def _learned_tables(quick: bool, notes: list) -> list:
 
         res, wall, _ = _timed(lambda: hio(y, pad=pad, iters=iters, restarts=restarts, seed=0, history=False))
         hio_m = add("HIO (beta 0.8)", res.images, wall, f"{iters} it., best of {restarts}")
+        if regime == "pad2":
+            warm.append(_warm_row(x, "random (the baseline)", restarts, iters, res.images, wall, hio_m))
+            for k, it in ((1, 100), (1, 1000), (3, 100), (3, 200), (8, 100)) if not quick else ((1, 100), (3, 100)):
+                r, w3, _ = _timed(lambda: hio(y, pad=pad, iters=it, restarts=k, seed=1, history=False).images)
+                warm.append(_warm_row(x, "random", k, it, r, w3, hio_m))
         if regime != "pad2":
             res, wall, _ = _timed(lambda: raar(y, pad=pad, iters=iters, restarts=restarts, seed=0, beta=0.87,
                                                history=False))
             add("RAAR (beta 0.87)", res.images, wall, f"{iters} it., best of {restarts}")
-        best = None
+        best = best_alone = None
         for method, name in (("mlp", "E2E MLP"), ("prdad1", "PR-DAD I"), ("prdad2", "PR-DAD II")):
             if method not in have[regime]:
                 notes.append(f"{regime}: no shipped {method} checkpoint; row skipped")
@@ -329,34 +409,29 @@ def _learned_tables(quick: bool, notes: list) -> list:
             for lab, mm in ((name, m), (name + " + refine", mr)):
                 if best is None or mm["mse"] < best[1]["mse"]:
                     best = (lab, mm)
+            if best_alone is None or m["mse"] < best_alone[1]["mse"]:
+                best_alone = (name, m)
             if regime == "pad2":
-                for k in (10, 25, 50, 100):
-                    r, w3, _ = _timed(lambda: hio(y, pad=pad, iters=k, init=out, history=False).images)
-                    mk = evaluate_reconstructions(r, x, "uelwer")
-                    warm.append({"start": name, "HIO iterations": k, "MSE": mk["mse"], "SSIM": mk["ssim"],
-                                 "time (s)": wall + w3,
-                                 "vs 1,000 random-start HIO (MSE)": mk["mse"] / max(hio_m["mse"], 1e-12)})
+                warm.extend(_warm_rows(y, x, pad, name, out, wall, hio_m, quick))
         if best is None:
             continue
         ratio = best[1]["mse"] / max(hio_m["mse"], 1e-12)
         if regime == "pad1":
-            ok = ratio <= 0.5 and best[1]["ssim"] >= 0.80
-            verdicts.append(f"No oversampling: best learned method {best[0]} MSE {best[1]['mse']:.4f} / SSIM "
-                            f"{best[1]['ssim']:.3f} vs HIO {hio_m['mse']:.4f} / {hio_m['ssim']:.3f} in the same run "
-                            f"({ratio:.2f}x HIO's MSE; target <= 0.5x and SSIM >= 0.80: "
-                            f"{'met' if ok else 'NOT met'}). Published (60,000 training digits): PR-DAD 0.0103 / "
-                            "0.885, E2E MLP 0.0183 / 0.8345, HIO 0.0441 / 0.5708.")
+            # the target is for a network alone; a refined network is reported beside it
+            a_ratio = best_alone[1]["mse"] / max(hio_m["mse"], 1e-12)
+            ok = a_ratio <= 0.5 and best_alone[1]["ssim"] >= 0.80
+            verdicts.append(f"No oversampling: best network alone {best_alone[0]} MSE {best_alone[1]['mse']:.4f} / "
+                            f"SSIM {best_alone[1]['ssim']:.3f} vs HIO {hio_m['mse']:.4f} / {hio_m['ssim']:.3f} in "
+                            f"the same run ({a_ratio:.2f}x HIO's MSE; target <= 0.5x and SSIM >= 0.80: "
+                            f"{'met' if ok else 'NOT met'}); best learned method {best[0]} MSE "
+                            f"{best[1]['mse']:.4f} / SSIM {best[1]['ssim']:.3f} ({ratio:.2f}x HIO's MSE). Published "
+                            "(60,000 training digits): PR-DAD 0.0103 / 0.885, E2E MLP 0.0183 / 0.8345, HIO 0.0441 / "
+                            "0.5708.")
         elif regime == "pad2_poisson3":
             verdicts.append(f"Poisson alpha 3: best {best[0]} MSE {best[1]['mse']:.4f} vs noisy HIO "
                             f"{hio_m['mse']:.4f} ({ratio:.2f}x; target <= 0.5x: {'met' if ratio <= 0.5 else 'NOT met'}).")
         else:
-            reached = [w for w in warm if w["vs 1,000 random-start HIO (MSE)"] <= 1.0]
-            first = min(reached, key=lambda w: w["HIO iterations"]) if reached else None
-            verdicts.append("Noiseless, pad 2: HIO from a network's output "
-                            + (f"reaches the MSE of 1,000 random-start iterations ({hio_m['mse']:.2e}) after "
-                               f"{first['HIO iterations']} iterations ({first['start']} start; target <= 100: met)"
-                               if first else "does not reach the MSE of 1,000 random-start iterations within 100 "
-                                             "iterations (target NOT met)") + ".")
+            verdicts.append(_warm_verdict(warm, hio_m, restarts, iters))
     notes.extend(verdicts)
     notes.append(f"Learned methods: {n} held-out offline MNIST digits (never trained on), 28x28, 'uelwer' protocol; "
                  "the networks were trained on the 4,000 offline training digits only (published numbers use "
@@ -364,10 +439,10 @@ def _learned_tables(quick: bool, notes: list) -> list:
     tables.append({"title": "Learned methods vs HIO per regime (held-out digits, 'uelwer' protocol)",
                    "columns": ["regime", "method", "MSE", "MAE", "SSIM", "time (s)", "how"], "rows": rows})
     if warm:
-        tables.append({"title": "Noiseless, pad 2: HIO started from a network's output vs 1,000 random-start "
-                                "iterations",
-                       "columns": ["start", "HIO iterations", "MSE", "SSIM", "time (s)",
-                                   "vs 1,000 random-start HIO (MSE)"], "rows": warm})
+        tables.append({"title": f"Noiseless, pad 2: HIO from a network's output vs from random starts "
+                                f"(baseline: {iters} iterations, best of {restarts} random starts)",
+                       "columns": ["start", "starts", "HIO iterations", "iterations per image", "MSE", "SSIM",
+                                   "failed (MSE > 1e-3)", "time (s)", "vs baseline (MSE)"], "rows": warm})
     return tables
 
 

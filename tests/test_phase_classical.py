@@ -183,3 +183,44 @@ def test_bad_inputs_raise_clear_errors(digits):
         hio_single(y[0, 0], torch.ones(8, 8, dtype=torch.bool))
     with pytest.raises(ValueError, match="all zeros"):
         hio(torch.zeros(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("constraints", [("support", "real", "nonneg", "box"), ("support", "real"),
+                                         ("real", "nonneg")])
+def test_numba_engine_equals_torch_engine(digits, dtype, constraints):
+    # the fused numba kernels must do exactly what the torch ops do: same iterates, same history
+    pytest.importorskip("numba")
+    y = fourier_magnitude(digits[:5].to(dtype), pad=2)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    for algorithm in (error_reduction, hio, raar):
+        a = algorithm(y, pad=2, iters=3, restarts=2, seed=1, constraints=constraints, chunk_size=4,
+                      engine="torch")
+        b = algorithm(y, pad=2, iters=3, restarts=2, seed=1, constraints=constraints, chunk_size=4,
+                      engine="numba")
+        assert (a.engine, b.engine) == ("torch", "numba")
+        torch.testing.assert_close(b.images, a.images, atol=tol, rtol=0)
+        torch.testing.assert_close(b.history, a.history, atol=tol, rtol=0)
+        torch.testing.assert_close(b.magnitude_error, a.magnitude_error, atol=tol, rtol=0)
+    # a support mask per image, and the default engine picks numba on the CPU
+    mask = torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(0)) > 0.3
+    ym = fourier_magnitude(digits[:5].to(dtype) * mask, pad=2)
+    a = hio(ym, mask, pad=2, iters=3, seed=2, constraints=constraints, engine="torch")
+    b = hio(ym, mask, pad=2, iters=3, seed=2, constraints=constraints)
+    assert b.engine == "numba"
+    torch.testing.assert_close(b.images, a.images, atol=tol, rtol=0)
+
+
+def test_numba_engine_recovers_digits_and_validates(digits, monkeypatch):
+    pytest.importorskip("numba")
+    y = fourier_magnitude(digits.float(), pad=2)
+    res = hio(y, pad=2, iters=400, restarts=2, seed=0, engine="numba", history=False)
+    assert float(rotation_invariant_mse(res.images.double(), digits, register=True).mean()) < 0.01
+    with pytest.raises(ValueError, match="engine must be one of"):
+        hio(y, engine="fortran")
+    import course_lib.phase._kernels as kernels
+
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    with pytest.raises(ValueError, match="engine='numba' needs the numba package"):
+        hio(y, iters=2, engine="numba")
+    assert hio(y, iters=2).engine == "torch"  # 'auto' without numba: the torch path

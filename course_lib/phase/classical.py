@@ -32,10 +32,13 @@ iterate, cropped to ``(h, w)``; its **magnitude error** is
 How it is made fast (:func:`error_reduction`, :func:`hio`, :func:`raar`):
 many images (and restarts) at once, in chunks small enough for the CPU
 caches (one worker thread per core, each running torch with one op thread),
-with preallocated buffers and in-place arithmetic; the constraint logic only
+with preallocated buffers and in-place arithmetic (and, when numba is
+installed, the element-wise passes fused into two compiled loops per
+iteration: :mod:`course_lib.phase._kernels`); the constraint logic only
 touches the image block (outside it the support is violated everywhere and
-the update is one linear pass); and ``rfft2`` / ``irfft2``: the iterate is real, so its spectrum is Hermitian and half of it
-(``W // 2 + 1`` columns) determines the rest -- half the work. The magnitude
+the update is one linear pass); and ``rfft2`` / ``irfft2``: the iterate is
+real, so its spectrum is Hermitian and half of it (``W // 2 + 1`` columns)
+determines the rest -- half the work. The magnitude
 constraint is then applied on the half spectrum, which is exact because the
 magnitude of a real image is even, ``y[-k] = y[k]``. A noisy measurement
 need not be even; there the half-spectrum algorithm uses ``(y[k] + y[-k]) / 2``,
@@ -67,6 +70,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from . import _kernels
 from .fourier import _generator, check_magnitude, image_size
 
 __all__ = [
@@ -78,6 +82,7 @@ __all__ = [
 CONSTRAINTS = ("support", "real", "nonneg", "box")
 DEFAULT_CONSTRAINTS = CONSTRAINTS
 _TINY = 1e-30  # |F u| is clamped to this before dividing: a coefficient that is exactly 0 stays 0
+ENGINES = ("auto", "torch", "numba")
 
 Init = Union[None, str, torch.Tensor]
 
@@ -93,6 +98,7 @@ class PhaseRetrievalResult:
         projected image; for HIO/RAAR it is the running iterate, which still
         carries the feedback outside the constraints (0 at a solution).
     restart: ``(N,)`` which restart was kept (lowest final magnitude error).
+    engine: 'numba' (fused element-wise kernels) or 'torch' (torch ops only).
     """
     images: torch.Tensor
     magnitude_error: torch.Tensor
@@ -103,6 +109,7 @@ class PhaseRetrievalResult:
     iters: int
     seconds: float
     constraints: Tuple[str, ...] = field(default=DEFAULT_CONSTRAINTS)
+    engine: str = "torch"
 
 
 # ---------------------------------------------------------------------------
@@ -239,7 +246,8 @@ class _Chunk:
     mask only touch the block -- a quarter of the pixels for ``pad = 2``.
     """
 
-    def __init__(self, y: torch.Tensor, block: Tuple[int, int], support_block: Optional[torch.Tensor], lo, hi):
+    def __init__(self, y: torch.Tensor, block: Tuple[int, int], support_block: Optional[torch.Tensor], lo, hi,
+                 fused: bool = False):
         n, _, H, W = y.shape
         self.H, self.W, self.Wr = H, W, W // 2 + 1
         self.bh, self.bw = block
@@ -265,6 +273,16 @@ class _Chunk:
         self.p = torch.empty(n, 1, self.bh, self.bw, dtype=dtype, device=y.device)
         self.r = torch.empty_like(self.p)
         self.m = torch.empty_like(self.p)
+        self.fused = fused
+        if fused:  # numpy views for the numba kernels (the same memory)
+            big = float(np.finfo(np.float32 if dtype == torch.float32 else np.float64).max)
+            self.lo_f = -big if lo is None else float(lo)   # (finite: the kernels assume no infinities)
+            self.hi_f = big if hi is None else float(hi)
+            self.y_np = self.y_half.view(n, -1).numpy()
+            self.w_np = self.weights.numpy()
+            self.err2 = torch.empty(n, dtype=dtype)
+            mask = support_block if support_block is not None else torch.ones(1, 1, self.bh, self.bw, dtype=dtype)
+            self.mask_np = mask.to(dtype).reshape(-1, self.bh, self.bw).contiguous().numpy()
 
     def block(self, t: torch.Tensor) -> torch.Tensor:
         return t if self.whole else t[..., : self.bh, : self.bw]
@@ -288,6 +306,14 @@ class _Chunk:
         """``P_M(u)`` (a new tensor); the magnitude error of ``u`` into ``errors`` when given."""
         # (the FFTs allocate their outputs: with out= torch copies, which is slower)
         z = torch.fft.rfft2(u, norm="ortho")
+        if self.fused:
+            zf = torch.view_as_real(z).view(z.shape[0], -1).numpy()
+            if errors is None:
+                _kernels.project_magnitude(zf, self.y_np, _TINY)
+            else:
+                _kernels.project_magnitude_error(zf, self.y_np, self.w_np, _TINY, self.err2.numpy())
+                errors.copy_(self.err2.add_(self.odd_energy).clamp_min_(0).div_(self.y_energy).sqrt_())
+            return torch.fft.irfft2(z, s=(self.H, self.W), norm="ortho")
         mag = self.spectrum_magnitude(z)
         if errors is not None:
             errors.copy_(self.magnitude_error(mag))
@@ -313,15 +339,25 @@ class _Chunk:
         self.clip_block(self.block(v), out=self.block(out))
         return out
 
+    def _np3(self, t: torch.Tensor) -> np.ndarray:
+        return t.view(t.shape[0], self.H, self.W).numpy()
+
     # one iteration of each algorithm, in place on the iterate u
     def er(self, u, beta, errors):
         xp = self.project_magnitude(u, errors)
+        if self.fused:
+            _kernels.er_update(self._np3(u), self._np3(xp), self.bh, self.bw, self.lo_f, self.hi_f, self.mask_np)
+            return
         if not self.whole:
             u.zero_()  # (only needed once, but cheap next to the FFTs)
         self.clip_block(self.block(xp), out=self.block(u))
 
     def hio(self, u, beta, errors):
         xp = self.project_magnitude(u, errors)
+        if self.fused:
+            _kernels.hio_update(self._np3(u), self._np3(xp), beta, self.bh, self.bw, self.lo_f, self.hi_f,
+                                self.mask_np)
+            return
         xi, u_in = self.block(xp), self.block(u)
         u.sub_(xp, alpha=beta)                    # u - beta u': the update wherever the support is violated
         p = self.clip_block(xi, out=self.p)       # inside the block: P_S(u')
@@ -333,6 +369,10 @@ class _Chunk:
 
     def raar(self, u, beta, errors):
         xp = self.project_magnitude(u, errors)
+        if self.fused:
+            _kernels.raar_update(self._np3(u), self._np3(xp), beta, self.bh, self.bw, self.lo_f, self.hi_f,
+                                 self.mask_np)
+            return
         xi, u_in = self.block(xp), self.block(u)
         torch.mul(xi, 2.0, out=self.r)
         self.r.sub_(u_in)                         # 2u' - u = R_M(u), inside the block
@@ -387,8 +427,22 @@ def _map_chunks(solve, starts, bar, workers: int) -> None:
         torch.set_num_threads(before)
 
 
+def _engine(engine, device, fn: str) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"{fn}: engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "numba":
+        if not _kernels.AVAILABLE:
+            raise ValueError(f"{fn}: engine='numba' needs the numba package (pip install numba); "
+                             "engine='torch' runs without it")
+        if device.type != "cpu":
+            raise ValueError(f"{fn}: engine='numba' runs on the CPU only, but y is on {device}; use engine='torch'")
+    if engine == "auto":
+        return "numba" if _kernels.AVAILABLE and device.type == "cpu" else "torch"
+    return engine
+
+
 def _run(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constraints, seed, restarts, history,
-         progress, beta, chunk_size) -> PhaseRetrievalResult:
+         progress, beta, chunk_size, engine="auto") -> PhaseRetrievalResult:
     fn = algorithm
     t0 = time.perf_counter()
     check_magnitude(y, "y", fn)
@@ -400,6 +454,7 @@ def _run(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constrai
     restarts = _check_int(restarts, "restarts", fn, 1)
     if beta is not None:
         beta = _check_beta(beta, fn)
+    engine = _engine(engine, y.device, fn)
     n, _, H, W = y.shape
     if support is not None and isinstance(support, torch.Tensor) and support.dim() >= 2 and \
             (support.shape[-2] > H or support.shape[-1] > W):
@@ -440,7 +495,7 @@ def _run(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constrai
     def solve(start: int, bar) -> None:
         stop = min(total, start + chunk)
         sb = s_block[start:stop] if s_block is not None and s_block.shape[0] > 1 else s_block
-        c = _Chunk(y_all[start:stop], block, sb, lo, hi)
+        c = _Chunk(y_all[start:stop], block, sb, lo, hi, fused=engine == "numba")
         u = u_all[start:stop].contiguous()
         for k in range(iters):
             step(c, u, beta, hist[k, start:stop] if hist is not None else None)
@@ -463,7 +518,7 @@ def _run(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constrai
     return PhaseRetrievalResult(
         images=images, magnitude_error=final_err[idx], history=hist[:, idx] if hist is not None else None,
         restart=best, algorithm=algorithm, beta=beta, iters=iters, seconds=time.perf_counter() - t0,
-        constraints=constraints)
+        constraints=constraints, engine=engine)
 
 
 _COMMON_DOC = """
@@ -487,6 +542,10 @@ _COMMON_DOC = """
     progress: show a tqdm progress bar.
     chunk_size: images processed together (default: about 0.5 MiB per buffer
         on the CPU, so that they stay in the cache; the whole batch on a GPU).
+    engine: 'auto' (numba's fused kernels on the CPU when numba is
+        installed, else torch), 'torch' (torch ops only; any device) or
+        'numba' (CPU only; an error without numba). Same algorithm, same
+        results up to float rounding.
 
     Returns a :class:`PhaseRetrievalResult`.
 """
@@ -495,10 +554,10 @@ _COMMON_DOC = """
 def error_reduction(y: torch.Tensor, support: Optional[torch.Tensor] = None, *, pad: float = 2,
                     iters: int = 1000, init: Init = None, constraints: Sequence[str] = DEFAULT_CONSTRAINTS,
                     seed=0, restarts: int = 1, history: bool = True, progress: bool = False,
-                    chunk_size: Optional[int] = None) -> PhaseRetrievalResult:
+                    chunk_size: Optional[int] = None, engine: str = "auto") -> PhaseRetrievalResult:
     return _run("error_reduction", y, support, pad=pad, iters=iters, init=init, constraints=constraints,
                 seed=seed, restarts=restarts, history=history, progress=progress, beta=None,
-                chunk_size=chunk_size)
+                chunk_size=chunk_size, engine=engine)
 
 
 error_reduction.__doc__ = ("""Error reduction (Gerchberg-Saxton, Fienup 1982): ``u <- P_S(P_M(u))``, batched.
@@ -515,9 +574,10 @@ gerchberg_saxton = error_reduction
 def hio(y: torch.Tensor, support: Optional[torch.Tensor] = None, *, pad: float = 2, iters: int = 1000,
         beta: float = 0.8, init: Init = None, constraints: Sequence[str] = DEFAULT_CONSTRAINTS, seed=0,
         restarts: int = 1, history: bool = True, progress: bool = False,
-        chunk_size: Optional[int] = None) -> PhaseRetrievalResult:
+        chunk_size: Optional[int] = None, engine: str = "auto") -> PhaseRetrievalResult:
     return _run("hio", y, support, pad=pad, iters=iters, init=init, constraints=constraints, seed=seed,
-                restarts=restarts, history=history, progress=progress, beta=beta, chunk_size=chunk_size)
+                restarts=restarts, history=history, progress=progress, beta=beta, chunk_size=chunk_size,
+                engine=engine)
 
 
 hio.__doc__ = ("""Hybrid input-output (Fienup 1982), batched: ``u <- u'`` where ``u' = P_M(u)`` meets the
@@ -530,9 +590,10 @@ hio.__doc__ = ("""Hybrid input-output (Fienup 1982), batched: ``u <- u'`` where 
 def raar(y: torch.Tensor, support: Optional[torch.Tensor] = None, *, pad: float = 2, iters: int = 1000,
          beta: float = 0.9, init: Init = None, constraints: Sequence[str] = DEFAULT_CONSTRAINTS, seed=0,
          restarts: int = 1, history: bool = True, progress: bool = False,
-         chunk_size: Optional[int] = None) -> PhaseRetrievalResult:
+         chunk_size: Optional[int] = None, engine: str = "auto") -> PhaseRetrievalResult:
     return _run("raar", y, support, pad=pad, iters=iters, init=init, constraints=constraints, seed=seed,
-                restarts=restarts, history=history, progress=progress, beta=beta, chunk_size=chunk_size)
+                restarts=restarts, history=history, progress=progress, beta=beta, chunk_size=chunk_size,
+                engine=engine)
 
 
 raar.__doc__ = ("""Relaxed averaged alternating reflections (Luke 2005), batched:
