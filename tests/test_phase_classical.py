@@ -224,3 +224,17 @@ def test_numba_engine_recovers_digits_and_validates(digits, monkeypatch):
     with pytest.raises(ValueError, match="engine='numba' needs the numba package"):
         hio(y, iters=2, engine="numba")
     assert hio(y, iters=2).engine == "torch"  # 'auto' without numba: the torch path
+
+
+@pytest.mark.parametrize("shape,pad", [((15, 13), 2), ((16, 16), 1), ((12, 10), 1.5), ((9, 9), 3)])
+def test_numba_engine_odd_sizes_and_noisy_magnitudes(shape, pad):
+    # odd widths (the half spectrum has W // 2 + 1 columns), fractional and larger padding, no block (pad 1), and
+    # noisy magnitudes that are not even (y[-k] != y[k]): the kernels must follow the torch path everywhere
+    pytest.importorskip("numba")
+    x = torch.rand(5, 1, *shape, generator=torch.Generator().manual_seed(0))
+    y = add_noise(fourier_magnitude(x, pad), "poisson", 1.0, seed=0)
+    for algorithm in (error_reduction, hio, raar):
+        a = algorithm(y, pad=pad, iters=3, chunk_size=2, engine="torch")
+        b = algorithm(y, pad=pad, iters=3, chunk_size=2, engine="numba")
+        torch.testing.assert_close(b.images, a.images, atol=1e-5, rtol=0)
+        torch.testing.assert_close(b.history, a.history, atol=1e-6, rtol=0)
