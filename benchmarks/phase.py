@@ -70,11 +70,11 @@ def _speed_table(quick: bool, notes: list) -> dict:
     hio(y[:8], pad=pad, iters=5)  # warm-up (FFT plans, allocator)
 
     threads = torch.get_num_threads()
-    from course_lib.phase import _kernels
+    from course_lib.phase.classical import available_engines
 
-    engines = (("numba", "batched, numba kernels"),) if _kernels.AVAILABLE else ()
-    engines += (("torch", "batched, torch ops"),)
-    for engine, label in engines:
+    labels = {"numba": "batched, numba kernels", "torch": "batched, torch ops"}
+    for engine in available_engines():
+        label = labels[engine]
         hio(y[:8], pad=pad, iters=5, engine=engine)  # warm-up (compilation)
         for t in sorted({threads, 1}, reverse=True):
             torch.set_num_threads(t)

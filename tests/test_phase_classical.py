@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from course_lib.phase.classical import (
-    error_reduction, gerchberg_saxton, hio, hio_numpy, hio_single, hio_step, project_constraints, raar,
+    available_engines, error_reduction, gerchberg_saxton, hio, hio_numpy, hio_single, hio_step, project_constraints,
+    raar,
 )
 from course_lib.phase.fourier import add_noise, fourier_magnitude, support_mask, unpad_image
 from course_lib.phase.metrics import rotation_invariant_mse
@@ -220,7 +221,9 @@ def test_numba_engine_recovers_digits_and_validates(digits, monkeypatch):
         hio(y, engine="fortran")
     import course_lib.phase._kernels as kernels
 
+    assert available_engines() == ("numba", "torch")
     monkeypatch.setattr(kernels, "AVAILABLE", False)
+    assert available_engines() == ("torch",)
     with pytest.raises(ValueError, match="engine='numba' needs the numba package"):
         hio(y, iters=2, engine="numba")
     assert hio(y, iters=2).engine == "torch"  # 'auto' without numba: the torch path

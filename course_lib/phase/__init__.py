@@ -9,7 +9,8 @@ and the 180° rotation (the "twin") of the image.
                      (``swap_phase_magnitude``, ``random_phase``), the one noise model ``add_noise``
                      (Poisson: alpha 1 ~ 24 dB, alpha 3 ~ 15-16 dB on digits) and ``snr_db``
 * :mod:`.classical`  batched ``error_reduction`` (Gerchberg-Saxton), ``hio`` (Fienup) and ``raar`` (Luke);
-                     ``hio_step`` / ``hio_single`` / ``hio_numpy`` for the lecture and the exercise
+                     ``hio_step`` / ``hio_single`` / ``hio_numpy`` for the lecture and the exercise;
+                     ``engine='numba'`` fuses each iteration's element-wise work (:mod:`._kernels`)
 * :mod:`.metrics`    scoring up to the ambiguities: ``rotation_invariant_mse`` & co., ``register_translation``,
                      ``evaluate_reconstructions`` with the 'uelwer' and 'prdad' protocols
 * :mod:`.wavelets`   the orthonormal Haar wavelet packet (``haar_packet``, ``inverse_haar_packet``),
@@ -27,8 +28,8 @@ Command line: ``python -m course_lib.phase {train,evaluate,bench}`` (see :mod:`.
 """
 from __future__ import annotations
 
-from .classical import (DEFAULT_CONSTRAINTS, PhaseRetrievalResult, error_reduction, gerchberg_saxton, hio, hio_numpy,
-                        hio_single, hio_step, project_constraints, raar)
+from .classical import (DEFAULT_CONSTRAINTS, PhaseRetrievalResult, available_engines, error_reduction,
+                        gerchberg_saxton, hio, hio_numpy, hio_single, hio_step, project_constraints, raar)
 from .data import (DATASET_NAMES, OFFLINE_DIGIT_HOLDOUT, Augment, PhaseDataset, augment_image, load_images,
                    offline_digit_split, padded_shape, parse_noise, read_array, read_idx, simulate_measurement,
                    torchvision_root)
@@ -54,7 +55,7 @@ __all__ = [
     "NOISE_KINDS", "add_noise", "snr_db",
     # classical
     "DEFAULT_CONSTRAINTS", "PhaseRetrievalResult", "project_constraints",
-    "error_reduction", "gerchberg_saxton", "hio", "raar", "hio_step", "hio_single", "hio_numpy",
+    "error_reduction", "gerchberg_saxton", "hio", "raar", "hio_step", "hio_single", "hio_numpy", "available_engines",
     # metrics
     "PROTOCOLS", "rotate_180", "circular_shift", "register_translation", "best_of_twins", "align_to_target",
     "rotation_invariant_mse", "rotation_invariant_mae", "rotation_invariant_ssim", "rotation_invariant_psnr",

@@ -76,7 +76,7 @@ from .fourier import _generator, check_magnitude, image_size
 __all__ = [
     "DEFAULT_CONSTRAINTS", "PhaseRetrievalResult", "project_constraints",
     "error_reduction", "gerchberg_saxton", "hio", "raar",
-    "hio_step", "hio_single", "hio_numpy",
+    "hio_step", "hio_single", "hio_numpy", "ENGINES", "available_engines",
 ]
 
 CONSTRAINTS = ("support", "real", "nonneg", "box")
@@ -425,6 +425,11 @@ def _map_chunks(solve, starts, bar, workers: int) -> None:
                     f.result()
     finally:
         torch.set_num_threads(before)
+
+
+def available_engines() -> Tuple[str, ...]:
+    """The engines that can run here on the CPU: ``('numba', 'torch')`` with numba installed, else ``('torch',)``."""
+    return ("numba", "torch") if _kernels.AVAILABLE else ("torch",)
 
 
 def _engine(engine, device, fn: str) -> str:
