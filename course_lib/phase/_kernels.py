@@ -33,7 +33,11 @@ __all__ = ["AVAILABLE", "project_magnitude", "project_magnitude_error", "hio_upd
 def _jit(fn):
     if numba is None:
         return None
-    return numba.njit(nogil=True, fastmath=True, error_model="numpy", cache=True)(fn)
+    options = dict(nogil=True, fastmath=True, error_model="numpy")
+    try:  # compiled once, then loaded from numba's cache (next to this file, or the user's cache folder)
+        return numba.njit(cache=True, **options)(fn)
+    except RuntimeError:  # no writable cache location anywhere: compile in every session instead (about 2 s)
+        return numba.njit(**options)(fn)
 
 
 def _project_magnitude(z, y, tiny):  # pragma: no cover - compiled by numba
