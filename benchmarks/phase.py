@@ -294,14 +294,14 @@ WARM_SEEDS = (1, 2, 3, 4)  # for the 3 x 100 rows with random starts: a failure 
 
 def _warm_row(x, start: str, starts: int, iters: int, images, seconds: float, base: dict) -> dict:
     """One row; ``images`` may be a list of results (one per seed): then the row is their mean."""
-    from course_lib.phase.metrics import best_of_twins, evaluate_reconstructions
+    from course_lib.phase.metrics import evaluate_reconstructions
 
     runs = images if isinstance(images, list) else [images]
     mse, ssim, failed = [], [], []
     for im in runs:
-        m = evaluate_reconstructions(im, x, "uelwer")
-        per_image = best_of_twins(im.clamp(0, 1), x, "mse", register=True)
-        mse.append(m["mse"]), ssim.append(m["ssim"]), failed.append(float((per_image > 1e-3).float().mean()))
+        m = evaluate_reconstructions(im, x, "uelwer", per_image=True)
+        mse.append(float(m["mse"].mean())), ssim.append(float(m["ssim"].mean()))
+        failed.append(float((m["mse"] > 1e-3).float().mean()))
     k = len(runs)
     return {"start": start, "starts": starts, "HIO iterations": iters, "iterations per image": starts * iters,
             "seeds": k, "MSE": sum(mse) / k, "MSE range": f"{min(mse):.2e} - {max(mse):.2e}" if k > 1 else "",

@@ -165,3 +165,5 @@ def test_compare_with_sam_against_hand_computed_ious(fake_sam):
     assert S.compare_with_sam(model, data * 3, predictor, limit=2)["n"] == 2
     with pytest.raises(ValueError, match="item 0 must be"):
         S.compare_with_sam(model, [(torch.rand(3, 20, 20), torch.zeros(1, 10, 10))], predictor)
+    with pytest.raises(ValueError, match="item 0 must be"):
+        S.compare_with_sam(model, [(torch.rand(3, 20, 20), [[0, 1]])], predictor)  # a mask that is not a tensor

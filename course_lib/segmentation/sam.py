@@ -184,7 +184,7 @@ def compare_with_sam(model: torch.nn.Module, data, predictor, *, size=None, prom
 
     Returns ``{"n": ..., "pspnet": mean IoU, "sam_<prompt>": mean IoU, "per_image": [...]}``. Images whose
     PSPNet mask is empty get no automatic prompt; SAM's IoU is then counted as 0 (it was not given a chance),
-    and ``n_no_prompt`` says how many.
+    and ``n_no_prompt`` says how many (image, prompt) pairs that happened to.
     """
     from tqdm.auto import tqdm
 
@@ -202,7 +202,8 @@ def compare_with_sam(model: torch.nn.Module, data, predictor, *, size=None, prom
     rows, no_prompt = [], 0
     for i in tqdm(range(n), desc="compare_with_sam", disable=not progress):
         image, truth = data[i]
-        if not isinstance(image, torch.Tensor) or image.dim() != 3 or truth.shape[-2:] != image.shape[-2:]:
+        if not isinstance(image, torch.Tensor) or image.dim() != 3 or not isinstance(truth, torch.Tensor) \
+                or truth.shape[-2:] != image.shape[-2:]:
             raise ValueError(f"compare_with_sam: item {i} must be (image (3, H, W), mask (1, H, W)) of one size, got "
                              f"{tuple(getattr(image, 'shape', ()))} and {tuple(getattr(truth, 'shape', ()))}")
         truth = truth.reshape(1, *truth.shape[-2:])
