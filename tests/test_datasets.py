@@ -26,6 +26,7 @@ class _State:
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.truncate_once: set[str] = set()   # paths whose next answer is cut at half
+        self.no_length: set[str] = set()       # paths served without Content-Length
         self.support_range = True
         self.hits: dict[str, int] = {}
         self.range_headers: list[str] = []
@@ -60,7 +61,8 @@ def _make_handler(state: _State):
             else:
                 self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(body)))
+            if path not in state.no_length:  # else the body ends when the connection closes
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if cut:  # promise len(body) bytes, send half, hang up
                 self.wfile.write(body[: len(body) // 2])
@@ -270,6 +272,151 @@ def test_corrupted_cached_file_is_replaced(server, tmp_path):
     with pytest.warns(UserWarning, match="downloading again"):
         assert download(info, cache=tmp_path, progress=False).read_bytes() == data
     assert server.hits["/c.bin"] == 2
+    kept = list(tmp_path.glob("corrupt.bin.*.mismatch"))  # renamed, not deleted
+    assert len(kept) == 1 and kept[0].read_bytes() == b"\0" * len(data)
+
+
+def test_wrong_hand_placed_file_is_kept_and_named_when_offline(tmp_path):
+    """(d) A mismatching file placed by hand is renamed, not deleted: offline it
+    may be all the user has, and both the warning and the error say where it is."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mine = b"my own copy, another version"
+    final = tmp_path / "hand.zip"
+    final.write_bytes(mine)
+    info = _info("hand-wrong", f"http://127.0.0.1:{port}/hand.zip", b"the published file",
+                 filename="hand.zip")
+    aside = tmp_path / f"hand.zip.sha256-{_sha(mine)[:12]}.mismatch"
+    with pytest.warns(UserWarning, match="not deleted") as warned:
+        with pytest.raises(DatasetUnavailableError) as err:
+            download(info, cache=tmp_path, progress=False, timeout=2)
+    assert str(aside) in str(warned[0].message)
+    message = str(err.value)
+    assert str(aside) in message and str(final) in message and _sha(mine) in message
+    assert "\n" not in message
+    assert aside.read_bytes() == mine
+    assert not final.exists()
+
+
+def test_registered_size_mismatch_is_a_truncation(server, tmp_path):
+    """(c) Without a checksum, a file shorter than the registered size is never
+    finalized, even when the server's Content-Length agrees with what arrived."""
+    data = os.urandom(50_000)
+    server.files["/s.bin"] = data[:20_000]  # a server that serves a cut copy
+    info = _info("sized", server.base + "/s.bin", size=len(data))
+    with pytest.raises(DownloadError, match=r"short of the registered 50000") as err:
+        download(info, cache=tmp_path, progress=False)
+    assert str(tmp_path / "sized.bin.part") in str(err.value)
+    assert not (tmp_path / "sized.bin").exists()
+    assert (tmp_path / "sized.bin.part").stat().st_size == 20_000
+
+    server.files["/s.bin"] = data  # the server is whole again: resume
+    with pytest.warns(UserWarning, match="no published checksum"):
+        assert download(info, cache=tmp_path, progress=False).read_bytes() == data
+    assert server.range_headers == ["bytes=20000-"]
+
+    # a cached file of the wrong size (cut by an older version) is set aside too
+    (tmp_path / "sized.bin").write_bytes(data[:100])
+    with pytest.warns(UserWarning):
+        assert download(info, cache=tmp_path, progress=False).read_bytes() == data
+    assert (tmp_path / "sized.bin.100-bytes.mismatch").read_bytes() == data[:100]
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_unverifiable_archive_cut_without_length_is_not_kept(server, archives, tmp_path,
+                                                              monkeypatch, kind):
+    """(c) No checksum, no size, no Content-Length: a connection cut halfway looks
+    like the end of the file. The archive is read through before it is finalized,
+    so the cut is noticed, the .part kept and the next call resumes."""
+    files, built = archives
+    data = built[kind][1]
+    suffix = ".zip" if kind == "zip" else ".tar.gz"
+    url_path = "/nolen" + suffix
+    server.files[url_path] = data
+    server.no_length.add(url_path)
+    server.truncate_once.add(url_path)
+    info = _info("nolen", server.base + url_path, filename="nolen" + suffix, archive=kind,
+                 subdir="pack")
+    monkeypatch.setitem(ds.REGISTRY, info.name, info)
+    cache = tmp_path / "cache"
+    part = cache / ("nolen" + suffix + ".part")
+
+    with pytest.raises(DownloadError, match="cut short") as err:
+        fetch("nolen", cache=cache, progress=False)
+    assert str(part) in str(err.value) and "resume" in str(err.value)
+    assert part.stat().st_size == len(data) // 2
+    assert not (cache / ("nolen" + suffix)).exists()
+    assert not (cache / "nolen").exists()
+
+    with pytest.warns(UserWarning, match="no published checksum"):
+        folder = fetch("nolen", cache=cache, progress=False)
+    assert (folder / "sub" / "b.bin").read_bytes() == files["pack/sub/b.bin"]
+    assert (cache / ("nolen" + suffix)).read_bytes() == data
+    assert server.range_headers == [f"bytes={len(data) // 2}-"]
+
+
+def test_unverifiable_archive_damaged_on_the_server_is_set_aside(server, archives, tmp_path):
+    """(c) When a resume brings no new byte, the archive is whole but broken: it
+    is moved to .damaged instead of being resumed for ever."""
+    data = archives[1]["tar.gz"][1][:150_000]  # the server's copy itself is cut
+    server.files["/broken.tar.gz"] = data
+    server.no_length.add("/broken.tar.gz")
+    info = _info("broken", server.base + "/broken.tar.gz", filename="broken.tar.gz",
+                 archive="tar.gz")
+    with pytest.raises(DownloadError, match="cut short"):
+        download(info, cache=tmp_path, progress=False)
+    with pytest.raises(ds.ArchiveError, match="damaged") as err:
+        download(info, cache=tmp_path, progress=False)
+    assert str(tmp_path / "broken.tar.gz.damaged") in str(err.value)
+    assert (tmp_path / "broken.tar.gz.damaged").read_bytes() == data
+    assert not (tmp_path / "broken.tar.gz.part").exists()
+    assert not (tmp_path / "broken.tar.gz").exists()
+
+
+@pytest.mark.parametrize("checksum", [True, False])
+def test_fetch_sets_damaged_cached_archive_aside(server, archives, tmp_path, monkeypatch,
+                                                 checksum):
+    """(b) A cached archive that fails to extract is moved to .damaged with its
+    verified-stamp removed, and the next fetch downloads it again."""
+    files, built = archives
+    data = built["tar.gz"][1]
+    server.files["/d.tar.gz"] = data
+    info = _info("dmg", server.base + "/d.tar.gz", data if checksum else None,
+                 filename="d.tar.gz", archive="tar.gz", subdir="pack")
+    monkeypatch.setitem(ds.REGISTRY, info.name, info)
+    cache = tmp_path / "cache"
+    final = cache / "d.tar.gz"
+    stamp = cache / "d.tar.gz.verified"
+    if checksum:  # a verified download whose bytes rotted on disk: the stamp still matches
+        download(info, cache=cache, progress=False)
+        assert stamp.is_file()
+        mtime = final.stat().st_mtime_ns
+        final.write_bytes(data[: len(data) // 2] + bytes(len(data) - len(data) // 2))
+        os.utime(final, ns=(mtime, mtime))
+    else:  # a cut download that an older version cached as complete
+        cache.mkdir()
+        final.write_bytes(data[: len(data) // 2])
+    hits = server.hits.get("/d.tar.gz", 0)
+
+    with pytest.raises(ds.ArchiveError) as err:
+        fetch("dmg", cache=cache, progress=False)
+    message = str(err.value)
+    assert isinstance(err.value, ValueError)  # the CLIs print it as "error: ..."
+    assert "'dmg'" in message and "damaged or truncated" in message
+    assert str(cache / "d.tar.gz.damaged") in message and "downloads it again" in message
+    assert "\n" not in message
+    assert not final.exists() and not stamp.exists()
+    assert (cache / "d.tar.gz.damaged").is_file()
+    assert not (cache / "d").exists()
+    assert not any(p.name.endswith(".extracting") for p in cache.iterdir())
+
+    folder = fetch("dmg", cache=cache, progress=False) if checksum else None
+    if not checksum:
+        with pytest.warns(UserWarning, match="no published checksum"):
+            folder = fetch("dmg", cache=cache, progress=False)
+    assert (folder / "sub" / "b.bin").read_bytes() == files["pack/sub/b.bin"]
+    assert server.hits["/d.tar.gz"] == hits + 1
 
 
 def test_file_placed_by_hand_is_used_without_network(tmp_path):
@@ -386,6 +533,126 @@ def test_extract_is_idempotent_and_refuses_unmarked_dest(archives, tmp_path):
     with pytest.raises(ValueError, match=r"\.complete"):
         extract(built["tar.gz"][0], other)
     assert (other / "mine.txt").read_text() == "user file"
+
+
+# --------------------------------------------------------------------------- damaged archives
+def _damaged(kind: str, data: bytes) -> bytes:
+    if kind == "bad-crc-zip":  # flip one byte inside b.bin's stored data
+        broken = bytearray(data)
+        broken[broken.index(_payload()["pack/sub/b.bin"][:64]) + 1000] ^= 0xFF
+        return bytes(broken)
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize("kind,source", [("truncated-tar.gz", "tar.gz"),
+                                         ("truncated-zip", "zip"), ("bad-crc-zip", "zip")])
+def test_extract_damaged_archive_is_one_clear_error(archives, tmp_path, kind, source):
+    """(b) EOFError / BadZipFile / ReadError become one ArchiveError (a ValueError,
+    so the CLIs print it) naming the archive, and nothing is left behind."""
+    archive = tmp_path / f"damaged-{kind}"
+    archive.write_bytes(_damaged(kind, archives[1][source][1]))
+    dest = tmp_path / "out"
+    with pytest.raises(ds.ArchiveError) as err:
+        extract(archive, dest)
+    message = str(err.value)
+    assert isinstance(err.value, ValueError)
+    assert str(archive) in message and ("damaged" in message or "truncated" in message)
+    assert "\n" not in message
+    assert not dest.exists()
+    assert not any(p.name.endswith(".extracting") for p in tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------- extraction limits
+def _fail_if_written(*args, **kwargs):
+    raise AssertionError("a member was written before the limits were checked")
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_extract_size_limit_checked_from_headers_before_writing(archives, tmp_path,
+                                                                monkeypatch, kind):
+    """(a) The declared total (200,013 bytes) is over max_bytes: refused before any
+    byte is written, with the archive, the limit, the size and the overrides."""
+    archive = archives[1][kind][0]
+    dest = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        patch.setattr(ds._Budget, "copy", _fail_if_written)
+        with pytest.raises(ds.ExtractLimitError) as err:
+            extract(archive, dest, max_bytes=100_000)
+    message = str(err.value)
+    assert isinstance(err.value, ValueError)
+    for part in (str(archive), "max_bytes=100,000", "200,013", "max_bytes=N",
+                 "COURSE_MAX_EXTRACT_BYTES"):
+        assert part in message, part
+    assert "\n" not in message
+    assert not dest.exists()
+    assert not any(p.name.endswith(".extracting") for p in tmp_path.iterdir())
+
+    monkeypatch.setenv("COURSE_MAX_EXTRACT_BYTES", "100K")  # the same limit for a session
+    with pytest.raises(ds.ExtractLimitError, match="max_bytes=102,400"):
+        extract(archive, dest)
+    assert extract(archive, dest, max_bytes=200_013) == dest.absolute()  # the keyword wins
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_extract_member_count_limit(archives, tmp_path, monkeypatch, kind):
+    """(a) More members than max_files (or $COURSE_MAX_EXTRACT_FILES): refused
+    before anything is written."""
+    archive = archives[1][kind][0]
+    dest = tmp_path / "out"
+    monkeypatch.setattr(ds._Budget, "copy", _fail_if_written)
+    with pytest.raises(ds.ExtractLimitError) as err:
+        extract(archive, dest, max_files=1)
+    message = str(err.value)
+    for part in (str(archive), "max_files=1", "max_files=N", "COURSE_MAX_EXTRACT_FILES"):
+        assert part in message, part
+    monkeypatch.setenv("COURSE_MAX_EXTRACT_FILES", "1")
+    with pytest.raises(ds.ExtractLimitError, match="max_files=1"):
+        extract(archive, dest)
+    assert not dest.exists()
+    monkeypatch.setenv("COURSE_MAX_EXTRACT_FILES", "many")
+    with pytest.raises(ValueError, match="COURSE_MAX_EXTRACT_FILES"):
+        extract(archive, dest)
+
+
+def test_extract_counts_bytes_actually_written(archives, tmp_path, monkeypatch):
+    """(a) Headers can understate sizes: the bytes really written are counted and
+    extraction stops at the limit, deleting what it wrote."""
+    monkeypatch.setattr(ds, "_declared_size", lambda member: 0)  # every header lies
+    dest = tmp_path / "out"
+    with pytest.raises(ds.ExtractLimitError, match="while writing member 'pack/sub/b.bin'"):
+        extract(archives[1]["zip"][0], dest, max_bytes=100_000)
+    assert not dest.exists()
+    assert not any(p.name.endswith(".extracting") for p in tmp_path.iterdir())
+
+
+def test_zip_header_understating_a_size_is_refused(tmp_path):
+    """(a) A crafted zip whose headers give b.bin 10 bytes while 200,000 are
+    stored: never more than the declared bytes are written, and the mismatch
+    is reported as a damaged archive."""
+    data = bytearray(_zip_bytes(_payload()))
+    name = b"pack/sub/b.bin"
+    # (signature, offset of the uncompressed size, offset of the name): local, central header
+    for signature, field, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+        at = data.index(signature)
+        while data[at + name_at: at + name_at + len(name)] != name:
+            at = data.index(signature, at + 4)
+        data[at + field: at + field + 4] = (10).to_bytes(4, "little")
+    archive = tmp_path / "liar.zip"
+    archive.write_bytes(bytes(data))
+    assert zipfile.ZipFile(archive).getinfo("pack/sub/b.bin").file_size == 10
+    dest = tmp_path / "out"
+    with pytest.raises(ds.ArchiveError, match="damaged.*CRC"):
+        extract(archive, dest, max_bytes=1000)
+    assert not dest.exists()
+    assert not any(p.name.endswith(".extracting") for p in tmp_path.iterdir())
+
+
+def test_default_extract_limits_fit_the_registry():
+    """(a) The defaults pass every registered archive (DIV2K's 3.5 GB zip, CelebA's
+    202,599 images) but stop a bomb that unpacks to tens of gigabytes."""
+    sizes = [info.size for info in ds.REGISTRY.values() if info.archive and info.size]
+    assert max(sizes) * 2 < ds.MAX_EXTRACT_BYTES <= 64 * 2**30
+    assert 202_599 < ds.MAX_EXTRACT_FILES <= 1_000_000
 
 
 # --------------------------------------------------------------------------- registry

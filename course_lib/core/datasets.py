@@ -20,16 +20,36 @@ Downloads
 * raises :class:`DownloadError` when a transfer ends short, *keeping* the
   ``.part`` file -- calling again resumes,
 * verifies the checksum (SHA-256, or MD5 where that is all that is
-  published), deletes a corrupt file and says which hashes differed,
+  published), deletes a corrupt download and says which hashes differed,
+* treats a file shorter than the registered ``size`` as cut short (``.part``
+  kept), even when the server's ``Content-Length`` agreed,
 * renames ``.part`` to the final name only once the file is verified, so a
   file under its final name is always complete,
+* renames a file already in the cache that does not match (placed by hand,
+  or rotted on disk) to ``<name>.sha256-<hex>.mismatch`` instead of deleting
+  it, and says where it went,
 * raises :class:`DatasetUnavailableError` when offline, naming the URL and the
   exact path where a file fetched by hand can be placed.
 
 A data set whose checksum is unknown (``sha256`` and ``md5`` both ``None``)
 still downloads, but :func:`download` warns and prints the SHA-256 it computed
-so that a maintainer can record it here. No checksum in this file is made up:
-each one comes from the source named in the entry's ``notes``.
+so that a maintainer can record it here. Such an archive is read through (zip
+CRCs, the whole tar stream) before it is called complete: a server that sends
+no ``Content-Length`` cannot otherwise tell a cut connection from the end of
+the file. No checksum in this file is made up: each one comes from the
+source named in the entry's ``notes``.
+
+Extraction
+----------
+:func:`extract` refuses unsafe members (``..``, absolute paths, links,
+devices) and archives that would unpack to more than
+:data:`MAX_EXTRACT_BYTES` (10 GiB) or :data:`MAX_EXTRACT_FILES` (300,000
+members) -- :class:`ExtractLimitError`, raised from the headers before anything
+is written and again if the bytes really written pass the limit. Override with
+``max_bytes=``/``max_files=`` or ``$COURSE_MAX_EXTRACT_BYTES``/
+``$COURSE_MAX_EXTRACT_FILES``. A damaged or truncated archive raises
+:class:`ArchiveError`; :func:`fetch` then renames the cached file to
+``<name>.damaged`` so that the next call downloads it again.
 
 Example
 -------
@@ -42,6 +62,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import gzip
 import hashlib
 import http.client
 import os
@@ -55,12 +76,14 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 __all__ = [
-    "DatasetInfo", "DownloadError", "DatasetUnavailableError",
+    "DatasetInfo", "DownloadError", "DatasetUnavailableError", "ArchiveError",
+    "ExtractLimitError", "MAX_EXTRACT_BYTES", "MAX_EXTRACT_FILES",
     "REGISTRY", "register", "get_info", "list_datasets",
     "cache_dir", "download", "extract", "fetch", "file_hash",
     "offline_natural_images", "offline_split", "offline_mnist", "offline_digits",
@@ -71,6 +94,18 @@ ENV_VAR = "COURSE_DATA"
 ARCHIVE_KINDS = ("zip", "tar", "tar.gz")
 COMPLETE_MARKER = ".complete"
 _CHUNK = 1 << 20  # 1 MiB
+
+#: Default ceilings of :func:`extract`: bytes written and members (files and
+#: folders) in one archive. They are far above every archive in the registry
+#: (the largest, DIV2K_train_HR.zip, unpacks to about 3.5 GB; CelebA's zip holds
+#: 202,599 images) and far below what a "zip bomb" unpacks to (a 1 MB zip can
+#: declare a gigabyte, a 42 kB one petabytes). Raise them per call
+#: (``extract(..., max_bytes=, max_files=)``, also accepted by :func:`fetch`)
+#: or for a whole session with the environment variables below.
+MAX_EXTRACT_BYTES = 10 * 2**30  # 10 GiB
+MAX_EXTRACT_FILES = 300_000
+ENV_MAX_BYTES = "COURSE_MAX_EXTRACT_BYTES"
+ENV_MAX_FILES = "COURSE_MAX_EXTRACT_FILES"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
 
@@ -85,6 +120,23 @@ class DatasetUnavailableError(OSError):
     """The data set cannot be reached (no network, server down, URL moved).
     The message names the URL and the path where the file can be placed by
     hand."""
+
+
+class ArchiveError(ValueError):
+    """An archive is damaged or truncated (a bad CRC, a stream cut short, no
+    zip directory at its end), so it cannot be extracted. ``reason`` holds the
+    short cause (``"EOFError: Compressed file ended ..."``). :func:`fetch`
+    moves such a cached download aside so that the next call fetches it again."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class ExtractLimitError(ValueError):
+    """An archive unpacks to more bytes or more members than :func:`extract`
+    allows (see :data:`MAX_EXTRACT_BYTES`); the message says how to raise the
+    limit for an archive you trust."""
 
 
 # --------------------------------------------------------------------------- registry
@@ -341,6 +393,42 @@ def _write_stamp(info: DatasetInfo, final: Path) -> None:
         pass  # only an optimisation
 
 
+def _set_aside(path: Path, final: Path, suffix: str) -> Path:
+    """Rename ``path`` (``final`` or its ``.part``) to ``<final>.<suffix>``,
+    replacing an older one of that name, and drop the verified-stamp. A file
+    that cannot be used is kept, not deleted: it may be the only copy on an
+    offline machine, or a version the user wants to inspect."""
+    aside = final.with_name(f"{final.name}.{suffix}")
+    try:
+        os.replace(path, aside)
+    except OSError as err:
+        raise OSError(f"cannot move the unusable file {path} aside to {aside} ({err}); move or "
+                      f"delete it yourself, then call again") from err
+    try:
+        _stamp_path(final).unlink()
+    except OSError:
+        pass
+    return aside
+
+
+def _cached_problem(info: DatasetInfo, final: Path) -> Optional[Tuple[str, str]]:
+    """Why the file already at ``final`` cannot be used, as ``(what is wrong,
+    suffix to move it aside under)``, or ``None`` when it is good (stamping it)."""
+    if info.checksum is not None:
+        if _already_verified(info, final):
+            return None
+        ok, algorithm, got = _verify(info, final)
+        if ok:
+            _write_stamp(info, final)
+            return None
+        return (f"has {algorithm} {got}, expected {info.checksum[1]}",
+                f"{algorithm}-{got[:12]}.mismatch")  # type: ignore[index]
+    size = final.stat().st_size
+    if info.size is not None and size != info.size:
+        return f"is {size} bytes, expected {info.size}", f"{size}-bytes.mismatch"
+    return None
+
+
 def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
              progress: bool = True, timeout: float = 30) -> Path:
     """Download a data set's file into the cache, verify it, return its path.
@@ -349,9 +437,13 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
     ``cache``: folder (default :func:`cache_dir`). ``progress``: show a tqdm
     bar. ``timeout``: seconds to wait on the network per operation.
 
-    A file already in the cache with the right checksum is returned without
-    touching the network. See the module docstring for resuming, errors and
-    checksums.
+    A file already in the cache with the right checksum (or, without one, the
+    registered size) is returned without touching the network. One that does
+    not match -- a wrong file placed by hand, a corrupted download -- is
+    *renamed* to ``<name>.sha256-<first 12 hex digits>.mismatch`` (or
+    ``<name>.<size>-bytes.mismatch``), never deleted: offline it may be all the
+    user has, and the warning and any error say where it went. See the module
+    docstring for resuming, errors and checksums.
     """
     info = _resolve(name_or_info, "download")
     if info.url is None:
@@ -365,31 +457,70 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
     final = root / info.filename
     part = root / (info.filename + ".part")
 
+    moved = ""  # said again in any error below, so an offline user finds the file
     if final.is_file():
-        if info.checksum is None or _already_verified(info, final):
+        problem = _cached_problem(info, final)
+        if problem is None:
             return final
-        ok, algorithm, got = _verify(info, final)
-        if ok:
-            _write_stamp(info, final)
-            return final
-        warnings.warn(f"dataset {info.name!r}: the cached file {final} has {algorithm} {got}, "
-                      f"expected {info.checksum[1]}; deleting it and downloading again",
+        what, suffix = problem
+        aside = _set_aside(final, final, suffix)
+        moved = f" (The file that was at {final} {what}; it was kept as {aside}.)"
+        warnings.warn(f"dataset {info.name!r}: the file at {final} {what}; it was moved to "
+                      f"{aside} (not deleted) and the dataset is downloading again",
                       stacklevel=2)
-        final.unlink()
 
-    _transfer(info, part, final, progress=progress, timeout=float(timeout))
+    try:
+        received = _transfer(info, part, final, progress=progress, timeout=float(timeout))
+    except (DatasetUnavailableError, DownloadError) as err:
+        if moved:
+            raise type(err)(f"{err}{moved}") from err
+        raise
 
+    size = part.stat().st_size
+    if info.size is not None and size < info.size:
+        # The server said the file ends here (its Content-Length), but the
+        # registry knows it is longer: a cut or a changed file, never complete.
+        raise DownloadError(
+            f"download of dataset {info.name!r} from {info.url} ended at {size} bytes, short "
+            f"of the registered {info.size}. The partial file {part} was kept: call download "
+            f"again to resume; if this repeats, the file on the server has changed (delete "
+            f"{part} and correct the registry entry).{moved}")
+    if info.size is not None and size > info.size:
+        part.unlink()
+        raise ValueError(
+            f"size mismatch for dataset {info.name!r} ({info.url}): expected {info.size} "
+            f"bytes, got {size}. The download was deleted; if this repeats, the file on the "
+            f"server has changed: correct the registry entry.{moved}")
     ok, algorithm, got = _verify(info, part)
     if not ok:
         part.unlink()
         raise ValueError(
             f"checksum mismatch for dataset {info.name!r} ({info.url}): expected {algorithm} "
             f"{info.checksum[1]}, got {got}. The corrupt download was deleted; call download "
-            f"again, and if the mismatch persists the file on the server has changed.")
+            f"again, and if the mismatch persists the file on the server has changed.{moved}")
+    if info.checksum is None and info.archive is not None:
+        # Nothing to verify against, and a server that sends no Content-Length
+        # cannot tell a cut connection from the end of the file: read the whole
+        # archive (zip CRCs, tar stream) before calling it complete.
+        damage = _archive_damage(part, info.archive)
+        if damage is not None and received == 0:
+            # a resume found nothing more to fetch: the server's copy itself is broken
+            aside = _set_aside(part, final, "damaged")
+            raise ArchiveError(
+                f"dataset {info.name!r}: the file served at {info.url} is a damaged "
+                f"{info.archive} archive ({damage}) although the whole of it arrived; it was "
+                f"moved to {aside}. Try again later or get the file by other means and place "
+                f"it at {final}.{moved}", reason=damage)
+        if damage is not None:
+            raise DownloadError(
+                f"download of dataset {info.name!r} from {info.url} looks cut short: the "
+                f"{size} bytes received are not a complete {info.archive} archive ({damage}), "
+                f"and the server sent no size to check against. The partial file {part} was "
+                f"kept: call download again to resume; if this repeats, delete it.{moved}")
     if info.checksum is None:
         got = file_hash(part, "sha256")
         message = (f"dataset {info.name!r} has no published checksum, so {final.name} could "
-                   f"not be verified. Its sha256 is {got} (size {part.stat().st_size} bytes): "
+                   f"not be verified. Its sha256 is {got} (size {size} bytes): "
                    f"record it in course_lib/core/datasets.py.")
         print(message)
         warnings.warn(message, stacklevel=2)
@@ -399,8 +530,9 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
 
 
 def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
-              timeout: float) -> None:
-    """Fill ``part`` with the whole file, resuming when possible."""
+              timeout: float) -> int:
+    """Fill ``part`` with the whole file, resuming when possible. Returns the
+    number of bytes this call received (0: ``part`` already held them all)."""
     from tqdm.auto import tqdm
 
     start = part.stat().st_size if part.is_file() else 0
@@ -408,7 +540,7 @@ def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
         part.unlink()  # cannot be a prefix of the file we want
         start = 0
     if info.size is not None and start == info.size:
-        return  # a previous run got every byte; only the check is left
+        return 0  # a previous run got every byte; only the check is left
     try:
         try:
             response = _open(info.url, start, timeout)
@@ -417,7 +549,7 @@ def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
                 whole = re.match(r"bytes\s+\*/(\d+)", err.headers.get("Content-Range", "") or "")
                 err.close()
                 if whole and int(whole.group(1)) == start:
-                    return  # the partial file already holds every byte
+                    return 0  # the partial file already holds every byte
                 part.unlink()  # longer than the file: it cannot be a prefix, restart
                 start = 0
                 response = _open(info.url, 0, timeout)
@@ -493,6 +625,7 @@ def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
         raise DownloadError(
             f"download of dataset {info.name!r} from {info.url} produced {done} bytes, more "
             f"than the {total} expected; the partial file was deleted, call download again.")
+    return done - start
 
 
 # --------------------------------------------------------------------------- extract
@@ -507,12 +640,147 @@ def _check_relative(name: str, what: str) -> None:
         raise ValueError(f"{what}: path {name!r} escapes the destination ('..')")
 
 
+#: What Python's zipfile, tarfile, gzip and zlib raise on a damaged or cut
+#: archive; :func:`extract` turns each into one :class:`ArchiveError`.
+_DAMAGE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error,
+                  gzip.BadGzipFile)
+
+
+def _why(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
 def _archive_kind(path: Path) -> str:
     if zipfile.is_zipfile(path):
         return "zip"
     if tarfile.is_tarfile(path):
         return "tar"
-    raise ValueError(f"extract: {path} is neither a zip nor a tar archive")
+    reason = "neither a zip nor a tar archive"
+    raise ArchiveError(f"extract: {path} is {reason} -- a damaged or truncated download (a zip "
+                       f"cut short loses the directory at its end), or not an archive at all; "
+                       f"delete it and download it again", reason=reason)
+
+
+def _archive_damage(path: Path, kind: str) -> Optional[str]:
+    """``None`` when the whole archive reads back cleanly, else what is wrong.
+
+    Reads every byte: each zip member against its CRC-32; for a tar, every
+    member's data (a plain tar cut short only shows when the missing data is
+    read) and, for a gzip-compressed tar, the gzip stream to its end, whose
+    trailer holds a CRC and the length. This is the only completeness check
+    left for a download with neither checksum nor size.
+    """
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+            return None if bad is None else f"bad CRC-32 for member {bad!r}"
+        with open(path, "rb") as fh:
+            gzipped = fh.read(2) == b"\x1f\x8b"  # by content: a server may send it unpacked
+        if gzipped:
+            with gzip.open(path, "rb") as fh:
+                while fh.read(_CHUNK):
+                    pass
+        with tarfile.open(path, "r:*") as tf:
+            for member in tf:
+                src = tf.extractfile(member) if member.isfile() else None
+                if src is not None:
+                    with src:
+                        while src.read(_CHUNK):
+                            pass
+    except _DAMAGE_ERRORS as err:
+        return _why(err)
+    except (RuntimeError, NotImplementedError):
+        return None  # encrypted or an unsupported method: not damage, extract() says so
+    return None
+
+
+# --------------------------------------------------------------------------- extraction limits
+def _parse_size(text: str) -> Optional[int]:
+    """``"500000"``, ``"20G"``, ``"1.5 GiB"`` -> bytes (K, M, G, T are powers of
+    1024); ``None`` when it is not a positive size."""
+    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", text, re.IGNORECASE)
+    if not match:
+        return None
+    value = int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2).lower() or " "))
+    return value if value > 0 else None
+
+
+def _human(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _limit(value: Any, env: str, default: int, what: str) -> int:
+    """The limit in force: the keyword argument, else ``$env``, else ``default``."""
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"extract: {what} must be a positive int or None, got {value!r}")
+        return value
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return default
+    if what == "max_bytes":
+        parsed, wanted = _parse_size(raw), "size in bytes (K, M, G, T suffixes allowed)"
+    else:
+        parsed, wanted = (int(raw) if raw.isdigit() else None), "whole number"
+    if not parsed:
+        raise ValueError(f"${env}={raw!r} is not a positive {wanted}; fix or unset it "
+                         f"(default {default})")
+    return parsed
+
+
+class _Budget:
+    """What one extraction may write, checked twice: against the sizes and
+    the member count the archive's headers declare, before anything is
+    written, and against the bytes actually written, because a header can lie."""
+
+    def __init__(self, archive: Path, max_bytes: int, max_files: int) -> None:
+        self.archive, self.max_bytes, self.max_files = archive, max_bytes, max_files
+        self.declared = 0
+        self.written = 0
+
+    def _hint(self, what: str) -> str:
+        env, default = ((ENV_MAX_BYTES, f"{MAX_EXTRACT_BYTES} = {_human(MAX_EXTRACT_BYTES)}")
+                        if what == "max_bytes" else (ENV_MAX_FILES, f"{MAX_EXTRACT_FILES:,}"))
+        return (f"If you trust this archive, raise the limit: extract(..., {what}=N) or "
+                f"fetch(..., {what}=N), or set {env}=N (default {default}).")
+
+    def count(self, members: int) -> None:
+        if members > self.max_files:
+            raise ExtractLimitError(
+                f"extract: {self.archive} holds more than {self.max_files:,} members (files and "
+                f"folders; counted {members:,} so far), over the limit max_files="
+                f"{self.max_files:,}; nothing was extracted. {self._hint('max_files')}")
+
+    def declare(self, size: int, members: int) -> None:
+        self.declared = size
+        if size > self.max_bytes:
+            raise ExtractLimitError(
+                f"extract: {self.archive} would unpack to {size:,} bytes ({_human(size)}) in "
+                f"{members:,} members, over the limit max_bytes={self.max_bytes:,} "
+                f"({_human(self.max_bytes)}); nothing was extracted. {self._hint('max_bytes')}")
+
+    def copy(self, src, out, name: str) -> None:
+        while True:
+            chunk = src.read(_CHUNK)
+            if not chunk:
+                return
+            if self.written + len(chunk) > self.max_bytes:
+                raise ExtractLimitError(
+                    f"extract: {self.archive} went past the limit max_bytes={self.max_bytes:,} "
+                    f"({_human(self.max_bytes)}) while writing member {name!r}, although its "
+                    f"headers declared {self.declared:,} bytes in all (a damaged or hostile "
+                    f"archive); the partial extraction was deleted. {self._hint('max_bytes')}")
+            out.write(chunk)
+            self.written += len(chunk)
+
+
+def _declared_size(member: Union[zipfile.ZipInfo, tarfile.TarInfo]) -> int:
+    """Uncompressed size a member's header states (what the pre-check trusts)."""
+    return member.file_size if isinstance(member, zipfile.ZipInfo) else member.size
 
 
 def _zip_members(zf: zipfile.ZipFile, archive: Path) -> List[Tuple[zipfile.ZipInfo, str, bool]]:
@@ -531,9 +799,11 @@ def _zip_members(zf: zipfile.ZipFile, archive: Path) -> List[Tuple[zipfile.ZipIn
     return members
 
 
-def _tar_members(tf: tarfile.TarFile, archive: Path) -> List[Tuple[tarfile.TarInfo, str, bool]]:
+def _tar_members(tf: tarfile.TarFile, archive: Path,
+                 budget: "_Budget") -> List[Tuple[tarfile.TarInfo, str, bool]]:
     members = []
-    for tinfo in tf.getmembers():
+    for tinfo in tf:  # headers one by one: a bomb of members stops at the limit
+        budget.count(len(members) + 1)
         name = tinfo.name
         _check_relative(name, f"extract: refusing {archive.name}, member {name!r}")
         if tinfo.issym() or tinfo.islnk():
@@ -558,7 +828,8 @@ def _target(root: Path, name: str, archive: Path) -> Path:
     return target
 
 
-def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]) -> Path:
+def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike], *,
+            max_bytes: Optional[int] = None, max_files: Optional[int] = None) -> Path:
     """Safely extract a zip, tar or tar.gz archive into the folder ``dest``.
 
     Every member is checked *before* anything is written: absolute paths,
@@ -566,6 +837,14 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
     naming the member. The archive is unpacked into a temporary folder next to
     ``dest`` which is then renamed to ``dest``, so ``dest`` never holds half an
     archive. A ``.complete`` marker makes a second call return at once.
+
+    ``max_bytes`` / ``max_files`` cap the bytes written and the members (files
+    and folders); ``None`` takes ``$COURSE_MAX_EXTRACT_BYTES`` /
+    ``$COURSE_MAX_EXTRACT_FILES`` or else :data:`MAX_EXTRACT_BYTES` (10 GiB) /
+    :data:`MAX_EXTRACT_FILES` (300,000). They are checked against the headers
+    before writing and again against the bytes really written, and raise
+    :class:`ExtractLimitError`. A damaged or truncated archive raises
+    :class:`ArchiveError`. Either way nothing is left behind.
     """
     if not isinstance(archive_path, (str, os.PathLike)):
         raise TypeError(f"extract: archive_path must be a path, got {archive_path!r}")
@@ -575,6 +854,8 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
     dest = Path(dest).expanduser().absolute()
     if (dest / COMPLETE_MARKER).is_file():
         return dest
+    budget = _Budget(archive, _limit(max_bytes, ENV_MAX_BYTES, MAX_EXTRACT_BYTES, "max_bytes"),
+                     _limit(max_files, ENV_MAX_FILES, MAX_EXTRACT_FILES, "max_files"))
     if not archive.is_file():
         raise FileNotFoundError(f"extract: archive_path {archive} is not a file")
     if dest.exists():
@@ -590,33 +871,25 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
     try:
-        root = tmp.resolve()
-        if kind == "zip":
-            with zipfile.ZipFile(archive) as zf:
-                members = _zip_members(zf, archive)
-                targets = [_target(root, name, archive) for _, name, _ in members]
-                for (zinfo, _, is_dir), target in zip(members, targets):
-                    if is_dir:
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(zinfo) as src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out, _CHUNK)
-        else:
-            with tarfile.open(archive, "r:*") as tf:
-                members = _tar_members(tf, archive)
-                targets = [_target(root, name, archive) for _, name, _ in members]
-                for (tinfo, _, is_dir), target in zip(members, targets):
-                    if is_dir:
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    src = tf.extractfile(tinfo)
-                    if src is None:
-                        raise ValueError(f"extract: cannot read member {tinfo.name!r} of "
-                                         f"{archive.name}")
-                    with src, open(target, "wb") as out:
-                        shutil.copyfileobj(src, out, _CHUNK)
+        try:
+            root = tmp.resolve()
+            if kind == "zip":
+                with zipfile.ZipFile(archive) as zf:
+                    budget.count(len(zf.infolist()))
+                    members = _zip_members(zf, archive)
+                    _extract_members(members, root, archive, budget, zf.open)
+            else:
+                with tarfile.open(archive, "r:*") as tf:
+                    members = _tar_members(tf, archive, budget)
+                    _extract_members(members, root, archive, budget, tf.extractfile)
+        except _DAMAGE_ERRORS as err:
+            raise ArchiveError(f"extract: {archive} is damaged or truncated ({_why(err)}); "
+                               f"nothing was extracted. Delete it and download it again.",
+                               reason=_why(err)) from err
+        except (RuntimeError, NotImplementedError) as err:  # encrypted, or deflate64 & co.
+            raise ValueError(f"extract: Python cannot read {archive} ({_why(err)}); unpack it "
+                             f"with another tool (unzip, 7-Zip) into {dest} and create "
+                             f"{dest / COMPLETE_MARKER}") from err
         (tmp / COMPLETE_MARKER).write_text(f"extracted from {archive.name}\n")
         try:
             os.rename(tmp, dest)
@@ -631,6 +904,24 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
     return dest
 
 
+def _extract_members(members: list, root: Path, archive: Path, budget: _Budget,
+                     open_member: Callable[[Any], Any]) -> None:
+    """Write checked ``members`` under ``root``: every target is resolved and
+    the declared total compared with the limit before the first byte is written."""
+    targets = [_target(root, name, archive) for _, name, _ in members]
+    budget.declare(sum(_declared_size(m) for m, _, is_dir in members if not is_dir), len(members))
+    for (member, name, is_dir), target in zip(members, targets):
+        if is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        src = open_member(member)
+        if src is None:
+            raise ValueError(f"extract: cannot read member {name!r} of {archive.name}")
+        with src, open(target, "wb") as out:
+            budget.copy(src, out, name)
+
+
 # --------------------------------------------------------------------------- fetch
 def _extract_folder_name(info: DatasetInfo) -> str:
     name = info.filename
@@ -640,13 +931,19 @@ def _extract_folder_name(info: DatasetInfo) -> str:
     return name + ".d"
 
 
-def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float = 30) -> Path:
+def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float = 30,
+          max_bytes: Optional[int] = None, max_files: Optional[int] = None) -> Path:
     """Download (if needed) and extract (if an archive) the data set ``name``.
 
     Returns the extracted folder (or its ``subdir``) for an archive, the file
     itself otherwise. A completed extraction is reused as is, so the archive
     may be deleted afterwards to save disk space. Archives sharing one file (Set5, Set14 and BSD100 all
     live in EDSR's ``benchmark.tar``) are downloaded and extracted once.
+    ``max_bytes``/``max_files`` go to :func:`extract`.
+
+    A cached archive that turns out damaged or truncated is renamed to
+    ``<name>.damaged`` (its verified-stamp removed) and :class:`ArchiveError`
+    says so: the next call downloads it again instead of failing for ever.
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"fetch: name must be a non-empty dataset name, got {name!r}")
@@ -662,7 +959,16 @@ def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float
         path = download(info, cache=root, progress=progress, timeout=timeout)
         if info.archive is None:
             return path
-        folder = extract(path, folder)
+        try:
+            folder = extract(path, folder, max_bytes=max_bytes, max_files=max_files)
+        except ArchiveError as err:
+            aside = _set_aside(path, path, "damaged")
+            again = (" If this repeats, the file on the server is damaged: try again later or "
+                     "get it by other means." if info.checksum is not None else "")
+            raise ArchiveError(
+                f"dataset {name!r}: the cached archive {path} is damaged or truncated "
+                f"({err.reason}). It was moved to {aside}, so the next fetch({name!r}) "
+                f"downloads it again from {info.url}.{again}", reason=err.reason) from err
     if info.subdir is None:
         return folder
     inner = folder / info.subdir
