@@ -62,8 +62,8 @@ def degradation_figure(hr, scale: int = 3, kernel: str = "bicubic", blur_sigma: 
 def degradation_explorer(hr, zoom=None, seed: int = 0):
     """Controls for :func:`degradation_figure` (updates when a slider is released)."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import display
+
+    from ..core.plotting import show_in_output
 
     style = {"description_width": "110px"}
     controls = {
@@ -80,11 +80,8 @@ def degradation_explorer(hr, zoom=None, seed: int = 0):
     out = w.Output()
 
     def redraw(_=None):
-        with out:
-            out.clear_output(wait=True)
-            fig, _info = degradation_figure(hr, seed=seed, zoom=zoom, **{k: c.value for k, c in controls.items()})
-            display(fig)
-            plt.close(fig)
+        fig, _info = degradation_figure(hr, seed=seed, zoom=zoom, **{k: c.value for k, c in controls.items()})
+        show_in_output(out, fig)
 
     for c in controls.values():
         c.observe(redraw, names="value")

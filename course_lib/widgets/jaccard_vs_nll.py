@@ -149,8 +149,8 @@ def jaccard_vs_nll_figure(foreground_fraction: float = 0.05, confidence: float =
 def jaccard_vs_nll_explorer(*, size: int = 64):
     """Sliders for :func:`jaccard_vs_nll_figure` (``continuous_update=False``)."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import display
+
+    from ..core.plotting import show_in_output
 
     frac = w.FloatLogSlider(value=0.05, base=10, min=-2.3, max=math.log10(0.5), step=0.1,
                             description="foreground", continuous_update=False)
@@ -161,11 +161,8 @@ def jaccard_vs_nll_explorer(*, size: int = 64):
     out = w.Output()
 
     def redraw(_=None):
-        with out:
-            out.clear_output(wait=True)
-            fig, _ = jaccard_vs_nll_figure(frac.value, conf.value, err.value, amount=amount.value, size=size)
-            display(fig)
-            plt.close(fig)
+        fig, _ = jaccard_vs_nll_figure(frac.value, conf.value, err.value, amount=amount.value, size=size)
+        show_in_output(out, fig)
 
     for control in (frac, conf, err, amount):
         control.observe(redraw, names="value")

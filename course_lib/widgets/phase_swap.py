@@ -102,8 +102,8 @@ def phase_swap_figure(a: torch.Tensor, b: torch.Tensor, *, names=("A", "B"), see
 def phase_swap_explorer(size: int = 128):
     """Dropdowns for A and B and a random-seed slider around :func:`phase_swap_figure`."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import display
+
+    from ..core.plotting import show_in_output
 
     images = gray_images(size)
     names = list(images)
@@ -114,12 +114,9 @@ def phase_swap_explorer(size: int = 128):
     out = w.Output()
 
     def redraw(_=None):
-        with out:
-            out.clear_output(wait=True)
-            fig, _ = phase_swap_figure(images[pick_a.value], images[pick_b.value],
-                                       names=(pick_a.value, pick_b.value), seed=seed.value)
-            display(fig)
-            plt.close(fig)
+        fig, _ = phase_swap_figure(images[pick_a.value], images[pick_b.value],
+                                   names=(pick_a.value, pick_b.value), seed=seed.value)
+        show_in_output(out, fig)
 
     for control in (pick_a, pick_b, seed):
         control.observe(redraw, names="value")

@@ -36,9 +36,8 @@ def style_figure(content, style, *, style_weight: float = 1e6, style_layers: Seq
 def style_explorer(content, style, *, size: int = 96, steps: int = 20, features=None):
     """Controls for :func:`style_figure`: style weight (log scale), style layers, and a Run button."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
+    from ..core.plotting import show_in_output
     from ..style import STYLE_LAYERS
 
     weight = w.FloatLogSlider(value=1e6, base=10, min=2, max=9, step=0.5, description="style weight",
@@ -49,16 +48,13 @@ def style_explorer(content, style, *, size: int = 96, steps: int = 20, features=
     out = w.Output()
 
     def redraw(_=None):
-        with out:
-            out.clear_output(wait=True)
-            chosen = [b.description for b in boxes if b.value]
-            if not chosen:
-                print("choose at least one style layer")
-                return
-            fig, _ = style_figure(content, style, style_weight=weight.value, style_layers=chosen, size=size,
-                                  steps=steps, features=features)
-            display(fig)
-            plt.close(fig)
+        chosen = [b.description for b in boxes if b.value]
+        if not chosen:
+            show_in_output(out, "choose at least one style layer")
+            return
+        fig, _ = style_figure(content, style, style_weight=weight.value, style_layers=chosen, size=size,
+                              steps=steps, features=features)
+        show_in_output(out, fig)
 
     run.on_click(redraw)
     return w.VBox([w.HBox([weight, run]), w.HBox(boxes), out])
