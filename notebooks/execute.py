@@ -59,7 +59,11 @@ def execute_notebook(path, *, cell_timeout: float = 600, notebook_timeout: float
     os.environ.update(env or {})
     try:
         with client.setup_kernel():
-            client.wait_for_reply(client.kc.kernel_info())
+            client.timeout = 120
+            try:
+                client.wait_for_reply(client.kc.kernel_info())
+            except (TimeoutError, RuntimeError) as exc:
+                raise NotebookFailed(f"{path.name}: the kernel did not answer within 120 s of its start ({exc})") from None
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
