@@ -61,11 +61,15 @@ def test_train_mlp_then_evaluate_with_the_checkpoint(digits_file, tmp_path, caps
     held = sidecar["heldout"]
     assert held["n"] == 16 and held["protocol"] == "uelwer" and 0 <= held["mse"] <= 1
     capsys.readouterr()
-    # the same command with more steps resumes from the run checkpoint
-    assert main(common + ["--steps", "7"]) == 0
+    # the same command resumes from the run checkpoint
+    assert main(common + ["--steps", "5"]) == 0
     assert "resumed from" in capsys.readouterr().out
     sidecar = json.loads((tmp_path / "mlp.pt.json").read_text())
-    assert sidecar["steps"] == 7
+    assert sidecar["steps"] == 5
+    # more steps is another training (the cosine schedule spans them): refused in one line, not continued
+    assert main(common + ["--steps", "7"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "different training" in err and "'cosine to 0 over 7 steps' now" in err
     # evaluate reproduces the sidecar's held-out numbers
     assert main(["evaluate", "--data", "mnist-offline", "--method", "mlp", "--checkpoint", str(out),
                  "--limit", "16", "--threads", "1", "--json"]) == 0

@@ -68,10 +68,15 @@ def test_train_network_learns_and_resumes(digits, tmp_path):
     first = result.history["train"][0]["loss"]
     last = result.history["train"][-1]["loss"]
     assert last < first
-    # calling again with more steps resumes from step 30
-    model2, result2, _ = train_network("mlp", train, val, pad=2, steps=40, batch_size=16, hidden=64,
-                                       eval_every=40, checkpoint=ckpt, progress=False)
-    assert result2.step == 40 and len(result2.history["train"]) <= 40
+    # calling again with the same settings resumes from step 30 (here: nothing left to train)
+    model2, result2, _ = train_network("mlp", train, val, pad=2, steps=30, batch_size=16, hidden=64,
+                                       eval_every=30, checkpoint=ckpt, progress=False)
+    assert result2.resumed_from == 30 and result2.step == 30 and len(result2.history["train"]) == 30
+    # more steps is another training (the cosine schedule spans them): refused, not silently continued
+    with pytest.raises(ValueError, match="different training.*schedule: 'cosine to 0 over 30 steps' in the "
+                                         "checkpoint, 'cosine to 0 over 40 steps' now"):
+        train_network("mlp", train, val, pad=2, steps=40, batch_size=16, hidden=64, eval_every=40,
+                      checkpoint=ckpt, progress=False)
 
 
 def test_train_network_prdad2_pretrains_then_freezes_the_autoencoder(digits, tmp_path):

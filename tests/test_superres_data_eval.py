@@ -199,9 +199,12 @@ def test_train_espcn_and_deblock_learn_and_resume(images, tmp_path):
     assert res.step == 60 and not res.interrupted and len(res.history["val"]) == 2
     first = evaluate_images(images, 2, sr_methods(start))["mean"]["espcn"]["psnr_y"]
     assert evaluate_images(images, 2, sr_methods(res.model.cpu()))["mean"]["espcn"]["psnr_y"] > first + 3
-    again = train_espcn(images, 2, val_images=images, steps=70, batch_size=8, lr=3e-3, eval_every=35,
+    again = train_espcn(images, 2, val_images=images, steps=60, batch_size=8, lr=3e-3, eval_every=30,
                         checkpoint=tmp_path / "sr.pt", progress=False)
-    assert again.resumed_from == 60 and again.step == 70
+    assert again.resumed_from == 60 and again.step == 60
+    with pytest.raises(CheckpointError, match="schedule: 'cosine over 60 steps, warm-up 3' in the checkpoint"):
+        train_espcn(images, 2, val_images=images, steps=70, batch_size=8, lr=3e-3, eval_every=35,
+                    checkpoint=tmp_path / "sr.pt", progress=False)  # the cosine spans the steps: another run
     db = train_deblock(images, quality=(10, 20), val_images=images, steps=4, batch_size=4, patch_size=32,
                        eval_every=2, checkpoint=tmp_path / "db.pt", num_workers=1, progress=False)
     assert db.step == 4 and len(db.history["val"]) == 2 and all(np.isfinite(r["loss"]) for r in db.history["val"])

@@ -1,6 +1,10 @@
 """fit(): training, validation, history, checkpoint/resume, errors."""
 import math
+import os
+import random
+import signal
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -157,6 +161,99 @@ def test_nan_loss_stops_with_clear_message():
     with pytest.raises(FloatingPointError, match="loss became nan at step 1"):
         fit(model, lambda p, t: (p * float("nan")).mean(), Noisy(), steps=5, batch_size=8,
             device="cpu", progress=False)
+
+
+def nan_after(n_good):
+    """A loss that is finite for ``n_good`` calls, then NaN."""
+    calls = []
+
+    def loss(p, t):
+        calls.append(1)
+        value = nn.functional.mse_loss(p, t)
+        return value if len(calls) <= n_good else value * float("nan")
+    return loss
+
+
+def test_nan_loss_says_the_checkpoint_is_intact_only_when_it_exists(tmp_path):
+    # NaN at step 1: no checkpoint written yet, so none can be "intact"
+    ckpt = tmp_path / "none_yet.pt"
+    with pytest.raises(FloatingPointError, match="at step 1") as err:
+        fit(make_model(), nan_after(0), Noisy(), steps=10, batch_size=8, checkpoint=ckpt, checkpoint_every=4,
+            device="cpu", progress=False)
+    assert not ckpt.exists()
+    assert "intact" not in str(err.value) and "No checkpoint was written yet" in str(err.value)
+    # NaN at step 6: the checkpoint of step 4 exists and is intact
+    ckpt = tmp_path / "written.pt"
+    with pytest.raises(FloatingPointError, match="at step 6") as err:
+        fit(make_model(), nan_after(5), Noisy(), steps=10, batch_size=8, checkpoint=ckpt, checkpoint_every=4,
+            device="cpu", progress=False)
+    assert ckpt.is_file() and f"The last checkpoint {ckpt} is intact" in str(err.value)
+    assert torch.load(ckpt, weights_only=True)["step"] == 4
+
+
+class RandomCrops(torch.utils.data.Dataset):
+    """Samples drawn like augmentation: a random crop (python, numpy) and noise (torch) per item.
+
+    At the ``interrupt_at``-th item read, after its random draws, a real SIGINT is sent to this
+    process (Ctrl-C); at the ``fail_at``-th it raises a RuntimeError instead (a crash or a kill:
+    no handler runs, only the periodic checkpoints are left).
+    """
+
+    def __init__(self, n=48, interrupt_at=None, fail_at=None):
+        self.images = torch.rand(n, 10, 10, generator=torch.Generator().manual_seed(2))
+        self.reads, self.interrupt_at, self.fail_at = 0, interrupt_at, fail_at
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        top, left = random.randint(0, 2), int(np.random.randint(0, 3))
+        x = self.images[i, top:top + 8, left:left + 8].flatten() + 0.05 * torch.randn(64)
+        self.reads += 1
+        if self.reads == self.interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        if self.reads == self.fail_at:
+            raise RuntimeError("the process died here")
+        return x, x[:4].sum(0, keepdim=True)
+
+
+def crops_run(ckpt, data):
+    random.seed(0)  # fit seeds torch; the python and numpy generators are the caller's
+    np.random.seed(0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 16), nn.Dropout(0.2), nn.ReLU(), nn.Linear(16, 1))
+    return fit(model, nn.functional.mse_loss, data, RandomCrops(8), steps=20, batch_size=8, lr=1e-2,
+               scheduler=sched, eval_every=5, checkpoint=ckpt, checkpoint_every=5, seed=3, device="cpu",
+               progress=False)
+
+
+def assert_same_weights(a, b):
+    for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(x, y), f"parameter {k} differs after resume"
+    assert [r["loss"] for r in a.history["train"]] == [r["loss"] for r in b.history["train"]]
+
+
+def test_sigint_while_a_batch_is_drawn_resumes_exactly(tmp_path):
+    """Ctrl-C in the middle of drawing a batch (random crops and noise already drawn): the resumed run
+    draws that batch again with the same random numbers and ends with the uninterrupted run's weights."""
+    full = crops_run(tmp_path / "full.pt", RandomCrops())
+    # read 107 = the 3rd item of step 14 (13 steps x 8 items before it), in the 3rd epoch (6 batches each)
+    part = crops_run(tmp_path / "part.pt", RandomCrops(interrupt_at=8 * 13 + 3))
+    assert part.interrupted and part.step == 13
+    resumed = crops_run(tmp_path / "part.pt", RandomCrops())
+    assert resumed.resumed_from == 13 and resumed.step == 20
+    assert_same_weights(full, resumed)
+    assert full.history["val"] == resumed.history["val"]
+
+
+def test_killed_run_resumes_exactly_from_its_last_periodic_checkpoint(tmp_path):
+    full = crops_run(tmp_path / "full.pt", RandomCrops())
+    with pytest.raises(RuntimeError, match="died"):
+        crops_run(tmp_path / "part.pt", RandomCrops(fail_at=8 * 17 + 5))  # in step 18; last checkpoint: step 15
+    assert torch.load(tmp_path / "part.pt", weights_only=True)["step"] == 15
+    resumed = crops_run(tmp_path / "part.pt", RandomCrops())
+    assert resumed.resumed_from == 15 and resumed.step == 20
+    assert_same_weights(full, resumed)
 
 
 def test_grad_clip_bounds_the_update():

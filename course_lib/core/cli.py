@@ -9,7 +9,24 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["run_benchmark", "run_command", "command_line", "set_threads"]
+__all__ = ["run_benchmark", "run_command", "command_line", "set_threads", "positive_int"]
+
+
+def positive_int(text) -> int:
+    """argparse ``type=`` for counts such as ``--limit N``: an int >= 1, or a usage error naming the flag.
+
+    One rule for every command line: ``--limit 0`` is an error (argparse prints it and exits with
+    status 2), not "no limit" -- leave the option out for that -- and not "no images".
+    """
+    import argparse
+
+    try:
+        n = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+    return n
 
 
 def command_line(prog: str, argv=None) -> str:

@@ -7,7 +7,10 @@ Conventions: a *tensor image* is a float tensor ``(C, H, W)`` (or a batch
   orientation (phones store portraits sideways plus a rotation tag), and
   converts palette, alpha (composited over a background), 16-bit and
   grayscale images to ``RGB`` or ``L``. A file that is not an image, or is
-  truncated, raises ``ValueError`` naming the file.
+  truncated, raises ``ValueError`` naming the file; one whose header claims
+  more pixels than PIL's safety limit (a decompression bomb) raises
+  :class:`ImageTooLargeError` (a ``ValueError``, so folder loaders skip and
+  count it like any unreadable file).
 * :func:`load_tensor` keeps the full precision of 16-bit files.
 * :func:`rgb_to_ycbcr` / :func:`ycbcr_to_rgb` use ITU-R BT.601 "studio swing"
   (Y in [16, 235]/255), the convention of MATLAB's ``rgb2ycbcr`` that the
@@ -26,7 +29,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "load_image", "load_tensor", "save_image", "to_tensor", "to_pil", "to_numpy",
-    "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y", "check_image_tensor", "IMAGE_EXTENSIONS",
+    "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y", "check_image_tensor", "check_finite", "IMAGE_EXTENSIONS",
+    "ImageTooLargeError",
 ]
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey bottom
@@ -41,6 +45,32 @@ def _describe(source) -> str:
     if isinstance(source, (bytes, bytearray)):
         return f"<{len(source)} bytes>"
     return getattr(source, "name", repr(source))
+
+
+class ImageTooLargeError(ValueError):
+    """An image file whose header claims more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` allows (x 2).
+
+    PIL refuses such files (``DecompressionBombError``) because a few kilobytes can claim
+    gigabytes of pixels; this says which file, what it claims and how to allow it on purpose.
+    """
+
+    @classmethod
+    def from_pil(cls, name: str, exc: BaseException) -> "ImageTooLargeError":
+        import re
+
+        tb = exc.__traceback__  # PIL's check holds the claimed (width, height) as ``size``
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        size = tb.tb_frame.f_locals.get("size") if tb is not None else None
+        numbers = [int(n) for n in re.findall(r"\d+", str(exc))]
+        if isinstance(size, tuple) and len(size) == 2 and all(isinstance(v, int) for v in size):
+            claim = f"{size[0]}x{size[1]} pixels ({size[0] * size[1]:,})"
+        else:
+            claim = f"{numbers[0]:,} pixels" if numbers else "too many pixels"
+        limit = numbers[1] if len(numbers) > 1 else None
+        return cls(f"{name} claims {claim}, more than PIL's safety limit"
+                   + (f" of {limit:,}" if limit else "") + " (a decompression bomb?); if the file is genuine, "
+                   "allow it deliberately: PIL.Image.MAX_IMAGE_PIXELS = None (or a larger number) before loading")
 
 
 def _open(source: Source) -> Image.Image:
@@ -61,6 +91,8 @@ def _open(source: Source) -> Image.Image:
     try:
         img = Image.open(fh)
         img.load()  # decode now so that truncation is caught here
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError.from_pil(name, exc) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"{name} is not a readable image ({type(exc).__name__}: {exc})") from None
     finally:
@@ -194,6 +226,19 @@ def check_image_tensor(x, name: str = "image", channels=None, batched=None) -> t
     return x
 
 
+def check_finite(x: torch.Tensor, name: str = "image") -> torch.Tensor:
+    """Raise ``ValueError`` naming ``name`` if ``x`` holds NaN or infinite values; return ``x``.
+
+    A NaN pixel would silently become black (``to_pil``) or a NaN metric; check once, at the entry.
+    """
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(torch.isinf(x).sum())
+        raise ValueError(f"{name} must be finite, found {n_nan} NaN and {n_inf} infinite value(s) "
+                         f"in a tensor of shape {tuple(x.shape)}")
+    return x
+
+
 def to_numpy(x: torch.Tensor) -> np.ndarray:
     """Tensor ``(C, H, W)`` -> float array ``(H, W, C)`` (``(H, W)`` if C == 1)."""
     check_image_tensor(x, "x", batched=False)
@@ -206,6 +251,7 @@ def to_pil(x: torch.Tensor) -> Image.Image:
     if isinstance(x, Image.Image):
         return x
     check_image_tensor(x, "x", channels=(1, 3), batched=False)
+    check_finite(x, "to_pil: x")
     arr = (x.detach().cpu().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
     arr = arr.permute(1, 2, 0).numpy()
     return Image.fromarray(arr[..., 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")

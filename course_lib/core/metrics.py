@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .images import rgb_to_y
+from .images import check_finite, rgb_to_y
 
 __all__ = ["psnr", "ssim", "mse"]
 
@@ -33,6 +33,9 @@ def _pair(pred, target, fn):
         if t.dim() not in (2, 3, 4):
             raise ValueError(f"{fn}: {name} must have shape (H, W), (C, H, W) or (N, C, H, W), "
                              f"got {tuple(t.shape)}")
+        if t.numel() == 0:
+            raise ValueError(f"{fn}: {name} is empty: shape {tuple(t.shape)}")
+        check_finite(t, f"{fn}: {name}")  # a NaN pixel would make the score NaN without a word
     if pred.shape != target.shape:
         raise ValueError(f"{fn}: pred and target must have the same shape, got "
                          f"{tuple(pred.shape)} and {tuple(target.shape)}")

@@ -12,18 +12,31 @@ the loss and the data; it does not write a loop of its own. The loop gives
 * checkpoints every ``checkpoint_every`` steps and at the end, written
   atomically, and **resume**: call :func:`fit` again with the same
   ``checkpoint`` path and it continues from the last checkpoint. On the CPU
-  with a fixed seed a resumed run ends with exactly the weights of an
-  uninterrupted one (the data order, the optimiser and scheduler state and
-  the random generators are all restored).
-* Ctrl-C (Jupyter's "interrupt kernel") is caught: the current state is saved
-  and :func:`fit` returns with ``result.interrupted`` set.
+  with a fixed seed (and ``num_workers=0``) a resumed run ends with exactly
+  the weights of an uninterrupted one (the data order, the optimiser and
+  scheduler state and the random generators are all restored).
+* Ctrl-C (Jupyter's "interrupt kernel") is caught: the state at the start of
+  the step it interrupted (or at the end of the step, if it came after the
+  update) is saved and :func:`fit` returns with ``result.interrupted`` set;
+  resuming from it is exact too. A run stopped without that chance (the
+  process killed, an exception) resumes from its last periodic checkpoint.
+* **run identity**: a run checkpoint records what defines its training
+  (model, loss, optimiser, learning rate, batch size, seed, ... and what the
+  caller adds in ``run_config``: the data, the schedule). Resuming with
+  other settings is refused with one line naming what differs, never a
+  silent reuse of another training's weights. A ``{run}`` in the checkpoint
+  path becomes a short hash of those settings, so that each training gets
+  its own file (the command lines' default run checkpoints use it).
 
 Training is counted in optimiser *steps*, not epochs: the data is cycled with a
 fresh shuffle each epoch, so budgets are the same whatever the dataset size.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import random
 import time
 import warnings
@@ -36,10 +49,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from .checkpoints import CheckpointError, atomic_save, check_state_dict, load_checkpoint
+from .checkpoints import CheckpointError, _jsonable, atomic_save, check_state_dict, load_checkpoint
 from .device import get_device
 
-__all__ = ["fit", "evaluate", "FitResult", "default_forward"]
+__all__ = ["fit", "evaluate", "FitResult", "default_forward", "data_fingerprint", "run_checkpoint_path"]
 
 CHECKPOINT_KIND = "course_lib.fit"
 
@@ -102,12 +115,13 @@ class _EpochSampler(Sampler):
 
 def _rng_state() -> dict:
     np_state = np.random.get_state()
+    py_state = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
         "numpy_pos": int(np_state[2]),
         "numpy_gauss": [int(np_state[3]), float(np_state[4])],
-        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
 
@@ -120,6 +134,152 @@ def _set_rng_state(state: Mapping) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --- run identity -------------------------------------------------------------------
+# A run checkpoint holds one training's state. Resuming it with other settings would
+# continue *another* training and save its weights under this one's name, so the
+# settings are recorded and compared (plain JSON values, flattened to "a.b" keys).
+
+def _run_config(model, loss_fn, opt, sched, *, batch_size, seed, shuffle, grad_clip, train_size, extra) -> dict:
+    """What defines a training run: what fit knows, then the caller's ``run_config``."""
+    group = opt.param_groups[0]
+    model_config = getattr(model, "config_dict", None)
+    shapes = ";".join(f"{k}{tuple(v.shape)}" for k, v in model.state_dict().items())
+    config = {
+        "model": type(model).__name__,
+        "model_config": model_config() if callable(model_config) else None,
+        "parameter_shapes": hashlib.sha256(shapes.encode()).hexdigest()[:8],
+        "loss": getattr(loss_fn, "__name__", type(loss_fn).__name__),
+        "optimizer": type(opt).__name__,
+        "lr": group.get("initial_lr", group["lr"]),  # a scheduler has already scaled group["lr"]
+        "weight_decay": group.get("weight_decay"),
+        "scheduler": type(sched).__name__ if sched is not None else None,
+        "batch_size": batch_size, "seed": seed, "shuffle": shuffle, "grad_clip": grad_clip,
+        "train_size": train_size,
+        **dict(extra or {}),
+    }
+    return _flatten(_jsonable(config))
+
+
+def _flatten(config: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _run_hash(config: Mapping) -> str:
+    """8 hex digits that change with any setting of the run."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+
+
+_ABSENT = object()
+
+
+def _check_run_config(stored, now: Mapping, path: Path) -> None:
+    """Raise a one-line :class:`CheckpointError` unless the checkpoint's run had the settings ``now``."""
+    fresh = "delete it, or pass another checkpoint path (--checkpoint), to train from scratch"
+    if not isinstance(stored, Mapping):
+        raise CheckpointError(f"checkpoint {path} does not record the settings of its training (it was written "
+                              f"by an older course_lib), so it cannot be resumed safely; {fresh}")
+
+    def show(value) -> str:  # in full up to 200 characters (paths differ at the end), else cut in the middle
+        text = "(not recorded)" if value is _ABSENT else repr(value)
+        return text if len(text) <= 200 else text[:120] + " ... " + text[-75:]
+
+    diffs = [f"{key}: {show(stored.get(key, _ABSENT))} in the checkpoint, {show(now.get(key, _ABSENT))} now"
+             for key in [*now, *(k for k in stored if k not in now)]
+             if stored.get(key, _ABSENT) != now.get(key, _ABSENT)]
+    if diffs:
+        raise CheckpointError(f"checkpoint {path} belongs to a different training ({'; '.join(diffs)}); {fresh}")
+
+
+def _existing_path(item) -> Path | None:
+    try:
+        return Path(item) if isinstance(item, (str, os.PathLike)) and Path(item).exists() else None
+    except (OSError, ValueError):  # a string that cannot be a path (too long, a NUL byte)
+        return None
+
+
+def data_fingerprint(source) -> str:
+    """A short description of training data that changes when the data does (for ``fit(run_config=...)``).
+
+    A folder: its path, its number of files and a hash of their sorted names and sizes (no file is
+    read, so it is cheap for 80k images); a file: its path and a hash of its name and size; tensors
+    and PIL images (alone, or in a list or dict): their number and a hash of the values; a string
+    that is not a path: itself. Anything else: its type and length.
+
+    Example::
+
+        >>> data_fingerprint({"a": torch.zeros(3, 8, 8)})
+        '1 tensor, beba550b'
+    """
+    from PIL import Image
+
+    h, counts = hashlib.sha256(), {"files": 0, "tensors": 0, "images": 0, "values": 0}
+
+    def feed(item) -> None:
+        path = _existing_path(item)
+        if path is not None:
+            files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+            for f in files:
+                h.update(f"{f.relative_to(path) if path.is_dir() else f.name}\0{f.stat().st_size}\n".encode())
+            counts["files"] += len(files)
+        elif isinstance(item, torch.Tensor):
+            t = item.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            counts["tensors"] += 1
+        elif isinstance(item, Image.Image):
+            h.update(f"{item.mode}{item.size}".encode())
+            h.update(item.tobytes())
+            counts["images"] += 1
+        elif isinstance(item, Mapping):
+            for key in sorted(item, key=str):
+                h.update(f"{key}\0".encode())
+                feed(item[key])
+        elif isinstance(item, (list, tuple)):
+            for value in item:
+                feed(value)
+        else:
+            h.update(repr(item).encode())
+            counts["values"] += 1
+
+    path = _existing_path(source)
+    if isinstance(source, (str, os.PathLike)) and path is None:
+        return str(source)
+    if not isinstance(source, (str, os.PathLike, torch.Tensor, Image.Image, Mapping, list, tuple)):
+        size = f" of {len(source)} items" if hasattr(source, "__len__") else ""
+        return f"{type(source).__name__}{size}"
+    feed(source)
+    what = ", ".join(f"{n} {kind if n != 1 else kind[:-1]}" for kind, n in counts.items() if n)
+    if path is not None:
+        what = f"{'folder' if path.is_dir() else 'file'} {path.resolve()} ({what})"
+    return f"{what}, {h.hexdigest()[:8]}"
+
+
+def run_checkpoint_path(checkpoint, out, default: str) -> Path:
+    """The run checkpoint of a unit's ``train`` command.
+
+    ``checkpoint`` (``--checkpoint``) when given, else ``<cache>/runs/<default>``. ``default``
+    should hold ``{run}`` (e.g. ``"espcn_x3_paper-{run}.ckpt"``): :func:`fit` replaces it with a
+    hash of the run's settings, so that another training starts afresh in its own file instead
+    of resuming this one. A ``--checkpoint`` that is the ``--out`` file is refused: the trained
+    weights would overwrite the run checkpoint (or the other way round).
+    """
+    if checkpoint is None:
+        from .datasets import cache_dir
+
+        return cache_dir() / "runs" / default
+    path = Path(checkpoint)
+    if out is not None and path.resolve() == Path(out).resolve():
+        raise CheckpointError(f"--checkpoint and --out are the same file {path}: the run checkpoint (for resuming) "
+                              "and the trained weights must be two files; pass another --checkpoint or leave it out")
+    return path
 
 
 def _make_optimizer(optimizer, model, lr):
@@ -229,6 +389,7 @@ def fit(
     callback: Callable[[int, dict], None] | None = None,
     progress: bool = True,
     desc: str = "train",
+    run_config: Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimiser steps; resume if ``checkpoint`` exists.
 
@@ -246,11 +407,24 @@ def fit(
     metrics: ``{name: fn(pred, target)}`` computed on the validation data.
     eval_every: validate every this many steps (and at the end). Default: steps // 10.
     checkpoint: file path; saved every ``checkpoint_every`` steps (default
-        ``eval_every``), at the end, and on Ctrl-C. Loaded when it exists.
+        ``eval_every``), at the end, and on Ctrl-C. Loaded when it exists, if
+        it was written by the same training (see ``run_config``). A ``{run}``
+        in the path is replaced by a short hash of the run's settings
+        (``result.checkpoint`` is the file used).
     grad_clip: clip the global gradient norm to this value.
     amp: float16 autocast + gradient scaling when on CUDA (ignored on CPU).
     forward: ``forward(model, batch, device) -> (pred, target)``.
     callback: ``callback(step, logs)`` after every step (raise to stop).
+    run_config: what else defines this training, as JSON-like values: the data
+        (e.g. :func:`data_fingerprint`), the loss's settings, and the number
+        of steps when the schedule depends on it. ``fit`` itself records the
+        model (class, ``config_dict()``, parameter shapes), the loss's name,
+        the optimiser and its ``lr`` and weight decay, the scheduler's class,
+        ``batch_size``, ``seed``, ``shuffle``, ``grad_clip`` and the size of
+        ``train_data``. Resuming a checkpoint whose settings differ raises a
+        :class:`~course_lib.core.checkpoints.CheckpointError` naming them.
+        (``steps`` alone is not recorded: with a schedule that does not depend
+        on it, a larger ``steps`` trains the same run longer.)
 
     Returns
     -------
@@ -272,7 +446,6 @@ def fit(
     checkpoint_every = checkpoint_every or eval_every
     device = get_device(device) if not isinstance(device, torch.device) else device
     use_amp = bool(amp and device.type == "cuda")
-    ckpt_path = Path(checkpoint) if checkpoint is not None else None
 
     # --- data -----------------------------------------------------------------
     own_loader = not isinstance(train_data, DataLoader)
@@ -313,18 +486,24 @@ def fit(
     step, epoch, position = 0, 0, 0
     history: dict[str, list] = {"train": [], "val": []}
     resumed_from = 0
+    config = _run_config(model, loss_fn, opt, sched, batch_size=batch_size, seed=seed, shuffle=shuffle,
+                         grad_clip=grad_clip, train_size=len(train_data), extra=run_config)
+    ckpt_path = Path(str(checkpoint).replace("{run}", _run_hash(config))) if checkpoint is not None else None
 
     if ckpt_path is not None and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, map_location=device)
         if ckpt.get("kind") != CHECKPOINT_KIND:
-            raise CheckpointError(f"checkpoint {ckpt_path} was not written by fit(); "
-                                  "pass another path or delete the file")
+            what = ("holds trained weights (save_pretrained's, like an --out file)" if "state_dict" in ckpt
+                    else "was not written by fit()")
+            raise CheckpointError(f"checkpoint {ckpt_path} {what}, not a run checkpoint of fit(); "
+                                  "pass another checkpoint path")
         if ckpt.get("model_class") != type(model).__name__:
             raise CheckpointError(
                 f"checkpoint {ckpt_path} holds a {ckpt.get('model_class')} but the model is a "
                 f"{type(model).__name__}; pass another checkpoint path or delete the file"
             )
         check_state_dict(model, ckpt["model"], source=f"checkpoint {ckpt_path}")
+        _check_run_config(ckpt.get("run_config"), config, ckpt_path)
         model.load_state_dict(ckpt["model"])
         try:
             opt.load_state_dict(ckpt["optimizer"])
@@ -341,19 +520,20 @@ def fit(
         if progress:
             print(f"fit: resumed from {ckpt_path} at step {step}/{steps}")
 
-    def save(reason: str) -> None:
+    def save(reason: str, rng: dict | None = None) -> None:
         if ckpt_path is None:
             return
         atomic_save({
             "kind": CHECKPOINT_KIND,
             "model_class": type(model).__name__,
+            "run_config": config,
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict() if sched is not None else None,
             "scaler": scaler.state_dict() if use_amp else None,
             "step": step, "epoch": epoch, "position": position,
             "history": history,
-            "rng": _rng_state(),
+            "rng": rng if rng is not None else _rng_state(),
             "reason": reason,
         }, ckpt_path)
 
@@ -366,17 +546,27 @@ def fit(
         return result
 
     def validate() -> dict:
-        row = {"step": step, **evaluate(model, val_data, loss_fn, metrics, device=device,
-                                          batch_size=batch_size, forward=forward, amp=amp)}
+        # Validation leaves the random generators as it found them: the training's random stream
+        # (and so its weights) does not depend on eval_every or on validation data that draws.
+        rng = _rng_state()
+        try:
+            row = {"step": step, **evaluate(model, val_data, loss_fn, metrics, device=device,
+                                              batch_size=batch_size, forward=forward, amp=amp)}
+        finally:
+            _set_rng_state(rng)
         history["val"].append(row)
         return row
 
     bar = tqdm(total=steps, initial=step, desc=desc, disable=not progress, dynamic_ncols=True)
     it = epoch_iter(epoch, position)
     t0, samples, running, consistent = time.perf_counter(), 0, None, True
+    top_rng: dict | None = None
     last_val: dict = {}
     try:
         while step < steps:
+            # The consistent point: a Ctrl-C from here until the update saves this random state,
+            # so the resumed run draws this step's batch (random crops, noise) and dropout again.
+            top_rng = _rng_state()
             batch = next(it, None)
             if batch is None:
                 epoch, position = epoch + 1, 0
@@ -387,11 +577,14 @@ def fit(
                 pred, target = forward(model, batch, device)
                 loss, logs = _split_loss(loss_fn(pred, target))
             if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"fit: the loss became {float(loss.detach())} at step {step + 1}; training stopped. "
-                    f"{'The last checkpoint ' + str(ckpt_path) + ' is intact. ' if ckpt_path else ''}"
-                    "Try a smaller learning rate or grad_clip."
-                )
+                if ckpt_path is None:
+                    kept = ""
+                elif ckpt_path.is_file():
+                    kept = f"The last checkpoint {ckpt_path} is intact. "
+                else:
+                    kept = f"No checkpoint was written yet (the first is due at step {checkpoint_every}). "
+                raise FloatingPointError(f"fit: the loss became {float(loss.detach())} at step {step + 1}; "
+                                         f"training stopped. {kept}Try a smaller learning rate or grad_clip.")
             lr_used = opt.param_groups[0]["lr"]
             consistent = False  # parameters are about to change
             opt.zero_grad(set_to_none=True)
@@ -404,7 +597,7 @@ def fit(
             if sched is not None:
                 sched.step()
             step, position = step + 1, position + 1
-            consistent = True
+            consistent, top_rng = True, None  # from here on the current state is the consistent one
             n = int(target.shape[0]) if isinstance(target, torch.Tensor) and target.dim() > 0 else batch_size
             samples += n
             value = float(loss.detach())
@@ -422,7 +615,7 @@ def fit(
     except KeyboardInterrupt:
         result.interrupted = True
         if ckpt_path is not None and consistent:
-            save("interrupted")
+            save("interrupted", rng=top_rng)
             print(f"fit: interrupted at step {step}; state saved to {ckpt_path}. "
                   "Call fit again with the same checkpoint to resume.")
         elif ckpt_path is not None:

@@ -43,7 +43,7 @@ not match) gives a one-line ``error: ...`` and exit status 2.
 """
 from __future__ import annotations
 
-from ..core.cli import run_benchmark, run_command, set_threads as _threads
+from ..core.cli import positive_int, run_benchmark, run_command, set_threads as _threads
 
 import argparse
 import json
@@ -92,14 +92,7 @@ def _pad_arg(text) -> float:
     return int(pad) if pad == int(pad) else pad
 
 
-def _positive(text) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}")
-    return n
+_positive = positive_int  # the one rule for counts (--limit, --steps, ...) of every unit's command line
 
 
 # ---------------------------------------------------------------------------
@@ -373,11 +366,13 @@ def cmd_train(args) -> int:
     import torch
 
     from ..core.checkpoints import as_stored, save_pretrained
-    from ..core.datasets import cache_dir
+    from ..core.training import run_checkpoint_path
     from .prdad import count_parameters
     from .train import train_network
 
     _threads(args.threads)
+    # the default run checkpoint is named after a hash of the run's settings: another training, another file
+    run_ckpt = run_checkpoint_path(args.checkpoint, args.out, f"phase_{Path(args.out).stem}-{{run}}.pt")
     noise = _noise_arg(args.noise)
     overrides = {k: v for k, v in (("hidden", args.hidden),) if v is not None}
     train_x, val_x, desc = _train_images(args.data, args.size, args.limit, args.val_images)
@@ -387,7 +382,6 @@ def cmd_train(args) -> int:
                          "images: pass --size")
     print(f"data: {desc}; {size}x{size} images, pad {args.pad:g}, noise {noise or 'none'}")
     out = Path(args.out)
-    run_ckpt = Path(args.checkpoint) if args.checkpoint else cache_dir() / "runs" / f"phase_{out.stem}.pt"
     t0 = time.perf_counter()
     model, result, ae_result = train_network(
         args.method, train_x, val_x, pad=args.pad, noise=noise, steps=args.steps, batch_size=args.batch_size,
@@ -396,7 +390,7 @@ def cmd_train(args) -> int:
         seed=args.seed, **overrides)
     print(f"model: {args.method}, {count_parameters(model):,} parameters ({model.config})")
     if result.interrupted:
-        print(f"interrupted at step {result.step}; run the same command again to resume from {run_ckpt}")
+        print(f"interrupted at step {result.step}; run the same command again to resume from {result.checkpoint}")
         return 130
     trained_on = str(next(model.parameters()).device)
     model = model.cpu().eval()

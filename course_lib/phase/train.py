@@ -104,13 +104,15 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     augment: probability of each augmentation (0: none). ae_steps: PR-DAD II's auto-encoder
     pre-training (default ``steps // 2``); sparsity: its L1 weight on the code. checkpoint: a run
     checkpoint path (the auto-encoder's goes next to it, ``*_autoencoder.pt``); calling again with
-    it resumes. ``overrides``: :class:`~course_lib.phase.prdad.PRConfig` fields (e.g. ``hidden=256``).
+    it and the same settings resumes, a checkpoint of other settings (data, pad, noise, ``steps``:
+    the cosine spans them, ...) is refused. ``overrides``: :class:`~course_lib.phase.prdad.PRConfig`
+    fields (e.g. ``hidden=256``).
 
     Returns ``(model, result, ae_result)``: the model (``fit``'s, eval mode not set), ``fit``'s result
     for the magnitude network and for the auto-encoder (None unless PR-DAD II). ``result.interrupted``
     tells whether it stopped early (Ctrl-C / the kernel's stop button).
     """
-    from ..core.training import fit
+    from ..core.training import data_fingerprint, fit
     from .data import Augment, PhaseDataset, parse_noise
     from .prdad import METHODS, AutoEncoderLoss, build_model
     from .wavelets import haar_packet
@@ -134,6 +136,7 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     torch.manual_seed(seed)
     model = build_model(method, size, pad, **overrides)
     run_ckpt = Path(checkpoint) if checkpoint is not None else None
+    data = data_fingerprint(train_x)  # with fit's own records, what defines each run (another one is refused)
     ae_result = None
     if method == "prdad2":
         ae = model.autoencoder
@@ -146,7 +149,9 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
                         checkpoint=run_ckpt.with_name(run_ckpt.stem + "_autoencoder" + run_ckpt.suffix)
                         if run_ckpt is not None else None,
                         scheduler=cosine_schedule(ae_steps), seed=seed, progress=progress, device=device,
-                        desc="auto-encoder")
+                        desc="auto-encoder", run_config={"data": data, "model_config": model.config.to_dict(),
+                                                         "sparsity": sparsity,
+                                                         "schedule": f"cosine to 0 over {ae_steps} steps"})
         if ae_result.interrupted:
             return model, ae_result, ae_result
         model.freeze_decoder()
@@ -163,7 +168,12 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     else:
         encode = None
     loss = PhaseLoss(encode, l1_weight=l1_weight, feature_weight=feature_weight)
+    run = {"data": data, "method": method, "model_config": model.config.to_dict(), "noise": noise,
+           "augment": float(augment), "loss_weights": {"l1": l1_weight, "feature": feature_weight},
+           "autoencoder": {"steps": ae_steps, "sparsity": sparsity} if method == "prdad2" else None,
+           "schedule": f"cosine to 0 over {steps} steps"}
     result = fit(model, loss, train_data, val_data, steps=steps, batch_size=batch_size, lr=lr,
                  eval_every=eval_every, checkpoint=run_ckpt, seed=seed, forward=forward_with_encoding,
-                 scheduler=cosine_schedule(steps), grad_clip=1.0, progress=progress, device=device, desc=method)
+                 scheduler=cosine_schedule(steps), grad_clip=1.0, progress=progress, device=device, desc=method,
+                 run_config=run)
     return result.model, result, ae_result

@@ -15,7 +15,7 @@ like the images, .png, 255 = person). ``predict`` writes a mask (or a portrait e
 """
 from __future__ import annotations
 
-from ..core.cli import command_line, run_benchmark, run_command, set_threads as _threads
+from ..core.cli import command_line, positive_int, run_benchmark, run_command, set_threads as _threads
 
 import argparse
 import json
@@ -47,11 +47,14 @@ def cmd_train(args) -> int:
 
     from ..core.checkpoints import as_stored, save_pretrained
     from ..core.datasets import DatasetUnavailableError, cache_dir
+    from ..core.training import data_fingerprint, run_checkpoint_path
     from .portraits import PortraitAugment, synthetic_portraits, train_val_split
     from .pspnet import PSPNet, pspnet
     from .train import TTA, PreloadedPortraits, evaluate_segmentation, train_segmentation
 
     _threads(args.threads)
+    # the default run checkpoint is named after a hash of the run's settings: another training, another file
+    run_ckpt = run_checkpoint_path(args.checkpoint, args.out, f"segmentation_{Path(args.out).stem}-{{run}}.pt")
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {args.workers}")
     if args.init and not Path(args.init).is_file():
@@ -60,6 +63,9 @@ def cmd_train(args) -> int:
     try:
         folder, desc = _folder(args.images, args.masks)
         train_set, val_set = train_val_split(folder, val_fraction=args.val_fraction, seed=0)
+        # only pairs that decode: the folder would serve a readable pair in place of a bad one
+        train_set, val_set = train_set.readable(limit=args.limit), val_set.readable()
+        skipped = {**train_set.skipped, **val_set.skipped}
         synthetic = False
     except DatasetUnavailableError as exc:
         if args.images is not None:
@@ -70,10 +76,12 @@ def cmd_train(args) -> int:
         n_val = max(1, len(data) // 7)
         train_set = torch.utils.data.Subset(data, range(n_val, len(data)))
         val_set = torch.utils.data.Subset(data, range(n_val))
-        desc, synthetic = f"{len(data)} synthetic portraits (synthetic_portraits, seed 0)", True
+        desc, synthetic, skipped = f"{len(data)} synthetic portraits (synthetic_portraits, seed 0)", True, {}
     if args.limit:
         train_set = torch.utils.data.Subset(train_set, range(min(args.limit, len(train_set))))
-    print(f"data: {desc}: {len(train_set)} for training, {len(val_set)} held out for validation")
+    print(f"data: {desc}: {len(train_set)} for training, {len(val_set)} held out for validation"
+          + (f"; {len(skipped)} unreadable pair(s) skipped (e.g. {', '.join(sorted(skipped)[:3])})"
+             if skipped else ""))
     augment = PortraitAugment(size, scale=(0.8, 1.25), rotate=args.rotate, jitter=(0.3, 0.3, 0.3),
                               blur_p=0.2) if not args.no_augment else None
     tag = "x".join(map(str, size))
@@ -93,15 +101,19 @@ def cmd_train(args) -> int:
     else:
         model = pspnet(args.preset, output_stride=args.output_stride) if args.output_stride else pspnet(args.preset)
     out = Path(args.out)
-    run_ckpt = args.checkpoint or str(cache_dir() / "runs" / f"segmentation_{out.stem}.pt")
+    # what defines the run besides train_segmentation's settings: the portraits as decoded, their augmentation,
+    # the starting weights
+    run = {"data": data_fingerprint([train_data.images, train_data.masks]),
+           "augment": None if augment is None else {"rotate": args.rotate},
+           "init": data_fingerprint(args.init) if args.init else None}
     t0 = time.perf_counter()
     result = train_segmentation(model, train_data, val_small, steps=args.steps, loss=args.loss,
                                 jaccard_weight=args.jaccard_weight, batch_size=args.batch_size, lr=args.lr,
                                 warmup=args.warmup, checkpoint=run_ckpt, eval_every=args.eval_every,
                                 seed=args.seed, checkpoint_every=args.checkpoint_every,
-                                num_workers=args.workers)
+                                num_workers=args.workers, run_config=run)
     if result.interrupted:
-        print(f"interrupted at step {result.step}; run the same command again to resume from {run_ckpt}")
+        print(f"interrupted at step {result.step}; run the same command again to resume from {result.checkpoint}")
         return 130
     trained_on = str(next(result.model.parameters()).device)
     model = result.model.cpu().eval()
@@ -116,7 +128,7 @@ def cmd_train(args) -> int:
     print(f"held-out with test-time augmentation (evaluate --tta): mean per-image IoU {tta['miou']:.4f}, "
           f"dataset IoU {tta['dataset_iou']:.4f}")
     meta = {"command": command_line("course_lib.segmentation", args.argv), "data": desc, "synthetic_data": synthetic,
-            "train_images": len(train_set), "val_images": len(val_set),
+            "train_images": len(train_set), "val_images": len(val_set), "skipped_unreadable": len(skipped),
             "validation_split": f"train_val_split(val_fraction={args.val_fraction}, seed=0): by a hash of each name",
             "steps": result.step, "input_size_hw": list(size), "batch_size": args.batch_size, "loss": args.loss,
             "jaccard_weight": args.jaccard_weight, "weights_used": getattr(model, "weights_used", None),
@@ -137,6 +149,8 @@ def cmd_evaluate(args) -> int:
     _threads(args.threads)
     model, sidecar = _model(args.checkpoint)
     folder, desc = _folder(args.images, args.masks)
+    # score only pairs that decode: the folder would serve a readable pair in place of a bad one
+    folder = folder.readable(limit=args.limit, progress=not args.json)
     size = tuple(args.size) if args.size else tuple(sidecar.get("input_size_hw") or ()) or None
     tta = TTA if args.tta else {"scales": (1.0,), "flip": False}
     t0 = time.perf_counter()
@@ -145,13 +159,15 @@ def cmd_evaluate(args) -> int:
               "input_size_hw": list(size) if size else None,
               "tta": f"scales {list(tta['scales'])}, flip {tta['flip']}" if args.tta else "none", "n": metrics["n"],
               "mean_per_image_iou": metrics["miou"], "dataset_iou": metrics["dataset_iou"],
-              "pixel_accuracy": metrics["pixel_accuracy"], "seconds": round(time.perf_counter() - t0, 2)}
+              "pixel_accuracy": metrics["pixel_accuracy"], "n_skipped": len(folder.skipped),
+              "seconds": round(time.perf_counter() - t0, 2)}
     if folder.skipped:
         result["skipped"] = dict(folder.skipped)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{desc}: {metrics['n']} portraits")
+        print(f"{desc}: {metrics['n']} portraits" + (f" ({len(folder.skipped)} unreadable pair(s) skipped)"
+                                                      if folder.skipped else ""))
         print(f"mean per-image IoU {metrics['miou']:.4f} | dataset IoU {metrics['dataset_iou']:.4f} | "
               f"pixel accuracy {metrics['pixel_accuracy']:.4f}")
         print(folder.report())
@@ -211,8 +227,8 @@ def main(argv=None) -> int:
     t.add_argument("--rotate", type=float, default=10.0, help="augmentation: rotation range in degrees")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--val-fraction", type=float, default=0.15)
-    t.add_argument("--val-limit", type=int, default=64, help="portraits in the periodic validation")
-    t.add_argument("--limit", type=int, default=None, help="train on at most this many portraits")
+    t.add_argument("--val-limit", type=positive_int, default=64, help="portraits in the periodic validation")
+    t.add_argument("--limit", type=positive_int, default=None, help="train on at most this many portraits")
     t.add_argument("--synthetic", type=int, default=512, help="synthetic portraits when no real ones exist")
     t.add_argument("--eval-every", type=int, default=500)
     t.add_argument("--checkpoint-every", type=int, default=250)
@@ -231,7 +247,7 @@ def main(argv=None) -> int:
     e.add_argument("--checkpoint", default=None, help="default: the shipped checkpoint")
     e.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="network input size (default: the checkpoint's training size)")
-    e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--limit", type=positive_int, default=None)
     e.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average the logits at 1x and 1.25x the input size, each mirrored "
                         "too (about 5x slower)")

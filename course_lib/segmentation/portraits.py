@@ -81,7 +81,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..core import datasets as _datasets
-from ..core.images import IMAGE_EXTENSIONS, check_image_tensor, load_tensor
+from ..core.images import IMAGE_EXTENSIONS, ImageTooLargeError, check_image_tensor, load_tensor
 
 __all__ = [
     "load_mask", "PortraitFolder", "train_val_split", "PortraitAugment",
@@ -116,6 +116,8 @@ def _open_pil(path: Path) -> Image.Image:
         with open(path, "rb") as fh:
             img = Image.open(fh)
             img.load()  # decode now, so that a truncated file fails here
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError.from_pil(str(path), exc) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable image ({type(exc).__name__}: {exc})") from None
     try:
@@ -538,6 +540,8 @@ def _image_size(path: Path) -> Tuple[int, int]:
         with Image.open(path) as img:
             w, h = img.size
             orientation = img.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError.from_pil(str(path), exc) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable image ({type(exc).__name__}: {exc})") from None
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
@@ -818,6 +822,57 @@ class PortraitFolder(Dataset):
                 except (ValueError, OSError) as exc:
                     self.skipped[stem] = str(exc)
         return self.report()
+
+    def readable(self, limit: Optional[int] = None, progress: bool = False) -> "PortraitFolder":
+        """The pairs that decode, in order (at most ``limit`` of them), as a :meth:`subset`.
+
+        ``__getitem__`` serves the next readable pair in place of an unreadable one, so that an
+        epoch never stops; to *count* pairs (evaluation, a training set's size, a sidecar) use
+        this view instead, where every index is a distinct readable pair. Each pair is decoded
+        once here; the unreadable ones are skipped with one warning and listed in the view's
+        ``skipped`` (stem -> reason). A mask whose size differs from its image still raises
+        :class:`MaskSizeError` (a data error to fix, not a bad file).
+        """
+        from tqdm.auto import tqdm
+
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"PortraitFolder.readable: limit must be an int >= 1 or None, got {limit!r}")
+        if getattr(self, "all_readable", False) and (limit is None or limit >= len(self.pairs)):
+            return self  # already such a view: every pair decoded once
+        keep = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for k in tqdm(range(len(self.pairs)), desc="checking pairs", disable=not progress, leave=False):
+                if limit is not None and len(keep) >= limit:
+                    break
+                stem = self.pairs[k][0]
+                if stem in self.skipped:
+                    continue
+                try:
+                    self._load(k)
+                except MaskSizeError:
+                    raise
+                except (ValueError, OSError) as exc:
+                    self.skipped[stem] = str(exc)
+                    continue
+                keep.append(stem)
+        if self.skipped:
+            warnings.warn(f"PortraitFolder: skipped {len(self.skipped)} unreadable pair(s) of {len(self.pairs)} "
+                          f"(e.g. {_examples(f'{k}: {v}' for k, v in self.skipped.items())})", stacklevel=2)
+        if not keep and self.pairs:
+            raise ValueError(f"PortraitFolder: none of the {len(self.pairs)} pairs is readable "
+                             f"(images {self.image_dir}, masks {self.mask_dir})"
+                             + (f": {_examples(f'{k}: {v}' for k, v in self.skipped.items())}"
+                                if self.skipped else ""))
+        out = self.subset(keep)
+        kept = set(keep)
+        out.skipped = dict(self.skipped)
+        out.empty_masks = self.empty_masks & kept
+        out.full_masks = self.full_masks & kept
+        out.thresholded_masks = self.thresholded_masks & kept
+        out._seen = self._seen & kept
+        out.all_readable = True
+        return out
 
     def report(self) -> str:
         """A summary: pairs, unmatched files, skipped files, empty/full and thresholded masks."""

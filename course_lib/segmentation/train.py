@@ -121,6 +121,10 @@ class PreloadedPortraits(Dataset):
             if not (hasattr(source, "__getitem__") and hasattr(source, "__len__")):
                 raise TypeError(f"PreloadedPortraits: source must be a dataset of (image, mask) pairs or a pair of "
                                 f"tensors, got {type(source).__name__}")
+            from .portraits import PortraitFolder
+
+            if isinstance(source, PortraitFolder):  # distinct readable pairs, never a stand-in for a bad one
+                source = source.readable(limit=limit)
             n = len(source) if limit is None else min(limit, len(source))
             items = (source[i] for i in range(n))
         if n == 0:
@@ -214,14 +218,16 @@ def train_segmentation(model: torch.nn.Module, train_data, val_data=None, *, ste
                        jaccard_weight: float = 0.5, aux_weight: float = 0.4, batch_size: int = 8,
                        lr: float = 1e-3, weight_decay: float = 1e-4, warmup: int = 0, checkpoint=None,
                        eval_every: Optional[int] = None, seed: int = 0, progress: bool = True, device=None,
-                       **fit_kwargs):
+                       run_config=None, **fit_kwargs):
     """Train a binary segmentation network (logits ``(N, 1, H, W)``) with :func:`core.training.fit`.
 
     AdamW (``lr``, ``weight_decay``) with :func:`poly_schedule`; the loss from
     :func:`make_loss`; validation reports the loss and ``miou`` (mean per-image
     IoU at threshold 0.5 at the training resolution -- use
     :func:`evaluate_segmentation` for the masks' own resolution). Calling again
-    with the same ``checkpoint`` resumes. Returns ``fit``'s ``FitResult``.
+    with the same ``checkpoint`` and settings resumes; a checkpoint of other settings
+    (loss, lr, ``steps``: the poly schedule spans them, ...; ``run_config`` adds the
+    caller's, e.g. the data) is refused. Returns ``fit``'s ``FitResult``.
     """
     from ..core.training import fit
 
@@ -229,10 +235,12 @@ def train_segmentation(model: torch.nn.Module, train_data, val_data=None, *, ste
         raise TypeError(f"train_segmentation: model must be an nn.Module, got {type(model).__name__}")
     loss_fn = make_loss(loss, jaccard_weight=jaccard_weight, aux_weight=aux_weight)
     optimizer = lambda params: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)  # noqa: E731
+    run = {"loss_weights": {"jaccard": jaccard_weight, "aux": aux_weight},
+           "schedule": f"poly over {steps} steps, warm-up {warmup}", **dict(run_config or {})}
     return fit(model, loss_fn, train_data, val_data, steps=steps, batch_size=batch_size, lr=lr,
                optimizer=optimizer, scheduler=poly_schedule(steps, warmup=warmup),
                metrics={"miou": _iou_metric}, eval_every=eval_every, checkpoint=checkpoint, seed=seed,
-               progress=progress, device=device, desc=f"segmentation ({loss})", **fit_kwargs)
+               progress=progress, device=device, desc=f"segmentation ({loss})", run_config=run, **fit_kwargs)
 
 
 #: Test-time augmentation of ``evaluate --tta``: both mirror images at the training size and 1.25x it.
@@ -306,7 +314,15 @@ def evaluate_segmentation(model: torch.nn.Module, data, *, size=None, threshold:
     (an empty mask predicted empty counts as IoU 1). ``scales``, ``flip``:
     test-time augmentation, see :func:`predict_logits`.
     """
+    from .portraits import PortraitFolder
+
     scales, flip = _check_tta(scales, flip, "evaluate_segmentation")
+    skipped = 0
+    if isinstance(data, PortraitFolder):
+        # Score only pairs that decode: the folder's __getitem__ serves the next readable pair in
+        # place of an unreadable one (so that training never stops), which would count it twice.
+        data = data.readable(limit=limit)
+        skipped = len(data.skipped)
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         images, masks = data
         n = images.shape[0]
@@ -337,6 +353,7 @@ def evaluate_segmentation(model: torch.nn.Module, data, *, size=None, threshold:
         per_image.append(float(iou(logits, mask, from_logits=True, threshold=threshold)[0]))
     result = meter.compute()
     result["per_image"] = per_image
+    result["n_skipped"] = skipped  # unreadable pairs left out of the scores
     return result
 
 

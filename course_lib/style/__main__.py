@@ -15,7 +15,7 @@ with per-layer normalisation; every command prints which weights it used.
 """
 from __future__ import annotations
 
-from ..core.cli import command_line, run_benchmark, run_command, set_threads as _threads
+from ..core.cli import command_line, positive_int, run_benchmark, run_command, set_threads as _threads
 
 import argparse
 import sys
@@ -48,6 +48,13 @@ def cmd_stylize(args) -> int:
 
 def _content_images(args):
     """The training photos: a folder, a COCO subset (online), or the offline photos."""
+    from .fast import STYLE_LAYERS
+    from .features import min_input_side
+
+    need = min_input_side(STYLE_LAYERS, "vgg16")  # the loss network's poolings; TransformerNet takes any size
+    if args.size < need:
+        raise ValueError(f"train: --size {args.size} is too small: the VGG16 loss network pools "
+                         f"{need.bit_length() - 1} times before {STYLE_LAYERS[-1]}, so crops need >= {need} pixels")
     if args.images and args.coco:
         raise ValueError("train: give --images DIR or --coco N, not both")
     if args.images:
@@ -75,12 +82,14 @@ def _content_images(args):
 
 def cmd_train(args) -> int:
     from ..core.checkpoints import save_pretrained
-    from ..core.datasets import cache_dir
     from ..core.images import load_tensor
+    from ..core.training import run_checkpoint_path
     from .fast import TransformerNet, train_fast
     from .gatys import as_rgb
 
     _threads(args.threads)
+    # the default run checkpoint is named after a hash of the run's settings: another training, another file
+    run_ckpt = run_checkpoint_path(args.checkpoint, args.out, f"fast_style_{Path(args.out).stem}-{{run}}.pt")
     content, content_desc = _content_images(args)
     style = as_rgb(load_tensor(args.style), "style")
     if max(style.shape[-2:]) > args.style_size:
@@ -96,24 +105,27 @@ def cmd_train(args) -> int:
     features = VGGFeatures(layers=list(STYLE_LAYERS), arch="vgg16", weights="auto")
     print(f"loss network: VGG16, {features.weights_used} weights")
     out = Path(args.out)
-    run_ckpt = args.checkpoint or str(cache_dir() / "runs" / f"fast_style_{out.stem}.pt")
     t0 = time.perf_counter()
     result = train_fast(content, style, size=args.size, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         content_weight=args.content_weight, style_weight=args.style_weight,
                         tv_weight=args.tv_weight, width=args.width, seed=args.seed, checkpoint=run_ckpt,
                         checkpoint_every=args.checkpoint_every, features=features)
     if result.interrupted:
-        print(f"interrupted at step {result.step}; run the same command again to resume from {run_ckpt}")
+        print(f"interrupted at step {result.step}; run the same command again to resume from {result.checkpoint}")
         return 130
     model = result.model
     meta = {"command": command_line("course_lib.style", args.argv), "data": content_desc, "style": str(args.style),
             "steps": result.step, "size": args.size, "batch_size": args.batch_size,
             "loss_weights": {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight},
+            "skipped_unreadable": len(result.extra.get("skipped", {})),
             "loss_network_weights": features.weights_used, "final_train_loss": result.history["train"][-1]["loss"]
             if result.history.get("train") else None,
             "seconds": round(time.perf_counter() - t0, 1)}
     save_pretrained(out, model, arch=TransformerNet.arch, config=model.config_dict(), meta=meta)
     print(f"wrote {out} (+ {out.name}.json) after {result.step} steps")
+    if meta["skipped_unreadable"]:
+        print(f"skipped {meta['skipped_unreadable']} unreadable content image(s): "
+              + "; ".join(list(result.extra["skipped"].values())[:3]))
     return 0
 
 
@@ -162,7 +174,8 @@ def main(argv=None) -> int:
     t.add_argument("--style", required=True, help="the style image")
     t.add_argument("--out", required=True, help="where to save the weights (+ .json sidecar)")
     t.add_argument("--images", default=None, help="folder of content photos (default: the offline photos)")
-    t.add_argument("--coco", type=int, default=None, help="train on the first N COCO val2017 images (downloads)")
+    t.add_argument("--coco", type=positive_int, default=None,
+                   help="train on the first N COCO val2017 images (downloads)")
     t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--size", type=int, default=256, help="side of the random content crops")
     t.add_argument("--style-size", type=int, default=512, help="longer side the style image is resized to")

@@ -259,9 +259,9 @@ class StyleContentData(Dataset):
     """Random ``size × size`` crops (and horizontal flips) of content images, as ``(x, x)``.
 
     ``images`` is a list/tuple of tensors ``(3, H, W)`` in [0, 1], a dict
-    ``name -> tensor``, or a folder (path) of image files. A folder is listed
-    on first use and each file is read when a crop of it is asked for, so a
-    folder of 80k COCO images costs no memory. An image smaller than ``size``
+    ``name -> tensor``, a folder (path) of image files or a list of image file
+    paths. A folder is listed on first use and each file is read when a crop of
+    it is asked for, so a folder of 80k COCO images costs no memory. An image smaller than ``size``
     is first scaled up (bilinear) so that its short side is ``size``.
 
     ``length`` is the number of crops per epoch (default: one per image);
@@ -271,6 +271,11 @@ class StyleContentData(Dataset):
 
     The pair ``(x, x)`` lets ``core.training.fit``'s default forward return
     ``(model(x), x)``: prediction and content target for :class:`PerceptualLoss`.
+
+    A file that cannot be read (not an image, truncated, a decompression bomb) is
+    skipped with a warning and counted (``dataset.skipped``: path -> reason, per
+    process); the next readable image stands in, so training never stops on one bad
+    file (as in the super-resolution and segmentation units).
     """
 
     def __init__(self, images, size: int = 256, *, length: int | None = None, flip: bool = True):
@@ -282,11 +287,16 @@ class StyleContentData(Dataset):
         self._folder: Path | None = None
         self._files: list[Path] | None = None
         self._tensors: list[torch.Tensor] | None = None
+        self.skipped: dict[str, str] = {}
         if isinstance(images, (str, os.PathLike)):
             folder = Path(images)
             if not folder.is_dir():
                 raise FileNotFoundError(f"StyleContentData: folder {folder} does not exist")
             self._folder = folder
+        elif (isinstance(images, (list, tuple)) and images
+              and all(isinstance(p, (str, os.PathLike)) for p in images)):  # image files (e.g. a COCO subset)
+            self._files = [Path(p) for p in images]
+            self._folder = self._files[0].parent
         else:
             if isinstance(images, Mapping):
                 items = list(images.items())
@@ -326,7 +336,19 @@ class StyleContentData(Dataset):
             return self._tensors[k]
         from ..core.images import load_tensor
 
-        return load_tensor(self._list()[k], mode="RGB")
+        files = self._list()
+        for attempt in range(len(files)):
+            path = files[(k + attempt) % len(files)]
+            if str(path) in self.skipped:
+                continue
+            try:
+                return load_tensor(path, mode="RGB")  # ValueError naming the file when unreadable
+            except (ValueError, OSError) as exc:
+                self.skipped[str(path)] = str(exc)
+                warnings.warn(f"StyleContentData: skipping unreadable image ({len(self.skipped)} skipped so far): "
+                              f"{exc}", stacklevel=3)
+        raise ValueError(f"StyleContentData: none of the {len(files)} image files in {self._folder} is readable: "
+                         + "; ".join(list(self.skipped.values())[:3]))
 
     def __getitem__(self, i: int):
         if not 0 <= i < len(self):
@@ -430,6 +452,7 @@ class PerceptualLoss(nn.Module):
             raise ValueError("PerceptualLoss: no style image given")
         grams: dict[str, list[torch.Tensor]] = {k: [] for k in style_layers}
         device = _module_device(features)
+        min_side = getattr(features, "min_side", None)  # VGGFeatures knows how often it pools
         with torch.no_grad():
             for i, s in enumerate(styles):
                 if isinstance(s, torch.Tensor) and s.dim() == 4:
@@ -437,6 +460,10 @@ class PerceptualLoss(nn.Module):
                 else:
                     batch = [_check_rgb(s, "PerceptualLoss: style image" + (f" {i}" if len(styles) > 1 else ""))]
                 for t in batch:
+                    if isinstance(min_side, int) and min(t.shape[-2:]) < min_side:
+                        raise ValueError(f"PerceptualLoss: the style image is {t.shape[-1]}x{t.shape[-2]} pixels; "
+                                         f"each side needs >= {min_side} pixels for the loss network "
+                                         f"(it pools {min_side.bit_length() - 1} time(s) before its deepest layer)")
                     feats = self._features(t[None].float().to(device))
                     for k in style_layers:
                         grams[k].append(_gram(feats[k])[0])
@@ -508,14 +535,16 @@ def train_fast(content_images, style_image, *, size: int = 256, steps: int, batc
     a tensor ``(3, H, W)`` (used at its own size) or what :class:`PerceptualLoss`
     takes. ``features`` defaults to ``VGGFeatures(layers=[relu1_2, relu2_2,
     relu3_3, relu4_3], arch="vgg16", weights="auto")``. ``checkpoint``: a path;
-    calling again with the same path resumes (``fit``'s feature). Other
-    keywords (``eval_every``, ``checkpoint_every``, ``grad_clip``, ``callback``,
-    ...) go to ``fit``.
+    calling again with the same path and settings resumes (``fit``'s feature; a
+    larger ``steps`` trains longer), a checkpoint of other settings (content or
+    style images, loss weights, width, lr, ...) is refused. Other keywords
+    (``eval_every``, ``checkpoint_every``, ``grad_clip``, ``callback``, ...) go to ``fit``.
 
-    Returns ``fit``'s :class:`FitResult`; ``result.model`` is the trained net
-    and ``result.extra["config"]`` its config dict.
+    Returns ``fit``'s :class:`FitResult`; ``result.model`` is the trained net,
+    ``result.extra["config"]`` its config dict and ``result.extra["skipped"]`` the
+    unreadable content files skipped (path -> reason).
     """
-    from ..core.training import fit
+    from ..core.training import data_fingerprint, fit
 
     if isinstance(content_images, Dataset) and not isinstance(content_images, StyleContentData):
         data = content_images
@@ -529,6 +558,11 @@ def train_fast(content_images, style_image, *, size: int = 256, steps: int, batc
         from .features import VGGFeatures
 
         features = VGGFeatures(layers=list(STYLE_LAYERS), arch="vgg16", weights="auto")
+    min_side, crop = getattr(features, "min_side", None), getattr(data, "size", None)
+    if isinstance(min_side, int) and isinstance(crop, int) and crop < min_side:
+        raise ValueError(f"train_fast: crops of {crop}x{crop} pixels are too small for the loss network: it pools "
+                         f"{min_side.bit_length() - 1} time(s) before its deepest layer, so each side needs "
+                         f">= {min_side} pixels (the TransformerNet itself takes any size)")
     loss_fn = PerceptualLoss(features, style_image, content_weight=content_weight,
                              style_weight=style_weight, tv_weight=tv_weight)
     if model is None:
@@ -538,10 +572,19 @@ def train_fast(content_images, style_image, *, size: int = 256, steps: int, batc
         raise TypeError(f"train_fast: model must be a TransformerNet, got {type(model).__name__}")
     if device is not None:
         fit_kwargs["device"] = device
+    # what defines the run besides what fit records (no schedule here: more steps train the same run longer)
+    content = content_images
+    if isinstance(content, StyleContentData):
+        content = content._tensors if content._tensors is not None else content._list()
+    run = {"content": data_fingerprint(content), "crop": getattr(data, "size", None),
+           "style": data_fingerprint(style_image),
+           "loss_weights": {"content": content_weight, "style": style_weight, "tv": tv_weight},
+           "loss_network": getattr(features, "weights_used", type(features).__name__)}
     result = fit(model, loss_fn, data, steps=steps, batch_size=batch_size, lr=lr, checkpoint=checkpoint,
-                 seed=seed, progress=progress, desc="fast style", **fit_kwargs)
+                 seed=seed, progress=progress, desc="fast style", run_config=run, **fit_kwargs)
     result.extra["config"] = model.config_dict()
     result.extra["arch"] = TransformerNet.arch
+    result.extra["skipped"] = dict(getattr(data, "skipped", {}))  # unreadable content files (this process)
     return result
 
 

@@ -51,7 +51,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["VGGFeatures", "layer_names", "MEAN", "STD", "ARCHS"]
+__all__ = ["VGGFeatures", "layer_names", "min_input_side", "MEAN", "STD", "ARCHS"]
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -85,6 +85,21 @@ def layer_names(arch: str = "vgg19") -> list[str]:
             names += [f"conv{b}_{i}", f"relu{b}_{i}"]
         names.append(f"pool{b}")
     return names
+
+
+def min_input_side(layers: Iterable[str], arch: str = "vgg19") -> int:
+    """The smallest image side (pixels) that reaches every layer of ``layers``: ``2 ** poolings``.
+
+    Each 2x2 pooling on the way halves the side (rounding down); a side that reaches 0 fails.
+    VGG19 down to ``conv5_1`` (Gatys' style layers): 16; VGG16 down to ``relu4_3`` (Johnson's): 8.
+
+    >>> min_input_side(["conv4_2", "conv5_1"]), min_input_side(["relu4_3"], "vgg16")
+    (16, 8)
+    """
+    names = layer_names(arch)
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    deepest = max(names.index(n) for n in layers)
+    return 2 ** sum(n.startswith("pool") for n in names[: deepest + 1])
 
 
 def _build(arch: str, pooling: str) -> nn.Sequential:
@@ -223,6 +238,11 @@ class VGGFeatures(nn.Module):
         self.eval()
         if verbose:
             print(f"VGGFeatures({arch}, {pooling} pooling): using {self.weights_used} weights -- {reason}")
+
+    @property
+    def min_side(self) -> int:
+        """The smallest image side the requested layers can be computed for (see :func:`min_input_side`)."""
+        return min_input_side(self.layers, self.arch)
 
     def train(self, mode: bool = True):  # frozen: always in eval mode
         return super().train(False)

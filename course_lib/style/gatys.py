@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from ..core.device import get_device
 from ..core.images import check_image_tensor, load_tensor, rgb_to_y, to_tensor
-from .features import VGGFeatures, layer_names
+from .features import VGGFeatures, layer_names, min_input_side
 from .losses import (content_loss, gram_matrix, luminance_only, match_color_statistics, style_loss,
                      style_targets, total_variation)
 
@@ -176,6 +176,9 @@ def stylize(content, style, *, size: int = 256, steps: int = 300, optimizer: str
     device = get_device(device) if features is None else next(features.buffers()).device
 
     needed = content_layers + style_layers
+    content = as_rgb(content, "content").to(device)  # the images first: a bad file fails before VGG is built
+    styles = style if isinstance(style, (list, tuple)) else [style]
+    styles = [as_rgb(s, f"style[{i}]").to(device) for i, s in enumerate(styles)]
     if features is None:
         features = VGGFeatures(needed, weights=weights, pooling="avg", seed=seed).to(device)
     else:
@@ -185,10 +188,13 @@ def stylize(content, style, *, size: int = 256, steps: int = 300, optimizer: str
                              f"build VGGFeatures({list(needed)!r}, ...)")
 
     deepest = max(layer_names(features.arch).index(n) for n in needed)
-    min_side = 2 ** sum(n.startswith("pool") for n in layer_names(features.arch)[:deepest])
-    content = as_rgb(content, "content").to(device)
-    styles = style if isinstance(style, (list, tuple)) else [style]
-    styles = [as_rgb(s, f"style[{i}]").to(device) for i, s in enumerate(styles)]
+    min_side = min_input_side(needed, features.arch)
+    for name, img in (("content", content), *((f"style[{i}]", s) for i, s in enumerate(styles))):
+        # blown up from a few pixels, an image holds nothing for the layers to match
+        if min(img.shape[-2:]) < min_side:
+            raise ValueError(f"stylize: the {name} image is {img.shape[-1]}x{img.shape[-2]} pixels; each side needs "
+                             f">= {min_side} pixels (VGG pools {min_side.bit_length() - 1} time(s) before "
+                             f"{layer_names(features.arch)[deepest]})")
     notes = []
     if preserve_color == "histogram":
         styles = [match_color_statistics(s, content) for s in styles]
@@ -241,7 +247,8 @@ def stylize(content, style, *, size: int = 256, steps: int = 300, optimizer: str
                 x0 = c_img[None].clone() if init == "content" else torch.rand((1, 3) + hw, generator=gen).to(device)
             else:
                 x0 = F.interpolate(x, size=hw, mode="bilinear", align_corners=False).clamp(0, 1)
-            x = x0.detach().clone().requires_grad_(True)
+            # contiguous: LBFGS flattens the gradient with view(), which a channels-last layout refuses
+            x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
             last_good = x.detach().clone()
             if optimizer == "lbfgs":
                 opt = torch.optim.LBFGS([x], lr=1.0 if lr is None else lr, max_iter=1, history_size=50,

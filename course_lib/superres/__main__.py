@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.cli import run_benchmark, run_command
+from ..core.cli import positive_int, run_benchmark, run_command
 
 
 def _images(folder):
@@ -57,11 +57,14 @@ def _train_images(folders, gray: bool, add_offline: bool = False, limit=None):
 
 def cmd_train(args) -> int:
     from ..core.checkpoints import save_pretrained
-    from ..core.datasets import cache_dir
+    from ..core.training import run_checkpoint_path
     from .evaluate import evaluate_images, sr_methods
     from .models import DeblockThenSR
     from .train import train_deblock, train_espcn
 
+    # the default run checkpoint is named after a hash of the run's settings: another training, another file
+    run_ckpt = run_checkpoint_path(args.checkpoint, args.out, "deblock-{run}.ckpt" if args.deblock
+                                   else f"espcn_x{args.scale}_{args.arch}-{{run}}.ckpt")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.workers < 0:
@@ -70,8 +73,6 @@ def cmd_train(args) -> int:
     train_imgs, train_desc = _train_images(args.images, gray=not args.rgb_only, add_offline=args.add_offline,
                                            limit=args.limit)
     holdout, hold_desc = _images(args.eval_images)
-    run_ckpt = Path(args.checkpoint) if args.checkpoint else cache_dir() / "runs" / (
-        f"deblock.ckpt" if args.deblock else f"espcn_x{args.scale}_{args.arch}.ckpt")
     t0 = time.time()
     if args.deblock:
         res = train_deblock(train_imgs, quality=tuple(args.quality), scale=args.scale, val_images=holdout,
@@ -83,7 +84,7 @@ def cmd_train(args) -> int:
                           lr=args.lr or 1e-3, loss=args.loss, degradation=args.degradation,
                           checkpoint=run_ckpt, seed=args.seed, icnr=args.icnr, num_workers=args.workers)
     if res.interrupted:
-        print(f"interrupted; rerun the same command to resume from {run_ckpt}")
+        print(f"interrupted; rerun the same command to resume from {res.checkpoint}")
         return 130
     trained_on = str(next(res.model.parameters()).device)
     model = res.model.cpu().eval()
@@ -154,7 +155,12 @@ def cmd_upscale(args) -> int:
 
     img = load_image(args.input)
     model = pretrained(args.scale)
-    out = upscale(model, img, optimized=True)  # the fast CPU path; same result to 1e-4
+    try:  # large photos go block by block (inference.LARGE_OUTPUT_PIXELS): the memory is the two images
+        out = upscale(model, img, optimized=True)  # the fast CPU path; same result to 1e-4
+    except MemoryError:
+        w, h = img.size[0] * model.scale, img.size[1] * model.scale
+        raise OSError(f"upscale: not enough memory for the {w}x{h} result of {args.input} "
+                      f"({4 * w * h / 1e9:.1f} GB as 8-bit RGB); use a smaller image or --scale") from None
     save_image(out, args.output)
     print(f"{args.input} {img.size[0]}x{img.size[1]} -> {args.output} {out.size[0]}x{out.size[1]} (ESPCN x{args.scale})")
     return 0
@@ -181,7 +187,8 @@ def main(argv=None) -> int:
     t.add_argument("--images", nargs="+", default=None,
                    help="folder(s) of HR training images (default: the offline photos)")
     t.add_argument("--add-offline", action="store_true", help="train on the offline photos too")
-    t.add_argument("--limit", type=int, default=None, help="at most this many images per folder (loaded in memory)")
+    t.add_argument("--limit", type=positive_int, default=None,
+                   help="at most this many images per folder (loaded in memory)")
     t.add_argument("--eval-images", default=None, help="folder of held-out HR images (default: offline hold-out)")
     t.add_argument("--rgb-only", action="store_true", help="do not add the grayscale offline photos")
     t.add_argument("--icnr", action="store_true")

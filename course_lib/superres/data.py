@@ -74,6 +74,8 @@ def offline_images(split: str = "train", gray_extra: bool = False) -> dict[str, 
 
 def load_folder(folder: Union[str, os.PathLike], limit: int | None = None) -> dict[str, torch.Tensor]:
     """Load up to ``limit`` images of a folder as RGB tensors, keyed by file name (bad files skipped)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"load_folder: limit must be an int >= 1 or None (no limit), got {limit!r}")
     out: dict[str, torch.Tensor] = {}
     skipped = []
     for path in list_images(folder):

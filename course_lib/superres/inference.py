@@ -4,7 +4,13 @@ Large images are processed in tiles so that memory stays bounded. Each tile is
 extended by ``overlap`` LR pixels on every side (the model's receptive-field
 radius by default) and only its centre is kept, so every output pixel sees
 exactly the inputs it would see in one untiled pass: the tiled result equals
-the untiled one up to floating-point rounding (tested to 1e-5).
+the untiled one up to floating-point rounding (tested to 1e-5). Above
+:data:`LARGE_OUTPUT_PIXELS` output pixels the *whole* pipeline (colour
+conversion, model, bicubic chroma, clamping and, for a PIL image, the 8-bit
+conversion) runs block by block, so that memory stays at the result plus one
+block: a 10000x10000 photo at x3 would otherwise need 7 GB for its enlarged
+chroma alone. The blocks carry the same context, so the result is the same up
+to float32 rounding (tested to 1e-4; 8-bit outputs to one level).
 
 Y-channel models (the paper's ESPCN) get RGB images in and out: the model
 super-resolves luma, chroma is enlarged bicubically (as in the paper).
@@ -17,13 +23,20 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from ..core.images import check_image_tensor, rgb_to_ycbcr, ycbcr_to_rgb, to_pil, to_tensor
+from ..core.images import check_finite, check_image_tensor, load_image, rgb_to_ycbcr, ycbcr_to_rgb, to_pil, to_tensor
 
-__all__ = ["upscale", "receptive_radius", "model_scale", "optimize_for_inference", "FastESPCN"]
+__all__ = ["upscale", "receptive_radius", "model_scale", "optimize_for_inference", "FastESPCN",
+           "LARGE_OUTPUT_PIXELS"]
+
+#: Above this many output pixels :func:`upscale` works block by block (:data:`BLOCK` LR pixels a side).
+LARGE_OUTPUT_PIXELS = 16_000_000
+BLOCK = 512
 
 
 def receptive_radius(model: nn.Module) -> int:
@@ -78,6 +91,56 @@ def _tiled(model: nn.Module, x: torch.Tensor, scale: int, tile: int | None, over
     return out
 
 
+def _pipeline(model: nn.Module, x: torch.Tensor, scale: int, tile, overlap: int, cin: int) -> torch.Tensor:
+    """``upscale``'s result for ``x`` (N, C, H, W) in one pass (the model tiled by ``tile``), not clamped."""
+    if cin == x.shape[1]:
+        return _tiled(model, x, scale, tile, overlap)
+    if cin == 1 and x.shape[1] == 3:
+        ycbcr = rgb_to_ycbcr(x)
+        y = _tiled(model, ycbcr[:, :1], scale, tile, overlap)
+        cbcr = F.interpolate(ycbcr[:, 1:], scale_factor=scale, mode="bicubic", align_corners=False)
+        return ycbcr_to_rgb(torch.cat([y, cbcr], 1))
+    return _tiled(model, x.expand(-1, 3, -1, -1), scale, tile, overlap).mean(1, keepdim=True)
+
+
+@torch.no_grad()
+def _by_blocks(model: nn.Module, src, scale: int, tile, overlap: int, cin: int, dev, clamp: bool,
+               block: int | None = None):
+    """:func:`_pipeline` block by block; ``src`` is a tensor (N, C, H, W) or an RGB/L PIL image.
+
+    Each block carries ``max(overlap, 3)`` LR pixels of context per side (the model's receptive
+    radius; the bicubic chroma reads 2), so its kept centre equals the untiled result up to the
+    float32 rounding of the bicubic's source coordinates (~2e-5). A PIL image is read block by
+    block and gives a PIL image, each block rounded to 8 bits as :func:`to_pil` does: the memory
+    is the two images and one block.
+    """
+    block = BLOCK if block is None else block
+    as_pil = isinstance(src, Image.Image)
+    h, w = (src.size[1], src.size[0]) if as_pil else src.shape[-2:]
+    m = max(overlap, 3)
+    out = None
+    for top in range(0, h, block):
+        for left in range(0, w, block):
+            t0, l0 = max(top - m, 0), max(left - m, 0)
+            t1, l1 = min(top + block + m, h), min(left + block + m, w)
+            x = to_tensor(np.asarray(src.crop((l0, t0, l1, t1))))[None] if as_pil else src[:, :, t0:t1, l0:l1]
+            y = _pipeline(model, x.to(dev, torch.float32), scale, tile, overlap, cin)
+            bt, bl = (top - t0) * scale, (left - l0) * scale
+            bh, bw = (min(top + block, h) - top) * scale, (min(left + block, w) - left) * scale
+            y = y[:, :, bt: bt + bh, bl: bl + bw]
+            y = y.clamp(0, 1) if clamp or as_pil else y
+            if as_pil:
+                y = np.ascontiguousarray((y[0].cpu() * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy())
+                if out is None:
+                    out = Image.new("L" if y.shape[2] == 1 else "RGB", (w * scale, h * scale))
+                out.paste(Image.fromarray(y[..., 0] if y.shape[2] == 1 else y), (left * scale, top * scale))
+            else:
+                if out is None:
+                    out = y.new_empty(y.shape[0], y.shape[1], h * scale, w * scale)
+                out[:, :, top * scale: top * scale + bh, left * scale: left * scale + bw] = y
+    return out
+
+
 @torch.no_grad()
 def upscale(model: nn.Module, image, *, tile: int | None | str = "auto", overlap: int | None = None,
             device: torch.device | str | None = None, clamp: bool = True, optimized: bool = False):
@@ -95,22 +158,37 @@ def upscale(model: nn.Module, image, *, tile: int | None | str = "auto", overlap
 
     A Y-only model given an RGB image runs on luma; Cb and Cr are enlarged with
     bicubic interpolation and the result converted back to RGB.
+
+    Above :data:`LARGE_OUTPUT_PIXELS` output pixels everything runs in blocks of
+    :data:`BLOCK` LR pixels (same result; a PIL image is never converted to floats as a
+    whole), so memory stays at the result plus one block.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"upscale: model must be an nn.Module, got {type(model).__name__}")
     pil = not isinstance(image, torch.Tensor)
-    x = to_tensor(image) if pil else image
-    check_image_tensor(x, "upscale: image")
+    if pil and isinstance(image, Image.Image):
+        if image.mode not in ("RGB", "L"):  # as to_tensor converts it
+            image = load_image(image, mode="RGB" if image.mode not in ("1", "I;16", "I", "F", "LA") else "L")
+        if 0 in image.size:
+            raise ValueError(f"upscale: image is empty: {image.size[0]}x{image.size[1]} pixels")
+        src = image  # 8 bits a value; converted to floats as a whole, or block by block when large
+        shape = (1, 1 if image.mode == "L" else 3, image.size[1], image.size[0])
+    else:
+        src = to_tensor(image) if pil else image
+        check_image_tensor(src, "upscale: image")
+        check_finite(src, "upscale: image")
+        shape = tuple(src.shape) if src.dim() == 4 else (1,) + tuple(src.shape)
     if tile != "auto" and tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
         raise ValueError(f"upscale: tile must be a positive int, None or 'auto', got {tile!r}")
+    cin = _in_channels(model)
+    if not (cin == shape[1] or (cin == 1 and shape[1] == 3) or (cin == 3 and shape[1] == 1)):
+        raise ValueError(f"upscale: the model takes {cin} channel(s), the image has {shape[1]}")
     if optimized and not isinstance(model, FastESPCN):
         on_cpu = device is None or torch.device(device).type == "cpu"
         if on_cpu:
             model = optimize_for_inference(model, verbose=False)
     if tile == "auto":
         tile = None if isinstance(model, FastESPCN) else 256
-    single = x.dim() == 3
-    x = x.unsqueeze(0) if single else x
     scale = model_scale(model)
     overlap = receptive_radius(model) if overlap is None else int(overlap)
     was_training = model.training
@@ -118,21 +196,21 @@ def upscale(model: nn.Module, image, *, tile: int | None | str = "auto", overlap
     if device is not None and not isinstance(model, FastESPCN):
         model.to(device)
     dev = next(model.parameters()).device
-    x = x.to(dev, torch.float32)
-    cin = _in_channels(model)
-    if cin == x.shape[1]:
-        out = _tiled(model, x, scale, tile, overlap)
-    elif cin == 1 and x.shape[1] == 3:
-        ycbcr = rgb_to_ycbcr(x)
-        y = _tiled(model, ycbcr[:, :1], scale, tile, overlap)
-        cbcr = F.interpolate(ycbcr[:, 1:], scale_factor=scale, mode="bicubic", align_corners=False)
-        out = ycbcr_to_rgb(torch.cat([y, cbcr], 1))
-    elif cin == 3 and x.shape[1] == 1:
-        out = _tiled(model, x.expand(-1, 3, -1, -1), scale, tile, overlap).mean(1, keepdim=True)
-    else:
-        raise ValueError(f"upscale: the model takes {cin} channel(s), the image has {x.shape[1]}")
-    model.train(was_training)
-    out = out.clamp(0, 1) if clamp else out
+    large = shape[-2] * shape[-1] * scale * scale > LARGE_OUTPUT_PIXELS
+    try:
+        if large:
+            out = _by_blocks(model, src if isinstance(src, Image.Image) else src.reshape(shape), scale, tile,
+                             overlap, cin, dev, clamp)
+            if isinstance(out, Image.Image):  # a PIL image in, 8-bit blocks out
+                return out
+        else:
+            x = to_tensor(src) if isinstance(src, Image.Image) else src
+            x = x.reshape(shape).to(dev, torch.float32)
+            out = _pipeline(model, x, scale, tile, overlap, cin)
+            out = out.clamp(0, 1) if clamp else out
+    finally:
+        model.train(was_training)
+    single = pil or image.dim() == 3
     out = out[0] if single else out
     return to_pil(out.cpu()) if pil else out
 

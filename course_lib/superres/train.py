@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..core.metrics import psnr
-from ..core.training import FitResult, fit
+from ..core.training import FitResult, data_fingerprint, fit
 from .data import PairedPatches
 from .models import DeblockConfig, DeblockNet, ESPCN, espcn_lecture, espcn_paper
 
@@ -49,7 +49,9 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
     ``arch="paper"`` (Y channel, 5-3-3, 64/32, tanh) or ``"lecture"`` (RGB, 5-5-5, 64/64,
     LeakyReLU, sigmoid); ``activation`` overrides the hidden activation. Patches are
     ``17 r`` HR pixels as in the paper unless ``patch_size`` is given. Adam with a
-    cosine-decayed learning rate.
+    cosine-decayed learning rate. ``checkpoint``: a run checkpoint; calling again with the
+    same settings resumes, a checkpoint of other settings (data, loss, lr, seed, ``steps``:
+    the cosine spans them) is refused (:func:`core.training.fit`'s ``run_config``).
     """
     if arch not in ("paper", "lecture"):
         raise ValueError(f"train_espcn: arch must be 'paper' or 'lecture', got {arch!r}")
@@ -77,11 +79,16 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
         val = PairedPatches(val_images, scale, max(patch, 32 * scale), degradation=degradation, y_only=y_only,
                             patches_per_image=4, augment=False, lr_cache="memory" if lr_cache else None)
         val = _frozen(val, seed)
+    warmup = min(100, steps // 20)
+    # what defines this run beyond what fit records (a checkpoint of another run is refused)
+    run = {"data": data_fingerprint(train_images), "loss": loss, "degradation": degradation,
+           "patch_size": patch, "patches_per_image": patches_per_image,
+           "schedule": f"cosine over {steps} steps, warm-up {warmup}"}
     return fit(model, LOSSES[loss], train, val, steps=steps, batch_size=batch_size, lr=lr,
-               scheduler=cosine_schedule(steps, warmup=min(100, steps // 20)),
+               scheduler=cosine_schedule(steps, warmup=warmup),
                metrics={"psnr": psnr_metric}, eval_every=eval_every or max(1, steps // 10),
                checkpoint=checkpoint, device=device, seed=seed, num_workers=num_workers,
-               progress=progress, desc=f"ESPCN x{scale}")
+               progress=progress, desc=f"ESPCN x{scale}", run_config=run)
 
 
 def train_deblock(train_images, *, quality=(20, 40), scale: int = 1, val_images=None, channels: int = 1,
@@ -101,11 +108,14 @@ def train_deblock(train_images, *, quality=(20, 40), scale: int = 1, val_images=
     jpeg = Pipeline([JPEG(quality)])
     data = _JPEGPairs(train_images, scale, patch_size, jpeg, channels)
     val = _frozen(_JPEGPairs(val_images, scale, patch_size, jpeg, channels, n=4), seed) if val_images else None
+    warmup = min(100, steps // 20)
+    run = {"data": data_fingerprint(train_images), "quality": quality, "scale": scale, "patch_size": patch_size,
+           "schedule": f"cosine over {steps} steps, warm-up {warmup}"}
     return fit(model, nn.functional.mse_loss, data, val, steps=steps, batch_size=batch_size, lr=lr,
-               scheduler=cosine_schedule(steps, warmup=min(100, steps // 20)),
+               scheduler=cosine_schedule(steps, warmup=warmup),
                metrics={"psnr": psnr_metric}, eval_every=eval_every or max(1, steps // 10),
                checkpoint=checkpoint, device=device, seed=seed, num_workers=num_workers, progress=progress,
-               desc="deblock")
+               desc="deblock", run_config=run)
 
 
 class _JPEGPairs(torch.utils.data.Dataset):
