@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .checks import check_finite  # noqa: F401  (re-exported: callers import it from here)
+
 __all__ = [
     "load_image", "load_tensor", "save_image", "to_tensor", "to_pil", "to_numpy",
     "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y", "check_image_tensor", "check_finite", "IMAGE_EXTENSIONS",
@@ -226,17 +228,6 @@ def check_image_tensor(x, name: str = "image", channels=None, batched=None) -> t
     return x
 
 
-def check_finite(x: torch.Tensor, name: str = "image") -> torch.Tensor:
-    """Raise ``ValueError`` naming ``name`` if ``x`` holds NaN or infinite values; return ``x``.
-
-    A NaN pixel would silently become black (``to_pil``) or a NaN metric; check once, at the entry.
-    """
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        n_nan = int(torch.isnan(x).sum())
-        n_inf = int(torch.isinf(x).sum())
-        raise ValueError(f"{name} must be finite, found {n_nan} NaN and {n_inf} infinite value(s) "
-                         f"in a tensor of shape {tuple(x.shape)}")
-    return x
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:
