@@ -233,7 +233,18 @@ def assert_same_weights(a, b):
     assert [r["loss"] for r in a.history["train"]] == [r["loss"] for r in b.history["train"]]
 
 
-def test_sigint_while_a_batch_is_drawn_resumes_exactly(tmp_path):
+@pytest.fixture()
+def sigint_raises():
+    """Ctrl-C as a terminal or a Jupyter kernel delivers it. A process started in the background by a
+    non-interactive shell (as CI may be) inherits SIGINT *ignored*, and Python then leaves it so."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_sigint_while_a_batch_is_drawn_resumes_exactly(tmp_path, sigint_raises):
     """Ctrl-C in the middle of drawing a batch (random crops and noise already drawn): the resumed run
     draws that batch again with the same random numbers and ends with the uninterrupted run's weights."""
     full = crops_run(tmp_path / "full.pt", RandomCrops())
