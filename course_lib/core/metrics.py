@@ -21,41 +21,30 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .images import check_finite, rgb_to_y
+from .checks import InputError, check_finite, check_int, check_number, check_same_shape, check_tensor
+from .filters import gaussian_kernel1d
+from .images import rgb_to_y
 
 __all__ = ["psnr", "ssim", "mse"]
 
 
-def _pair(pred, target, fn):
+def _prepare(pred, target, fn, y_channel=False, shave=0):
+    """Check the pair once (tensors, same shape, finite) and give them as float64 ``(N, C, H, W)``."""
     for name, t in (("pred", pred), ("target", target)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() not in (2, 3, 4):
-            raise ValueError(f"{fn}: {name} must have shape (H, W), (C, H, W) or (N, C, H, W), "
-                             f"got {tuple(t.shape)}")
-        if t.numel() == 0:
-            raise ValueError(f"{fn}: {name} is empty: shape {tuple(t.shape)}")
+        check_tensor(t, f"{fn}: {name}", dims=(2, 3, 4), shape_hint="(H, W), (C, H, W) or (N, C, H, W)")
         check_finite(t, f"{fn}: {name}")  # a NaN pixel would make the score NaN without a word
-    if pred.shape != target.shape:
-        raise ValueError(f"{fn}: pred and target must have the same shape, got "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+    check_same_shape(pred, target, f"{fn}: pred and target")
     single = pred.dim() < 4
     while pred.dim() < 4:
         pred, target = pred.unsqueeze(0), target.unsqueeze(0)
-    return pred.double(), target.double(), single
-
-
-def _prepare(pred, target, y_channel, shave, fn):
-    pred, target, single = _pair(pred, target, fn)
+    pred, target = pred.double(), target.double()
     if y_channel:
         if pred.shape[1] != 3:
-            raise ValueError(f"{fn}: y_channel=True needs RGB images (3 channels), got {tuple(pred.shape)}")
+            raise InputError(f"{fn}: y_channel=True needs RGB images (3 channels), got {tuple(pred.shape)}")
         pred, target = rgb_to_y(pred), rgb_to_y(target)
-    if shave:
-        if not isinstance(shave, int) or shave < 0:
-            raise ValueError(f"{fn}: shave must be a non-negative int, got {shave!r}")
+    if check_int(shave, f"{fn}: shave", minimum=0):
         if 2 * shave >= min(pred.shape[-2:]):
-            raise ValueError(f"{fn}: shave={shave} removes the whole {tuple(pred.shape[-2:])} image")
+            raise InputError(f"{fn}: shave={shave} removes the whole {tuple(pred.shape[-2:])} image")
         pred = pred[..., shave:-shave, shave:-shave]
         target = target[..., shave:-shave, shave:-shave]
     return pred, target, single
@@ -63,7 +52,7 @@ def _prepare(pred, target, y_channel, shave, fn):
 
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error per image."""
-    pred, target, single = _pair(pred, target, "mse")
+    pred, target, single = _prepare(pred, target, "mse")
     out = ((pred - target) ** 2).flatten(1).mean(1)
     return out[0] if single else out
 
@@ -81,18 +70,11 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
     >>> round(float(psnr(a, b)), 6)
     20.0
     """
-    if not data_range > 0:
-        raise ValueError(f"psnr: data_range must be positive, got {data_range!r}")
-    pred, target, single = _prepare(pred, target, y_channel, shave, "psnr")
+    check_number(data_range, "psnr: data_range", low=0, low_open=True)
+    pred, target, single = _prepare(pred, target, "psnr", y_channel, shave)
     err = ((pred - target) ** 2).flatten(1).mean(1)
     out = 10.0 * torch.log10(data_range ** 2 / err)
     return out[0] if single else out
-
-
-def _gaussian_window(size: int, sigma: float, dtype, device) -> torch.Tensor:
-    coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
-    g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
-    return g / g.sum()
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
@@ -104,15 +86,14 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
     with local statistics from a separable Gaussian window, ``C1 = (k1 L)^2``,
     ``C2 = (k2 L)^2``, ``L = data_range``.
     """
-    if not data_range > 0:
-        raise ValueError(f"ssim: data_range must be positive, got {data_range!r}")
-    if win_size % 2 != 1 or win_size < 3:
-        raise ValueError(f"ssim: win_size must be an odd int >= 3, got {win_size!r}")
-    pred, target, single = _prepare(pred, target, y_channel, shave, "ssim")
+    check_number(data_range, "ssim: data_range", low=0, low_open=True)
+    if check_int(win_size, "ssim: win_size", minimum=3) % 2 != 1:
+        raise InputError(f"ssim: win_size must be an odd int >= 3, got {win_size!r}")
+    pred, target, single = _prepare(pred, target, "ssim", y_channel, shave)
     n, c, h, w = pred.shape
     if h < win_size or w < win_size:
         raise ValueError(f"ssim: images of {h}x{w} are smaller than the {win_size}x{win_size} window")
-    g = _gaussian_window(win_size, sigma, pred.dtype, pred.device)
+    g = gaussian_kernel1d(sigma, radius=win_size // 2, dtype=pred.dtype, device=pred.device)
     kh = g.view(1, 1, win_size, 1).expand(c, 1, win_size, 1)
     kw = g.view(1, 1, 1, win_size).expand(c, 1, 1, win_size)
 
