@@ -4,8 +4,9 @@
 
 1. Speed: :func:`course_lib.phase.classical.hio` on 1,024 images of 32 x 32
    (MNIST digits framed to 32 x 32) padded to 64 x 64, 1,000 iterations,
-   against the plain per-image numpy loop :func:`hio_numpy` and the per-image
-   torch loop :func:`hio_single`. The per-image loops run on a subset and are
+   against the plain per-image numpy loop :func:`hio_numpy` (below) and the per-image
+   torch loop :func:`~course_lib.phase.classical.alternating_projections` (the readable
+   reference, full ``fft2``). The per-image loops run on a subset and are
    extrapolated linearly to the full batch (the table says so).
 2. Quality on real MNIST digits (``offline_mnist``, a stratified subset):
    no oversampling vs 2x per axis, noiseless and with Poisson noise, scored
@@ -49,6 +50,25 @@ def _digits(n: int, size: int = 28) -> torch.Tensor:
     return x
 
 
+def hio_numpy(y: np.ndarray, support: np.ndarray, beta: float = 0.8, iters: int = 100,
+              x0: np.ndarray = None, seed: int = 0) -> np.ndarray:
+    """HIO for one ``(H, W)`` image in plain numpy (``numpy.fft``, float64), [0, 1] box: the per-image baseline.
+
+    The same loop as ``alternating_projections(y, support, x0)`` (tests/test_phase_classical.py).
+    """
+    x = np.random.default_rng(seed).random(y.shape) * support if x0 is None else np.array(x0, dtype=np.float64)
+
+    def project_magnitude(u):
+        z = np.fft.fft2(u, norm="ortho")
+        return np.fft.ifft2(y * z / np.maximum(np.abs(z), 1e-30), norm="ortho").real
+
+    for _ in range(iters):
+        x_new = project_magnitude(x)
+        p = np.clip(x_new, 0, 1) * support
+        x = np.where(p == x_new, x_new, x - beta * (x_new - p))
+    return np.clip(project_magnitude(x), 0, 1) * support
+
+
 def _timed(fn):
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
@@ -56,7 +76,7 @@ def _timed(fn):
 
 
 def _speed_table(quick: bool, notes: list) -> dict:
-    from course_lib.phase.classical import hio, hio_numpy, hio_single
+    from course_lib.phase.classical import alternating_projections, hio
     from course_lib.phase.fourier import fourier_magnitude, support_mask
 
     cfg = SPEED_QUICK if quick else SPEED_FULL
@@ -109,11 +129,13 @@ def _speed_table(quick: bool, notes: list) -> dict:
                  "how": f"extrapolated from {subset} images"})
     torch.set_num_threads(1)  # one small image at a time: op threads only get in the way
     try:
-        ys = y[:subset, 0]
-        _, wall, cpu = _timed(lambda: [hio_single(ys[i], support, 0.8, iters) for i in range(subset)])
+        ys, g = y[:subset, 0], torch.Generator().manual_seed(0)
+        x0 = [torch.rand(H, H, generator=g) * support for _ in range(subset)]
+        _, wall, cpu = _timed(lambda: [alternating_projections(ys[i], support, x0[i], beta=0.8, iters=iters)
+                                       for i in range(subset)])
     finally:
         torch.set_num_threads(threads)
-    rows.append({"method": "hio_single, per-image loop (torch, float32)", "images": n,
+    rows.append({"method": "alternating_projections, per-image loop (torch, float32)", "images": n,
                  "wall (s)": wall * scale, "CPU (s)": cpu * scale, "image-iterations/s": subset * iters / wall,
                  "how": f"extrapolated from {subset} images"})
 
@@ -500,6 +522,7 @@ def run(quick: bool = False) -> dict:
         tables.append(net)
     tables.extend(_learned_tables(quick, notes))
     notes.append("Batched HIO runs chunks of images in cache-sized batches, one worker thread per core with one op "
-                 "thread each, rfft2/irfft2 on the half spectrum (see course_lib.phase.classical); the numpy loop is "
-                 "one image at a time with numpy.fft in float64, as one would write it first.")
+                 "thread each, rfft2/irfft2 on the half spectrum (course_lib.phase.engines, tested equal to the "
+                 "readable loop of course_lib.phase.classical); the numpy loop is one image at a time with numpy.fft "
+                 "in float64, as one would write it first.")
     return {"tables": tables, "notes": notes}

@@ -6,6 +6,8 @@
 * the shipped checkpoint's mean per-image IoU and dataset IoU on the held-out portraits (the
   name-hashed 15 % of the prepared EG1800 folder that training never saw) at the masks' resolution,
   when that folder exists on the machine.
+* what the input checks of ``combined_loss`` cost next to its maths (batch 16x1x320x224; issue 13's
+  target: at most 10 %), both timed interleaved in one run (fastest of 15 each).
 """
 from __future__ import annotations
 
@@ -17,6 +19,29 @@ import torch
 def _median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2]
+
+
+def loss_check_overhead(quick: bool = False) -> dict:
+    """ms of ``combined_loss`` (checks + maths) and of its maths alone (``_bce`` + ``_soft_jaccard``)."""
+    from course_lib.segmentation.losses import _bce, _soft_jaccard, combined_loss
+
+    g = torch.Generator().manual_seed(0)
+    shape = (4, 1, 80, 56) if quick else (16, 1, 320, 224)
+    x, t = torch.randn(shape, generator=g), (torch.rand(shape, generator=g) < 0.4).float()
+
+    def maths():
+        p_hat, p = x[:, 0], t[:, 0]
+        return 0.5 * _bce(p_hat, p, True).mean() + 0.5 * (1 - _soft_jaccard(p_hat, p, True, True, 1e-6))
+
+    times = {"checked": [], "maths": []}
+    for _ in range(5 if quick else 15):  # interleaved: both see the same machine state
+        for name, f in (("checked", lambda: combined_loss(x, t, 0.5)), ("maths", maths)):
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+    checked, alone = min(times["checked"]), min(times["maths"])  # the least disturbed run of each
+    return {"batch": "x".join(map(str, shape)), "combined_loss ms": 1000 * checked, "maths alone ms": 1000 * alone,
+            "check overhead %": 100 * (checked - alone) / alone}
 
 
 def run(quick: bool = False) -> dict:
@@ -49,6 +74,9 @@ def run(quick: bool = False) -> dict:
                "columns": list(rows[0]), "rows": rows}]
     notes = [f"torch threads: {torch.get_num_threads()}; median of {repeats} interleaved repeats",
              f"shipped checkpoint: {sidecar.get('command', '?')}"]
+    row = loss_check_overhead(quick)
+    tables.append({"title": "combined_loss: input checks (once, at the entry) vs the maths alone; fastest of "
+                            "interleaved runs", "columns": list(row), "rows": [row]})
     try:
         folder = shared_portraits()
     except DatasetUnavailableError:

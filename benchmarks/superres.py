@@ -1,6 +1,6 @@
 """Super-resolution benchmarks: ESPCN speed per 1080p frame, training throughput, held-out quality.
 
-``python -m benchmarks superres`` (or ``python -m course_lib.superres bench``) writes
+``python -m benchmarks superres`` writes
 ``benchmarks/results/superres.{json,md}``. Timings are the best of several runs after
 warm-up, with every thread torch uses; run it on an otherwise idle machine.
 """
@@ -33,20 +33,9 @@ def _cpu_busy(seconds: float = 0.5):
     return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
 
 
-class _Plain(torch.nn.Module):
-    """ESPCN's layers without the input validation (which tracing and mkldnn tensors cannot follow)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.m = model
-
-    def forward(self, x):
-        return self.m.shuffle(self.m.to_subpixels(self.m.features(x)))
-
-
 def _variants(model, x, quick: bool):
     """``[(name, build() -> callable, note)]``: everything tried, the kept path marked."""
-    from course_lib.superres.inference import optimize_for_inference
+    from course_lib.superres.fast import optimize_for_inference
 
     def eager_no_grad():
         def f():
@@ -76,7 +65,7 @@ def _variants(model, x, quick: bool):
                 torch.jit.enable_onednn_fusion(fusion)
                 try:
                     with torch.no_grad():
-                        traced = torch.jit.freeze(torch.jit.trace(_Plain(copy.deepcopy(model)).eval(), x))
+                        traced = torch.jit.freeze(torch.jit.trace(copy.deepcopy(model).eval(), x))
                         for _ in range(3):  # the profiling executor fuses after a few runs
                             traced(x)
                 finally:
@@ -103,7 +92,7 @@ def _variants(model, x, quick: bool):
         import torch._inductor.config as inductor_config
 
         inductor_config.freezing = True
-        cm = torch.compile(_Plain(copy.deepcopy(model)).eval(), dynamic=False)
+        cm = torch.compile(copy.deepcopy(model).eval(), dynamic=False)
         t0 = time.perf_counter()
         with torch.no_grad():
             cm(x)
@@ -114,17 +103,15 @@ def _variants(model, x, quick: bool):
                 return cm(x)
         return f
 
-    def optimized(**kw):
-        def build():
-            fast = optimize_for_inference(model, tuple(x.shape), verbose=True, **kw)
-            return lambda: fast(x)
-        return build
+    def optimized():
+        fast = optimize_for_inference(model, tuple(x.shape), verbose=True)
+        return lambda: fast(x)
 
     rows = [
         ("eager float32 (no_grad)", eager_no_grad, "baseline"),
         ("eager + inference_mode", eager_inference_mode, ""),
     ]
-    if not quick:  # the quick smoke test keeps the baseline, the kept path and one Winograd
+    if not quick:  # the quick smoke test keeps the baseline and the kept path
         rows += [
             ("channels_last", channels_last, ""),
             ("jit.trace + jit.freeze", jit_freeze(False), ""),
@@ -132,11 +119,7 @@ def _variants(model, x, quick: bool):
             ("torch.utils.mkldnn tensors", mkldnn_tensors, ""),
             ("torch.compile (inductor, freezing)", compiled, "compile time in notes"),
         ]
-    rows.append(("optimize_for_inference (kept)", optimized(), "strips + oneDNN fused + sigmoid-tanh"))
-    if not quick:
-        rows.append(("  same, 3x3 layers by Winograd F(2x2,3x3)", optimized(winograd=2),
-                     "course_lib.superres.winograd"))
-    rows.append(("  same, 3x3 layers by Winograd F(4x4,3x3)", optimized(winograd=4), "course_lib.superres.winograd"))
+    rows.append(("optimize_for_inference (kept)", optimized, "strips + oneDNN fused + sigmoid-tanh"))
     return rows, compiled
 
 
@@ -274,7 +257,5 @@ def run(quick: bool = False) -> dict:
         "turn (round robin); GFLOP/s from the "
         "analytic count models.flops (2 x multiply-adds of the convolutions).",
         "max abs diff is against the eager float32 output; the optimised path must stay within 1e-4.",
-        "Winograd rows: the hand-written transforms are separate memory passes in torch, which cost more than "
-        "the multiplications they save next to oneDNN's direct convolution (see optimize_for_inference).",
     ]
     return {"tables": tables, "notes": notes}

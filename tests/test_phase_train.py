@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from course_lib.phase.data import load_images
-from course_lib.phase.prdad import rotation_invariant_loss
+from course_lib.phase.losses import rotation_invariant_loss
 from course_lib.phase.train import PhaseLoss, Redrawn, cosine_schedule, train_network
 from course_lib.phase.data import PhaseDataset
 

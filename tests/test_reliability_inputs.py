@@ -328,8 +328,7 @@ def test_large_images_are_upscaled_in_blocks_with_the_same_result(monkeypatch):
     whole_gray = np.asarray(upscale(model, photo.convert("L"))).astype(int)
 
     calls = _spy_blocks(monkeypatch)
-    monkeypatch.setattr(inference, "LARGE_OUTPUT_PIXELS", 10_000)  # everything here counts as large
-    monkeypatch.setattr(inference, "BLOCK", 32)                     # several blocks, with ragged edges
+    monkeypatch.setattr(inference, "BLOCK", 32)  # everything here counts as large: several blocks, ragged edges
     blocks = upscale(model, rgb, clamp=False)
     assert blocks.shape == whole.shape == (3, 270, 315)
     assert (blocks - whole).abs().max() < 1e-4  # float32 rounding of the bicubic chroma's coordinates
@@ -352,8 +351,7 @@ def test_upscale_cli_takes_the_block_path_for_large_images(tmp_path, monkeypatch
     photo = _noise_png(tmp_path / "in.png", 50, 60)
     calls = _spy_blocks(monkeypatch)
     assert main(["upscale", str(photo), str(tmp_path / "small.png"), "--scale", "2"]) == 0
-    assert not calls  # 12,000 output pixels: one pass
-    monkeypatch.setattr(inference, "LARGE_OUTPUT_PIXELS", 5_000)
+    assert not calls  # 50x60 LR pixels: one pass
     monkeypatch.setattr(inference, "BLOCK", 24)
     assert main(["upscale", str(photo), str(tmp_path / "large.png"), "--scale", "2"]) == 0
     assert calls == [1]

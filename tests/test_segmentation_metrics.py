@@ -181,7 +181,7 @@ def test_bad_inputs_raise_clear_errors(fn):
         fn(p * 4 - 2, t)
     with pytest.raises(TypeError, match="from_logits=True needs float logits, got pred of dtype torch.bool"):
         fn(p > 0.5, t, from_logits=True)
-    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"threshold must be a finite number >= 0 and < 1, got 1.5"):
         fn(p, t, threshold=1.5)
     nan = p.clone()
     nan[0, 0, 0, 0] = float("nan")
@@ -192,7 +192,7 @@ def test_bad_inputs_raise_clear_errors(fn):
 def test_bad_options_raise():
     with pytest.raises(ValueError, match="tolerance_px must be an int >= 0, got -1"):
         boundary_f_score(torch.zeros(1, 3, 3), torch.zeros(1, 3, 3), tolerance_px=-1)
-    with pytest.raises(ValueError, match=r"IoUMeter: threshold must be a number in \[0, 1\), got 2"):
+    with pytest.raises(ValueError, match=r"IoUMeter: threshold must be a finite number >= 0 and < 1, got 2"):
         IoUMeter(threshold=2)
     with pytest.raises(ValueError, match=r"IoUMeter.update: pred must have shape"):
         IoUMeter().update(torch.zeros(3, 3), torch.zeros(3, 3))

@@ -237,10 +237,11 @@ def test_augment_keeps_image_and_mask_aligned():
         assert out_img.shape == (3, 36, 30) and out_m.shape == (1, 36, 30)
         assert set(out_m.unique().tolist()) <= {0.0, 1.0}
         red = (out_img[0] > 0.5).float()
-        edge = (F.max_pool2d(out_m[None], 3, 1, 1) != -F.max_pool2d(-out_m[None], 3, 1, 1))[0, 0]
+        # the mask is sampled nearest-neighbour (tv_tensors.Mask), the image bilinearly: within 2 px of the edge
+        edge = (F.max_pool2d(out_m[None], 5, 1, 2) != -F.max_pool2d(-out_m[None], 5, 1, 2))[0, 0]
         wrong = out_m[0] != red
         assert not (wrong & ~edge).any(), f"seed {seed}: mask and image disagree away from the edge"
-        assert wrong.float().mean() < 0.02
+        assert wrong.float().mean() < 0.04
         still = F.interpolate(m[None], size=(36, 30), mode="nearest")[0]
         moved += int((out_m != still).float().mean() > 0.05)
     assert moved >= 4  # the geometry really changed

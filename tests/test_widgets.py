@@ -14,7 +14,7 @@ def test_pipeline_from_widget_settings():
     assert degradation_pipeline().steps[0].kernel == "bicubic" and len(degradation_pipeline().steps) == 1
     with pytest.raises(ValueError, match="kernel must be one of"):
         degradation_pipeline(kernel="sinc")
-    with pytest.raises(ValueError, match="jpeg_quality must be in 1..100"):
+    with pytest.raises(ValueError, match=r"jpeg_quality \(100 = no JPEG\) must be an int >= 1 and <= 100, got 0"):
         degradation_pipeline(jpeg_quality=0)
 
 

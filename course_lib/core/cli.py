@@ -1,4 +1,4 @@
-"""What every unit's command line shares: the benchmark runner hook and the error handling.
+"""What every unit's command line shares: argument types and the error handling.
 
 Each unit has ``python -m course_lib.<unit> ...`` (argparse sub-commands). Errors a user can
 fix -- a missing file, a bad argument, an unreadable checkpoint, being offline -- end as one line
@@ -7,9 +7,8 @@ fix -- a missing file, a bad argument, an unreadable checkpoint, being offline -
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-__all__ = ["run_benchmark", "run_command", "command_line", "set_threads", "positive_int"]
+__all__ = ["run_command", "command_line", "set_threads", "positive_int"]
 
 
 def positive_int(text) -> int:
@@ -35,17 +34,6 @@ def command_line(prog: str, argv=None) -> str:
 
     args = sys.argv[1:] if argv is None else list(argv)
     return f"python -m {prog} " + " ".join(shlex.quote(a) for a in args)
-
-
-def run_benchmark(unit: str, quick: bool, out=None) -> int:
-    """Run ``benchmarks/<unit>.py`` through the repository's runner (results into ``benchmarks/results``)."""
-    try:
-        from benchmarks.__main__ import RESULTS, run_unit  # the repository's benchmark runner
-    except ImportError:
-        raise FileNotFoundError("bench: run it from the repository's root (the benchmarks/ folder is not "
-                                "part of the installed package)") from None
-    run_unit(unit, quick, Path(out) if out else RESULTS)
-    return 0
 
 
 def run_command(args, errors=(ValueError, FileNotFoundError, TypeError, OSError)) -> int:

@@ -8,15 +8,18 @@ and the 180° rotation (the "twin") of the image.
                      written out (``dft_matrix``, ``dft2_sum``), "how critical is the phase"
                      (``swap_phase_magnitude``, ``random_phase``), the one noise model ``add_noise``
                      (Poisson: alpha 1 ~ 24 dB, alpha 3 ~ 15-16 dB on digits) and ``snr_db``
-* :mod:`.classical`  batched ``error_reduction`` (Gerchberg-Saxton), ``hio`` (Fienup) and ``raar`` (Luke);
-                     ``hio_step`` / ``hio_single`` / ``hio_numpy`` for the lecture and the exercise;
-                     ``engine='numba'`` fuses each iteration's element-wise work (:mod:`._kernels`)
+* :mod:`.classical`  ER (Gerchberg-Saxton), HIO (Fienup) and RAAR (Luke) as in the lecture: ``er_step``,
+                     ``hio_step``, ``raar_step``, the loop ``alternating_projections``; and the batched
+                     ``error_reduction``, ``hio``, ``raar`` the notebooks call, which run on
+* :mod:`.engines`    the fast engine (rfft, cache-sized chunks on threads, numba kernels in :mod:`._kernels`),
+                     tested equal to the loop in :mod:`.classical`
 * :mod:`.metrics`    scoring up to the ambiguities: ``rotation_invariant_mse`` & co., ``register_translation``,
                      ``evaluate_reconstructions`` with the 'uelwer' and 'prdad' protocols
 * :mod:`.wavelets`   the orthonormal Haar wavelet packet (``haar_packet``, ``inverse_haar_packet``),
                      PR-DAD I's encoding; ``packet_mosaic``, ``sparsity_stats``
-* :mod:`.prdad`      the networks: ``MagnitudeMLP`` (end-to-end baseline), ``PRDAD1``, ``SparseAutoEncoder`` +
-                     ``PRDAD2``; ``rotation_invariant_loss``, ``build_model``
+* :mod:`.prdad`      the networks, layer by layer: ``MagnitudeMLP`` (end-to-end baseline), ``PRDAD1``,
+                     ``SparseAutoEncoder`` + ``PRDAD2``; ``PRConfig``, ``build_model``
+* :mod:`.losses`     ``rotation_invariant_loss`` (the twin costs nothing), ``autoencoder_loss``
 * :mod:`.train`      ``train_network`` (both PR-DAD II stages, resumable, through ``core.training.fit``),
                      ``PhaseLoss``, ``cosine_schedule``
 * :mod:`.shipped`    the shipped networks per regime (``pretrained``, ``regime_name``, ``available``) and
@@ -24,12 +27,14 @@ and the 180° rotation (the "twin") of the image.
 * :mod:`.data`       ``read_idx`` / ``read_array`` / ``load_images`` (files and named data sets, the fixed
                      ``offline_digit_split``), ``simulate_measurement``, ``PhaseDataset`` with ``Augment``
 
-Command line: ``python -m course_lib.phase {train,evaluate,bench}`` (see :mod:`.__main__`).
+Command line: ``python -m course_lib.phase {train,evaluate}`` (see :mod:`.__main__`); benchmarks:
+``python -m benchmarks phase`` in the repository.
 """
 from __future__ import annotations
 
-from .classical import (DEFAULT_CONSTRAINTS, PhaseRetrievalResult, available_engines, error_reduction,
-                        gerchberg_saxton, hio, hio_numpy, hio_single, hio_step, project_constraints, raar)
+from .classical import (DEFAULT_CONSTRAINTS, PhaseRetrievalResult, alternating_projections, available_engines,
+                        er_step, error_reduction, gerchberg_saxton, hio, hio_step, project_constraints,
+                        project_magnitude, raar, raar_step)
 from .data import (DATASET_NAMES, OFFLINE_DIGIT_HOLDOUT, Augment, PhaseDataset, augment_image, load_images,
                    offline_digit_split, padded_shape, parse_noise, read_array, read_idx, simulate_measurement,
                    torchvision_root)
@@ -39,9 +44,9 @@ from .fourier import (NOISE_KINDS, add_noise, combine_magnitude_phase, dft2_matr
 from .metrics import (PROTOCOLS, align_to_target, best_of_twins, circular_shift, evaluate_reconstructions,
                       register_translation, rotate_180, rotation_invariant_mae, rotation_invariant_mse,
                       rotation_invariant_psnr, rotation_invariant_ssim)
-from .prdad import (METHODS, MLP, PRDAD1, PRDAD2, AutoEncoderLoss, ConvNet, DoubleConv, FCBlock, MagnitudeMLP, PRConfig,
-                    SparseAutoEncoder, autoencoder_loss, build_model, count_parameters, default_config,
-                    feature_shape, magnitude_features, rotation_invariant_loss)
+from .losses import AutoEncoderLoss, autoencoder_loss, rotation_invariant_loss
+from .prdad import (METHODS, PRDAD1, PRDAD2, DoubleConv, FCBlock, MagnitudeMLP, PRConfig, SparseAutoEncoder,
+                    build_model, count_parameters, default_config, feature_shape, magnitude_features)
 from .shipped import REGIMES, available, magnitude_error, pretrained, refine, regime_name
 from .train import PhaseLoss, cosine_schedule, train_network
 from .wavelets import (frequency_order, gini_index, haar_packet, haar_step, inverse_haar_packet, inverse_haar_step,
@@ -54,8 +59,9 @@ __all__ = [
     "magnitude_phase", "combine_magnitude_phase", "swap_phase_magnitude", "random_phase", "random_magnitude",
     "NOISE_KINDS", "add_noise", "snr_db",
     # classical
-    "DEFAULT_CONSTRAINTS", "PhaseRetrievalResult", "project_constraints",
-    "error_reduction", "gerchberg_saxton", "hio", "raar", "hio_step", "hio_single", "hio_numpy", "available_engines",
+    "DEFAULT_CONSTRAINTS", "PhaseRetrievalResult", "project_magnitude", "project_constraints",
+    "er_step", "hio_step", "raar_step", "alternating_projections",
+    "error_reduction", "gerchberg_saxton", "hio", "raar", "available_engines",
     # metrics
     "PROTOCOLS", "rotate_180", "circular_shift", "register_translation", "best_of_twins", "align_to_target",
     "rotation_invariant_mse", "rotation_invariant_mae", "rotation_invariant_ssim", "rotation_invariant_psnr",
@@ -65,7 +71,7 @@ __all__ = [
     "packet_paths", "frequency_order", "packet_mosaic", "sparsity_stats", "gini_index",
     # prdad
     "magnitude_features", "feature_shape", "rotation_invariant_loss",
-    "FCBlock", "MLP", "DoubleConv", "ConvNet",
+    "FCBlock", "DoubleConv",
     "MagnitudeMLP", "PRDAD1", "SparseAutoEncoder", "autoencoder_loss", "AutoEncoderLoss",
     "PRDAD2", "PRConfig", "default_config", "build_model", "count_parameters", "METHODS",
     # train, pretrained

@@ -4,7 +4,6 @@
     python -m course_lib.phase evaluate --data FILE --method raar --pad 2 --noise poisson:1 [--json]
     python -m course_lib.phase evaluate --data mnist-offline --method prdad1 --checkpoint PATH
     python -m course_lib.phase train --method prdad1 --data mnist-offline --pad 2 --steps 3000 --out PATH
-    python -m course_lib.phase bench [--quick]
 
 ``evaluate`` reconstructs images from their Fourier magnitudes and prints MSE, MAE, SSIM and PSNR
 (:func:`course_lib.phase.metrics.evaluate_reconstructions`). ``--data`` is a file (IDX, optionally
@@ -43,7 +42,7 @@ not match) gives a one-line ``error: ...`` and exit status 2.
 """
 from __future__ import annotations
 
-from ..core.cli import positive_int, run_benchmark, run_command, set_threads as _threads
+from ..core.cli import positive_int, run_command, set_threads as _threads
 
 import argparse
 import json
@@ -421,15 +420,6 @@ def cmd_train(args) -> int:
 
 
 # ---------------------------------------------------------------------------
-# bench
-# ---------------------------------------------------------------------------
-
-def cmd_bench(args) -> int:
-    _threads(args.threads)
-    return run_benchmark("phase", args.quick, args.out)
-
-
-# ---------------------------------------------------------------------------
 
 def main(argv=None) -> int:
     from ..core.datasets import DatasetUnavailableError
@@ -492,12 +482,6 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
     t.set_defaults(func=cmd_train)
-
-    b = sub.add_parser("bench", help="batched HIO speed and quality, network inference time")
-    b.add_argument("--quick", action="store_true")
-    b.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
-    b.add_argument("--threads", type=int, default=0)
-    b.set_defaults(func=cmd_bench)
 
     args = p.parse_args(argv)
     args.argv = argv

@@ -84,6 +84,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..core import datasets as _datasets
+from ..core.checks import check_choice, check_size
+from ..core.filters import gaussian_blur
 from .fourier import add_noise, fourier_magnitude, padded_size
 
 __all__ = [
@@ -252,17 +254,6 @@ def read_array(path: PathLike) -> torch.Tensor:
 # 2. Data sets by name
 # ---------------------------------------------------------------------------
 
-def _size_arg(size, fn: str) -> Optional[Tuple[int, int]]:
-    if size is None:
-        return None
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
-        raise ValueError(f"{fn}: size must be a positive int or a pair (h, w), got {size!r}")
-    return int(size[0]), int(size[1])
-
-
 def _resize(x: torch.Tensor, size: Optional[Tuple[int, int]]) -> torch.Tensor:
     """Antialiased bilinear resize of ``(N, 1, H, W)`` to ``size`` (in chunks, to bound memory)."""
     if size is None or tuple(x.shape[-2:]) == tuple(size):
@@ -288,12 +279,6 @@ def offline_digit_split() -> Tuple[torch.Tensor, torch.Tensor]:
     x = _offline_digits_tensor()
     cut = len(x) - OFFLINE_DIGIT_HOLDOUT
     return x[:cut].clone(), x[cut:].clone()
-
-
-def _split_arg(split: str, fn: str) -> str:
-    if split not in ("train", "test", "all"):
-        raise ValueError(f"{fn}: split must be 'train', 'test' or 'all', got {split!r}")
-    return split
 
 
 def _take(x: torch.Tensor, split: str, n_test: int) -> torch.Tensor:
@@ -451,8 +436,8 @@ def load_images(source: Union[str, PathLike], size=None, split: str = "train", *
         >>> load_images('mnist', size=32).shape                   # doctest: +SKIP
         torch.Size([60000, 1, 32, 32])
     """
-    size = _size_arg(size, "load_images")
-    split = _split_arg(split, "load_images")
+    size = None if size is None else check_size(size, "load_images: size")
+    split = check_choice(split, ("train", "test", "all"), "load_images: split")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"load_images: limit must be a positive int or None, got {limit!r}")
     name = source if isinstance(source, str) else None
@@ -599,17 +584,6 @@ def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=g))
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    c = x.shape[-3]
-    xp = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    xp = F.conv2d(xp, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)  # along rows
-    return F.conv2d(xp, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)  # along columns
-
-
 def augment_image(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:
     """Apply :class:`Augment` to one image ``(C, H, W)`` with the random stream ``generator``."""
     def coin() -> bool:
@@ -636,7 +610,7 @@ def augment_image(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> 
                            smooth.view(1, 1, 3, 3).repeat(c, 1, 1, 1), groups=c)
         x = blurred + factor * (x - blurred)
     if coin():
-        x = _gaussian_blur(x, _uniform(generator, *aug.blur))
+        x = gaussian_blur(x, _uniform(generator, *aug.blur), border="replicate")
     if coin():
         x = x.clamp(0, 1) ** _uniform(generator, *aug.gamma)
     return x.clamp(0, 1).squeeze(0)

@@ -51,6 +51,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..core.checks import check_choice, check_int, make_generator
+
 __all__ = [
     "padded_size", "pad_image", "unpad_image", "support_mask", "fourier_magnitude",
     "dft_matrix", "dft2_matrix", "dft2_sum",
@@ -194,11 +196,6 @@ def fourier_magnitude(x: torch.Tensor, pad: float = 2) -> torch.Tensor:
 # 3. The DFT written out (teaching)
 # ---------------------------------------------------------------------------
 
-def _check_norm(norm: str, fn: str) -> None:
-    if norm not in ("ortho", "backward", "forward"):
-        raise ValueError(f"{fn}: norm must be 'ortho', 'backward' or 'forward' (as in numpy.fft), got {norm!r}")
-
-
 def dft_matrix(n: int, norm: str = "ortho", dtype=torch.complex128) -> torch.Tensor:
     """The ``n x n`` DFT matrix ``W[k, m] = c * exp(-2 pi i k m / n)``.
 
@@ -206,9 +203,8 @@ def dft_matrix(n: int, norm: str = "ortho", dtype=torch.complex128) -> torch.Ten
     1 for ``'backward'`` (numpy's default), ``1/n`` for ``'forward'``.
     ``W @ v == numpy.fft.fft(v, norm=norm)``.
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"dft_matrix: n must be a positive int, got {n!r}")
-    _check_norm(norm, "dft_matrix")
+    check_int(n, "dft_matrix: n", minimum=1)
+    check_choice(norm, ("ortho", "backward", "forward"), "dft_matrix: norm")
     k = torch.arange(n, dtype=torch.float64)
     # k*m mod n keeps the angle small, so large n stays accurate
     angle = (-2 * math.pi / n) * torch.remainder(torch.outer(k, k), n)
@@ -240,7 +236,7 @@ def dft2_sum(x: torch.Tensor, norm: str = "ortho") -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
         raise ValueError(f"dft2_sum: x must be a tensor (..., H, W), got "
                          f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    _check_norm(norm, "dft2_sum")
+    check_choice(norm, ("ortho", "backward", "forward"), "dft2_sum: norm")
     H, W = x.shape[-2:]
     wh = dft_matrix(H, norm).to(x.device)  # wh[k, m] = c_H exp(-2 pi i k m / H)
     ww = dft_matrix(W, norm).to(x.device)
@@ -296,24 +292,11 @@ def swap_phase_magnitude(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor
     return combine_magnitude_phase(mag_a, phase_b), combine_magnitude_phase(mag_b, phase_a)
 
 
-def _generator(seed: Seed, fn: str) -> torch.Generator:
-    if isinstance(seed, torch.Generator):
-        return seed
-    g = torch.Generator()
-    if seed is None:
-        g.seed()
-    elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        g.manual_seed(int(seed))
-    else:
-        raise TypeError(f"{fn}: seed must be None, an int or a torch.Generator, got {type(seed).__name__}")
-    return g
-
-
 def _noise_spectrum(x: torch.Tensor, seed: Seed, fn: str) -> torch.Tensor:
     # The spectrum of a real white-noise image: its phase is uniformly random
     # and odd (phase(-k) = -phase(k)), its magnitude flat on average and even,
     # so combining it with half of a real image's spectrum gives a real image.
-    noise = torch.rand(x.shape, generator=_generator(seed, fn), dtype=x.dtype).to(x.device)
+    noise = torch.rand(x.shape, generator=make_generator(seed, f"{fn}: seed"), dtype=x.dtype).to(x.device)
     return torch.fft.fft2(noise - noise.mean(dim=(-2, -1), keepdim=True), norm="ortho")
 
 
@@ -398,7 +381,7 @@ def add_noise(y: torch.Tensor, kind: str = "poisson", level: float = 1.0, *, see
     if isinstance(level, bool) or not isinstance(level, numbers.Real) or not math.isfinite(level):
         raise ValueError(f"add_noise: level must be a finite number, got {level!r}")
     level = float(level)
-    g = None if seed is None else _generator(seed, "add_noise")
+    g = make_generator(seed, "add_noise: seed")
     if kind == "gaussian":
         if level < 0:
             raise ValueError(f"add_noise: level (the Gaussian sigma) must be >= 0, got {level!r}")

@@ -31,6 +31,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from ..core.checks import check_choice
 from .classical import error_reduction, hio
 from .data import parse_noise
 from .fourier import _check_pad, check_magnitude, fourier_magnitude
@@ -70,15 +71,9 @@ def regime_name(pad=1, noise=None) -> str:
                      f"{'' if noise is None else f' --noise {said}'} --out PATH` and pass --checkpoint PATH")
 
 
-def _check_method(method, fn: str) -> str:
-    if method not in _METHODS:
-        raise ValueError(f"{fn}: method must be one of {_METHODS}, got {method!r}")
-    return method
-
-
 def shipped_path(method: str, pad=1, noise=None) -> Path:
     """Where the shipped ``method`` network for ``(pad, noise)`` lives (it may be missing: see :func:`available`)."""
-    _check_method(method, "shipped_path")
+    check_choice(method, _METHODS, "shipped_path: method")
     return CHECKPOINT_DIR / f"phase_{method}_{regime_name(pad, noise)}.pt"
 
 

@@ -3,7 +3,7 @@
 :func:`train_network` is what ``python -m course_lib.phase train`` and notebook 09 call:
 
 1. PR-DAD II only: pre-train the sparse auto-encoder on the images alone (``x -> code -> x``,
-   :class:`~course_lib.phase.prdad.AutoEncoderLoss`), then freeze it;
+   :class:`~course_lib.phase.losses.AutoEncoderLoss`), then freeze it;
 2. the magnitude network: every step draws new magnitudes (new noise, new augmentation) of the
    training images (:class:`Redrawn` over a :class:`~course_lib.phase.data.PhaseDataset`), the loss
    is :class:`PhaseLoss` (image L2 + L1 against the nearer twin, plus the same on the encoding for
@@ -114,7 +114,8 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     """
     from ..core.training import data_fingerprint, fit
     from .data import Augment, PhaseDataset, parse_noise
-    from .prdad import METHODS, AutoEncoderLoss, build_model
+    from .losses import AutoEncoderLoss
+    from .prdad import METHODS, build_model
     from .wavelets import haar_packet
 
     if method not in METHODS:

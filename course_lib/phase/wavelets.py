@@ -64,6 +64,8 @@ from typing import Dict, List, Union
 
 import torch
 
+from ..core.checks import check_int, check_tensor
+
 __all__ = [
     "haar_step", "inverse_haar_step",
     "haar_packet", "inverse_haar_packet",
@@ -77,22 +79,6 @@ _BANDS = "ahvd"  # pywt's node names, in natural order
 # ---------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------
-
-def _check_depth(depth, fn: str) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise ValueError(f"{fn}: depth must be an int >= 0, got {depth!r}")
-    return depth
-
-
-def _check_4d(x, fn: str, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"{fn}: {name} must have shape (N, C, H, W), got {tuple(x.shape)}")
-    if not (x.is_floating_point() or x.is_complex()):
-        raise TypeError(f"{fn}: {name} must be a floating point tensor, got {x.dtype}")
-    return x
-
 
 def _check_divisible(x: torch.Tensor, depth: int, fn: str) -> None:
     h, w = x.shape[-2:]
@@ -124,7 +110,7 @@ def haar_step(x: torch.Tensor) -> torch.Tensor:
         >>> haar_step(torch.tensor([[[[1., 2.], [3., 5.]]]])).flatten()
         tensor([ 5.5000, -2.5000, -1.5000,  0.5000])
     """
-    _check_4d(x, "haar_step")
+    check_tensor(x, "haar_step: x", dims=4, shape_hint="(N, C, H, W)")
     _check_divisible(x, 1, "haar_step")
     n, c, h, w = x.shape
     # Split rows and columns into (block, position in block): no loop over pixels.
@@ -145,7 +131,7 @@ def inverse_haar_step(coeffs: torch.Tensor) -> torch.Tensor:
         a = (A + H + V + D) / 2,   b = (A + H - V - D) / 2,
         c = (A - H + V - D) / 2,   d = (A - H - V + D) / 2
     """
-    _check_4d(coeffs, "inverse_haar_step", "coeffs")
+    check_tensor(coeffs, "inverse_haar_step: coeffs", dims=4, shape_hint="(N, C, H, W)")
     n, c4, h, w = coeffs.shape
     if c4 % 4:
         raise ValueError(f"inverse_haar_step: the channels of coeffs must be a multiple of 4 "
@@ -178,8 +164,8 @@ def haar_packet(x: torch.Tensor, depth: int) -> torch.Tensor:
 
     Raises ``ValueError`` when ``H`` or ``W`` is not divisible by ``2**depth``.
     """
-    _check_4d(x, "haar_packet")
-    depth = _check_depth(depth, "haar_packet")
+    check_tensor(x, "haar_packet: x", dims=4, shape_hint="(N, C, H, W)")
+    depth = check_int(depth, "haar_packet: depth", minimum=0)
     _check_divisible(x, depth, "haar_packet")
     for _ in range(depth):  # one loop per level; each level is a single reshape
         x = haar_step(x)
@@ -188,8 +174,8 @@ def haar_packet(x: torch.Tensor, depth: int) -> torch.Tensor:
 
 def inverse_haar_packet(coeffs: torch.Tensor, depth: int) -> torch.Tensor:
     """Inverse of :func:`haar_packet`: ``(N, C * 4**depth, h, w) -> (N, C, h * 2**depth, w * 2**depth)``."""
-    _check_4d(coeffs, "inverse_haar_packet", "coeffs")
-    depth = _check_depth(depth, "inverse_haar_packet")
+    check_tensor(coeffs, "inverse_haar_packet: coeffs", dims=4, shape_hint="(N, C, H, W)")
+    depth = check_int(depth, "inverse_haar_packet: depth", minimum=0)
     if coeffs.shape[1] % (4 ** depth):
         raise ValueError(f"inverse_haar_packet: the channels of coeffs must be a multiple of "
                          f"4**depth = {4 ** depth} for depth {depth}, got shape "
@@ -209,7 +195,7 @@ def packet_paths(depth: int) -> List[str]:
     ``packet_paths(2)[:5] == ['aa', 'ah', 'av', 'ad', 'ha']`` -- the same list
     as ``[n.path for n in wp.get_level(2, 'natural')]``.
     """
-    depth = _check_depth(depth, "packet_paths")
+    depth = check_int(depth, "packet_paths: depth", minimum=0)
     paths = [""]
     for _ in range(depth):
         paths = [p + b for p in paths for b in _BANDS]
@@ -238,7 +224,7 @@ def frequency_order(depth: int) -> torch.Tensor:
     ``i`` and horizontal frequency ranks ``j`` (0 = lowest). Returns an int64
     tensor of length ``4**d``.
     """
-    depth = _check_depth(depth, "frequency_order")
+    depth = check_int(depth, "frequency_order: depth", minimum=0)
     side = 2 ** depth
     order = torch.empty(side * side, dtype=torch.int64)
     for k, path in enumerate(packet_paths(depth)):
@@ -257,8 +243,8 @@ def packet_mosaic(coeffs: torch.Tensor, depth: int, order: str = "freq") -> torc
     low frequencies sit at the top left, as in a spectrum; ``'natural'``
     follows the tree. Plot ``abs()`` (and perhaps a log scale) of the result.
     """
-    _check_4d(coeffs, "packet_mosaic", "coeffs")
-    depth = _check_depth(depth, "packet_mosaic")
+    check_tensor(coeffs, "packet_mosaic: coeffs", dims=4, shape_hint="(N, C, H, W)")
+    depth = check_int(depth, "packet_mosaic: depth", minimum=0)
     if coeffs.shape[1] != 4 ** depth:
         raise ValueError(f"packet_mosaic: coeffs must have 4**depth = {4 ** depth} channels "
                          f"(one image channel), got shape {tuple(coeffs.shape)}")

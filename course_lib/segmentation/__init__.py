@@ -1,11 +1,13 @@
 """Unit 3 -- portrait segmentation: which pixels are the person?
 
 * :mod:`.losses`    per-pixel NLL (``bce_loss``), the lecture's soft Jaccard (``soft_jaccard_loss``),
-                    their weighted mix (``combined_loss``), Dice, focal, Lovasz hinge
+                    their weighted mix (``combined_loss``), Dice, focal; Lovasz hinge in :mod:`.lovasz`;
+                    :mod:`.inputs` checks a (prediction, mask) pair once at each loss and metric
 * :mod:`.metrics`   ``iou`` at threshold 0.5 per image and over a dataset, ``IoUMeter``,
                     ``boundary_f_score``, ``pixel_accuracy``
-* :mod:`.pspnet`    ``PSPNet`` (Zhao et al. CVPR 2017): dilated ResNet backbone, ``pyramid_pooling``,
-                    auxiliary head; presets ``light`` / ``resnet18`` / ``resnet50``
+* :mod:`.pspnet`    ``PSPNet`` (Zhao et al. CVPR 2017): ``pyramid_pooling``, auxiliary head; presets
+                    ``light`` / ``resnet18`` / ``resnet50``; the dilated ResNet in :mod:`.backbone`
+* :mod:`.inference` ``predict_mask`` (one photo, checked), ``optimize_for_inference`` (BatchNorm folded)
 * :mod:`.portraits` data curation: ``load_mask``, ``PortraitFolder``, ``PortraitAugment``,
                     ``synthetic_portraits``, ``imbalanced_blobs``, ``shared_portraits``, ``eg1800``
 * :mod:`.train`     ``train_segmentation`` (through ``core.training.fit``), ``evaluate_segmentation``
@@ -22,8 +24,8 @@ from .losses import (BCELoss, CombinedLoss, DiceLoss, FocalLoss, LovaszHingeLoss
 from .metrics import IoUMeter, boundary_f_score, iou, pixel_accuracy
 from .portraits import (PortraitAugment, PortraitFolder, eg1800, imbalanced_blobs, load_mask, shared_portraits,
                         synthetic_portraits, train_val_split)
-from .pspnet import (PSPNet, PyramidPoolingModule, count_parameters, optimize_for_inference, predict_mask,
-                     pspnet, pyramid_pooling)
+from .inference import count_parameters, optimize_for_inference, predict_mask
+from .pspnet import PSPNet, PyramidPoolingModule, pspnet, pyramid_pooling
 from .train import (LOSSES, PreloadedPortraits, compare_losses, evaluate_segmentation, load_pspnet, make_loss, predict_logits,
                     pretrained, train_segmentation)
 

@@ -3,7 +3,6 @@
     python -m course_lib.segmentation train --preset resnet18 --size 224 160 --steps 6000 --out course_lib/checkpoints/pspnet_portrait.pt
     python -m course_lib.segmentation evaluate --images DIR --masks DIR [--checkpoint PATH] [--json]
     python -m course_lib.segmentation predict IN OUT [--checkpoint PATH] [--effect blur|replace --background IMG]
-    python -m course_lib.segmentation bench [--quick]
 
 ``train`` reads real portraits (``--images/--masks``, default: the prepared EG1800 folder when this
 machine has it, see ``portraits.shared_portraits``), keeps a fixed, name-hashed 15 % aside for
@@ -15,7 +14,7 @@ like the images, .png, 255 = person). ``predict`` writes a mask (or a portrait e
 """
 from __future__ import annotations
 
-from ..core.cli import command_line, positive_int, run_benchmark, run_command, set_threads as _threads
+from ..core.cli import command_line, positive_int, run_command, set_threads as _threads
 
 import argparse
 import json
@@ -179,7 +178,7 @@ def cmd_predict(args) -> int:
 
     from ..core.images import load_image, save_image, to_tensor
     from .effects import blur_background, replace_background
-    from .pspnet import predict_mask
+    from .inference import predict_mask
 
     _threads(args.threads)
     model, sidecar = _model(args.checkpoint)
@@ -198,10 +197,6 @@ def cmd_predict(args) -> int:
         save_image(replace_background(to_tensor(image), prob, load_image(args.background, mode="RGB")), out)
     print(f"wrote {out} ({args.effect}); person covers {100 * float((prob >= 0.5).float().mean()):.1f}% of the image")
     return 0
-
-
-def cmd_bench(args) -> int:
-    return run_benchmark("segmentation", args.quick)
 
 
 def main(argv=None) -> int:
@@ -264,9 +259,6 @@ def main(argv=None) -> int:
     r.add_argument("--sigma", type=float, default=8.0, help="background blur for --effect blur")
     r.add_argument("--threads", type=int, default=0)
     r.set_defaults(func=cmd_predict)
-    b = sub.add_parser("bench", help="ms per portrait at 256 and 512 px, eager vs optimised")
-    b.add_argument("--quick", action="store_true")
-    b.set_defaults(func=cmd_bench)
     args = p.parse_args(argv)
     args.argv = argv
     return run_command(args)

@@ -8,10 +8,10 @@ blur renormalised), so the person does not leak a halo into the background aroun
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+
+from ..core.filters import gaussian_blur
 
 __all__ = ["soft_alpha", "blur_background", "replace_background"]
 
@@ -45,23 +45,6 @@ def _alpha(mask, shape, fn: str) -> torch.Tensor:
     return mask
 
 
-def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(C, H, W)`` with reflect padding."""
-    if sigma <= 0:
-        return x
-    r = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[0]
-    y = x[None]
-    mode_w = "reflect" if r < x.shape[-1] else "replicate"  # reflect needs a pad smaller than the side
-    mode_h = "reflect" if r < x.shape[-2] else "replicate"
-    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode=mode_w), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    y = F.conv2d(F.pad(y, (0, 0, r, r), mode=mode_h), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-    return y[0]
-
-
 def soft_alpha(mask, *, feather: float = 2.0, threshold: float | None = None) -> torch.Tensor:
     """A soft matte ``(H, W)`` in [0, 1] from a probability map or a 0/1 mask.
 
@@ -73,7 +56,7 @@ def soft_alpha(mask, *, feather: float = 2.0, threshold: float | None = None) ->
         m = (m >= threshold).float()
     if feather < 0:
         raise ValueError(f"soft_alpha: feather must be >= 0 pixels, got {feather!r}")
-    return _gaussian(m[None], float(feather))[0].clamp(0, 1)
+    return gaussian_blur(m[None], float(feather))[0].clamp(0, 1)
 
 
 def blur_background(image, mask, *, sigma: float = 8.0, feather: float = 2.0) -> torch.Tensor:
@@ -87,9 +70,9 @@ def blur_background(image, mask, *, sigma: float = 8.0, feather: float = 2.0) ->
         raise ValueError(f"blur_background: sigma must be > 0 pixels, got {sigma!r}")
     weight = 1 - alpha
     # blur only background pixels and renormalise, so the person does not bleed into the blur
-    num = _gaussian(img * weight, sigma)
-    den = _gaussian(weight[None], sigma).clamp_min(1e-4)
-    background = torch.where(den > 1e-3, num / den, _gaussian(img, sigma))
+    num = gaussian_blur(img * weight, sigma)
+    den = gaussian_blur(weight[None], sigma).clamp_min(1e-4)
+    background = torch.where(den > 1e-3, num / den, gaussian_blur(img, sigma))
     return (alpha * img + (1 - alpha) * background).clamp(0, 1)
 
 

@@ -1,4 +1,4 @@
-"""Losses for binary segmentation (person vs background).
+"""Losses for binary segmentation (person vs background), each a few lines under its formula.
 
 * :func:`bce_loss`          the lecture's per-pixel negative log-likelihood (binary cross-entropy)
 * :func:`soft_jaccard`      ``J(p, p̂) = <p, p̂> / (|p|₁ + |p̂|₁ - <p, p̂>)`` on probabilities
@@ -7,34 +7,30 @@
 * :func:`dice_loss`         ``1 - 2<p, p̂> / (|p|₁ + |p̂|₁)``
 * :func:`focal_loss`        Lin et al. 2017, ``-α_t (1 - p_t)^γ log p_t``
 * :func:`lovasz_hinge_loss` Berman et al. 2018, the Lovász extension of the Jaccard loss on hinge errors
+                            (in :mod:`.lovasz`, imported here)
 
-Each function has a thin ``nn.Module`` wrapper (:class:`BCELoss`,
-:class:`SoftJaccardLoss`, :class:`CombinedLoss`, :class:`DiceLoss`,
-:class:`FocalLoss`, :class:`LovaszHingeLoss`) that stores the options and
-returns a scalar tensor, so it can be handed to ``core.training.fit``.
+Each has a thin ``nn.Module`` (:class:`BCELoss`, :class:`SoftJaccardLoss`, :class:`CombinedLoss`,
+:class:`DiceLoss`, :class:`FocalLoss`, :class:`LovaszHingeLoss`) for ``core.training.fit``.
 
-Shapes and values. ``pred`` is a single-channel map ``(N, 1, H, W)`` or
-``(N, H, W)``: logits (``from_logits=True``, the default: the network's raw
-output) or probabilities ``p̂`` in [0, 1]. ``target`` is the ground truth
-``p`` with values in {0, 1} (float, bool or integer), ``(N, 1, H, W)`` or
-``(N, H, W)``; the two must agree once the channel dimension is dropped.
-Inputs are checked before anything is computed: shapes, target values,
-finite predictions, the range of probabilities; each error names the
-argument and what it received. Half-precision predictions (autocast) are
-computed in float32.
+Shapes and values. ``pred`` is ``(N, 1, H, W)`` or ``(N, H, W)``: logits (``from_logits=True``,
+the default) or probabilities ``p̂`` in [0, 1]; ``target`` is the {0, 1} mask ``p`` (float, bool
+or integer) of the same spatial shape. Each public function checks its inputs once
+(:func:`~course_lib.segmentation.inputs.binary_pair`: shapes, target values, finite predictions,
+the range of probabilities) and then runs the maths; :func:`combined_loss` checks once and calls
+the unchecked ``_bce`` and ``_soft_jaccard``. Half-precision predictions are computed in float32.
 
-References:
-    M. Berman, A. Rannen Triki, M. B. Blaschko, "The Lovász-Softmax loss: a
-    tractable surrogate for the optimization of the intersection-over-union
-    measure in neural networks", CVPR 2018.
-    T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollár, "Focal loss for dense
-    object detection", ICCV 2017.
-    F. Milletari, N. Navab, S.-A. Ahmadi, "V-Net", 3DV 2016 (soft Dice).
+References: M. Berman, A. Rannen Triki, M. B. Blaschko, "The Lovász-Softmax loss", CVPR 2018;
+T.-Y. Lin et al., "Focal loss for dense object detection", ICCV 2017; F. Milletari, N. Navab,
+S.-A. Ahmadi, "V-Net", 3DV 2016 (soft Dice).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from ..core.checks import check_choice, check_number, check_probability
+from .inputs import binary_pair
+from .lovasz import LovaszHingeLoss, lovasz_hinge_loss
 
 __all__ = [
     "bce_loss", "soft_jaccard", "soft_jaccard_loss", "combined_loss", "dice_loss", "focal_loss",
@@ -44,98 +40,6 @@ __all__ = [
 
 _REDUCTIONS = ("mean", "sum", "none")
 
-
-# --------------------------------------------------------------------------- validation
-
-def _shape(x) -> str:
-    return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
-
-
-def _drop_channel(t: torch.Tensor, name: str, fn: str) -> torch.Tensor:
-    if t.dim() == 4:
-        if t.shape[1] != 1:
-            raise ValueError(f"{fn}: {name} must be a single-channel map (N, 1, H, W) or (N, H, W), "
-                             f"got shape {tuple(t.shape)} with {t.shape[1]} channels (binary segmentation: "
-                             f"one logit per pixel)")
-        return t[:, 0]
-    if t.dim() == 3:
-        return t
-    raise ValueError(f"{fn}: {name} must have shape (N, 1, H, W) or (N, H, W), got {tuple(t.shape)}"
-                     + (" (add the batch dimension with .unsqueeze(0))" if t.dim() == 2 else ""))
-
-
-def _check_binary_pair(pred, target, fn: str, *, from_logits: bool, hard_pred_ok: bool = False):
-    """Validate a (prediction, binary target) pair; return both as ``(N, H, W)`` in one float dtype.
-
-    ``hard_pred_ok`` lets ``pred`` be a bool/integer mask (metrics); losses need float predictions.
-    """
-    for name, t in (("pred", pred), ("target", target)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    p = _drop_channel(pred, "pred", fn)
-    t = _drop_channel(target, "target", fn)
-    if p.shape != t.shape:
-        raise ValueError(f"{fn}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the "
-                         f"same (N, H, W) shape, got {tuple(p.shape)} and {tuple(t.shape)}")
-    if p.numel() == 0:
-        raise ValueError(f"{fn}: pred and target are empty: shape {tuple(p.shape)}")
-    if p.is_complex() or t.is_complex():
-        raise TypeError(f"{fn}: pred and target must be real, got {p.dtype} and {t.dtype}")
-    if not p.is_floating_point():
-        if not hard_pred_ok:
-            raise TypeError(f"{fn}: pred must be a float tensor of logits or probabilities, got dtype {p.dtype}")
-        if from_logits:
-            raise TypeError(f"{fn}: from_logits=True needs float logits, got pred of dtype {p.dtype} "
-                            f"(a hard mask: use from_logits=False)")
-    dtype = p.dtype if p.dtype in (torch.float32, torch.float64) else torch.float32
-    t_raw = t
-    p = p.to(dtype)
-    t = t.to(dtype)
-
-    # one host synchronisation for all value checks
-    bad_target = (t != 0) & (t != 1)
-    finite = torch.isfinite(p)
-    flags = [bad_target.any(), ~finite.all()]
-    if not from_logits:
-        flags.append(((p < 0) | (p > 1)).any())
-    flags = torch.stack(flags).tolist()
-    if flags[0]:
-        found = torch.unique(t_raw[bad_target]).tolist()  # in target's own dtype
-        more = "" if len(found) <= 5 else f" ... ({len(found)} distinct)"
-        raise ValueError(f"{fn}: target must contain only 0 (background) and 1 (person), found "
-                         f"{found[:5]}{more}" + (" (an 8-bit mask? divide by 255)" if 255 in found else ""))
-    if flags[1]:
-        n_nan = int(torch.isnan(p).sum())
-        n_inf = int(torch.isinf(p).sum())
-        raise ValueError(f"{fn}: pred must be finite, found {n_nan} NaN and {n_inf} infinite value(s) "
-                         f"in a tensor of shape {tuple(pred.shape)}")
-    if not from_logits and flags[2]:
-        raise ValueError(f"{fn}: pred must be probabilities in [0, 1] when from_logits=False, got values in "
-                         f"[{float(p.min()):.4g}, {float(p.max()):.4g}]; pass from_logits=True for raw "
-                         f"network outputs (logits)")
-    return p, t
-
-
-def _check_reduction(reduction, fn):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-
-
-def _check_eps(eps, fn, upper=None):
-    if not isinstance(eps, (int, float)) or not eps > 0 or (upper is not None and not eps < upper):
-        rng = f"in (0, {upper})" if upper is not None else "> 0"
-        raise ValueError(f"{fn}: eps must be a number {rng}, got {eps!r}")
-
-
-def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return x.mean()
-    if reduction == "sum":
-        return x.sum()
-    return x
-
-
-# --------------------------------------------------------------------------- BCE / NLL
 
 def bce_loss(pred: torch.Tensor, target: torch.Tensor, *, from_logits: bool = True,
              reduction: str = "mean", eps: float = 1e-7) -> torch.Tensor:
@@ -151,41 +55,31 @@ def bce_loss(pred: torch.Tensor, target: torch.Tensor, *, from_logits: bool = Tr
     ``p̂`` and ``1 - p̂`` are clamped to ``>= eps`` first, so a confident wrong pixel
     costs at most ``-log(eps)`` (about 16.1 for the default) instead of ``inf``.
 
-    Args:
-        pred: logits (or probabilities with ``from_logits=False``), ``(N, 1, H, W)`` or ``(N, H, W)``.
-        target: {0, 1} mask of the same spatial shape (float, bool or integer).
-        from_logits: whether ``pred`` holds logits.
-        reduction: ``'mean'`` (over all pixels), ``'sum'`` or ``'none'`` (the ``(N, H, W)`` map).
-        eps: clamp for probabilities (ignored for logits).
-    Returns:
-        a scalar tensor, or ``(N, H, W)`` for ``reduction='none'``.
+    ``reduction``: ``'mean'`` (over all pixels), ``'sum'`` or ``'none'`` (the ``(N, H, W)`` map).
 
     >>> pred = torch.tensor([[[0.0, 2.0], [-2.0, 0.0]]])
     >>> target = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
     >>> round(float(bce_loss(pred, target)), 4)
     0.41
     """
-    fn = "bce_loss"
-    _check_reduction(reduction, fn)
-    _check_eps(eps, fn, upper=0.5)
-    p_hat, p = _check_binary_pair(pred, target, fn, from_logits=from_logits)
+    check_choice(reduction, _REDUCTIONS, "bce_loss: reduction")
+    check_number(eps, "bce_loss: eps", low=0, high=0.5, low_open=True, high_open=True)
+    p_hat, p = binary_pair(pred, target, "bce_loss", from_logits=from_logits)
+    return _reduce(_bce(p_hat, p, from_logits, eps), reduction)
+
+
+def _bce(p_hat: torch.Tensor, p: torch.Tensor, from_logits: bool, eps: float = 1e-7) -> torch.Tensor:
+    """The per-pixel NLL ``(N, H, W)`` of checked inputs."""
     if from_logits:
         log_p, log_1mp = F.logsigmoid(p_hat), F.logsigmoid(-p_hat)
     else:
         # clamp p̂ and 1 - p̂ separately: 1 - eps is not representable for small eps in float32
         log_p, log_1mp = torch.log(p_hat.clamp_min(eps)), torch.log((1 - p_hat).clamp_min(eps))
-    nll = -(p * log_p + (1 - p) * log_1mp)
-    return _reduce(nll, reduction)
+    return -(p * log_p + (1 - p) * log_1mp)
 
 
-# --------------------------------------------------------------------------- Jaccard / Dice
-
-def _probabilities(p_hat: torch.Tensor, from_logits: bool) -> torch.Tensor:
-    return torch.sigmoid(p_hat) if from_logits else p_hat
-
-
-def _sum_dims(per_image: bool):
-    return (1, 2) if per_image else (0, 1, 2)
+def _reduce(x: torch.Tensor, reduction: str) -> torch.Tensor:
+    return x.mean() if reduction == "mean" else x.sum() if reduction == "sum" else x
 
 
 def soft_jaccard(pred: torch.Tensor, target: torch.Tensor, *, from_logits: bool = True,
@@ -212,25 +106,19 @@ def soft_jaccard(pred: torch.Tensor, target: torch.Tensor, *, from_logits: bool 
     A larger ``eps`` (e.g. 1, common in competition code) keeps a gradient
     there at the price of a bias on small objects.
 
-    Args:
-        pred: logits (or probabilities with ``from_logits=False``), ``(N, 1, H, W)`` or ``(N, H, W)``.
-        target: {0, 1} mask of the same spatial shape.
-        from_logits: apply ``σ`` to ``pred`` first.
-        per_image: mean of per-image ``J`` (True) or one ``J`` over the batch (False).
-        eps: smoothing term added to numerator and denominator (> 0).
-    Returns:
-        a scalar tensor in [0, 1].
-
     >>> p_hat = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])   # 2 pixels predicted
     >>> p = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])       # 2 pixels true, 1 shared
     >>> round(float(soft_jaccard(p_hat, p, from_logits=False)), 4)   # 1 / (2 + 2 - 1)
     0.3333
     """
-    fn = "soft_jaccard"
-    _check_eps(eps, fn)
-    p_hat, p = _check_binary_pair(pred, target, fn, from_logits=from_logits)
-    q = _probabilities(p_hat, from_logits)
-    dims = _sum_dims(per_image)
+    check_number(eps, "soft_jaccard: eps", low=0, low_open=True)
+    p_hat, p = binary_pair(pred, target, "soft_jaccard", from_logits=from_logits)
+    return _soft_jaccard(p_hat, p, from_logits, per_image, eps)
+
+
+def _soft_jaccard(p_hat, p, from_logits: bool, per_image: bool, eps: float) -> torch.Tensor:
+    q = torch.sigmoid(p_hat) if from_logits else p_hat
+    dims = (1, 2) if per_image else (0, 1, 2)
     inter = (p * q).sum(dims)
     union = p.sum(dims) + q.sum(dims) - inter
     return ((inter + eps) / (union + eps)).mean()
@@ -247,11 +135,6 @@ def soft_jaccard_loss(pred: torch.Tensor, target: torch.Tensor, *, from_logits: 
     return 1 - soft_jaccard(pred, target, from_logits=from_logits, per_image=per_image, eps=eps)
 
 
-def _check_weight(w, fn):
-    if not isinstance(w, (int, float)) or not 0 <= w <= 1:
-        raise ValueError(f"{fn}: jaccard_weight must be a number in [0, 1], got {w!r}")
-
-
 def combined_loss(pred: torch.Tensor, target: torch.Tensor, jaccard_weight: float = 0.5, *,
                   from_logits: bool = True, per_image: bool = True, eps: float = 1e-6,
                   return_parts: bool = False):
@@ -265,24 +148,18 @@ def combined_loss(pred: torch.Tensor, target: torch.Tensor, jaccard_weight: floa
     (at ``p̂ = 1/2`` BCE is ``log 2 ≈ 0.69`` and ``1 - J`` lies between 0.5
     and 1), so ``w`` reads roughly as the share of the IoU term.
 
-    Args:
-        pred, target, from_logits, per_image, eps: as in :func:`soft_jaccard`.
-        jaccard_weight: ``w`` in [0, 1].
-        return_parts: also return ``{'bce': ..., 'jaccard_loss': ...}`` (floats), the form
-            ``core.training.fit`` logs.
+    ``return_parts=True`` also returns ``{'bce': ..., 'jaccard_loss': ...}`` (floats) for the logs.
 
     >>> pred = torch.tensor([[[0.0, 2.0], [-2.0, 0.0]]]); target = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
     >>> l = combined_loss(pred, target, 0.5)
     >>> bool(torch.isclose(l, 0.5 * bce_loss(pred, target) + 0.5 * soft_jaccard_loss(pred, target)))
     True
     """
-    fn = "combined_loss"
-    _check_weight(jaccard_weight, fn)
-    _check_eps(eps, fn)
-    p_hat, p = _check_binary_pair(pred, target, fn, from_logits=from_logits)
-    # validated once; the parts get (N, H, W) tensors that pass their checks trivially
-    bce = bce_loss(p_hat, p, from_logits=from_logits)
-    jac = soft_jaccard_loss(p_hat, p, from_logits=from_logits, per_image=per_image, eps=eps)
+    check_probability(jaccard_weight, "combined_loss: jaccard_weight")
+    check_number(eps, "combined_loss: eps", low=0, low_open=True)
+    p_hat, p = binary_pair(pred, target, "combined_loss", from_logits=from_logits)  # checked once
+    bce = _bce(p_hat, p, from_logits).mean()
+    jac = 1 - _soft_jaccard(p_hat, p, from_logits, per_image, eps)
     loss = (1 - jaccard_weight) * bce + jaccard_weight * jac
     if return_parts:
         return loss, {"bce": float(bce.detach()), "jaccard_loss": float(jac.detach())}
@@ -302,17 +179,14 @@ def dice_loss(pred: torch.Tensor, target: torch.Tensor, *, from_logits: bool = T
     >>> round(float(dice_loss(p_hat, p, from_logits=False)), 4)   # 1 - 2·1 / (2 + 2)
     0.5
     """
-    fn = "dice_loss"
-    _check_eps(eps, fn)
-    p_hat, p = _check_binary_pair(pred, target, fn, from_logits=from_logits)
-    q = _probabilities(p_hat, from_logits)
-    dims = _sum_dims(per_image)
+    check_number(eps, "dice_loss: eps", low=0, low_open=True)
+    p_hat, p = binary_pair(pred, target, "dice_loss", from_logits=from_logits)
+    q = torch.sigmoid(p_hat) if from_logits else p_hat
+    dims = (1, 2) if per_image else (0, 1, 2)
     inter = (p * q).sum(dims)
     total = p.sum(dims) + q.sum(dims)
     return 1 - ((2 * inter + eps) / (total + eps)).mean()
 
-
-# --------------------------------------------------------------------------- focal
 
 def focal_loss(pred: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0, alpha: float | None = 0.25,
                from_logits: bool = True, reduction: str = "mean", eps: float = 1e-7) -> torch.Tensor:
@@ -332,24 +206,19 @@ def focal_loss(pred: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0, 
     The paper normalises the sum by the number of positive anchors; for
     dense segmentation we average over pixels (``reduction='mean'``).
 
-    Args:
-        pred, target, from_logits: as in :func:`bce_loss`.
-        gamma: focusing parameter ``γ >= 0`` (paper: 2).
-        alpha: weight of the person class in [0, 1], or ``None`` (paper: 0.25).
-        reduction: ``'mean'``, ``'sum'`` or ``'none'`` (``(N, H, W)``).
+    ``gamma``: the focusing parameter ``γ >= 0`` (paper: 2); ``alpha``: the weight of the person
+    class in [0, 1], or ``None`` (paper: 0.25); ``reduction`` as in :func:`bce_loss`.
 
     >>> pred = torch.tensor([[[0.0, 2.0], [-2.0, 0.0]]]); target = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
     >>> bool(torch.isclose(focal_loss(pred, target, gamma=0.0, alpha=None), bce_loss(pred, target)))
     True
     """
-    fn = "focal_loss"
-    _check_reduction(reduction, fn)
-    _check_eps(eps, fn, upper=0.5)
-    if not isinstance(gamma, (int, float)) or not gamma >= 0:
-        raise ValueError(f"{fn}: gamma must be a number >= 0, got {gamma!r}")
-    if alpha is not None and (not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1):
-        raise ValueError(f"{fn}: alpha must be a number in [0, 1] or None, got {alpha!r}")
-    p_hat, p = _check_binary_pair(pred, target, fn, from_logits=from_logits)
+    check_choice(reduction, _REDUCTIONS, "focal_loss: reduction")
+    check_number(eps, "focal_loss: eps", low=0, high=0.5, low_open=True, high_open=True)
+    check_number(gamma, "focal_loss: gamma", low=0)
+    if alpha is not None:
+        check_probability(alpha, "focal_loss: alpha (or None)")
+    p_hat, p = binary_pair(pred, target, "focal_loss", from_logits=from_logits)
     if from_logits:
         s = 2 * p - 1
         log_pt = F.logsigmoid(s * p_hat)
@@ -364,175 +233,63 @@ def focal_loss(pred: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0, 
     return _reduce(loss, reduction)
 
 
-# --------------------------------------------------------------------------- Lovász hinge
-
-def _lovasz_jaccard_weights(gt_sorted: torch.Tensor) -> torch.Tensor:
-    """Lovász extension weights of the Jaccard loss for errors sorted in decreasing order.
-
-    Along the last dimension, ``gt_sorted`` holds the {0, 1} labels of the
-    pixels in that order. With ``M_i`` = the ``i`` pixels of largest error and
-    ``P = {p = 1}`` the set function of Berman et al. (eq. 4, 7)
-
-        ``Δ_J(M) = 1 - |P \\ M| / |P ∪ M|``   (= ``|M| / |P ∪ M|``)
-
-    gives weights ``g_i = Δ_J(M_i) - Δ_J(M_{i-1})`` (``Δ_J(∅) = 0``); the
-    extension of ``Δ_J`` at an error vector ``e`` is ``Σ_i e_(i) g_i`` (eq. 8, 9).
-    ``|P \\ M_i| = |P| - (positives among the first i)`` and
-    ``|P ∪ M_i| = |P| + (negatives among the first i)``; the latter is >= 1 for
-    ``i >= 1``, so there is no division by zero even when ``P`` is empty.
-    """
-    n_pos = gt_sorted.sum(-1, keepdim=True)
-    pos_seen = gt_sorted.cumsum(-1)
-    neg_seen = (1 - gt_sorted).cumsum(-1)
-    delta = 1 - (n_pos - pos_seen) / (n_pos + neg_seen)
-    return torch.cat([delta[..., :1], delta[..., 1:] - delta[..., :-1]], dim=-1)
-
-
-def lovasz_hinge_loss(pred: torch.Tensor, target: torch.Tensor, *, per_image: bool = True) -> torch.Tensor:
-    """Binary Lovász hinge loss (Berman et al., CVPR 2018, Sec. 3.1 and eq. 9).
-
-    A convex surrogate of the Jaccard loss ``1 - IoU`` of the person class.
-    With logits ``x`` and signs ``s = 2p - 1`` the hinge errors are
-    ``e_i = max(0, 1 - s_i x_i)``; sorting them in decreasing order
-    ``e_(1) >= e_(2) >= ...``,
-
-        ``loss = Σ_i e_(i) · [Δ_J(M_i) - Δ_J(M_{i-1})]``,
-
-    where ``M_i`` holds the ``i`` pixels of largest error and
-    ``Δ_J(M) = |M| / |P ∪ M|`` is the Jaccard loss when exactly the pixels
-    ``M`` are wrong (``P``: the person pixels). This is the Lovász extension
-    of ``Δ_J`` evaluated at ``e``: where the errors are 0/1 (each pixel
-    either right with margin >= 1 or at logit 0) it is the Jaccard loss of
-    the wrong pixels; in between it interpolates linearly. The loss is
-    piecewise linear in ``x``; the weights depend only on the order of the
-    errors (ties may be broken either way: the value does not change).
-
-    Empty masks: with no person pixels, ``Δ_J(M) = 1`` for any non-empty
-    ``M``, so the loss is the largest hinge error, 0 once every logit is
-    <= -1.
-
-    Args:
-        pred: logits ``(N, 1, H, W)`` or ``(N, H, W)`` (the hinge needs real-valued scores, not
-            probabilities).
-        target: {0, 1} mask of the same spatial shape.
-        per_image: loss per image, averaged over the batch (True), or over the pooled batch (False).
-    Returns:
-        a scalar tensor >= 0.
-
-    >>> target = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
-    >>> float(lovasz_hinge_loss(torch.tensor([[[2.0, 1.0], [-1.0, -3.0]]]), target))   # all margins >= 1
-    0.0
-    >>> float(lovasz_hinge_loss(torch.tensor([[[2.0, 0.0], [-1.0, -3.0]]]), target))   # one positive at 0: 1 - 1/2
-    0.5
-    """
-    fn = "lovasz_hinge_loss"
-    x, p = _check_binary_pair(pred, target, fn, from_logits=True)
-    x = x.flatten(1) if per_image else x.reshape(1, -1)
-    p = p.flatten(1) if per_image else p.reshape(1, -1)
-    errors = 1 - x * (2 * p - 1)
-    errors_sorted, order = torch.sort(errors, dim=-1, descending=True)
-    weights = _lovasz_jaccard_weights(torch.gather(p, -1, order))  # constant between ties
-    per_row = (F.relu(errors_sorted) * weights).sum(-1)
-    return per_row.mean()
-
-
 # --------------------------------------------------------------------------- modules
 
-class BCELoss(torch.nn.Module):
-    """Module wrapper of :func:`bce_loss`.
+class _LossModule(torch.nn.Module):
+    """A loss function with its options stored: ``forward(pred, target)`` calls it."""
+
+    def __init__(self, fn, **options):
+        super().__init__()
+        self.fn, self.options = fn, options
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor):
+        return self.fn(pred, target, **self.options)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+
+
+class BCELoss(_LossModule):
+    """:func:`bce_loss` as a module.
 
     >>> BCELoss()(torch.zeros(2, 1, 3, 3), torch.ones(2, 1, 3, 3))   # log 2
     tensor(0.6931)
     """
 
     def __init__(self, *, from_logits: bool = True, reduction: str = "mean", eps: float = 1e-7):
-        super().__init__()
-        _check_reduction(reduction, "BCELoss")
-        self.from_logits, self.reduction, self.eps = from_logits, reduction, eps
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return bce_loss(pred, target, from_logits=self.from_logits, reduction=self.reduction, eps=self.eps)
-
-    def extra_repr(self) -> str:
-        return f"from_logits={self.from_logits}, reduction={self.reduction!r}"
+        check_choice(reduction, _REDUCTIONS, "BCELoss: reduction")
+        super().__init__(bce_loss, from_logits=from_logits, reduction=reduction, eps=eps)
 
 
-class SoftJaccardLoss(torch.nn.Module):
-    """Module wrapper of :func:`soft_jaccard_loss` (``1 - J``)."""
+class SoftJaccardLoss(_LossModule):
+    """:func:`soft_jaccard_loss` (``1 - J``) as a module."""
 
     def __init__(self, *, from_logits: bool = True, per_image: bool = True, eps: float = 1e-6):
-        super().__init__()
-        _check_eps(eps, "SoftJaccardLoss")
-        self.from_logits, self.per_image, self.eps = from_logits, per_image, eps
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_jaccard_loss(pred, target, from_logits=self.from_logits, per_image=self.per_image,
-                                 eps=self.eps)
-
-    def extra_repr(self) -> str:
-        return f"from_logits={self.from_logits}, per_image={self.per_image}, eps={self.eps}"
+        check_number(eps, "SoftJaccardLoss: eps", low=0, low_open=True)
+        super().__init__(soft_jaccard_loss, from_logits=from_logits, per_image=per_image, eps=eps)
 
 
-class CombinedLoss(torch.nn.Module):
-    """Module wrapper of :func:`combined_loss`: ``(1 - w) BCE + w (1 - J)``."""
+class CombinedLoss(_LossModule):
+    """:func:`combined_loss` (``(1 - w) BCE + w (1 - J)``) as a module."""
 
     def __init__(self, jaccard_weight: float = 0.5, *, from_logits: bool = True, per_image: bool = True,
                  eps: float = 1e-6, return_parts: bool = False):
-        super().__init__()
-        _check_weight(jaccard_weight, "CombinedLoss")
-        _check_eps(eps, "CombinedLoss")
-        self.jaccard_weight, self.from_logits, self.per_image = jaccard_weight, from_logits, per_image
-        self.eps, self.return_parts = eps, return_parts
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor):
-        return combined_loss(pred, target, self.jaccard_weight, from_logits=self.from_logits,
-                             per_image=self.per_image, eps=self.eps, return_parts=self.return_parts)
-
-    def extra_repr(self) -> str:
-        return f"jaccard_weight={self.jaccard_weight}, from_logits={self.from_logits}, per_image={self.per_image}"
+        check_probability(jaccard_weight, "CombinedLoss: jaccard_weight")
+        super().__init__(combined_loss, jaccard_weight=jaccard_weight, from_logits=from_logits,
+                         per_image=per_image, eps=eps, return_parts=return_parts)
 
 
-class DiceLoss(torch.nn.Module):
-    """Module wrapper of :func:`dice_loss`."""
+class DiceLoss(_LossModule):
+    """:func:`dice_loss` as a module."""
 
     def __init__(self, *, from_logits: bool = True, per_image: bool = True, eps: float = 1e-6):
-        super().__init__()
-        _check_eps(eps, "DiceLoss")
-        self.from_logits, self.per_image, self.eps = from_logits, per_image, eps
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return dice_loss(pred, target, from_logits=self.from_logits, per_image=self.per_image, eps=self.eps)
-
-    def extra_repr(self) -> str:
-        return f"from_logits={self.from_logits}, per_image={self.per_image}, eps={self.eps}"
+        super().__init__(dice_loss, from_logits=from_logits, per_image=per_image, eps=eps)
 
 
-class FocalLoss(torch.nn.Module):
-    """Module wrapper of :func:`focal_loss`."""
+class FocalLoss(_LossModule):
+    """:func:`focal_loss` as a module."""
 
     def __init__(self, *, gamma: float = 2.0, alpha: float | None = 0.25, from_logits: bool = True,
                  reduction: str = "mean"):
-        super().__init__()
-        _check_reduction(reduction, "FocalLoss")
-        self.gamma, self.alpha, self.from_logits, self.reduction = gamma, alpha, from_logits, reduction
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return focal_loss(pred, target, gamma=self.gamma, alpha=self.alpha, from_logits=self.from_logits,
-                          reduction=self.reduction)
-
-    def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, alpha={self.alpha}, from_logits={self.from_logits}"
-
-
-class LovaszHingeLoss(torch.nn.Module):
-    """Module wrapper of :func:`lovasz_hinge_loss` (logits in, scalar out)."""
-
-    def __init__(self, *, per_image: bool = True):
-        super().__init__()
-        self.per_image = per_image
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return lovasz_hinge_loss(pred, target, per_image=self.per_image)
-
-    def extra_repr(self) -> str:
-        return f"per_image={self.per_image}"
+        check_choice(reduction, _REDUCTIONS, "FocalLoss: reduction")
+        super().__init__(focal_loss, gamma=gamma, alpha=alpha, from_logits=from_logits, reduction=reduction)

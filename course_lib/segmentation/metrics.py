@@ -29,21 +29,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .losses import _check_binary_pair
+from ..core.checks import check_int, check_number
+from .inputs import binary_pair
 
 __all__ = ["iou", "pixel_accuracy", "boundary_f_score", "IoUMeter"]
-
-
-def _check_threshold(threshold, fn):
-    if not isinstance(threshold, (int, float)) or not 0 <= threshold < 1:
-        raise ValueError(f"{fn}: threshold must be a number in [0, 1), got {threshold!r}")
 
 
 @torch.no_grad()
 def _hard_masks(pred, target, threshold, from_logits, fn):
     """``(N, H, W)`` bool prediction and truth after validation and thresholding."""
-    _check_threshold(threshold, fn)
-    p_hat, p = _check_binary_pair(pred, target, fn, from_logits=from_logits, hard_pred_ok=True)
+    check_number(threshold, f"{fn}: threshold", low=0, high=1, high_open=True)
+    p_hat, p = binary_pair(pred, target, fn, from_logits=from_logits, hard_pred_ok=True)
     q = torch.sigmoid(p_hat) if from_logits else p_hat
     return q > threshold, p > 0.5
 
@@ -164,8 +160,7 @@ def boundary_f_score(pred: torch.Tensor, target: torch.Tensor, *, tolerance_px: 
     (tensor([0.5000], dtype=torch.float64), tensor([1.], dtype=torch.float64))
     """
     fn = "boundary_f_score"
-    if isinstance(tolerance_px, bool) or not isinstance(tolerance_px, int) or tolerance_px < 0:
-        raise ValueError(f"{fn}: tolerance_px must be an int >= 0, got {tolerance_px!r}")
+    check_int(tolerance_px, f"{fn}: tolerance_px", minimum=0)
     q, p = _hard_masks(pred, target, threshold, from_logits, fn)
     bq, bp = _boundary(q), _boundary(p)
     n_q, n_p = bq.flatten(1).sum(1).double(), bp.flatten(1).sum(1).double()
@@ -206,7 +201,7 @@ class IoUMeter:
     """
 
     def __init__(self, *, threshold: float = 0.5, from_logits: bool = False):
-        _check_threshold(threshold, "IoUMeter")
+        check_number(threshold, "IoUMeter: threshold", low=0, high=1, high_open=True)
         self.threshold, self.from_logits = threshold, from_logits
         self.reset()
 

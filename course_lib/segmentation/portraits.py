@@ -32,11 +32,10 @@ so the held-out set never changes when files are added.
 
 Augmentation
 ------------
-:class:`PortraitAugment` applies one random similarity transform (scale,
-rotation, translation, horizontal flip) to image and mask together (the mask is
-warped bilinearly and thresholded at 0.5, so both stay aligned to the pixel),
-then colour jitter and blur to the image only. Given a ``torch.Generator`` or
-an int seed it is deterministic.
+:class:`PortraitAugment` is a ``torchvision.transforms.v2`` pipeline on a
+``tv_tensors.Image`` and its ``tv_tensors.Mask``: one random affine map (zoom,
+rotation, shift) and a horizontal flip move both together, colour jitter and blur
+touch the image only. Given a ``torch.Generator`` or an int seed it is deterministic.
 
 Offline data
 ------------
@@ -79,9 +78,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from ..core import datasets as _datasets
-from ..core.images import IMAGE_EXTENSIONS, ImageTooLargeError, check_image_tensor, load_tensor
+from ..core.checks import (InputError, check_int, check_number, check_probability, check_size, check_tensor,
+                           make_generator)
+from ..core.filters import gaussian_blur
+from ..core.images import IMAGE_EXTENSIONS, ImageTooLargeError, load_tensor
 
 __all__ = [
     "load_mask", "PortraitFolder", "train_val_split", "PortraitAugment",
@@ -258,12 +262,6 @@ def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette:
     return mask, note
 
 
-def _check_threshold(threshold, func: str) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
-        raise ValueError(f"{func}: threshold must be a number in (0, 1], got {threshold!r}")
-    return float(threshold)
-
-
 def _decode_mask(source, threshold: float = 0.5, foreground=None, mat_key: Optional[str] = None
                  ) -> Tuple[np.ndarray, Optional[str]]:
     name = _describe(source)
@@ -320,7 +318,7 @@ def load_mask(source, *, threshold: float = 0.5, foreground=None, mat_key: Optio
     >>> load_mask(np.array([[0, 255], [255, 0]], dtype=np.uint8)).tolist()
     [[0, 1], [1, 0]]
     """
-    threshold = _check_threshold(threshold, "load_mask")
+    threshold = check_number(threshold, "load_mask: threshold", low=0, high=1, low_open=True)
     mask, note = _decode_mask(source, threshold, foreground, mat_key)
     if note:
         warnings.warn(f"load_mask: {note}", stacklevel=2)
@@ -328,15 +326,6 @@ def load_mask(source, *, threshold: float = 0.5, foreground=None, mat_key: Optio
 
 
 # =========================================================================== resizing helpers
-def _size_arg(size, func: str) -> Tuple[int, int]:
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
-        raise ValueError(f"{func}: size must be (H, W) with positive ints (or one int), got {size!r}")
-    return int(size[0]), int(size[1])
-
-
 def _resize_image(image: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     if tuple(image.shape[-2:]) == tuple(size):
         return image
@@ -352,57 +341,31 @@ def _resize_mask(mask: torch.Tensor, size: Tuple[int, int], threshold: float = 0
     return (soft[0] >= threshold).float()
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(N, C, H, W)`` with reflected borders."""
-    if sigma <= 0:
-        return x
-    radius = max(1, int(math.ceil(3 * sigma)))
-    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
-    if radius < 1:
-        return x
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 # =========================================================================== augmentation
-def _generator(generator) -> Optional[torch.Generator]:
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, int) and not isinstance(generator, bool):
-        return torch.Generator().manual_seed(generator)
-    raise TypeError(f"generator must be None, a torch.Generator or an int seed, got {type(generator).__name__}")
-
-
-def _uniform(lo: float, hi: float, g) -> float:
-    return lo + (hi - lo) * float(torch.rand((), generator=g))
-
-
 class PortraitAugment:
-    """Joint augmentation of an image and its mask, output exactly ``size``.
+    """Joint augmentation of an image and its mask with ``torchvision.transforms.v2``, output exactly ``size``.
 
-    Geometry (image and mask together): the input is mapped onto the output frame
-    (``size``; the aspect ratio follows the output), then zoomed by a log-uniform factor in
-    ``scale`` (> 1 zooms in), rotated by up to ``rotate`` degrees, shifted by up to
-    ``translate`` x the output size and flipped left-right with probability ``hflip``.
-    The image is sampled bilinearly; the mask is sampled bilinearly with the *same* grid and
-    thresholded at 0.5, so image and mask stay aligned. ``padding`` (``"border"``, ``"zeros"``
-    or ``"reflection"``) fills what comes from outside the input, identically for both.
+    The image travels as a ``tv_tensors.Image`` and the mask as a ``tv_tensors.Mask``, so every
+    geometric step moves both alike (the mask with nearest-neighbour sampling: it stays {0, 1} and
+    aligned to the pixel); the photometric steps touch the image only:
 
-    Photometry (image only): brightness, contrast and saturation factors drawn from
-    ``[1 - j, 1 + j]`` for ``jitter = (brightness, contrast, saturation)``, and with probability
-    ``blur_p`` a Gaussian blur with sigma in ``blur_sigma`` (pixels).
+    1. ``Resize(size)``: the input onto the output frame (the aspect ratio follows ``size``);
+    2. ``RandomAffine``: a zoom by a factor in ``scale`` (> 1 zooms in), a rotation by up to
+       ``rotate`` degrees and a shift by up to ``translate`` x the size; what comes from outside the
+       input is 0 (black image, background mask);
+    3. ``RandomHorizontalFlip(hflip)``;
+    4. ``ColorJitter``: brightness, contrast and saturation factors in ``[1 - j, 1 + j]`` for
+       ``jitter = (brightness, contrast, saturation)`` (or one ``j`` for all three);
+    5. with probability ``blur_p``, :func:`course_lib.core.filters.gaussian_blur` with a sigma in
+       ``blur_sigma`` pixels.
 
-    Randomness: ``__call__(image, mask, generator=None)`` draws every parameter from
-    ``generator`` (a ``torch.Generator`` or an int seed; ``None``: torch's global generator,
-    which :func:`course_lib.core.training.fit` seeds and resumes). The same number of values
-    is drawn whatever the settings, so a seed gives the same geometry with or without jitter.
+    Randomness: ``__call__(image, mask, generator=None)`` with a ``torch.Generator`` or an int seed
+    is reproducible (the transforms draw from torch's generator seeded from it, inside
+    ``torch.random.fork_rng``, which leaves the global state as it was); ``None`` draws from torch's
+    global generator, which :func:`course_lib.core.training.fit` seeds and resumes. The geometry is
+    drawn first, so a seed gives the same geometry with or without jitter and blur.
 
-    Input: ``image (3, H, W)`` float in [0, 1], ``mask (1, H, W)`` or ``(H, W)`` with values {0, 1}.
+    Input: ``image (3, H, W)`` float in [0, 1], ``mask (1, H, W)`` or ``(H, W)`` in {0, 1}.
     Output: ``(image (3, h, w), mask (1, h, w))`` with ``(h, w) = size``.
 
     >>> aug = PortraitAugment((64, 48))
@@ -414,105 +377,62 @@ class PortraitAugment:
     def __init__(self, size: Size, scale: Tuple[float, float] = (0.75, 1.25), rotate: float = 10.0,
                  hflip: float = 0.5, translate: float = 0.1,
                  jitter: Union[float, Tuple[float, float, float]] = (0.3, 0.3, 0.3),
-                 blur_p: float = 0.2, blur_sigma: Tuple[float, float] = (0.4, 1.2), padding: str = "border"):
-        self.size = _size_arg(size, "PortraitAugment")
-        if (not isinstance(scale, (tuple, list)) or len(scale) != 2
-                or not all(isinstance(s, (int, float)) for s in scale) or not 0 < scale[0] <= scale[1]):
-            raise ValueError(f"PortraitAugment: scale must be (lo, hi) with 0 < lo <= hi, got {scale!r}")
-        if not isinstance(rotate, (int, float)) or not 0 <= rotate <= 180:
-            raise ValueError(f"PortraitAugment: rotate must be degrees in [0, 180], got {rotate!r}")
-        for label, p in (("hflip", hflip), ("blur_p", blur_p)):
-            if not isinstance(p, (int, float)) or not 0 <= p <= 1:
-                raise ValueError(f"PortraitAugment: {label} must be a probability in [0, 1], got {p!r}")
-        if not isinstance(translate, (int, float)) or not 0 <= translate <= 1:
-            raise ValueError(f"PortraitAugment: translate must be a fraction in [0, 1], got {translate!r}")
-        if isinstance(jitter, (int, float)):
-            jitter = (jitter, jitter, jitter)
-        if (not isinstance(jitter, (tuple, list)) or len(jitter) != 3
-                or not all(isinstance(j, (int, float)) and 0 <= j < 1 for j in jitter)):
-            raise ValueError(f"PortraitAugment: jitter must be (brightness, contrast, saturation), each in "
-                             f"[0, 1), got {jitter!r}")
-        if (not isinstance(blur_sigma, (tuple, list)) or len(blur_sigma) != 2
-                or not 0 < blur_sigma[0] <= blur_sigma[1]):
-            raise ValueError(f"PortraitAugment: blur_sigma must be (lo, hi) with 0 < lo <= hi, got {blur_sigma!r}")
-        if padding not in ("border", "zeros", "reflection"):
-            raise ValueError(f"PortraitAugment: padding must be 'border', 'zeros' or 'reflection', got {padding!r}")
-        self.scale = (float(scale[0]), float(scale[1]))
-        self.rotate = float(rotate)
-        self.hflip = float(hflip)
-        self.translate = float(translate)
-        self.jitter = tuple(float(j) for j in jitter)
-        self.blur_p = float(blur_p)
-        self.blur_sigma = (float(blur_sigma[0]), float(blur_sigma[1]))
-        self.padding = padding
+                 blur_p: float = 0.2, blur_sigma: Tuple[float, float] = (0.4, 1.2)):
+        self.size = check_size(size, "PortraitAugment: size")
+        self.scale = _range(scale, "PortraitAugment: scale")
+        self.rotate = check_number(rotate, "PortraitAugment: rotate (degrees)", low=0, high=180)
+        self.hflip = check_probability(hflip, "PortraitAugment: hflip")
+        self.translate = check_probability(translate, "PortraitAugment: translate (a fraction of the size)")
+        jitter = (jitter,) * 3 if isinstance(jitter, (int, float)) else jitter
+        if not isinstance(jitter, (tuple, list)) or len(jitter) != 3:
+            raise InputError(f"PortraitAugment: jitter must be (brightness, contrast, saturation), got {jitter!r}")
+        self.jitter = tuple(check_number(j, "PortraitAugment: jitter", low=0, high=1, high_open=True) for j in jitter)
+        self.blur_p = check_probability(blur_p, "PortraitAugment: blur_p")
+        self.blur_sigma = _range(blur_sigma, "PortraitAugment: blur_sigma")
+
+        steps = [v2.Resize(self.size, antialias=True)]
+        if self.scale != (1.0, 1.0) or self.rotate > 0 or self.translate > 0:
+            steps.append(v2.RandomAffine(degrees=self.rotate, translate=(self.translate, self.translate),
+                                         scale=self.scale, interpolation=v2.InterpolationMode.BILINEAR, fill=0))
+        steps.append(v2.RandomHorizontalFlip(self.hflip))
+        if any(self.jitter):
+            steps.append(v2.ColorJitter(*self.jitter))
+        self.transforms = v2.Compose(steps)
 
     def __repr__(self) -> str:
         return (f"PortraitAugment(size={self.size}, scale={self.scale}, rotate={self.rotate}, hflip={self.hflip}, "
                 f"translate={self.translate}, jitter={self.jitter}, blur_p={self.blur_p})")
 
-    def sample(self, generator=None) -> dict:
-        """Draw one set of parameters (always ten values, in a fixed order)."""
-        g = _generator(generator)
-        lo, hi = self.scale
-        params = {
-            "scale": math.exp(_uniform(math.log(lo), math.log(hi), g)),
-            "angle": _uniform(-self.rotate, self.rotate, g),
-            "flip": _uniform(0, 1, g) < self.hflip,
-            "tx": _uniform(-self.translate, self.translate, g),
-            "ty": _uniform(-self.translate, self.translate, g),
-            "brightness": _uniform(1 - self.jitter[0], 1 + self.jitter[0], g),
-            "contrast": _uniform(1 - self.jitter[1], 1 + self.jitter[1], g),
-            "saturation": _uniform(1 - self.jitter[2], 1 + self.jitter[2], g),
-        }
-        blur = _uniform(0, 1, g) < self.blur_p
-        sigma = _uniform(*self.blur_sigma, g)
-        params["blur_sigma"] = sigma if blur else 0.0
-        return params
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor, generator=None):
+        check_tensor(image, "PortraitAugment: image", dims=3, channels=3, shape_hint="(3, H, W)", floating=True)
+        mask = mask[None] if isinstance(mask, torch.Tensor) and mask.dim() == 2 else mask
+        if not isinstance(mask, torch.Tensor) or mask.shape != (1, *image.shape[-2:]):
+            raise InputError(f"PortraitAugment: mask must be (1, H, W) or (H, W) matching the image "
+                             f"{tuple(image.shape)}, got {tuple(getattr(mask, 'shape', ())) or type(mask).__name__}")
+        g = make_generator(generator, "PortraitAugment: generator")
+        if g is None:
+            return self._apply(image, mask)
+        seed = int(torch.randint(0, 2 ** 62, (), generator=g))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self._apply(image, mask)
 
-    def _theta(self, p: dict) -> torch.Tensor:
-        """Affine map from output to input coordinates, both normalised to [-1, 1]."""
-        h, w = self.size
-        d = torch.tensor([[w / 2.0, 0.0], [0.0, h / 2.0]], dtype=torch.float64)  # to pixel units
-        a = math.radians(p["angle"])
-        rot = torch.tensor([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]], dtype=torch.float64)
-        flip = torch.diag(torch.tensor([-1.0 if p["flip"] else 1.0, 1.0], dtype=torch.float64))
-        shift = torch.tensor([p["tx"] * w, p["ty"] * h], dtype=torch.float64)
-        lin = flip @ rot / p["scale"]
-        mat = torch.linalg.inv(d) @ lin @ d
-        off = -torch.linalg.inv(d) @ lin @ shift
-        return torch.cat([mat, off[:, None]], dim=1).float()[None]
-
-    def apply(self, image: torch.Tensor, mask: torch.Tensor, params: dict):
-        """Apply drawn ``params`` (see :meth:`sample`) to an image and its mask."""
-        check_image_tensor(image, "PortraitAugment: image", channels=3, batched=False)
-        if mask.dim() == 2:
-            mask = mask[None]
-        if mask.dim() != 3 or mask.shape[0] != 1 or mask.shape[-2:] != image.shape[-2:]:
-            raise ValueError(f"PortraitAugment: mask must be (1, H, W) or (H, W) matching the image "
-                             f"{tuple(image.shape)}, got {tuple(mask.shape)}")
-        h, w = self.size
-        x = torch.cat([image.float(), mask.float()], dim=0)[None]  # one warp for both
-        # shrink with antialiasing first: grid_sample alone would alias a large photo
-        zoom = max(1.0, params["scale"])
-        th, tw = math.ceil(h * zoom), math.ceil(w * zoom)
-        if x.shape[-2] > 1.5 * th or x.shape[-1] > 1.5 * tw:
-            x = F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False, antialias=True)
-        grid = F.affine_grid(self._theta(params), [1, 4, h, w], align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode=self.padding, align_corners=False)[0]
-        img, m = x[:3].clamp(0, 1), (x[3:] >= 0.5).float()
-
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
-        img = img * params["brightness"]
-        mean = (img * weights).sum(0).mean()
-        img = (img - mean) * params["contrast"] + mean
-        gray = (img * weights).sum(0, keepdim=True)
-        img = (gray + (img - gray) * params["saturation"]).clamp(0, 1)
-        if params["blur_sigma"] > 0:
-            img = _gaussian_blur(img[None], params["blur_sigma"])[0].clamp(0, 1)
+    def _apply(self, image: torch.Tensor, mask: torch.Tensor):
+        img, m = self.transforms(tv_tensors.Image(image.float()), tv_tensors.Mask(mask.float()))
+        img, m = img.as_subclass(torch.Tensor).clamp(0, 1), m.as_subclass(torch.Tensor)
+        if float(torch.rand(())) < self.blur_p:
+            lo, hi = self.blur_sigma
+            img = gaussian_blur(img, lo + (hi - lo) * float(torch.rand(()))).clamp(0, 1)
         return img.contiguous(), m.contiguous()
 
-    def __call__(self, image: torch.Tensor, mask: torch.Tensor, generator=None):
-        return self.apply(image, mask, self.sample(generator))
+
+def _range(pair, name: str) -> Tuple[float, float]:
+    """``(lo, hi)`` with ``0 < lo <= hi``."""
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
+            or not 0 < pair[0] <= pair[1]):
+        raise InputError(f"{name} must be (lo, hi) with 0 < lo <= hi, got {pair!r}")
+    return float(pair[0]), float(pair[1])
 
 
 # =========================================================================== paired folders
@@ -595,7 +515,7 @@ class PortraitFolder(Dataset):
         for label, folder in (("images", self.image_dir), ("masks", self.mask_dir)):
             if not folder.is_dir():
                 raise FileNotFoundError(f"PortraitFolder: {label} folder {folder} does not exist")
-        self.size = None if size is None else _size_arg(size, "PortraitFolder")
+        self.size = None if size is None else check_size(size, "PortraitFolder: size")
         if augment == "train":
             if self.size is None:
                 raise ValueError("PortraitFolder: augment='train' needs size=(H, W)")
@@ -611,7 +531,7 @@ class PortraitFolder(Dataset):
             raise ValueError("PortraitFolder: mask_suffixes is empty")
         self.strict = bool(strict)
         self.resize_masks = bool(resize_masks)
-        self.threshold = _check_threshold(threshold, "PortraitFolder")
+        self.threshold = check_number(threshold, "PortraitFolder: threshold", low=0, high=1, low_open=True)
         self.foreground = foreground
         self.mat_key = mat_key
         wanted = None if names is None else {str(n).lower() for n in names}
@@ -835,8 +755,8 @@ class PortraitFolder(Dataset):
         """
         from tqdm.auto import tqdm
 
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ValueError(f"PortraitFolder.readable: limit must be an int >= 1 or None, got {limit!r}")
+        if limit is not None:
+            check_int(limit, "PortraitFolder.readable: limit", minimum=1)
         if getattr(self, "all_readable", False) and (limit is None or limit >= len(self.pairs)):
             return self  # already such a view: every pair decoded once
         keep = []
@@ -954,10 +874,8 @@ def train_val_split(dataset_or_names, val_fraction: float = 0.15, seed: int = 0)
     >>> train_val_split(["a", "b", "c", "d"], val_fraction=0.5, seed=0)
     (['b'], ['a', 'c', 'd'])
     """
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction <= 1:
-        raise ValueError(f"train_val_split: val_fraction must be in [0, 1], got {val_fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"train_val_split: seed must be an int, got {seed!r}")
+    check_probability(val_fraction, "train_val_split: val_fraction")
+    check_int(seed, "train_val_split: seed")
     if isinstance(dataset_or_names, PortraitFolder):
         return dataset_or_names.split(val_fraction=val_fraction, seed=seed)
     if isinstance(dataset_or_names, (str, bytes)) or not isinstance(dataset_or_names, Iterable):
@@ -1227,15 +1145,13 @@ class SyntheticPortraits(Dataset):
 
     def __init__(self, n: int, size: Size = (128, 128), *, seed: int = 0,
                  foreground_fraction=(0.2, 0.6), backgrounds: str = "natural", cache: bool = True):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"synthetic_portraits: n must be a positive int, got {n!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"synthetic_portraits: seed must be an int >= 0, got {seed!r}")
+        check_int(n, "synthetic_portraits: n", minimum=1)
+        check_int(seed, "synthetic_portraits: seed", minimum=0)
         if backgrounds not in ("natural", "noise", "flat"):
             raise ValueError(f"synthetic_portraits: backgrounds must be 'natural', 'noise' or 'flat', "
                              f"got {backgrounds!r}")
         self.n, self.seed = n, seed
-        self.size = _size_arg(size, "synthetic_portraits")
+        self.size = check_size(size, "synthetic_portraits: size")
         if min(self.size) < 16:
             raise ValueError(f"synthetic_portraits: size must be at least 16x16, got {self.size}")
         self.foreground_fraction = _fraction_range(foreground_fraction, "synthetic_portraits")
@@ -1317,11 +1233,9 @@ def imbalanced_blobs(n: int, size: Size = 64, *, seed: int = 0, foreground_fract
     >>> bool(((y.mean((1, 2, 3)) >= 0.02) & (y.mean((1, 2, 3)) <= 0.10)).all())
     True
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"imbalanced_blobs: n must be a positive int, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"imbalanced_blobs: seed must be an int >= 0, got {seed!r}")
-    h, w = _size_arg(size, "imbalanced_blobs")
+    check_int(n, "imbalanced_blobs: n", minimum=1)
+    check_int(seed, "imbalanced_blobs: seed", minimum=0)
+    h, w = check_size(size, "imbalanced_blobs: size")
     if min(h, w) < 8:
         raise ValueError(f"imbalanced_blobs: size must be at least 8x8, got {(h, w)}")
     lo, hi = _fraction_range(foreground_fraction, "imbalanced_blobs")

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..core.checks import check_size
 from . import losses as L
 from .metrics import IoUMeter, iou
 
@@ -73,15 +74,6 @@ def make_loss(name: str = "combined", *, jaccard_weight: float = 0.5, aux_weight
     return loss
 
 
-def _check_size(size, fn: str) -> Tuple[int, int]:
-    if isinstance(size, int):
-        size = (size, size)
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 8 for s in size)):
-        raise ValueError(f"{fn}: size must be an int or (H, W) of ints >= 8, got {size!r}")
-    return int(size[0]), int(size[1])
-
-
 class PreloadedPortraits(Dataset):
     """All (image, mask) pairs of ``source`` resized to ``size`` and kept in memory, augmented per item.
 
@@ -105,7 +97,7 @@ class PreloadedPortraits(Dataset):
 
     def __init__(self, source, size, *, augment: Optional[Callable] = None, limit: Optional[int] = None,
                  progress: bool = True, cache=None):
-        self.size = _check_size(size, "PreloadedPortraits")
+        self.size = check_size(size, "PreloadedPortraits: size", minimum=8)
         if augment is not None and not callable(augment):
             raise TypeError(f"PreloadedPortraits: augment must be callable or None, got {type(augment).__name__}")
         self.augment = augment
@@ -281,7 +273,7 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, *, size=None, s
     try:
         h, w = images.shape[-2:]
         x0 = images.to(device).float()
-        base = _check_size(size, "predict_logits") if size is not None else (h, w)
+        base = check_size(size, "predict_logits: size", minimum=8) if size is not None else (h, w)
         total, runs = None, 0
         for scale in scales:
             target = base if scale == 1.0 else tuple(max(8, int(v * scale / 8 + 0.5) * 8) for v in base)

@@ -2,8 +2,7 @@
 
     python -m course_lib.style stylize CONTENT STYLE OUT [--size 512] [--steps 300] [--style-weight 1e6]
     python -m course_lib.style train --style STYLE --out model.pt [--images DIR | --coco 2000] [--steps 2000]
-    python -m course_lib.style apply IN OUT --checkpoint model.pt [--optimized]
-    python -m course_lib.style bench [--quick]
+    python -m course_lib.style apply IN OUT --checkpoint model.pt
 
 ``stylize`` runs the optimisation of Gatys et al. (VGG19); ``train`` trains a
 feed-forward TransformerNet (Johnson et al.) for one style and saves it with a
@@ -12,10 +11,11 @@ network); ``apply`` runs a trained one on an image of any size.
 
 Offline (no ImageNet weights in the torch hub cache) the VGG has random weights
 with per-layer normalisation; every command prints which weights it used.
+Benchmarks are not part of the package: ``python -m benchmarks style`` in the repository.
 """
 from __future__ import annotations
 
-from ..core.cli import command_line, positive_int, run_benchmark, run_command, set_threads as _threads
+from ..core.cli import command_line, positive_int, run_command, set_threads as _threads
 
 import argparse
 import sys
@@ -85,7 +85,7 @@ def cmd_train(args) -> int:
     from ..core.images import load_tensor
     from ..core.training import run_checkpoint_path
     from .fast import TransformerNet, train_fast
-    from .gatys import as_rgb
+    from .inputs import as_rgb
 
     _threads(args.threads)
     # the default run checkpoint is named after a hash of the run's settings: another training, another file
@@ -138,16 +138,12 @@ def cmd_apply(args) -> int:
     model, _ = load_pretrained(args.checkpoint, TransformerNet, arch=TransformerNet.arch)
     image = load_image(args.input)
     t0 = time.perf_counter()
-    out = apply(model, image, optimized=args.optimized)
+    out = apply(model, image)
     seconds = time.perf_counter() - t0
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     out.save(args.output)
     print(f"wrote {args.output} ({out.width}x{out.height}) in {seconds:.2f} s")
     return 0
-
-
-def cmd_bench(args) -> int:
-    return run_benchmark("style", args.quick)
 
 
 def main(argv=None) -> int:
@@ -194,12 +190,8 @@ def main(argv=None) -> int:
     a.add_argument("input")
     a.add_argument("output")
     a.add_argument("--checkpoint", required=True)
-    a.add_argument("--optimized", action="store_true", help="use the optimised CPU inference path")
     a.add_argument("--threads", type=int, default=0)
     a.set_defaults(func=cmd_apply)
-    b = sub.add_parser("bench", help="s/L-BFGS evaluation vs a plain reference; fast-transfer frames per second")
-    b.add_argument("--quick", action="store_true")
-    b.set_defaults(func=cmd_bench)
     args = p.parse_args(argv)
     args.argv = argv
     return run_command(args)

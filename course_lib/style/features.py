@@ -51,7 +51,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["VGGFeatures", "layer_names", "min_input_side", "MEAN", "STD", "ARCHS"]
+from ..core.checks import InputError, check_choice
+
+__all__ = ["VGGFeatures", "layer_names", "min_input_side", "features_for", "MEAN", "STD", "ARCHS"]
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -67,12 +69,6 @@ _URLS = {  # torchvision's IMAGENET1K_V1 weights
 DOWNLOAD_TIMEOUT_S = 5.0
 
 
-def _check_arch(arch: str) -> str:
-    if arch not in _BLOCKS:
-        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
-    return arch
-
-
 def layer_names(arch: str = "vgg19") -> list[str]:
     """All addressable layer names of ``arch`` in forward order.
 
@@ -80,7 +76,7 @@ def layer_names(arch: str = "vgg19") -> list[str]:
     ['conv1_1', 'relu1_1', 'conv1_2', 'relu1_2', 'pool1']
     """
     names = []
-    for b, n in enumerate(_BLOCKS[_check_arch(arch)], start=1):
+    for b, n in enumerate(_BLOCKS[check_choice(arch, ARCHS, 'arch')], start=1):
         for i in range(1, n + 1):
             names += [f"conv{b}_{i}", f"relu{b}_{i}"]
         names.append(f"pool{b}")
@@ -190,20 +186,16 @@ class VGGFeatures(nn.Module):
     def __init__(self, layers: Iterable[str], arch: str = "vgg19", weights: str = "auto",
                  pooling: str = "avg", seed: int = 0, verbose: bool = True):
         super().__init__()
-        _check_arch(arch)
-        if isinstance(layers, str):
-            layers = (layers,)
-        layers = tuple(dict.fromkeys(layers))  # unique, in the order given
+        check_choice(arch, ARCHS, "VGGFeatures: arch")
+        layers = tuple(dict.fromkeys((layers,) if isinstance(layers, str) else layers))  # unique, in order
         if not layers:
-            raise ValueError("VGGFeatures: ask for at least one layer, e.g. ('conv4_2',)")
+            raise InputError("VGGFeatures: ask for at least one layer, e.g. ('conv4_2',)")
         valid = layer_names(arch)
         unknown = [name for name in layers if name not in valid]
         if unknown:
-            raise ValueError(f"VGGFeatures: unknown layer(s) {unknown} for {arch}; valid names: {', '.join(valid)}")
-        if weights not in ("auto", "imagenet", "random"):
-            raise ValueError(f"VGGFeatures: weights must be 'auto', 'imagenet' or 'random', got {weights!r}")
-        if pooling not in ("max", "avg"):
-            raise ValueError(f"VGGFeatures: pooling must be 'max' or 'avg', got {pooling!r}")
+            raise InputError(f"VGGFeatures: unknown layer(s) {unknown} for {arch}; valid names: {', '.join(valid)}")
+        check_choice(weights, ("auto", "imagenet", "random"), "VGGFeatures: weights")
+        check_choice(pooling, ("max", "avg"), "VGGFeatures: pooling")
         self.arch, self.pooling, self.layers = arch, pooling, layers
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
@@ -248,16 +240,9 @@ class VGGFeatures(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> dict:
-        if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4):
-            raise ValueError(f"VGGFeatures expects (N, 3, H, W) or (3, H, W) in [0, 1], got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
         if x.dim() == 3:
             x = x.unsqueeze(0)
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        if x.shape[1] != 3:
-            raise ValueError(f"VGGFeatures expects 1 or 3 channels, got shape {tuple(x.shape)}")
-        x = (x - self.mean) / self.std
+        x = (x.expand(-1, 3, -1, -1) - self.mean) / self.std  # gray (N, 1, H, W) repeated to RGB
         out = {}
         for name, module in self.features.named_children():
             x = module(x)
@@ -267,3 +252,15 @@ class VGGFeatures(nn.Module):
 
     def extra_repr(self) -> str:
         return f"layers={list(self.layers)}, weights_used={self.weights_used!r}"
+
+
+def features_for(features: VGGFeatures | None, layers, weights: str = "auto", seed: int = 0,
+                 who: str = "stylize") -> VGGFeatures:
+    """``features`` if it computes every layer of ``layers``, or (``None``) a new average-pooling VGG19."""
+    if features is None:
+        return VGGFeatures(layers, weights=weights, pooling="avg", seed=seed)
+    missing = [n for n in layers if n not in features.layers]
+    if missing:
+        raise InputError(f"{who}: the features given do not compute layer(s) {missing}; "
+                         f"build VGGFeatures({list(layers)!r}, ...)")
+    return features

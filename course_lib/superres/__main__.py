@@ -4,7 +4,8 @@
     python -m course_lib.superres train --deblock --steps 6000 --out course_lib/checkpoints/deblock_y.pt
     python -m course_lib.superres evaluate --images DIR --scale 3 [--checkpoint PATH] [--degradation jpeg30] [--json]
     python -m course_lib.superres upscale IN OUT --scale 3
-    python -m course_lib.superres bench [--quick]
+
+Benchmarks (in the repository): python -m benchmarks superres
 """
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ import json
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-from ..core.cli import positive_int, run_benchmark, run_command
+from ..core.cli import positive_int, run_command
 
 
 def _images(folder):
@@ -155,7 +155,7 @@ def cmd_upscale(args) -> int:
 
     img = load_image(args.input)
     model = pretrained(args.scale)
-    try:  # large photos go block by block (inference.LARGE_OUTPUT_PIXELS): the memory is the two images
+    try:  # large photos go block by block (inference.BLOCK): the memory is the two images
         out = upscale(model, img, optimized=True)  # the fast CPU path; same result to 1e-4
     except MemoryError:
         w, h = img.size[0] * model.scale, img.size[1] * model.scale
@@ -164,10 +164,6 @@ def cmd_upscale(args) -> int:
     save_image(out, args.output)
     print(f"{args.input} {img.size[0]}x{img.size[1]} -> {args.output} {out.size[0]}x{out.size[1]} (ESPCN x{args.scale})")
     return 0
-
-
-def cmd_bench(args) -> int:
-    return run_benchmark("superres", args.quick)
 
 
 def main(argv=None) -> int:
@@ -214,9 +210,6 @@ def main(argv=None) -> int:
     u.add_argument("output")
     u.add_argument("--scale", type=int, default=3)
     u.set_defaults(func=cmd_upscale)
-    b = sub.add_parser("bench", help="speed of the shipped x3 model (eager vs optimised)")
-    b.add_argument("--quick", action="store_true")
-    b.set_defaults(func=cmd_bench)
     args = p.parse_args(argv)
     return run_command(args)
 

@@ -31,8 +31,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..core import datasets as _datasets
+from ..core.checks import InputError, check_choice, check_int
 from ..core.images import IMAGE_EXTENSIONS, check_image_tensor, load_tensor, rgb_to_y, save_image, to_tensor
-from .degrade import Pipeline, Step, degrade, preset_names
+from .degrade import Step, degrade, preset_names
 
 __all__ = ["PairedPatches", "list_images", "offline_images", "load_folder", "zone_plate", "HOLDOUT_NOTE"]
 
@@ -63,8 +64,7 @@ def offline_images(split: str = "train", gray_extra: bool = False) -> dict[str, 
 
     ``split``: ``"train"``, ``"holdout"`` (never trained on) or ``"all"``.
     """
-    if split not in ("train", "holdout", "all"):
-        raise ValueError(f"offline_images: split must be 'train', 'holdout' or 'all', got {split!r}")
+    check_choice(split, ("train", "holdout", "all"), "offline_images: split")
     photos = _datasets.offline_natural_images()
     train, hold = _datasets.offline_split()
     names = {"train": train, "holdout": hold, "all": tuple(train) + tuple(hold)}[split]
@@ -74,8 +74,8 @@ def offline_images(split: str = "train", gray_extra: bool = False) -> dict[str, 
 
 def load_folder(folder: Union[str, os.PathLike], limit: int | None = None) -> dict[str, torch.Tensor]:
     """Load up to ``limit`` images of a folder as RGB tensors, keyed by file name (bad files skipped)."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"load_folder: limit must be an int >= 1 or None (no limit), got {limit!r}")
+    if limit is not None:
+        check_int(limit, "load_folder: limit", minimum=1)  # None: no limit
     out: dict[str, torch.Tensor] = {}
     skipped = []
     for path in list_images(folder):
@@ -119,18 +119,11 @@ class PairedPatches(Dataset):
     def __init__(self, source, scale: int, patch_size: int = 51, degradation: Union[str, Step] = "bicubic",
                  patches_per_image: int = 16, augment: bool = True, y_only: bool = False,
                  lr_cache: Union[str, os.PathLike, None] = None, decoded_cache: int = 8):
-        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-            raise ValueError(f"PairedPatches: scale must be an int >= 1, got {scale!r}")
-        if not isinstance(patch_size, int) or patch_size < scale:
-            raise ValueError(f"PairedPatches: patch_size must be an int >= scale ({scale}), got {patch_size!r}")
-        if isinstance(degradation, str) and degradation not in preset_names():
-            raise ValueError(f"PairedPatches: degradation must be one of {', '.join(preset_names())} "
-                             f"or a Pipeline, got {degradation!r}")
-        if not isinstance(degradation, (str, Step)):
-            raise ValueError(f"PairedPatches: degradation must be a preset name or a Pipeline, "
-                             f"got {type(degradation).__name__}")
-        if not isinstance(patches_per_image, int) or patches_per_image < 1:
-            raise ValueError(f"PairedPatches: patches_per_image must be a positive int, got {patches_per_image!r}")
+        check_int(scale, "PairedPatches: scale", minimum=1)
+        check_int(patch_size, f"PairedPatches: patch_size (HR pixels, at least scale={scale})", minimum=scale)
+        if not isinstance(degradation, Step):
+            check_choice(degradation, preset_names(), "PairedPatches: degradation")  # or a Pipeline
+        check_int(patches_per_image, "PairedPatches: patches_per_image", minimum=1)
         self.scale = scale
         self.patch = patch_size - patch_size % scale
         self.degradation = degradation
@@ -138,7 +131,7 @@ class PairedPatches(Dataset):
         self.augment = augment
         self.y_only = y_only
         if lr_cache is not None and lr_cache != "memory" and not isinstance(lr_cache, (str, os.PathLike)):
-            raise TypeError(f"PairedPatches: lr_cache must be None, 'memory' or a folder, got {type(lr_cache).__name__}")
+            raise InputError(f"PairedPatches: lr_cache must be None, 'memory' or a folder, got {type(lr_cache).__name__}")
         self.lr_cache = lr_cache if lr_cache in (None, "memory") else Path(lr_cache)
         self._lr_memory: dict = {}
         self._decoded: OrderedDict = OrderedDict()
@@ -278,8 +271,7 @@ def zone_plate(size: int = 256) -> torch.Tensor:
     (0.5 cycles/pixel) at the edge midpoints, so downscaling it shows aliasing
     (false rings) wherever a kernel lets frequencies above the new Nyquist through.
     """
-    if not isinstance(size, int) or size < 8:
-        raise ValueError(f"zone_plate: size must be an int >= 8, got {size!r}")
+    check_int(size, "zone_plate: size", minimum=8)
     c = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     r2 = c[None, :] ** 2 + c[:, None] ** 2
     img = 0.5 + 0.5 * torch.cos(torch.pi * r2 / size)

@@ -1,27 +1,23 @@
 """The degradation pipeline: how low-resolution inputs are made from ground truth.
 
-A super-resolution network learns to invert whatever made its LR inputs, so
-this module is where the "what problem are we solving" decision lives.
+A super-resolution network learns to invert whatever made its LR inputs, so this module is where
+the "what problem are we solving" decision lives. Read top to bottom:
 
-Read top to bottom:
-
-1. :func:`resize`, :func:`crop_to_multiple`, :func:`downscale` -- the
-   resampling kernels ``nearest | bilinear | bicubic | area | lanczos``.
-   ``bicubic`` with ``antialias=True`` is the field's benchmark protocol
-   (MATLAB ``imresize``; PIL ``Image.BICUBIC`` matches it to about 55 dB).
+1. :func:`resize`, :func:`crop_to_multiple`, :func:`downscale` -- the resampling kernels
+   ``nearest | bilinear | bicubic | area | lanczos``. ``bicubic`` with ``antialias=True`` is the
+   field's benchmark protocol (MATLAB ``imresize``; PIL ``Image.BICUBIC`` matches it to about 55 dB).
 2. :func:`gaussian_kernel`, :func:`motion_blur_kernel` -- blur kernels.
-3. The steps, small dataclasses whose parameters are a fixed value or a
-   ``(low, high)`` range sampled on every call: :class:`Downscale`,
-   :class:`GaussianBlur`, :class:`MotionBlur`, :class:`GaussianNoise`,
-   :class:`PoissonNoise`, :class:`JPEG`.
-4. :class:`Pipeline` -- steps in order, or in random order (BSRGAN), with a
-   seed, and :meth:`Pipeline.describe` for what was actually applied.
-5. :func:`degrade`, :data:`PRESETS`, :func:`preset_names` -- one call from HR
-   to LR: ``"bicubic"``, ``"gaussian"``, ``"jpeg30"``, ``"jpeg"``,
-   ``"noisy"``, ``"realistic"``.
+3. The steps, small dataclasses whose parameters are a fixed value or a ``(low, high)`` range
+   sampled on every call: :class:`Downscale`, :class:`GaussianBlur`, :class:`MotionBlur`,
+   :class:`GaussianNoise`, :class:`PoissonNoise`, :class:`JPEG`.
+4. :class:`Pipeline` -- steps in order, or in random order (BSRGAN), with a seed, and
+   :meth:`Pipeline.describe` for what was actually applied.
+5. :func:`degrade`, :data:`PRESETS`, :func:`preset_names` -- one call from HR to LR:
+   ``"bicubic"``, ``"gaussian"``, ``"jpeg30"``, ``"jpeg"``, ``"noisy"``, ``"realistic"``.
 
-Images are float tensors ``(C, H, W)`` or ``(N, C, H, W)`` in ``[0, 1]``;
-every public function also accepts a PIL image and then returns one.
+Images are float tensors ``(C, H, W)`` or ``(N, C, H, W)`` in ``[0, 1]``; every public function
+also accepts a PIL image and then returns one. Arguments are checked once, by the public function
+a user calls; the steps and the internals work on checked ``(N, C, H, W)`` tensors.
 
 Example::
 
@@ -36,19 +32,17 @@ Example::
     >>> len(pipe.describe())                     # one line per step
     5
 
-How close are we to PIL (measured on ``skimage.data.astronaut``, 8-bit
-output, x2/x3/x4): ``bicubic`` never differs from ``Image.BICUBIC`` by more
-than 1/255 and is 56.9 / 57.8 / 58.4 dB from it; on float data it equals
-PIL's float (mode ``"F"``) resize to about 1e-5. ``lanczos`` and ``bilinear``
-likewise never differ from PIL by more than 1/255 (56.5..58.7 dB), nor do
-the upscaling kernels in :mod:`course_lib.superres.interpolate`. The last
-1/255 is rounding: PIL works in fixed point, we in floating point.
+How close are we to PIL (measured on ``skimage.data.astronaut``, 8-bit output, x2/x3/x4):
+``bicubic`` never differs from ``Image.BICUBIC`` by more than 1/255 and is 56.9 / 57.8 / 58.4 dB
+from it; on float data it equals PIL's float (mode ``"F"``) resize to about 1e-5. ``lanczos`` and
+``bilinear`` likewise never differ from PIL by more than 1/255 (56.5..58.7 dB), nor do the
+upscaling kernels in :mod:`course_lib.superres.interpolate`. The last 1/255 is rounding: PIL works
+in fixed point, we in floating point.
 """
 from __future__ import annotations
 
 import io
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -57,6 +51,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..core.checks import InputError, check_choice, check_int, check_number, check_probability, check_size
+from ..core.filters import gaussian_blur
 from ..core.images import check_image_tensor, to_pil, to_tensor
 
 __all__ = [
@@ -72,42 +68,20 @@ Range = Union[float, Tuple[float, float]]
 Seed = Union[None, int, np.random.Generator]
 
 
-# ---------------------------------------------------------------------------
-# Input handling
-# ---------------------------------------------------------------------------
-
-def _as_batch(img, name: str, fn: str):
-    """Image -> ``(N, C, H, W)`` tensor and a function that gives the result back
-    in the caller's form (PIL -> PIL, ``(C, H, W)`` -> ``(C, H, W)``)."""
+def _as_batch(img, name: str):
+    """The edge: an image -> a checked ``(N, C, H, W)`` tensor in [0, 1], and a function that gives a
+    result back in the caller's form (PIL -> PIL, ``(C, H, W)`` -> ``(C, H, W)``)."""
     if isinstance(img, Image.Image):
-        x = to_tensor(img)[None]
-        return x, lambda y: to_pil(y[0])
+        return to_tensor(img)[None], lambda y: to_pil(y[0])
     if not isinstance(img, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor (C, H, W) / (N, C, H, W) or a PIL image, "
-                        f"got {type(img).__name__}")
-    check_image_tensor(img, f"{fn}: {name}")
-    if img.numel():
-        lo, hi = float(img.min()), float(img.max())
-        # A little slack: network outputs and float round-off stray slightly outside.
-        if lo < -1e-3 or hi > 1 + 1e-3 or math.isnan(lo) or math.isnan(hi):
-            raise ValueError(f"{fn}: {name} must have values in [0, 1], got range [{lo:.3g}, {hi:.3g}] "
-                             f"(divide 8-bit data by 255)")
-    if img.dim() == 3:
-        return img[None], lambda y: y[0]
-    return img, lambda y: y
-
-
-def _check_scale(scale, fn: str, name: str = "scale") -> int:
-    # bool is an int in Python; scale=True is a bug, not a factor of 1.
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
-        raise ValueError(f"{fn}: {name} must be an integer >= 1, got {scale!r}")
-    return int(scale)
-
-
-def _check_choice(value, choices, fn: str, name: str) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{fn}: unknown {name} {value!r}; valid names are {', '.join(choices)}")
-    return value
+        raise InputError(f"{name} must be a torch.Tensor (C, H, W) / (N, C, H, W) or a PIL image, "
+                         f"got {type(img).__name__}")
+    check_image_tensor(img, name)
+    lo, hi = float(img.min()), float(img.max())
+    # A little slack: network outputs and float round-off stray slightly outside.
+    if not (lo >= -1e-3 and hi <= 1 + 1e-3):
+        raise InputError(f"{name} must have values in [0, 1], got range [{lo:.3g}, {hi:.3g}] (divide 8-bit data by 255)")
+    return (img[None], lambda y: y[0]) if img.dim() == 3 else (img, lambda y: y)
 
 
 # ---------------------------------------------------------------------------
@@ -161,11 +135,10 @@ def _resample_weights(in_size: int, out_size: int, kernel: str, antialias: bool)
 
 
 def _resample_axis(x: torch.Tensor, out_size: int, dim: int, kernel: str, antialias: bool) -> torch.Tensor:
-    """Resample ``x`` along ``dim`` (-1 or -2) with PIL's kernel, one tap at a time.
+    """Resample ``x`` along ``dim`` (-1 or -2) with PIL's ``kernel``, by hand, one tap at a time.
 
-    A loop over the K taps (``index_select`` + multiply-add) needs memory for
-    one output only; a dense ``(out, in)`` matrix would need 266 MB for a
-    DIV2K row upscaled x4.
+    ``index_select`` + multiply-add per tap needs memory for one output only; a dense
+    ``(out, in)`` matrix would need 266 MB for a DIV2K row upscaled x4.
     """
     idx, w = _resample_weights(x.shape[dim], out_size, kernel, antialias)
     idx = torch.from_numpy(idx).to(x.device)
@@ -178,6 +151,25 @@ def _resample_axis(x: torch.Tensor, out_size: int, dim: int, kernel: str, antial
     return out
 
 
+def _resize_axis(x: torch.Tensor, out_size: int, dim: int, kernel: str, antialias: bool) -> torch.Tensor:
+    if kernel == "lanczos":  # torch has no Lanczos
+        return _resample_axis(x, out_size, dim, kernel, antialias)
+    # The same weights as _resample_axis (tested), 13x faster: F.interpolate(antialias=True) uses PIL's kernels.
+    size = (out_size, x.shape[-1]) if dim == -2 else (x.shape[-2], out_size)
+    return F.interpolate(x, size=size, mode=kernel, align_corners=False, antialias=True)
+
+
+def _resize(x: torch.Tensor, h: int, w: int, kernel: str, antialias: bool) -> torch.Tensor:
+    if kernel in ("nearest", "area"):
+        y = F.interpolate(x, size=(h, w), mode="nearest-exact" if kernel == "nearest" else "area")
+    elif kernel != "lanczos" and not antialias:
+        y = F.interpolate(x, size=(h, w), mode=kernel, align_corners=False, antialias=False)
+    else:  # width first, then height, clipping in between as PIL's 8-bit intermediate image does
+        y = _resize_axis(x, w, -1, kernel, antialias).clamp(0, 1) if w != x.shape[-1] else x
+        y = _resize_axis(y, h, -2, kernel, antialias) if h != x.shape[-2] else y
+    return y.clamp(0, 1)
+
+
 def resize(img, size: Tuple[int, int], kernel: str = "bicubic", antialias: bool = True):
     """Resize an image to ``size = (height, width)``, PIL-compatibly.
 
@@ -185,9 +177,9 @@ def resize(img, size: Tuple[int, int], kernel: str = "bicubic", antialias: bool 
 
     * ``"nearest"`` -- the input pixel whose centre is nearest; equals PIL
       ``NEAREST`` (torch ``"nearest-exact"``; plain ``"nearest"`` is off by half a pixel).
-    * ``"bilinear"``, ``"bicubic"`` -- ``F.interpolate(..., antialias=True)``,
-      which uses PIL's kernels (bicubic ``a = -0.5``) and equals PIL's float
-      resize to about 1e-5. With ``antialias=False`` the kernel is not widened when
+    * ``"bilinear"``, ``"bicubic"`` -- PIL's kernels (bicubic ``a = -0.5``), written out in
+      :func:`_resample_weights`; computed by ``F.interpolate(..., antialias=True)``, which uses
+      the same weights, and equal to PIL's float resize to about 1e-5. With ``antialias=False`` the kernel is not widened when
       shrinking, which aliases: that is ``F.interpolate``'s and OpenCV's default
       (and their bicubic uses ``a = -0.75``), *not* the benchmark protocol.
     * ``"area"`` -- the mean over the input pixels each output pixel covers
@@ -214,37 +206,17 @@ def resize(img, size: Tuple[int, int], kernel: str = "bicubic", antialias: bool 
         >>> resize(torch.rand(3, 32, 48), (16, 24)).shape
         torch.Size([3, 16, 24])
     """
-    x, back = _as_batch(img, "img", "resize")
-    _check_choice(kernel, KERNELS, "resize", "kernel")
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in size)):
-        raise ValueError(f"resize: size must be (height, width) with positive ints, got {size!r}")
-    h, w = int(size[0]), int(size[1])
-    if kernel == "nearest":
-        y = F.interpolate(x, size=(h, w), mode="nearest-exact")
-    elif kernel == "area":
-        y = F.interpolate(x, size=(h, w), mode="area")
-    elif kernel in ("bilinear", "bicubic") and not antialias:
-        y = F.interpolate(x, size=(h, w), mode=kernel, align_corners=False, antialias=False)
-    else:
-        y = x
-        if w != x.shape[-1]:
-            y = _resize_width(y, w, kernel, antialias).clamp(0, 1)
-        if h != x.shape[-2]:
-            y = _resize_height(y, h, kernel, antialias)
-    return back(y.clamp(0, 1))
+    x, back = _as_batch(img, "resize: img")
+    check_choice(kernel, KERNELS, "resize: kernel")
+    h, w = check_size(size, "resize: size")
+    return back(_resize(x, h, w, kernel, antialias))
 
 
-def _resize_width(x, w, kernel, antialias):
-    if kernel == "lanczos":
-        return _resample_axis(x, w, -1, kernel, antialias)
-    return F.interpolate(x, size=(x.shape[-2], w), mode=kernel, align_corners=False, antialias=True)
-
-
-def _resize_height(x, h, kernel, antialias):
-    if kernel == "lanczos":
-        return _resample_axis(x, h, -2, kernel, antialias)
-    return F.interpolate(x, size=(h, x.shape[-1]), mode=kernel, align_corners=False, antialias=True)
+def _crop(x: torch.Tensor, scale: int, name: str) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if h < scale or w < scale:
+        raise InputError(f"{name}: the image of {h}x{w} pixels is smaller than scale={scale}")
+    return x[..., : h - h % scale, : w - w % scale]
 
 
 def crop_to_multiple(img, scale: int):
@@ -258,12 +230,14 @@ def crop_to_multiple(img, scale: int):
         >>> crop_to_multiple(torch.rand(3, 65, 50), 4).shape
         torch.Size([3, 64, 48])
     """
-    scale = _check_scale(scale, "crop_to_multiple")
-    x, back = _as_batch(img, "img", "crop_to_multiple")
-    h, w = x.shape[-2:]
-    if h < scale or w < scale:
-        raise ValueError(f"crop_to_multiple: the image of {h}x{w} pixels is smaller than scale={scale}")
-    return back(x[..., : h - h % scale, : w - w % scale])
+    scale = check_int(scale, "crop_to_multiple: scale", minimum=1)
+    x, back = _as_batch(img, "crop_to_multiple: img")
+    return back(_crop(x, scale, "crop_to_multiple"))
+
+
+def _downscale(x: torch.Tensor, scale: int, kernel: str, antialias: bool, name: str = "downscale"):
+    x = _crop(x, scale, name)
+    return _resize(x, x.shape[-2] // scale, x.shape[-1] // scale, kernel, antialias)
 
 
 def downscale(img, scale: int, kernel: str = "bicubic", antialias: bool = True):
@@ -278,12 +252,10 @@ def downscale(img, scale: int, kernel: str = "bicubic", antialias: bool = True):
         >>> downscale(torch.rand(1, 3, 97, 64), 3).shape
         torch.Size([1, 3, 32, 21])
     """
-    scale = _check_scale(scale, "downscale")
-    _check_choice(kernel, KERNELS, "downscale", "kernel")
-    x, back = _as_batch(img, "img", "downscale")
-    x = crop_to_multiple(x, scale)
-    h, w = x.shape[-2:]
-    return back(resize(x, (h // scale, w // scale), kernel=kernel, antialias=antialias))
+    scale = check_int(scale, "downscale: scale", minimum=1)
+    check_choice(kernel, KERNELS, "downscale: kernel")
+    x, back = _as_batch(img, "downscale: img")
+    return back(_downscale(x, scale, kernel, antialias))
 
 
 # ---------------------------------------------------------------------------
@@ -291,9 +263,13 @@ def downscale(img, scale: int, kernel: str = "bicubic", antialias: bool = True):
 # ---------------------------------------------------------------------------
 # Angles are in degrees, counter-clockwise as seen on screen (rows go down).
 
-def _direction(angle_deg: float):
+def _grid(r: int, angle_deg: float):
+    """Offsets ``(along, across)`` the direction ``angle_deg`` on a ``(2r+1, 2r+1)`` grid, and the direction."""
     t = math.radians(angle_deg)
-    return math.cos(t), -math.sin(t)  # (x, row) components; minus because rows point down
+    ux, uy = math.cos(t), -math.sin(t)  # (x, row) components; minus because rows point down
+    rows, cols = torch.meshgrid(torch.arange(-r, r + 1, dtype=torch.float64),
+                                torch.arange(-r, r + 1, dtype=torch.float64), indexing="ij")
+    return rows, cols, ux, uy
 
 
 def gaussian_kernel(sigma: float, sigma_y: Optional[float] = None, angle: float = 0.0,
@@ -311,14 +287,11 @@ def gaussian_kernel(sigma: float, sigma_y: Optional[float] = None, angle: float 
         >>> k.shape, round(float(k.sum()), 6)
         (torch.Size([13, 13]), 1.0)
     """
-    sx = _check_number(sigma, "gaussian_kernel", "sigma", lambda v: v > 0, "> 0")
-    sy = sx if sigma_y is None else _check_number(sigma_y, "gaussian_kernel", "sigma_y", lambda v: v > 0, "> 0")
-    _check_number(angle, "gaussian_kernel", "angle", lambda v: True, "a number")
-    _check_number(truncate, "gaussian_kernel", "truncate", lambda v: v > 0, "> 0")
-    r = int(math.ceil(truncate * max(sx, sy)))
-    ux, uy = _direction(angle)
-    rows, cols = torch.meshgrid(torch.arange(-r, r + 1, dtype=torch.float64),
-                                torch.arange(-r, r + 1, dtype=torch.float64), indexing="ij")
+    sx = check_number(sigma, "gaussian_kernel: sigma", low=0, low_open=True)
+    sy = sx if sigma_y is None else check_number(sigma_y, "gaussian_kernel: sigma_y", low=0, low_open=True)
+    angle = check_number(angle, "gaussian_kernel: angle")
+    truncate = check_number(truncate, "gaussian_kernel: truncate", low=0, low_open=True)
+    rows, cols, ux, uy = _grid(int(math.ceil(truncate * max(sx, sy))), angle)
     du = cols * ux + rows * uy         # coordinate along u
     dv = -cols * uy + rows * ux        # along v, perpendicular to u
     k = torch.exp(-0.5 * ((du / sx) ** 2 + (dv / sy) ** 2))
@@ -337,75 +310,50 @@ def motion_blur_kernel(length: float, angle: float = 0.0, dtype=torch.float32) -
         >>> motion_blur_kernel(5, 0)[2]
         tensor([0.2000, 0.2000, 0.2000, 0.2000, 0.2000])
     """
-    length = _check_number(length, "motion_blur_kernel", "length", lambda v: v >= 1, ">= 1")
-    _check_number(angle, "motion_blur_kernel", "angle", lambda v: True, "a number")
+    length = check_number(length, "motion_blur_kernel: length", low=1)
     half = (length - 1) / 2
     r = int(math.ceil(half)) + 1
-    ux, uy = _direction(angle)
-    rows, cols = torch.meshgrid(torch.arange(-r, r + 1, dtype=torch.float64),
-                                torch.arange(-r, r + 1, dtype=torch.float64), indexing="ij")
+    rows, cols, ux, uy = _grid(r, check_number(angle, "motion_blur_kernel: angle"))
     t = (cols * ux + rows * uy).clamp(-half, half)   # nearest point of the segment
-    dist = torch.sqrt((cols - t * ux) ** 2 + (rows - t * uy) ** 2)
-    k = (1 - dist).clamp(min=0)
+    k = (1 - torch.sqrt((cols - t * ux) ** 2 + (rows - t * uy) ** 2)).clamp(min=0)
     # Drop all-zero outer rings so that the convolution does no useless work.
-    nz = torch.nonzero(k > 0)
-    r_used = int((nz - r).abs().max())
+    r_used = int((torch.nonzero(k > 0) - r).abs().max())
     k = k[r - r_used: r + r_used + 1, r - r_used: r + r_used + 1]
     return (k / k.sum()).to(dtype)
 
 
-def _symmetric_index(n: int, pad: int, device) -> torch.Tensor:
-    # Half-sample symmetric reflection (d c b a | a b c d | d c b a), scipy's
-    # mode="reflect", computed by index so that it works for any pad, even one
-    # wider than the image (torch's F.pad(mode="reflect") requires pad < n).
-    i = torch.arange(-pad, n + pad, device=device).remainder(2 * n)
-    return torch.where(i >= n, 2 * n - 1 - i, i)
-
-
 def _filter2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Convolve every channel of ``x (N, C, H, W)`` with an odd 2-D ``kernel``; same-size output."""
-    kh, kw = kernel.shape
+    """Convolve every channel of ``x (N, C, H, W)`` with an odd 2-D ``kernel``; same-size output.
+
+    Borders are mirrored as in :func:`course_lib.core.filters.gaussian_blur` (scipy's ``"mirror"``).
+    """
     n, c, h, w = x.shape
-    xp = x.index_select(-2, _symmetric_index(h, kh // 2, x.device))
-    xp = xp.index_select(-1, _symmetric_index(w, kw // 2, x.device))
+    ry, rx = kernel.shape[0] // 2, kernel.shape[1] // 2
+    mode = "reflect" if ry < h and rx < w else "replicate"
+    xp = F.pad(x.reshape(n * c, 1, h, w), (rx, rx, ry, ry), mode=mode)
     # conv2d is a correlation; flipping makes it a convolution (the same for
     # the symmetric kernels here, but right for any kernel a student passes).
-    weight = kernel.flip(-1, -2).to(x.dtype).to(x.device)[None, None]
-    y = F.conv2d(xp.reshape(n * c, 1, *xp.shape[-2:]), weight)
-    return y.reshape(n, c, h, w)
+    return F.conv2d(xp, kernel.flip(-1, -2).to(x)[None, None]).reshape(n, c, h, w)
 
 
 # ---------------------------------------------------------------------------
 # 3. Steps
 # ---------------------------------------------------------------------------
 
-def _check_number(value, fn, name, ok, expect):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not ok(value):
-        raise ValueError(f"{fn}: {name} must be a number {expect}, got {value!r}")
-    return float(value)
-
-
-def _check_range(value, fn, name, ok, expect, integer=False):
-    """A fixed value or a ``(low, high)`` range with ``low <= high``, every end satisfying ``ok``."""
-    kind = "an integer" if integer else "a number"
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{fn}: {name} must be {kind} {expect} or a (low, high) pair, got {value!r}")
-        lo, hi = value
-        for v in (lo, hi):
-            _check_param_value(v, fn, name, ok, expect, integer, value)
-        if lo > hi:
-            raise ValueError(f"{fn}: {name} range must have low <= high, got {value!r}")
-        return (lo, hi)
-    _check_param_value(value, fn, name, ok, expect, integer, value)
-    return value
-
-
-def _check_param_value(v, fn, name, ok, expect, integer, shown):
-    kind = "an integer" if integer else "a number"
-    bad_type = isinstance(v, bool) or not isinstance(v, numbers.Integral if integer else numbers.Real)
-    if bad_type or not math.isfinite(v) or not ok(v):
-        raise ValueError(f"{fn}: {name} must be {kind} {expect} or a (low, high) pair of them, got {shown!r}")
+def _value_or_range(value, name: str, integer: bool = False, **bounds):
+    """A fixed value or a ``(low, high)`` range with ``low <= high``, each end within ``bounds``."""
+    if integer:
+        check = lambda v: check_int(v, name, minimum=bounds.get("low"), maximum=bounds.get("high"))  # noqa: E731
+    else:
+        check = lambda v: check_number(v, name, **bounds)  # noqa: E731
+    if not isinstance(value, (tuple, list)):
+        return check(value)
+    if len(value) != 2:
+        raise InputError(f"{name} must be a value or a (low, high) pair, got {value!r}")
+    lo, hi = check(value[0]), check(value[1])
+    if lo > hi:
+        raise InputError(f"{name} range must have low <= high, got {tuple(value)!r}")
+    return (lo, hi)
 
 
 def _sample(value, rng: np.random.Generator, integer=False):
@@ -422,10 +370,6 @@ def _torch_generator(rng: np.random.Generator, device) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(int(rng.integers(0, 2 ** 63 - 1)))
     return g
-
-
-def _check_p(p, fn):
-    return _check_number(p, fn, "p", lambda v: 0 <= v <= 1, "in [0, 1] (the probability the step is applied)")
 
 
 class Step:
@@ -450,15 +394,11 @@ class Step:
         raise NotImplementedError
 
     def describe(self, params: dict) -> str:
-        inner = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+        inner = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in params.items())
         return f"{type(self).__name__}({inner})"
 
     def __call__(self, img, seed: Seed = None):
         return Pipeline([self])(img, seed=seed)
-
-
-def _fmt(v):
-    return f"{v:.3g}" if isinstance(v, float) else repr(v) if isinstance(v, str) else str(v)
 
 
 @dataclass
@@ -479,13 +419,12 @@ class Downscale(Step):
     antialias: bool = True
 
     def __post_init__(self):
-        self.scale = _check_scale(self.scale, "Downscale")
-        names = [self.kernel] if isinstance(self.kernel, str) else list(self.kernel) \
-            if isinstance(self.kernel, (list, tuple)) else [self.kernel]
+        self.scale = check_int(self.scale, "Downscale: scale", minimum=1)
+        names = list(self.kernel) if isinstance(self.kernel, (list, tuple)) else [self.kernel]
         if not names:
-            raise ValueError(f"Downscale: kernel list is empty; valid names are {', '.join(KERNELS)}")
+            raise InputError(f"Downscale: the kernel list is empty; use names from {', '.join(KERNELS)}")
         for k in names:
-            _check_choice(k, KERNELS, "Downscale", "kernel")
+            check_choice(k, KERNELS, "Downscale: kernel")
 
     @property
     def p(self):
@@ -497,7 +436,7 @@ class Downscale(Step):
         return {"scale": self.scale, "kernel": self.kernel[int(rng.integers(len(self.kernel)))]}
 
     def apply(self, x, params, rng):
-        return downscale(x, params["scale"], params["kernel"], self.antialias)
+        return _downscale(x, params["scale"], params["kernel"], self.antialias, "Downscale")
 
     def describe(self, params):
         return f"Downscale(x{params['scale']}, kernel={params['kernel']})"
@@ -511,9 +450,9 @@ class GaussianBlur(Step):
     counter-clockwise), ``sigma_y`` across it; ``sigma_y=None`` is isotropic.
     Each may be a ``(low, high)`` range. With ``sigma_y`` given,
     ``isotropic_prob`` is the chance of drawing an isotropic kernel instead
-    (Real-ESRGAN mixes both). Kernel: :func:`gaussian_kernel` (radius
-    ``ceil(3 max(sigma, sigma_y))``); borders are reflected (scipy's
-    ``mode="reflect"``).
+    (Real-ESRGAN mixes both). Isotropic: :func:`course_lib.core.filters.gaussian_blur`
+    (separable); anisotropic: :func:`gaussian_kernel`. Radius ``ceil(3 max(sigma, sigma_y))``;
+    borders are mirrored (scipy's ``mode="mirror"``).
 
     Example:
         >>> blur = GaussianBlur(sigma=(0.2, 3.0), sigma_y=(0.2, 3.0), angle=(-90, 90))
@@ -527,14 +466,12 @@ class GaussianBlur(Step):
     p: float = 1.0
 
     def __post_init__(self):
-        fn = "GaussianBlur"
-        self.sigma = _check_range(self.sigma, fn, "sigma", lambda v: v > 0, "> 0")
+        self.sigma = _value_or_range(self.sigma, "GaussianBlur: sigma", low=0, low_open=True)
         if self.sigma_y is not None:
-            self.sigma_y = _check_range(self.sigma_y, fn, "sigma_y", lambda v: v > 0, "> 0")
-        self.angle = _check_range(self.angle, fn, "angle", lambda v: True, "(degrees)")
-        self.isotropic_prob = _check_number(self.isotropic_prob, fn, "isotropic_prob",
-                                            lambda v: 0 <= v <= 1, "in [0, 1]")
-        self.p = _check_p(self.p, fn)
+            self.sigma_y = _value_or_range(self.sigma_y, "GaussianBlur: sigma_y", low=0, low_open=True)
+        self.angle = _value_or_range(self.angle, "GaussianBlur: angle (degrees)")
+        self.isotropic_prob = check_probability(self.isotropic_prob, "GaussianBlur: isotropic_prob")
+        self.p = check_probability(self.p, "GaussianBlur: p")
 
     def sample(self, rng):
         sigma = _sample(self.sigma, rng)
@@ -544,9 +481,7 @@ class GaussianBlur(Step):
 
     def apply(self, x, params, rng):
         if "sigma_y" not in params:
-            # Isotropic: separable, two 1-D passes instead of one 2-D kernel.
-            g = gaussian_kernel(params["sigma"], dtype=torch.float64).sum(0)  # its 1-D factor
-            return _filter2d(_filter2d(x, g[None, :]), g[:, None]).clamp(0, 1)
+            return gaussian_blur(x, params["sigma"], border="reflect").clamp(0, 1)
         k = gaussian_kernel(params["sigma"], params["sigma_y"], params["angle"], dtype=torch.float64)
         return _filter2d(x, k).clamp(0, 1)
 
@@ -564,9 +499,9 @@ class MotionBlur(Step):
     p: float = 1.0
 
     def __post_init__(self):
-        self.length = _check_range(self.length, "MotionBlur", "length", lambda v: v >= 1, ">= 1 (pixels)")
-        self.angle = _check_range(self.angle, "MotionBlur", "angle", lambda v: True, "(degrees)")
-        self.p = _check_p(self.p, "MotionBlur")
+        self.length = _value_or_range(self.length, "MotionBlur: length (pixels)", low=1)
+        self.angle = _value_or_range(self.angle, "MotionBlur: angle (degrees)")
+        self.p = check_probability(self.p, "MotionBlur: p")
 
     def sample(self, rng):
         return {"length": _sample(self.length, rng), "angle": _sample(self.angle, rng)}
@@ -594,12 +529,10 @@ class GaussianNoise(Step):
     p: float = 1.0
 
     def __post_init__(self):
-        self.sigma = _check_range(self.sigma, "GaussianNoise", "sigma", lambda v: 0 <= v <= 255,
-                                  "in [0, 255] (units of 1/255)")
+        self.sigma = _value_or_range(self.sigma, "GaussianNoise: sigma (units of 1/255)", low=0, high=255)
         if not isinstance(self.gray, bool):
-            self.gray = _check_number(self.gray, "GaussianNoise", "gray", lambda v: 0 <= v <= 1,
-                                      "in [0, 1] or a bool")
-        self.p = _check_p(self.p, "GaussianNoise")
+            self.gray = check_probability(self.gray, "GaussianNoise: gray (a bool or a probability)")
+        self.p = check_probability(self.p, "GaussianNoise: p")
 
     def sample(self, rng):
         gray = self.gray if isinstance(self.gray, bool) else bool(rng.random() < self.gray)
@@ -632,9 +565,8 @@ class PoissonNoise(Step):
     p: float = 1.0
 
     def __post_init__(self):
-        self.scale = _check_range(self.scale, "PoissonNoise", "scale", lambda v: v > 0,
-                                  "> 0 (photons at white)")
-        self.p = _check_p(self.p, "PoissonNoise")
+        self.scale = _value_or_range(self.scale, "PoissonNoise: scale (photons at white)", low=0, low_open=True)
+        self.p = check_probability(self.p, "PoissonNoise: p")
 
     def sample(self, rng):
         return {"scale": _sample(self.scale, rng)}
@@ -661,16 +593,15 @@ class JPEG(Step):
     p: float = 1.0
 
     def __post_init__(self):
-        self.quality = _check_range(self.quality, "JPEG", "quality", lambda v: 1 <= v <= 100,
-                                    "in 1..100", integer=True)
-        self.p = _check_p(self.p, "JPEG")
+        self.quality = _value_or_range(self.quality, "JPEG: quality", integer=True, low=1, high=100)
+        self.p = check_probability(self.p, "JPEG: p")
 
     def sample(self, rng):
         return {"quality": _sample(self.quality, rng, integer=True)}
 
     def apply(self, x, params, rng):
         if x.shape[1] not in (1, 3):
-            raise ValueError(f"JPEG: images must have 1 or 3 channels, got shape {tuple(x.shape)}")
+            raise InputError(f"JPEG: images must have 1 or 3 channels, got shape {tuple(x.shape)}")
         out = []
         for img in x:
             buf = io.BytesIO()
@@ -716,13 +647,13 @@ class Pipeline(Step):
 
     def __post_init__(self):
         if isinstance(self.steps, Step) or not isinstance(self.steps, (list, tuple)):
-            raise TypeError(f"Pipeline: steps must be a list of steps, got {type(self.steps).__name__}")
+            raise InputError(f"Pipeline: steps must be a list of steps, got {type(self.steps).__name__}")
         for i, s in enumerate(self.steps):
             if not isinstance(s, Step):
-                raise TypeError(f"Pipeline: steps[{i}] must be a step (Downscale, GaussianBlur, MotionBlur, "
-                                f"GaussianNoise, PoissonNoise, JPEG or Pipeline), got {type(s).__name__}")
+                raise InputError(f"Pipeline: steps[{i}] must be a step (Downscale, GaussianBlur, MotionBlur, "
+                                 f"GaussianNoise, PoissonNoise, JPEG or Pipeline), got {type(s).__name__}")
         if not isinstance(self.shuffle, bool):
-            raise TypeError(f"Pipeline: shuffle must be a bool, got {self.shuffle!r}")
+            raise InputError(f"Pipeline: shuffle must be a bool, got {self.shuffle!r}")
         self.steps = list(self.steps)
         self._history: Optional[List[str]] = None
 
@@ -733,13 +664,8 @@ class Pipeline(Step):
     @property
     def total_scale(self) -> int:
         """The product of the ``Downscale`` factors: the LR is this many times smaller."""
-        s = 1
-        for step in self.steps:
-            if isinstance(step, Downscale):
-                s *= step.scale
-            elif isinstance(step, Pipeline):
-                s *= step.total_scale
-        return s
+        return math.prod(s.scale if isinstance(s, Downscale) else s.total_scale if isinstance(s, Pipeline) else 1
+                         for s in self.steps)
 
     def _run(self, x, rng, log):
         order = rng.permutation(len(self.steps)) if self.shuffle else range(len(self.steps))
@@ -749,8 +675,7 @@ class Pipeline(Step):
                 x = step._run(x, rng, log)
                 continue
             # Always draw, so that p does not change which numbers later steps get.
-            applied = rng.random() < step.p
-            if not applied:
+            if not rng.random() < step.p:
                 log.append(f"{type(step).__name__}: skipped (p={step.p:g})")
                 continue
             params = step.sample(rng)
@@ -758,28 +683,27 @@ class Pipeline(Step):
             log.append(step.describe(params))
         return x
 
-    def __call__(self, img, seed: Seed = None):
-        x, back = _as_batch(img, "img", "Pipeline")
+    def _degrade(self, x: torch.Tensor, seed: Seed) -> torch.Tensor:
+        """The pipeline on a checked ``(N, C, H, W)`` tensor."""
         try:
             rng = np.random.default_rng(seed)
         except (TypeError, ValueError):
-            raise TypeError(f"Pipeline: seed must be None, an int or a numpy.random.Generator, "
-                            f"got {seed!r}") from None
+            raise InputError(f"Pipeline: seed must be None, an int or a numpy.random.Generator, got {seed!r}") from None
         s = self.total_scale
-        if s > 1:
-            # Crop once up front so that every Downscale divides exactly,
-            # whatever the order the steps come in.
-            x = crop_to_multiple(x, s)
+        if s > 1:  # crop once up front, so that every Downscale divides exactly in whatever order they come
+            x = _crop(x, s, "Pipeline")
         log: List[str] = []
         y = self._run(x, rng, log)
         self._history = log
-        return back(y.clamp(0, 1))
+        return y.clamp(0, 1)
+
+    def __call__(self, img, seed: Seed = None):
+        x, back = _as_batch(img, "Pipeline: img")
+        return back(self._degrade(x, seed))
 
     def describe(self, params: Optional[dict] = None) -> List[str]:
         """What the last call applied, one readable line per step (with the sampled values)."""
-        if self._history is not None:
-            return list(self._history)
-        return [repr(s) for s in self.steps]
+        return list(self._history) if self._history is not None else [repr(s) for s in self.steps]
 
     def sample(self, rng):  # a nested pipeline is run by its parent's _run
         return {}
@@ -791,28 +715,6 @@ class Pipeline(Step):
 # ---------------------------------------------------------------------------
 # 5. Presets and degrade()
 # ---------------------------------------------------------------------------
-
-def _bicubic(scale):
-    return Pipeline([Downscale(scale, "bicubic")])
-
-
-def _gaussian(scale):
-    # ESPCN's training data: Gaussian blur, then keep one pixel per block.
-    # sigma = scale / 2 (the "BD" protocol of SRMD/RDN uses 1.6 at x3).
-    return Pipeline([GaussianBlur(sigma=0.5 * scale), Downscale(scale, "nearest")])
-
-
-def _jpeg30(scale):
-    return Pipeline([Downscale(scale, "bicubic"), JPEG(30)])
-
-
-def _jpeg(scale):
-    return Pipeline([Downscale(scale, "bicubic"), JPEG((30, 95))])
-
-
-def _noisy(scale):
-    return Pipeline([Downscale(scale, "bicubic"), GaussianNoise(sigma=(1, 30))])
-
 
 def _realistic(scale):
     # Real-ESRGAN (Wang et al. 2021) / BSRGAN (Zhang et al. 2021) style.
@@ -832,12 +734,18 @@ def _realistic(scale):
 
 
 PRESETS: Dict[str, Callable[[int], Pipeline]] = {
-    "bicubic": _bicubic,        # the benchmark protocol (crop + PIL-compatible bicubic)
-    "gaussian": _gaussian,      # ESPCN paper: Gaussian blur, then subsample
-    "jpeg30": _jpeg30,          # bicubic, then JPEG at quality 30
-    "jpeg": _jpeg,              # bicubic, then JPEG at quality 30..95
-    "noisy": _noisy,            # bicubic, then Gaussian noise sigma 1..30 (/255)
-    "realistic": _realistic,    # Real-ESRGAN / BSRGAN-style random degradations
+    # the benchmark protocol (crop + PIL-compatible bicubic)
+    "bicubic": lambda scale: Pipeline([Downscale(scale, "bicubic")]),
+    # ESPCN's training data: Gaussian blur, then keep one pixel per block; sigma = scale / 2
+    # (the "BD" protocol of SRMD/RDN uses 1.6 at x3)
+    "gaussian": lambda scale: Pipeline([GaussianBlur(sigma=0.5 * scale), Downscale(scale, "nearest")]),
+    # bicubic, then JPEG at quality 30 / at a quality in 30..95
+    "jpeg30": lambda scale: Pipeline([Downscale(scale, "bicubic"), JPEG(30)]),
+    "jpeg": lambda scale: Pipeline([Downscale(scale, "bicubic"), JPEG((30, 95))]),
+    # bicubic, then Gaussian noise sigma 1..30 (/255)
+    "noisy": lambda scale: Pipeline([Downscale(scale, "bicubic"), GaussianNoise(sigma=(1, 30))]),
+    # Real-ESRGAN / BSRGAN-style random degradations
+    "realistic": _realistic,
 }
 """Preset name -> function ``scale -> Pipeline``."""
 
@@ -865,27 +773,21 @@ def degrade(hr, scale: int, preset: Union[str, Step] = "bicubic", seed: Seed = N
         >>> degrade(torch.rand(3, 30, 31), 3, "jpeg30").shape
         torch.Size([3, 10, 10])
     """
-    scale = _check_scale(scale, "degrade")
+    scale = check_int(scale, "degrade: scale", minimum=1)
     if isinstance(preset, str):
-        _check_choice(preset, preset_names(), "degrade", "preset")
-        pipeline = PRESETS[preset](scale)
-    elif isinstance(preset, Pipeline):
-        pipeline = preset
+        pipeline = PRESETS[check_choice(preset, preset_names(), "degrade: preset")](scale)
     elif isinstance(preset, Step):
-        pipeline = Pipeline([preset])
+        pipeline = preset if isinstance(preset, Pipeline) else Pipeline([preset])
     else:
-        raise ValueError(f"degrade: preset must be one of {', '.join(preset_names())} or a Pipeline, "
+        raise InputError(f"degrade: preset must be one of {', '.join(preset_names())} or a Pipeline, "
                          f"got {type(preset).__name__}")
     if pipeline.total_scale != scale:
-        raise ValueError(f"degrade: the pipeline downscales by {pipeline.total_scale} in all, but scale={scale}; "
+        raise InputError(f"degrade: the pipeline downscales by {pipeline.total_scale} in all, but scale={scale}; "
                          f"include Downscale steps whose factors multiply to {scale}")
-    x, back = _as_batch(hr, "hr", "degrade")
-    h, w = x.shape[-2:]
-    if h < scale or w < scale:
-        raise ValueError(f"degrade: hr of {h}x{w} pixels is smaller than scale={scale}")
-    x = crop_to_multiple(x, scale)
-    lr = pipeline(x, seed=seed)
+    x, back = _as_batch(hr, "degrade: hr")
+    x = _crop(x, scale, "degrade")
+    lr = pipeline._degrade(x, seed)
     expected = (x.shape[-2] // scale, x.shape[-1] // scale)
     if tuple(lr.shape[-2:]) != expected:  # only a custom step that resizes could cause this
         raise RuntimeError(f"degrade: the pipeline produced {tuple(lr.shape[-2:])}, expected {expected}")
-    return back(lr.clamp(0, 1))
+    return back(lr)

@@ -12,6 +12,7 @@ from typing import Callable, Mapping
 
 import torch
 
+from ..core.checks import InputError, check_int
 from ..core.images import check_image_tensor
 from ..core.metrics import psnr, ssim
 from .degrade import crop_to_multiple, degrade
@@ -41,14 +42,13 @@ def evaluate_images(images: Mapping[str, torch.Tensor], scale: int, methods: Map
     The LR of image ``k`` is made with seed ``seed + k``, so every method sees the same input.
     """
     if not isinstance(images, Mapping) or not images:
-        raise ValueError("evaluate_images: images must be a non-empty {name: tensor} dict")
-    if not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"evaluate_images: scale must be an int >= 1, got {scale!r}")
+        raise InputError("evaluate_images: images must be a non-empty {name: tensor} dict")
+    check_int(scale, "evaluate_images: scale", minimum=1)
     rows = []
     for k, (name, img) in enumerate(images.items()):
         check_image_tensor(img, f"evaluate_images: image {name!r}", channels=3, batched=False)
         if min(img.shape[-2:]) < 2 * scale + 11 * scale:
-            raise ValueError(f"evaluate_images: image {name!r} of {tuple(img.shape[-2:])} is too small "
+            raise InputError(f"evaluate_images: image {name!r} of {tuple(img.shape[-2:])} is too small "
                              f"for scale {scale} (SSIM needs 11x11 pixels after the shave)")
         hr = crop_to_multiple(img, scale)
         lr = degrade(hr, scale, degradation, seed=seed + k)

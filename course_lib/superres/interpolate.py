@@ -20,7 +20,8 @@ Example::
 """
 from __future__ import annotations
 
-from .degrade import _as_batch, _check_choice, _check_scale, resize
+from ..core.checks import check_choice, check_int
+from .degrade import _as_batch, _resize
 
 __all__ = ["METHODS", "upscale_interpolate"]
 
@@ -46,10 +47,10 @@ def upscale_interpolate(lr, scale: int, method: str = "bicubic"):
         tensor([[[0., 0., 1., 1.],
                  [0., 0., 1., 1.]]])
     """
-    scale = _check_scale(scale, "upscale_interpolate")
-    _check_choice(method, METHODS, "upscale_interpolate", "method")
-    x, back = _as_batch(lr, "lr", "upscale_interpolate")
+    scale = check_int(scale, "upscale_interpolate: scale", minimum=1)
+    check_choice(method, METHODS, "upscale_interpolate: method")
+    x, back = _as_batch(lr, "upscale_interpolate: lr")
     h, w = x.shape[-2:]
     # antialias only matters when shrinking; for enlarging it selects PIL's
     # kernels (torch's non-antialiased bicubic is a = -0.75 with edge padding).
-    return back(resize(x, (h * scale, w * scale), kernel=method, antialias=True))
+    return back(_resize(x, h * scale, w * scale, method, antialias=True))

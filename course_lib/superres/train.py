@@ -11,6 +11,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from ..core.checks import check_choice
 from ..core.metrics import psnr
 from ..core.training import FitResult, data_fingerprint, fit
 from .data import PairedPatches
@@ -53,10 +54,8 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
     same settings resumes, a checkpoint of other settings (data, loss, lr, seed, ``steps``:
     the cosine spans them) is refused (:func:`core.training.fit`'s ``run_config``).
     """
-    if arch not in ("paper", "lecture"):
-        raise ValueError(f"train_espcn: arch must be 'paper' or 'lecture', got {arch!r}")
-    if loss not in LOSSES:
-        raise ValueError(f"train_espcn: loss must be one of {sorted(LOSSES)}, got {loss!r}")
+    check_choice(arch, ("paper", "lecture"), "train_espcn: arch")
+    check_choice(loss, LOSSES, "train_espcn: loss")
     if model is None:
         cfg = espcn_paper(scale) if arch == "paper" else espcn_lecture(scale)
         changes = {}

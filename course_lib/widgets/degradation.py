@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..core.checks import check_choice, check_int
 from ..core.images import check_image_tensor, to_tensor
 from ..core.metrics import psnr
 from ..core.plotting import show_images
@@ -21,10 +22,8 @@ __all__ = ["degradation_pipeline", "degradation_figure", "degradation_explorer"]
 def degradation_pipeline(scale: int = 3, kernel: str = "bicubic", blur_sigma: float = 0.0,
                          noise_sigma: float = 0.0, jpeg_quality: int = 100, antialias: bool = True) -> Pipeline:
     """Blur (if ``blur_sigma > 0``) -> downscale -> noise (``noise_sigma`` in 1/255) -> JPEG (if quality < 100)."""
-    if kernel not in KERNELS:
-        raise ValueError(f"degradation_pipeline: kernel must be one of {KERNELS}, got {kernel!r}")
-    if not 1 <= int(jpeg_quality) <= 100:
-        raise ValueError(f"degradation_pipeline: jpeg_quality must be in 1..100 (100 = no JPEG), got {jpeg_quality!r}")
+    check_choice(kernel, KERNELS, "degradation_pipeline: kernel")
+    check_int(int(jpeg_quality), "degradation_pipeline: jpeg_quality (100 = no JPEG)", minimum=1, maximum=100)
     steps = []
     if blur_sigma > 0:
         steps.append(GaussianBlur(float(blur_sigma)))

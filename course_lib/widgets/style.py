@@ -16,13 +16,13 @@ __all__ = ["style_figure", "style_explorer"]
 def style_figure(content, style, *, style_weight: float = 1e6, style_layers: Sequence[str] = None,
                  size: int = 96, steps: int = 20, features=None, seed: int = 0):
     """One short Gatys optimisation and its figure; returns ``(figure, result)``."""
+    from ..core.checks import InputError, check_number
     from ..style import STYLE_LAYERS, stylize
 
     layers = STYLE_LAYERS if style_layers is None else tuple(style_layers)
     if not layers:
-        raise ValueError("style_figure: choose at least one style layer")
-    if not style_weight > 0:
-        raise ValueError(f"style_figure: style_weight must be positive, got {style_weight!r}")
+        raise InputError("style_figure: choose at least one style layer")
+    check_number(style_weight, "style_figure: style_weight", low=0.0, low_open=True)
     result = stylize(content, style, size=size, steps=steps, style_weight=style_weight, style_layers=layers,
                      features=features, seed=seed, progress=False)
     gain = result.style_loss_start / max(result.style_loss_end, 1e-12)
