@@ -104,7 +104,7 @@ def _variants(model, x, quick: bool):
         return f
 
     def optimized():
-        fast = optimize_for_inference(model, tuple(x.shape), verbose=True)
+        fast = optimize_for_inference(model, verbose=True)
         return lambda: fast(x)
 
     rows = [

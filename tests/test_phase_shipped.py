@@ -158,5 +158,5 @@ def test_refine_with_several_starts_picks_the_lowest_magnitude_error(digits):
     assert torch.equal(again, four)                  # seeded
     with pytest.raises(ValueError, match="starts must be an int >= 1"):
         P.refine(y, start, pad=1, starts=0)
-    with pytest.raises(ValueError, match="jitter must be a number >= 0"):
+    with pytest.raises(ValueError, match="jitter must be a finite number >= 0"):
         P.refine(y, start, pad=1, jitter=-1)

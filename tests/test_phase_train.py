@@ -93,7 +93,7 @@ def test_train_network_prdad2_pretrains_then_freezes_the_autoencoder(digits, tmp
     (dict(train_x=torch.rand(5, 1, 8, 12)), "square"),
     (dict(val_x=torch.rand(2, 1, 12, 12)), "val_x must be images of the same size"),
     (dict(steps=0), "steps must be an int >= 1"),
-    (dict(augment=2.0), "augment is a probability"),
+    (dict(augment=2.0), r"augment \(a probability\) must be"),
     (dict(noise="poisson"), "poisson:ALPHA"),
 ])
 def test_train_network_bad_arguments(kwargs, match):

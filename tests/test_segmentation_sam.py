@@ -160,7 +160,7 @@ def test_compare_with_sam_against_hand_computed_ious(fake_sam):
         S.compare_with_sam(model, data, predictor, prompts=("scribble",))
     with pytest.raises(ValueError, match="non-empty dataset"):
         S.compare_with_sam(model, [], predictor)
-    with pytest.raises(ValueError, match="limit must be None or an int >= 1"):
+    with pytest.raises(ValueError, match="limit must be an int >= 1"):
         S.compare_with_sam(model, data, predictor, limit=0)
     assert S.compare_with_sam(model, data * 3, predictor, limit=2)["n"] == 2
     with pytest.raises(ValueError, match="item 0 must be"):

@@ -103,14 +103,15 @@ def test_float_resize_equals_pil_float_mode(kernel, size):
 def test_hand_written_weights_equal_pil_and_interpolate(kernel, size):
     # The readable PIL weights (degrade._resample_weights, Keys' cubic with a = -0.5) give PIL's float
     # resize, and F.interpolate(antialias=True), which resize() runs for speed, gives the same.
-    from course_lib.superres.degrade import _resample_axis, _resize_axis
+    from course_lib.superres.degrade import _resample_axis
 
     rng = np.random.default_rng(0)
     arr = (0.3 + 0.4 * rng.random((48, 40, 3))).astype(np.float32)
     x = torch.from_numpy(arr).permute(2, 0, 1)[None].double()
-    by_hand = _resample_axis(_resample_axis(x, size[1], -1, kernel, True), size[0], -2, kernel, True)
+    by_hand = _resample_axis(_resample_axis(x, size[1], -1, kernel, True, by_hand=True), size[0], -2, kernel, True,
+                             by_hand=True)
     np.testing.assert_allclose(hwc(by_hand[0]), pil_resize_float(arr, size, kernel), atol=2e-5)
-    fast = _resize_axis(_resize_axis(x, size[1], -1, kernel, True), size[0], -2, kernel, True)
+    fast = _resample_axis(_resample_axis(x, size[1], -1, kernel, True), size[0], -2, kernel, True)
     assert (fast - by_hand).abs().max() < 1e-6
 
 

@@ -105,17 +105,11 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         for k in own
         if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
     ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}")
-        if shapes:
-            parts.append("shape mismatches: " + "; ".join(shapes[:8]))
-        raise CheckpointError(
-            f"{source} does not fit {type(model).__name__}: " + ", ".join(parts)
-        )
+    parts = [f"{what} keys {keys[:8]}{' ...' if len(keys) > 8 else ''}"
+             for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+    parts += ["shape mismatches: " + "; ".join(shapes[:8])] if shapes else []
+    if parts:
+        raise CheckpointError(f"{source} does not fit {type(model).__name__}: " + ", ".join(parts))
 
 
 def _jsonable(value: Any) -> Any:
@@ -125,9 +119,7 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return value.item()
-    if hasattr(value, "item"):
+    if hasattr(value, "item"):  # a one-element tensor, a numpy scalar
         return value.item()
     return str(value)
 

@@ -42,14 +42,10 @@ source named in the entry's ``notes``.
 Extraction
 ----------
 :func:`extract` refuses unsafe members (``..``, absolute paths, links,
-devices) and archives that would unpack to more than
-:data:`MAX_EXTRACT_BYTES` (10 GiB) or :data:`MAX_EXTRACT_FILES` (300,000
-members) -- :class:`ExtractLimitError`, raised from the headers before anything
-is written and again if the bytes really written pass the limit. Override with
-``max_bytes=``/``max_files=`` or ``$COURSE_MAX_EXTRACT_BYTES``/
-``$COURSE_MAX_EXTRACT_FILES``. A damaged or truncated archive raises
-:class:`ArchiveError`; :func:`fetch` then renames the cached file to
-``<name>.damaged`` so that the next call downloads it again.
+devices) and archives over the size and member limits
+(:class:`ExtractLimitError`, see :data:`MAX_EXTRACT_BYTES`). A damaged or
+truncated archive raises :class:`ArchiveError`; :func:`fetch` then renames
+the cached file to ``<name>.damaged`` so that the next call downloads it again.
 
 Example
 -------
@@ -68,7 +64,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import stat
 import tarfile
 import tempfile
@@ -107,7 +102,6 @@ MAX_EXTRACT_FILES = 300_000
 ENV_MAX_BYTES = "COURSE_MAX_EXTRACT_BYTES"
 ENV_MAX_FILES = "COURSE_MAX_EXTRACT_FILES"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_HEX_RE = re.compile(r"^[0-9a-f]+$")
 
 
 # --------------------------------------------------------------------------- errors
@@ -179,54 +173,40 @@ class DatasetInfo:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             raise ValueError(f"DatasetInfo name must be a lower-case identifier "
                              f"(letters, digits, '.', '_', '-'), got {self.name!r}")
-        if not isinstance(self.description, str) or not self.description.strip():
-            raise ValueError(f"DatasetInfo {self.name!r}: description must be a non-empty string")
-        if self.url is None and self.offline is None:
-            raise ValueError(f"DatasetInfo {self.name!r}: give a url or an offline callable")
-        if self.url is not None:
-            if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
-                raise ValueError(f"DatasetInfo {self.name!r}: url must start with http:// or "
-                                 f"https://, got {self.url!r}")
-            if not isinstance(self.filename, str) or not self.filename:
-                raise ValueError(f"DatasetInfo {self.name!r}: a downloadable data set needs "
-                                 f"a filename")
-        if self.filename is not None:
-            if (not isinstance(self.filename, str) or self.filename in (".", "..")
-                    or "/" in self.filename or "\\" in self.filename
-                    or self.filename.endswith(".part")):
-                raise ValueError(f"DatasetInfo {self.name!r}: filename must be a plain file "
-                                 f"name (no folders, not ending in .part), got {self.filename!r}")
-        for field, length in (("sha256", 64), ("md5", 32)):
-            value = getattr(self, field)
-            if value is not None and (not isinstance(value, str) or len(value) != length
-                                      or not _HEX_RE.match(value)):
-                raise ValueError(f"DatasetInfo {self.name!r}: {field} must be {length} "
-                                 f"lower-case hex digits or None, got {value!r}")
-        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int)
-                                      or self.size <= 0):
-            raise ValueError(f"DatasetInfo {self.name!r}: size must be a positive int "
-                             f"(bytes) or None, got {self.size!r}")
-        if self.archive is not None and self.archive not in ARCHIVE_KINDS:
-            raise ValueError(f"DatasetInfo {self.name!r}: archive must be one of "
-                             f"{ARCHIVE_KINDS} or None, got {self.archive!r}")
-        if self.offline is not None and not callable(self.offline):
-            raise ValueError(f"DatasetInfo {self.name!r}: offline must be callable or None")
+        url, filename, size = self.url, self.filename, self.size
+        rules = [  # (holds, what the message says when it does not)
+            (isinstance(self.description, str) and self.description.strip(),
+             "description must be a non-empty string"),
+            (url is not None or self.offline is not None, "give a url or an offline callable"),
+            (url is None or (isinstance(url, str) and url.startswith(("http://", "https://"))),
+             f"url must start with http:// or https://, got {url!r}"),
+            (url is None or (isinstance(filename, str) and filename),
+             "a downloadable data set needs a filename"),
+            (filename is None or (isinstance(filename, str) and filename not in (".", "..")
+                                  and not re.search(r"[/\\]|\.part$", filename)),
+             f"filename must be a plain file name (no folders, not ending in .part), got {filename!r}"),
+            *((value is None or (isinstance(value, str) and re.fullmatch(f"[0-9a-f]{{{n}}}", value)),
+               f"{field} must be {n} lower-case hex digits or None, got {value!r}")
+              for field, n, value in (("sha256", 64, self.sha256), ("md5", 32, self.md5))),
+            (size is None or (type(size) is int and size > 0),
+             f"size must be a positive int (bytes) or None, got {size!r}"),
+            (self.archive in (None, *ARCHIVE_KINDS),
+             f"archive must be one of {ARCHIVE_KINDS} or None, got {self.archive!r}"),
+            (self.offline is None or callable(self.offline), "offline must be callable or None"),
+            (self.subdir is None or self.archive is not None, "subdir needs an archive"),
+            (all(isinstance(getattr(self, f), str) for f in ("citation", "license", "notes")),
+             "citation, license and notes must be strings"),
+        ]
+        for holds, what in rules:
+            if not holds:
+                raise ValueError(f"DatasetInfo {self.name!r}: {what}")
         if self.subdir is not None:
-            if self.archive is None:
-                raise ValueError(f"DatasetInfo {self.name!r}: subdir needs an archive")
             _check_relative(self.subdir, f"DatasetInfo {self.name!r}: subdir")
-        for field in ("citation", "license", "notes"):
-            if not isinstance(getattr(self, field), str):
-                raise ValueError(f"DatasetInfo {self.name!r}: {field} must be a string")
 
     @property
     def checksum(self) -> Optional[Tuple[str, str]]:
         """``("sha256", hex)`` or ``("md5", hex)`` -- the one checked -- or ``None``."""
-        if self.sha256:
-            return ("sha256", self.sha256)
-        if self.md5:
-            return ("md5", self.md5)
-        return None
+        return ("sha256", self.sha256) if self.sha256 else ("md5", self.md5) if self.md5 else None
 
 
 REGISTRY: Dict[str, DatasetInfo] = {}
@@ -258,10 +238,8 @@ def get_info(name: str) -> DatasetInfo:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"get_info: name must be a non-empty string, got {name!r}")
-    try:
+    if name in REGISTRY:
         return REGISTRY[name]
-    except KeyError:
-        pass
     close = [n for n in list_datasets() if n.startswith(name) or name in n][:5]
     close = close or difflib.get_close_matches(name, list(REGISTRY), n=3)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -286,14 +264,9 @@ def cache_dir() -> Path:
     ``~/.cache/course_lib``.
     """
     env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        path = Path(env).expanduser()
-    else:
-        repo = Path(__file__).resolve().parent.parent.parent  # .../course_lib/core/datasets.py
-        if (repo / "pyproject.toml").is_file():
-            path = repo / "data" / "cache"
-        else:
-            path = Path.home() / ".cache" / "course_lib"
+    repo = Path(__file__).resolve().parents[2]  # .../course_lib/core/datasets.py
+    path = (Path(env).expanduser() if env else repo / "data" / "cache"
+            if (repo / "pyproject.toml").is_file() else Path.home() / ".cache" / "course_lib")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -346,51 +319,26 @@ def _open(url: str, start: int, timeout: float):
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
-def _content_range(response) -> Tuple[Optional[int], Optional[int]]:
-    """(first byte, total size) from a 206 ``Content-Range`` header."""
-    match = re.match(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
-    if not match:
-        return None, None
-    total = None if match.group(3) == "*" else int(match.group(3))
-    return int(match.group(1)), total
-
-
 def _verify(info: DatasetInfo, path: Path) -> Tuple[bool, str, Optional[str]]:
     """(ok, algorithm, computed hex). ``ok`` is True when no checksum is known."""
-    check = info.checksum
-    if check is None:
+    if info.checksum is None:
         return True, "sha256", None
-    algorithm, expected = check
+    algorithm, expected = info.checksum
     got = file_hash(path, algorithm)
     return got == expected, algorithm, got
 
 
-def _stamp_path(final: Path) -> Path:
-    return final.with_name(final.name + ".verified")
-
-
-def _stamp_line(info: DatasetInfo, final: Path) -> str:
-    st = final.stat()
-    algorithm, expected = info.checksum  # type: ignore[misc]
-    return f"{algorithm} {expected} {st.st_size} {st.st_mtime_ns}\n"
-
-
-def _already_verified(info: DatasetInfo, final: Path) -> bool:
-    """True when a stamp written after a successful check still matches the file
-    (same checksum, size and modification time): saves re-hashing gigabytes."""
+def _stamp(info: DatasetInfo, final: Path, write: bool = False) -> bool:
+    """Check (or ``write``) ``<final>.verified``, written after a successful checksum: while the
+    file keeps its size and modification time, it spares re-hashing gigabytes."""
     try:
-        return _stamp_path(final).read_text() == _stamp_line(info, final)
-    except (OSError, TypeError):
+        st = final.stat()
+        line = f"{info.checksum[0]} {info.checksum[1]} {st.st_size} {st.st_mtime_ns}\n"  # type: ignore[index]
+        if write:
+            final.with_name(final.name + ".verified").write_text(line)
+        return final.with_name(final.name + ".verified").read_text() == line
+    except (OSError, TypeError):  # no stamp, or no checksum to stamp: only an optimisation
         return False
-
-
-def _write_stamp(info: DatasetInfo, final: Path) -> None:
-    if info.checksum is None:
-        return
-    try:
-        _stamp_path(final).write_text(_stamp_line(info, final))
-    except OSError:
-        pass  # only an optimisation
 
 
 def _set_aside(path: Path, final: Path, suffix: str) -> Path:
@@ -405,7 +353,7 @@ def _set_aside(path: Path, final: Path, suffix: str) -> Path:
         raise OSError(f"cannot move the unusable file {path} aside to {aside} ({err}); move or "
                       f"delete it yourself, then call again") from err
     try:
-        _stamp_path(final).unlink()
+        final.with_name(final.name + ".verified").unlink(missing_ok=True)
     except OSError:
         pass
     return aside
@@ -415,11 +363,11 @@ def _cached_problem(info: DatasetInfo, final: Path) -> Optional[Tuple[str, str]]
     """Why the file already at ``final`` cannot be used, as ``(what is wrong,
     suffix to move it aside under)``, or ``None`` when it is good (stamping it)."""
     if info.checksum is not None:
-        if _already_verified(info, final):
+        if _stamp(info, final):
             return None
         ok, algorithm, got = _verify(info, final)
         if ok:
-            _write_stamp(info, final)
+            _stamp(info, final, write=True)
             return None
         return (f"has {algorithm} {got}, expected {info.checksum[1]}",
                 f"{algorithm}-{got[:12]}.mismatch")  # type: ignore[index]
@@ -438,12 +386,10 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
     bar. ``timeout``: seconds to wait on the network per operation.
 
     A file already in the cache with the right checksum (or, without one, the
-    registered size) is returned without touching the network. One that does
-    not match -- a wrong file placed by hand, a corrupted download -- is
-    *renamed* to ``<name>.sha256-<first 12 hex digits>.mismatch`` (or
-    ``<name>.<size>-bytes.mismatch``), never deleted: offline it may be all the
-    user has, and the warning and any error say where it went. See the module
-    docstring for resuming, errors and checksums.
+    registered size) is returned without touching the network; one that does
+    not match is renamed to ``<name>.sha256-<first 12 hex digits>.mismatch``
+    (or ``<name>.<size>-bytes.mismatch``). See the module docstring for
+    resuming, errors and checksums.
     """
     info = _resolve(name_or_info, "download")
     if info.url is None:
@@ -485,19 +431,15 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
             f"of the registered {info.size}. The partial file {part} was kept: call download "
             f"again to resume; if this repeats, the file on the server has changed (delete "
             f"{part} and correct the registry entry).{moved}")
-    if info.size is not None and size > info.size:
-        part.unlink()
-        raise ValueError(
-            f"size mismatch for dataset {info.name!r} ({info.url}): expected {info.size} "
-            f"bytes, got {size}. The download was deleted; if this repeats, the file on the "
-            f"server has changed: correct the registry entry.{moved}")
-    ok, algorithm, got = _verify(info, part)
+    too_long = info.size is not None and size > info.size
+    ok, algorithm, got = (False, "", "") if too_long else _verify(info, part)
     if not ok:
         part.unlink()
-        raise ValueError(
-            f"checksum mismatch for dataset {info.name!r} ({info.url}): expected {algorithm} "
-            f"{info.checksum[1]}, got {got}. The corrupt download was deleted; call download "
-            f"again, and if the mismatch persists the file on the server has changed.{moved}")
+        what = (f"size mismatch for dataset {info.name!r} ({info.url}): expected {info.size} bytes, "
+                f"got {size}" if too_long else f"checksum mismatch for dataset {info.name!r} "
+                f"({info.url}): expected {algorithm} {info.checksum[1]}, got {got}")
+        raise ValueError(f"{what}. The download was deleted; call download again, and if the mismatch "
+                         f"persists the file on the server has changed (correct the registry entry).{moved}")
     if info.checksum is None and info.archive is not None:
         # Nothing to verify against, and a server that sends no Content-Length
         # cannot tell a cut connection from the end of the file: read the whole
@@ -525,7 +467,7 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
         print(message)
         warnings.warn(message, stacklevel=2)
     os.replace(part, final)
-    _write_stamp(info, final)
+    _stamp(info, final, write=True)
     return final
 
 
@@ -542,45 +484,36 @@ def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
     if info.size is not None and start == info.size:
         return 0  # a previous run got every byte; only the check is left
     try:
-        try:
-            response = _open(info.url, start, timeout)
-        except urllib.error.HTTPError as err:
-            if err.code == 416 and start > 0:  # our Range starts at or past the end
-                whole = re.match(r"bytes\s+\*/(\d+)", err.headers.get("Content-Range", "") or "")
-                err.close()
-                if whole and int(whole.group(1)) == start:
-                    return 0  # the partial file already holds every byte
-                part.unlink()  # longer than the file: it cannot be a prefix, restart
-                start = 0
-                response = _open(info.url, 0, timeout)
-            else:
-                raise
+        response = _open(info.url, start, timeout)
     except urllib.error.HTTPError as err:
-        raise _unavailable(info, final, f"HTTP {err.code} {err.reason}") from err
-    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError,
-            http.client.HTTPException, OSError) as err:
-        reason = getattr(err, "reason", None) or err
-        raise _unavailable(info, final, f"network error: {reason}") from err
+        if err.code != 416 or start == 0:
+            raise _unavailable(info, final, f"HTTP {err.code} {err.reason}") from err
+        # 416: our Range starts at or past the end of the file
+        whole = re.match(r"bytes\s+\*/(\d+)", err.headers.get("Content-Range", "") or "")
+        err.close()
+        if whole and int(whole.group(1)) == start:
+            return 0  # the partial file already holds every byte
+        part.unlink()  # longer than the file: it cannot be a prefix, restart
+        return _transfer(info, part, final, progress=progress, timeout=timeout)
+    except (OSError, http.client.HTTPException) as err:  # URLError, timeouts, refused connections
+        raise _unavailable(info, final, f"network error: {getattr(err, 'reason', None) or err}") from err
 
     with response:
-        status = response.status
         total: Optional[int] = None
-        if status == 206 and start > 0:
-            first, total = _content_range(response)
-            if first != start:  # a range we did not ask for: start over cleanly
+        if response.status == 206 and start > 0:
+            match = re.match(r"bytes\s+(\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != start:  # a range we did not ask for: start over
                 response.close()
                 part.unlink()
                 return _transfer(info, part, final, progress=progress, timeout=timeout)
-            mode = "ab"
-        elif status == 200:
+            mode, total = "ab", None if match.group(2) == "*" else int(match.group(2))
+        elif response.status == 200:
             mode, start = "wb", 0  # server ignores Range (or nothing to resume): from zero
         else:
-            raise _unavailable(info, final, f"unexpected HTTP status {status}")
+            raise _unavailable(info, final, f"unexpected HTTP status {response.status}")
         if total is None:
             length = response.headers.get("Content-Length")
-            total = start + int(length) if length and length.isdigit() else None
-        if total is None:
-            total = info.size
+            total = start + int(length) if length and length.isdigit() else info.size
         ctype = response.headers.get("Content-Type", "")
         if ctype.startswith("text/html") and not info.filename.endswith((".html", ".htm")):
             raise _unavailable(info, final, "the server sent a web page instead of the file "
@@ -593,23 +526,17 @@ def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
                    desc=info.filename, disable=not progress, leave=False)
         try:
             with open(part, mode) as out:
-                while True:
-                    try:
-                        chunk = response.read(_CHUNK)
-                    except http.client.IncompleteRead as err:
-                        out.write(err.partial)
-                        done += len(err.partial)
-                        interrupted = err
-                        break
-                    except (socket.timeout, TimeoutError, ConnectionError, OSError,
-                            http.client.HTTPException) as err:
-                        interrupted = err
-                        break
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    done += len(chunk)
-                    bar.update(len(chunk))
+                try:
+                    for chunk in iter(lambda: response.read(_CHUNK), b""):
+                        out.write(chunk)
+                        done += len(chunk)
+                        bar.update(len(chunk))
+                except http.client.IncompleteRead as err:
+                    out.write(err.partial)
+                    done += len(err.partial)
+                    interrupted = err
+                except (OSError, http.client.HTTPException) as err:  # timeouts, resets
+                    interrupted = err
         finally:
             bar.close()
 
@@ -683,9 +610,8 @@ def _archive_damage(path: Path, kind: str) -> Optional[str]:
                     pass
         with tarfile.open(path, "r:*") as tf:
             for member in tf:
-                src = tf.extractfile(member) if member.isfile() else None
-                if src is not None:
-                    with src:
+                if member.isfile():
+                    with tf.extractfile(member) as src:
                         while src.read(_CHUNK):
                             pass
     except _DAMAGE_ERRORS as err:
@@ -739,8 +665,7 @@ class _Budget:
 
     def __init__(self, archive: Path, max_bytes: int, max_files: int) -> None:
         self.archive, self.max_bytes, self.max_files = archive, max_bytes, max_files
-        self.declared = 0
-        self.written = 0
+        self.declared = self.written = 0
 
     def _hint(self, what: str) -> str:
         env, default = ((ENV_MAX_BYTES, f"{MAX_EXTRACT_BYTES} = {_human(MAX_EXTRACT_BYTES)}")
@@ -783,41 +708,20 @@ def _declared_size(member: Union[zipfile.ZipInfo, tarfile.TarInfo]) -> int:
     return member.file_size if isinstance(member, zipfile.ZipInfo) else member.size
 
 
-def _zip_members(zf: zipfile.ZipFile, archive: Path) -> List[Tuple[zipfile.ZipInfo, str, bool]]:
-    members = []
-    for zinfo in zf.infolist():
-        name = zinfo.filename
-        _check_relative(name, f"extract: refusing {archive.name}, member {name!r}")
-        mode = (zinfo.external_attr >> 16) & 0xFFFF
-        kind = stat.S_IFMT(mode)
-        if kind == stat.S_IFLNK:
-            raise ValueError(f"extract: refusing {archive.name}: member {name!r} is a symlink")
-        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-            raise ValueError(f"extract: refusing {archive.name}: member {name!r} is a device or "
-                             f"special file")
-        members.append((zinfo, name.replace("\\", "/"), zinfo.is_dir()))
-    return members
-
-
-def _tar_members(tf: tarfile.TarFile, archive: Path,
-                 budget: "_Budget") -> List[Tuple[tarfile.TarInfo, str, bool]]:
-    members = []
-    for tinfo in tf:  # headers one by one: a bomb of members stops at the limit
-        budget.count(len(members) + 1)
-        name = tinfo.name
-        _check_relative(name, f"extract: refusing {archive.name}, member {name!r}")
-        if tinfo.issym() or tinfo.islnk():
-            raise ValueError(f"extract: refusing {archive.name}: member {name!r} is a "
-                             f"{'symlink' if tinfo.issym() else 'hard link'} "
-                             f"(to {tinfo.linkname!r})")
-        if tinfo.isdev():
-            raise ValueError(f"extract: refusing {archive.name}: member {name!r} is a device "
-                             f"file or FIFO")
-        if not (tinfo.isfile() or tinfo.isdir()):
-            raise ValueError(f"extract: refusing {archive.name}: member {name!r} has "
-                             f"unsupported type {tinfo.type!r}")
-        members.append((tinfo, name, tinfo.isdir()))
-    return members
+def _member_facts(member: Union[zipfile.ZipInfo, tarfile.TarInfo]) -> Tuple[str, bool, Optional[str]]:
+    """``(name, is a folder, why it is refused or None)`` of a zip or tar member."""
+    if isinstance(member, zipfile.ZipInfo):
+        kind = stat.S_IFMT(member.external_attr >> 16)
+        refused = ("is a symlink" if kind == stat.S_IFLNK else None
+                   if kind in (0, stat.S_IFREG, stat.S_IFDIR) else "is a device or special file")
+        return member.filename, member.is_dir(), refused
+    if member.issym() or member.islnk():
+        refused = f"is a {'symlink' if member.issym() else 'hard link'} (to {member.linkname!r})"
+    elif member.isdev():
+        refused = "is a device file or FIFO"
+    else:
+        refused = None if member.isfile() or member.isdir() else f"has unsupported type {member.type!r}"
+    return member.name, member.isdir(), refused
 
 
 def _target(root: Path, name: str, archive: Path) -> Path:
@@ -872,16 +776,9 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
     try:
         try:
-            root = tmp.resolve()
-            if kind == "zip":
-                with zipfile.ZipFile(archive) as zf:
-                    budget.count(len(zf.infolist()))
-                    members = _zip_members(zf, archive)
-                    _extract_members(members, root, archive, budget, zf.open)
-            else:
-                with tarfile.open(archive, "r:*") as tf:
-                    members = _tar_members(tf, archive, budget)
-                    _extract_members(members, root, archive, budget, tf.extractfile)
+            handle = zipfile.ZipFile(archive) if kind == "zip" else tarfile.open(archive, "r:*")
+            with handle:
+                _extract_members(handle, tmp.resolve(), archive, budget)
         except _DAMAGE_ERRORS as err:
             raise ArchiveError(f"extract: {archive} is damaged or truncated ({_why(err)}); "
                                f"nothing was extracted. Delete it and download it again.",
@@ -894,28 +791,35 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
         try:
             os.rename(tmp, dest)
         except OSError:
-            if (dest / COMPLETE_MARKER).is_file():  # another process finished first
-                shutil.rmtree(tmp, ignore_errors=True)
-                return dest
-            raise
+            if not (dest / COMPLETE_MARKER).is_file():  # else another process finished first
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
 
 
-def _extract_members(members: list, root: Path, archive: Path, budget: _Budget,
-                     open_member: Callable[[Any], Any]) -> None:
-    """Write checked ``members`` under ``root``: every target is resolved and
-    the declared total compared with the limit before the first byte is written."""
-    targets = [_target(root, name, archive) for _, name, _ in members]
-    budget.declare(sum(_declared_size(m) for m, _, is_dir in members if not is_dir), len(members))
-    for (member, name, is_dir), target in zip(members, targets):
+def _extract_members(handle: Union[zipfile.ZipFile, tarfile.TarFile], root: Path, archive: Path,
+                     budget: _Budget) -> None:
+    """Check every member, then write them under ``root``: nothing is written before every
+    name, type and target is checked and the declared total compared with the limit."""
+    is_zip = isinstance(handle, zipfile.ZipFile)
+    members = []
+    for member in (handle.infolist() if is_zip else handle):  # tar headers one by one: a bomb
+        budget.count(len(members) + 1)                         # of members stops at the limit
+        name, is_dir, refused = _member_facts(member)
+        _check_relative(name, f"extract: refusing {archive.name}, member {name!r}")
+        if refused:
+            raise ValueError(f"extract: refusing {archive.name}: member {name!r} {refused}")
+        members.append((member, name, is_dir, _target(root, name.replace("\\", "/"), archive)))
+    budget.declare(sum(_declared_size(m) for m, _, is_dir, _ in members if not is_dir), len(members))
+    for member, name, is_dir, target in members:
         if is_dir:
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        src = open_member(member)
+        src = handle.open(member) if is_zip else handle.extractfile(member)
         if src is None:
             raise ValueError(f"extract: cannot read member {name!r} of {archive.name}")
         with src, open(target, "wb") as out:
@@ -953,9 +857,8 @@ def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float
                          f"download; call get_info({name!r}).offline() to load it")
     root = _cache_arg(cache, "fetch")
     folder = root / _extract_folder_name(info)
-    if info.archive is not None and (folder / COMPLETE_MARKER).is_file():
-        pass  # extracted from a verified archive before (the archive may be deleted)
-    else:
+    # an archive extracted before (from a verified download) is reused even once deleted
+    if info.archive is None or not (folder / COMPLETE_MARKER).is_file():
         path = download(info, cache=root, progress=progress, timeout=timeout)
         if info.archive is None:
             return path
@@ -1007,75 +910,40 @@ def offline_split() -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
     return train, tuple(OFFLINE_HOLDOUT)
 
 
-def _skimage_loader(func_name: str):
-    def load():
-        import skimage.data
-        return getattr(skimage.data, func_name)()
-    return load
-
-
-def _motorcycle(index: int):
-    def load():
-        import skimage.data
-        return skimage.data.stereo_motorcycle()[index]
-    return load
-
-
-def _sklearn_loader(filename: str):
-    def load():
+def _load_offline(name: str):
+    """One offline picture by name, as an array or a PIL image (from the package that ships it)."""
+    if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
-        return load_sample_image(filename)
-    return load
-
-
-def _matplotlib_loader(filename: str):
-    def load():
+        return load_sample_image(f"{name}.jpg")
+    if name == "grace_hopper":
         from matplotlib import cbook
         from PIL import Image
-        with Image.open(cbook.get_sample_data(filename, asfileobj=False)) as im:
+        with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as im:
             return im.convert("RGB")
-    return load
+    import skimage.data
+    if name.startswith("motorcycle_"):
+        return skimage.data.stereo_motorcycle()[name == "motorcycle_right"]  # left, right, disparity
+    return getattr(skimage.data, name)()
 
 
-_NATURAL_LOADERS: Dict[str, Callable[[], Any]] = {
-    "astronaut": _skimage_loader("astronaut"),
-    "chelsea": _skimage_loader("chelsea"),
-    "coffee": _skimage_loader("coffee"),
-    "rocket": _skimage_loader("rocket"),
-    "motorcycle_left": _motorcycle(0),
-    "motorcycle_right": _motorcycle(1),
-    "hubble_deep_field": _skimage_loader("hubble_deep_field"),
-    "immunohistochemistry": _skimage_loader("immunohistochemistry"),
-    "retina": _skimage_loader("retina"),
-    "china": _sklearn_loader("china.jpg"),
-    "flower": _sklearn_loader("flower.jpg"),
-    "grace_hopper": _matplotlib_loader("grace_hopper.jpg"),
-}
-
-
-@functools.lru_cache(maxsize=1)
-def _natural_arrays() -> Tuple[Tuple[str, Any], ...]:
+@functools.lru_cache(maxsize=2)
+def _offline_arrays(names: Tuple[str, ...], mode: str) -> Tuple[Tuple[str, Any], ...]:
+    """Decoded once, read-only: ``(name, uint8 array)`` for each of ``names`` that loads here
+    as ``mode`` (``"RGB"`` or ``"L"``). A package too old, or built without its data files,
+    leaves that picture out with a warning."""
     import numpy as np
     from PIL import Image
 
     loaded = []
-    for name in OFFLINE_NATURAL_NAMES:
+    for name in names:
         try:
-            image = _NATURAL_LOADERS[name]()
-        except Exception as err:  # a package too old or built without its data files
-            warnings.warn(f"offline_natural_images: could not load {name!r} ({err}); "
-                          f"it is left out", stacklevel=3)
+            image = _load_offline(name)
+            if not isinstance(image, Image.Image):
+                image = Image.fromarray(np.asarray(image).astype(np.uint8, copy=False))
+            array = np.asarray(image.convert(mode))
+        except Exception as err:
+            warnings.warn(f"offline images: could not load {name!r} ({err}); it is left out", stacklevel=3)
             continue
-        if isinstance(image, Image.Image):
-            array = np.asarray(image.convert("RGB"))
-        else:
-            array = np.asarray(image)
-            if array.ndim != 3 or array.shape[2] not in (3, 4):
-                warnings.warn(f"offline_natural_images: {name!r} is not an RGB image "
-                              f"(shape {array.shape}); it is left out", stacklevel=3)
-                continue
-            array = array[..., :3]
-        array = np.ascontiguousarray(array.astype(np.uint8, copy=False))
         array.setflags(write=False)
         loaded.append((name, array))
     return tuple(loaded)
@@ -1093,7 +961,7 @@ def offline_natural_images() -> Dict[str, Any]:
     """
     from PIL import Image
 
-    return {name: Image.fromarray(array.copy()) for name, array in _natural_arrays()}
+    return {name: Image.fromarray(array.copy()) for name, array in _offline_arrays(OFFLINE_NATURAL_NAMES, "RGB")}
 
 
 @functools.lru_cache(maxsize=1)
@@ -1187,22 +1055,19 @@ register(DatasetInfo(
 
 _DIV2K_CITE = ("E. Agustsson, R. Timofte. NTIRE 2017 Challenge on Single Image "
                "Super-Resolution: Dataset and Study. CVPR Workshops 2017.")
-register(DatasetInfo(
-    name="div2k-train-hr", description="DIV2K: 800 2K-resolution training images (PNG)",
-    url="https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_train_HR.zip",
-    filename="DIV2K_train_HR.zip",
-    sha256="9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335",
-    md5="bdc2d9338d4e574fe81bf7d158758658", size=3530603713, archive="zip",
-    subdir="DIV2K_train_HR", citation=_DIV2K_CITE, license="Academic research use only",
-    notes=_TFDS.format("div2k") + "; MD5 from Coloquinte/torchSR torchsr/datasets/div2k.py."))
-register(DatasetInfo(
-    name="div2k-valid-hr", description="DIV2K: 100 2K-resolution validation images (PNG)",
-    url="https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip",
-    filename="DIV2K_valid_HR.zip",
-    sha256="20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc",
-    md5="9fcdda83005c5e5997799b69f955ff88", size=448993893, archive="zip",
-    subdir="DIV2K_valid_HR", citation=_DIV2K_CITE, license="Academic research use only",
-    notes=_TFDS.format("div2k") + "; MD5 from Coloquinte/torchSR torchsr/datasets/div2k.py."))
+for _split, _n, _sha, _md5, _size in (
+        ("train", 800, "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335",
+         "bdc2d9338d4e574fe81bf7d158758658", 3530603713),
+        ("valid", 100, "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc",
+         "9fcdda83005c5e5997799b69f955ff88", 448993893)):
+    register(DatasetInfo(
+        name=f"div2k-{_split}-hr",
+        description=f"DIV2K: {_n} 2K-resolution {'training' if _split == 'train' else 'validation'} "
+                    f"images (PNG)",
+        url=f"https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_{_split}_HR.zip",
+        filename=f"DIV2K_{_split}_HR.zip", sha256=_sha, md5=_md5, size=_size, archive="zip",
+        subdir=f"DIV2K_{_split}_HR", citation=_DIV2K_CITE, license="Academic research use only",
+        notes=_TFDS.format("div2k") + "; MD5 from Coloquinte/torchSR torchsr/datasets/div2k.py."))
 
 register(DatasetInfo(
     name="t91",
@@ -1389,29 +1254,23 @@ for _split in ("train", "validation", "test"):
 
 _PETS_CITE = ("O. M. Parkhi, A. Vedaldi, A. Zisserman, C. V. Jawahar. Cats and Dogs. "
               "CVPR 2012.")
-register(DatasetInfo(
-    name="oxford-iiit-pet-images",
-    description="Oxford-IIIT Pet: 7,390 images of 37 cat and dog breeds",
-    url="https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
-    filename="oxford-iiit-pet-images.tar.gz",
-    sha256="67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d",
-    md5="5c4f3ee8e5d25df40f4fd59a7f44e54c", size=791918971, archive="tar.gz",
-    subdir="images", citation=_PETS_CITE, license="CC BY-SA 4.0",
-    notes="MD5 from torchvision/datasets/oxford_iiit_pet.py; "
-          + _TFDS.format("oxford_iiit_pet") + "."))
-register(DatasetInfo(
-    name="oxford-iiit-pet-annotations",
-    description="Oxford-IIIT Pet: breed labels, head boxes and trimap segmentations",
-    url="https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
-    filename="oxford-iiit-pet-annotations.tar.gz",
-    sha256="52425fb6de5c424942b7626b428656fcbd798db970a937df61750c0f1d358e91",
-    md5="95a8c909bbe2e81eed6a22bccdf3f68f", size=19173078, archive="tar.gz",
-    subdir="annotations", citation=_PETS_CITE, license="CC BY-SA 4.0",
-    notes="MD5 from torchvision/datasets/oxford_iiit_pet.py; "
-          + _TFDS.format("oxford_iiit_pet") + ". For foreground segmentation use the trimaps "
-          "(trimaps/<image>.png: 1 = pet, 2 = background, 3 = unclassified border): "
-          "course_lib.segmentation.portraits.load_mask(path, foreground=1), or foreground=(1, 3) "
-          "to count the border as pet."))
+_PETS_TRIMAPS = (" For foreground segmentation use the trimaps (trimaps/<image>.png: 1 = pet, "
+                 "2 = background, 3 = unclassified border): course_lib.segmentation.portraits."
+                 "load_mask(path, foreground=1), or foreground=(1, 3) to count the border as pet.")
+for _part, _desc, _sha, _md5, _size, _extra in (
+        ("images", "7,390 images of 37 cat and dog breeds",
+         "67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d",
+         "5c4f3ee8e5d25df40f4fd59a7f44e54c", 791918971, ""),
+        ("annotations", "breed labels, head boxes and trimap segmentations",
+         "52425fb6de5c424942b7626b428656fcbd798db970a937df61750c0f1d358e91",
+         "95a8c909bbe2e81eed6a22bccdf3f68f", 19173078, _PETS_TRIMAPS)):
+    register(DatasetInfo(
+        name=f"oxford-iiit-pet-{_part}", description=f"Oxford-IIIT Pet: {_desc}",
+        url=f"https://www.robots.ox.ac.uk/~vgg/data/pets/data/{_part}.tar.gz",
+        filename=f"oxford-iiit-pet-{_part}.tar.gz", sha256=_sha, md5=_md5, size=_size,
+        archive="tar.gz", subdir=_part, citation=_PETS_CITE, license="CC BY-SA 4.0",
+        notes="MD5 from torchvision/datasets/oxford_iiit_pet.py; "
+              + _TFDS.format("oxford_iiit_pet") + "." + _extra))
 
 register(DatasetInfo(
     name="coco-val2017",
@@ -1425,7 +1284,7 @@ register(DatasetInfo(
           "of the extracted folder."))
 
 del _name, _folder, _desc, _ds, _base, _tfds, _sums, _what, _cite, _lic, _part, _file, _split
-del _md5, _sha, _size
+del _md5, _sha, _size, _n, _extra
 
 
 #: Grayscale natural photographs and textures shipped with scikit-image. They
@@ -1439,12 +1298,5 @@ OFFLINE_GRAY_NAMES: Tuple[str, ...] = (
 def offline_gray_images() -> Dict[str, Any]:
     """The grayscale photos of :data:`OFFLINE_GRAY_NAMES` that load here, as ``L`` PIL images."""
     from PIL import Image
-    import skimage.data
 
-    out = {}
-    for name in OFFLINE_GRAY_NAMES:
-        try:
-            out[name] = Image.fromarray(getattr(skimage.data, name)()).convert("L")
-        except Exception as err:  # a package too old or built without its data files
-            warnings.warn(f"offline_gray_images: could not load {name!r} ({err}); skipping it")
-    return out
+    return {name: Image.fromarray(array.copy()) for name, array in _offline_arrays(OFFLINE_GRAY_NAMES, "L")}

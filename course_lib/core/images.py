@@ -103,30 +103,25 @@ def _open(source: Source) -> Image.Image:
     return img
 
 
-def _flatten_alpha(img: Image.Image, background) -> Image.Image:
-    rgba = img.convert("RGBA")
-    base = Image.new("RGBA", rgba.size, tuple(background) + (255,))
-    return Image.alpha_composite(base, rgba)
+_HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 def _to_float_array(img: Image.Image) -> np.ndarray:
-    """Float array in [0, 1], (H, W) or (H, W, C), keeping 16-bit precision."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        arr = np.asarray(img, dtype=np.float64) / 65535.0
-    elif img.mode == "I":
-        arr = np.asarray(img, dtype=np.float64)
-        arr = arr / (65535.0 if arr.max(initial=0) > 255 else 255.0)
-    elif img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max(initial=0)
-        arr = arr / (65535.0 if hi > 255 else 255.0 if hi > 1 else 1.0)
-    elif img.mode == "1":
-        arr = np.asarray(img, dtype=np.float64)
-    else:
-        arr = np.asarray(img, dtype=np.float64) / 255.0
-    if arr.ndim == 3 and arr.shape[2] == 4:  # never reached for RGBA (flattened first)
-        arr = arr[..., :3]
-    return np.clip(arr, 0.0, 1.0)
+    """A 16- or 32-bit grayscale image (modes ``I;16*``, ``I``, ``F``) as floats in [0, 1], full precision."""
+    arr = np.asarray(img, dtype=np.float64)
+    hi = arr.max(initial=0)
+    scale = 65535.0 if img.mode.startswith("I;16") or hi > 255 else 255.0 if img.mode == "I" or hi > 1 else 1.0
+    return np.clip(arr / scale, 0.0, 1.0)
+
+
+def _open_oriented(source: Source, mode: str, func: str) -> Image.Image:
+    if mode not in ("RGB", "L"):
+        raise ValueError(f"{func}: mode must be 'RGB' or 'L', got {mode!r}")
+    img = _open(source)
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block should not make a good image unreadable
+        return img
 
 
 def load_image(source: Source, mode: str = "RGB", background=(255, 255, 255)) -> Image.Image:
@@ -136,20 +131,14 @@ def load_image(source: Source, mode: str = "RGB", background=(255, 255, 255)) ->
     ``background``; 16-bit images are scaled to 8 bits (use
     :func:`load_tensor` to keep their precision).
     """
-    if mode not in ("RGB", "L"):
-        raise ValueError(f"load_image: mode must be 'RGB' or 'L', got {mode!r}")
-    img = _open(source)
-    try:
-        img = ImageOps.exif_transpose(img)
-    except Exception:  # a broken EXIF block should not make a good image unreadable
-        pass
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = _to_float_array(img)
-        img = Image.fromarray(np.round(arr * 255).astype(np.uint8), mode="L")
+    img = _open_oriented(source, mode, "load_image")
+    if img.mode in _HIGH_DEPTH:
+        img = Image.fromarray(np.round(_to_float_array(img) * 255).astype(np.uint8), mode="L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA"):
-        img = _flatten_alpha(img, background)
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, tuple(background) + (255,)), rgba)
     return img.convert(mode)
 
 
@@ -158,16 +147,9 @@ def load_tensor(source: Source, mode: str = "RGB", background=(255, 255, 255)) -
 
     16-bit files keep their full precision.
     """
-    if mode not in ("RGB", "L"):
-        raise ValueError(f"load_tensor: mode must be 'RGB' or 'L', got {mode!r}")
-    img = _open(source)
-    try:
-        img = ImageOps.exif_transpose(img)
-    except Exception:
-        pass
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = _to_float_array(img)
-        t = torch.from_numpy(arr).float()[None]
+    img = _open_oriented(source, mode, "load_tensor")
+    if img.mode in _HIGH_DEPTH:
+        t = torch.from_numpy(_to_float_array(img)).float()[None]
         return t.expand(3, -1, -1).clone() if mode == "RGB" else t
     return to_tensor(load_image(img, mode=mode, background=background))
 
@@ -226,8 +208,6 @@ def check_image_tensor(x, name: str = "image", channels=None, batched=None) -> t
     if x.shape[-1] == 0 or x.shape[-2] == 0:
         raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
     return x
-
-
 
 
 def to_numpy(x: torch.Tensor) -> np.ndarray:

@@ -73,8 +73,9 @@ def show_images(
         if i >= n:
             continue
         arr = arrays[i]
-        ax.imshow(arr, cmap=cmap if arr.ndim == 2 else None, vmin=0, vmax=1 if arr.dtype != np.uint8 else 255,
-                  interpolation=interpolation)
+        style = dict(cmap=cmap if arr.ndim == 2 else None, vmin=0, vmax=1 if arr.dtype != np.uint8 else 255,
+                     interpolation=interpolation)
+        ax.imshow(arr, **style)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
         if zoom is not None:
@@ -82,8 +83,7 @@ def show_images(
             sy, sx = arr.shape[0] / ref_h, arr.shape[1] / ref_w
             y0, x0, y1, x1 = top * sy, left * sx, (top + hh) * sy, (left + ww) * sx
             ins = ax.inset_axes([1 - zoom_factor, 0, zoom_factor, zoom_factor])
-            ins.imshow(arr, cmap=cmap if arr.ndim == 2 else None, vmin=0,
-                       vmax=1 if arr.dtype != np.uint8 else 255, interpolation=interpolation)
+            ins.imshow(arr, **style)
             ins.set_xlim(x0 - 0.5, x1 - 0.5)
             ins.set_ylim(y1 - 0.5, y0 - 0.5)
             ins.set_xticks([]); ins.set_yticks([])

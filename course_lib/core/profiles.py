@@ -61,12 +61,9 @@ class Profile:
 
     def replace(self, **changes) -> "Profile":
         """A copy with some fields changed (``p.replace(train_steps=10)``)."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - set(self.as_dict()))
         if unknown:
-            raise TypeError(
-                f"Profile.replace: unknown field(s) {sorted(unknown)}; "
-                f"valid fields are {[f.name for f in dataclasses.fields(self)]}"
-            )
+            raise TypeError(f"Profile.replace: unknown field(s) {unknown}; valid fields are {list(self.as_dict())}")
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict:

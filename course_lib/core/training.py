@@ -35,11 +35,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import random
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -50,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from .checkpoints import CheckpointError, _jsonable, atomic_save, check_state_dict, load_checkpoint
-from .device import get_device
+from .device import autocast, get_device
 
 __all__ = ["fit", "evaluate", "FitResult", "default_forward", "data_fingerprint", "run_checkpoint_path"]
 
@@ -82,15 +80,10 @@ class FitResult:
 def default_forward(model: torch.nn.Module, batch: Any, device: torch.device):
     """``(x, y) -> (model(x), y)`` with both moved to ``device``."""
     if not isinstance(batch, (list, tuple)) or len(batch) < 2:
-        raise ValueError(
-            "fit: each batch must be a pair (inputs, targets); got "
-            f"{type(batch).__name__}{'' if not isinstance(batch, (list, tuple)) else f' of length {len(batch)}'}. "
-            "Pass forward=... for another batch format."
-        )
-    x, y = batch[0], batch[1]
-    x = x.to(device, non_blocking=True)
-    y = y.to(device, non_blocking=True)
-    return model(x), y
+        length = f" of length {len(batch)}" if isinstance(batch, (list, tuple)) else ""
+        raise ValueError(f"fit: each batch must be a pair (inputs, targets); got {type(batch).__name__}{length}. "
+                         "Pass forward=... for another batch format.")
+    return model(batch[0].to(device, non_blocking=True)), batch[1].to(device, non_blocking=True)
 
 
 class _EpochSampler(Sampler):
@@ -177,9 +170,6 @@ def _run_hash(config: Mapping) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
 
 
-_ABSENT = object()
-
-
 def _check_run_config(stored, now: Mapping, path: Path) -> None:
     """Raise a one-line :class:`CheckpointError` unless the checkpoint's run had the settings ``now``."""
     fresh = "delete it, or pass another checkpoint path (--checkpoint), to train from scratch"
@@ -187,13 +177,13 @@ def _check_run_config(stored, now: Mapping, path: Path) -> None:
         raise CheckpointError(f"checkpoint {path} does not record the settings of its training (it was written "
                               f"by an older course_lib), so it cannot be resumed safely; {fresh}")
 
-    def show(value) -> str:  # in full up to 200 characters (paths differ at the end), else cut in the middle
-        text = "(not recorded)" if value is _ABSENT else repr(value)
+    def show(config, key) -> str:  # in full up to 200 characters (paths differ at the end), else cut in the middle
+        text = repr(config[key]) if key in config else "(not recorded)"
         return text if len(text) <= 200 else text[:120] + " ... " + text[-75:]
 
-    diffs = [f"{key}: {show(stored.get(key, _ABSENT))} in the checkpoint, {show(now.get(key, _ABSENT))} now"
-             for key in [*now, *(k for k in stored if k not in now)]
-             if stored.get(key, _ABSENT) != now.get(key, _ABSENT)]
+    absent = object()
+    diffs = [f"{key}: {show(stored, key)} in the checkpoint, {show(now, key)} now"
+             for key in dict.fromkeys([*now, *stored]) if stored.get(key, absent) != now.get(key, absent)]
     if diffs:
         raise CheckpointError(f"checkpoint {path} belongs to a different training ({'; '.join(diffs)}); {fresh}")
 
@@ -220,7 +210,12 @@ def data_fingerprint(source) -> str:
     """
     from PIL import Image
 
-    h, counts = hashlib.sha256(), {"files": 0, "tensors": 0, "images": 0, "values": 0}
+    if not isinstance(source, (str, os.PathLike, torch.Tensor, Image.Image, Mapping, list, tuple)):
+        return f"{type(source).__name__}{f' of {len(source)} items' if hasattr(source, '__len__') else ''}"
+    root = _existing_path(source)
+    if root is None and isinstance(source, (str, os.PathLike)):
+        return str(source)
+    h, counts = hashlib.sha256(), dict.fromkeys(("files", "tensors", "images", "values"), 0)
 
     def feed(item) -> None:
         path = _existing_path(item)
@@ -229,15 +224,6 @@ def data_fingerprint(source) -> str:
             for f in files:
                 h.update(f"{f.relative_to(path) if path.is_dir() else f.name}\0{f.stat().st_size}\n".encode())
             counts["files"] += len(files)
-        elif isinstance(item, torch.Tensor):
-            t = item.detach().cpu().contiguous()
-            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-            counts["tensors"] += 1
-        elif isinstance(item, Image.Image):
-            h.update(f"{item.mode}{item.size}".encode())
-            h.update(item.tobytes())
-            counts["images"] += 1
         elif isinstance(item, Mapping):
             for key in sorted(item, key=str):
                 h.update(f"{key}\0".encode())
@@ -246,19 +232,21 @@ def data_fingerprint(source) -> str:
             for value in item:
                 feed(value)
         else:
-            h.update(repr(item).encode())
-            counts["values"] += 1
+            if isinstance(item, torch.Tensor):
+                t = item.detach().cpu().contiguous()
+                kind, head, data = "tensors", f"{t.dtype}{tuple(t.shape)}", t.reshape(-1).view(torch.uint8).numpy()
+            elif isinstance(item, Image.Image):
+                kind, head, data = "images", f"{item.mode}{item.size}", item.tobytes()
+            else:
+                kind, head, data = "values", repr(item), b""
+            h.update(head.encode())
+            h.update(data)
+            counts[kind] += 1
 
-    path = _existing_path(source)
-    if isinstance(source, (str, os.PathLike)) and path is None:
-        return str(source)
-    if not isinstance(source, (str, os.PathLike, torch.Tensor, Image.Image, Mapping, list, tuple)):
-        size = f" of {len(source)} items" if hasattr(source, "__len__") else ""
-        return f"{type(source).__name__}{size}"
     feed(source)
     what = ", ".join(f"{n} {kind if n != 1 else kind[:-1]}" for kind, n in counts.items() if n)
-    if path is not None:
-        what = f"{'folder' if path.is_dir() else 'file'} {path.resolve()} ({what})"
+    if root is not None:
+        what = f"{'folder' if root.is_dir() else 'file'} {root.resolve()} ({what})"
     return f"{what}, {h.hexdigest()[:8]}"
 
 
@@ -308,13 +296,48 @@ def _split_loss(out) -> tuple[torch.Tensor, dict]:
     return loss.reshape(()), {k: float(v) for k, v in logs.items()}
 
 
-def _as_loader(data, batch_size, shuffle, num_workers, collate_fn, name):
+def _as_loader(data, batch_size, name):
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
-        return DataLoader(data, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                          collate_fn=collate_fn, generator=torch.Generator().manual_seed(0))
+        return DataLoader(data, batch_size=batch_size, shuffle=False)
     raise TypeError(f"fit: {name} must be a torch Dataset or DataLoader, got {type(data).__name__}")
+
+
+def _resume(path: Path, model, opt, sched, scaler, config: dict, device) -> tuple:
+    """Load a run checkpoint of :func:`fit` into the training state; ``(step, epoch, position, history)``."""
+    ckpt = load_checkpoint(path, map_location=device)
+    if ckpt.get("kind") != CHECKPOINT_KIND:
+        what = ("holds trained weights (save_pretrained's, like an --out file)" if "state_dict" in ckpt
+                else "was not written by fit()")
+        raise CheckpointError(f"checkpoint {path} {what}, not a run checkpoint of fit(); pass another checkpoint path")
+    if ckpt.get("model_class") != type(model).__name__:
+        raise CheckpointError(f"checkpoint {path} holds a {ckpt.get('model_class')} but the model is a "
+                              f"{type(model).__name__}; pass another checkpoint path or delete the file")
+    check_state_dict(model, ckpt["model"], source=f"checkpoint {path}")
+    _check_run_config(ckpt.get("run_config"), config, path)
+    model.load_state_dict(ckpt["model"])
+    try:
+        opt.load_state_dict(ckpt["optimizer"])
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path}: optimizer state does not fit ({exc})") from None
+    if sched is not None and ckpt.get("scheduler") is not None:
+        sched.load_state_dict(ckpt["scheduler"])
+    if ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    _set_rng_state(ckpt["rng"])
+    return int(ckpt["step"]), int(ckpt["epoch"]), int(ckpt["position"]), ckpt["history"]
+
+
+def _diverged(loss, step: int, ckpt_path: Path | None, checkpoint_every: int) -> FloatingPointError:
+    if ckpt_path is None:
+        kept = ""
+    elif ckpt_path.is_file():
+        kept = f"The last checkpoint {ckpt_path} is intact. "
+    else:
+        kept = f"No checkpoint was written yet (the first is due at step {checkpoint_every}). "
+    return FloatingPointError(f"fit: the loss became {float(loss.detach())} at step {step}; "
+                              f"training stopped. {kept}Try a smaller learning rate or grad_clip.")
 
 
 @torch.no_grad()
@@ -334,10 +357,8 @@ def evaluate(
     Each metric is ``fn(pred, target) -> tensor`` (a scalar, or one value per
     sample); values are averaged over samples.
     """
-    from .device import autocast
-
     device = get_device(device) if not isinstance(device, torch.device) else device
-    loader = _as_loader(data, batch_size, False, 0, None, "val_data")
+    loader = _as_loader(data, batch_size, "val_data")
     was_training = model.training
     model.eval()
     totals: dict[str, float] = {}
@@ -384,7 +405,6 @@ def fit(
     seed: int = 0,
     shuffle: bool = True,
     num_workers: int = 0,
-    collate_fn: Callable | None = None,
     forward: Callable = default_forward,
     callback: Callable[[int, dict], None] | None = None,
     progress: bool = True,
@@ -430,8 +450,6 @@ def fit(
     -------
     :class:`FitResult` with the trained model and ``history``.
     """
-    from .device import autocast
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"fit: model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
@@ -465,7 +483,7 @@ def fit(
         if own_loader:
             sampler = _EpochSampler(n_train, seed, epoch, position * batch_size, shuffle)
             loader = DataLoader(train_data, batch_size=batch_size, sampler=sampler, drop_last=True,
-                                num_workers=num_workers, collate_fn=collate_fn,
+                                num_workers=num_workers,
                                 pin_memory=device.type == "cuda",
                                 # Its own generator: creating an iterator then draws the worker
                                 # base seed from it, not from the global RNG, so a resumed run
@@ -491,31 +509,7 @@ def fit(
     ckpt_path = Path(str(checkpoint).replace("{run}", _run_hash(config))) if checkpoint is not None else None
 
     if ckpt_path is not None and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, map_location=device)
-        if ckpt.get("kind") != CHECKPOINT_KIND:
-            what = ("holds trained weights (save_pretrained's, like an --out file)" if "state_dict" in ckpt
-                    else "was not written by fit()")
-            raise CheckpointError(f"checkpoint {ckpt_path} {what}, not a run checkpoint of fit(); "
-                                  "pass another checkpoint path")
-        if ckpt.get("model_class") != type(model).__name__:
-            raise CheckpointError(
-                f"checkpoint {ckpt_path} holds a {ckpt.get('model_class')} but the model is a "
-                f"{type(model).__name__}; pass another checkpoint path or delete the file"
-            )
-        check_state_dict(model, ckpt["model"], source=f"checkpoint {ckpt_path}")
-        _check_run_config(ckpt.get("run_config"), config, ckpt_path)
-        model.load_state_dict(ckpt["model"])
-        try:
-            opt.load_state_dict(ckpt["optimizer"])
-        except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"checkpoint {ckpt_path}: optimizer state does not fit ({exc})") from None
-        if sched is not None and ckpt.get("scheduler") is not None:
-            sched.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        step, epoch, position = int(ckpt["step"]), int(ckpt["epoch"]), int(ckpt["position"])
-        history = ckpt["history"]
-        _set_rng_state(ckpt["rng"])
+        step, epoch, position, history = _resume(ckpt_path, model, opt, sched, scaler, config, device)
         resumed_from = step
         if progress:
             print(f"fit: resumed from {ckpt_path} at step {step}/{steps}")
@@ -577,14 +571,7 @@ def fit(
                 pred, target = forward(model, batch, device)
                 loss, logs = _split_loss(loss_fn(pred, target))
             if not torch.isfinite(loss):
-                if ckpt_path is None:
-                    kept = ""
-                elif ckpt_path.is_file():
-                    kept = f"The last checkpoint {ckpt_path} is intact. "
-                else:
-                    kept = f"No checkpoint was written yet (the first is due at step {checkpoint_every}). "
-                raise FloatingPointError(f"fit: the loss became {float(loss.detach())} at step {step + 1}; "
-                                         f"training stopped. {kept}Try a smaller learning rate or grad_clip.")
+                raise _diverged(loss, step + 1, ckpt_path, checkpoint_every)
             lr_used = opt.param_groups[0]["lr"]
             consistent = False  # parameters are about to change
             opt.zero_grad(set_to_none=True)

@@ -15,17 +15,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["compare", "CHECKS", "check_rgb_to_y", "check_psnr", "check_pixel_shuffle", "check_gram_matrix",
+__all__ = ["compare", "check_rgb_to_y", "check_psnr", "check_pixel_shuffle", "check_gram_matrix",
            "check_bicubic_downscale", "check_soft_jaccard_loss", "check_pyramid_pooling",
            "check_hio_step", "check_rotation_invariant_loss"]
-
-CHECKS: dict[str, Callable] = {}
-
-
-def _register(fn):
-    CHECKS[fn.__name__[len("check_"):]] = fn
-    return fn
-
 
 def _call(name: str, fn: Callable, *args, **kwargs):
     if not callable(fn):
@@ -39,15 +31,10 @@ def _call(name: str, fn: Callable, *args, **kwargs):
 
 def compare(name: str, got, expected, *, rtol: float = 1e-4, atol: float = 1e-5) -> None:
     """Raise ``AssertionError`` unless ``got`` matches ``expected`` (shape and values)."""
-    if isinstance(expected, torch.Tensor):
-        if not isinstance(got, torch.Tensor):
-            raise AssertionError(f"{name}: expected a torch.Tensor, got {type(got).__name__}")
-        got_a = got.detach().cpu().double().numpy()
-        exp_a = expected.detach().cpu().double().numpy()
-    else:
-        got_a = np.asarray(got, dtype=np.float64) if not isinstance(got, torch.Tensor) else \
-            got.detach().cpu().double().numpy()
-        exp_a = np.asarray(expected, dtype=np.float64)
+    if isinstance(expected, torch.Tensor) and not isinstance(got, torch.Tensor):
+        raise AssertionError(f"{name}: expected a torch.Tensor, got {type(got).__name__}")
+    got_a, exp_a = (x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
+                    for x in (got, expected))
     if got_a.shape != exp_a.shape:
         raise AssertionError(f"{name}: expected shape {exp_a.shape}, got {got_a.shape}")
     if not np.all(np.isfinite(got_a) == np.isfinite(exp_a)):
@@ -75,7 +62,6 @@ def _inputs(seed: int, *shape) -> torch.Tensor:
     return torch.rand(*shape, generator=g, dtype=torch.float64).float()
 
 
-@_register
 def check_rgb_to_y(fn: Callable) -> None:
     """Exercise (00_welcome): BT.601 luma ``Y = (16 + 65.481 R + 128.553 G + 24.966 B)/255``.
 
@@ -91,7 +77,6 @@ def check_rgb_to_y(fn: Callable) -> None:
     _passed("rgb_to_y", "black maps to 16/255 and white to 235/255, as in MATLAB's rgb2ycbcr")
 
 
-@_register
 def check_psnr(fn: Callable) -> None:
     """Exercise (01): ``fn(pred, target)`` -> PSNR in dB for images in [0, 1] (one number)."""
     from course_lib.core.metrics import psnr
@@ -108,7 +93,6 @@ def check_psnr(fn: Callable) -> None:
     _passed("psnr")
 
 
-@_register
 def check_pixel_shuffle(fn: Callable) -> None:
     """Exercise (02): ``fn(x, r)`` rearranges ``(N, C r^2, H, W)`` into ``(N, C, H r, W r)``."""
     for seed, (n, c, h, w, r) in enumerate(((1, 1, 2, 3, 2), (2, 3, 4, 5, 3), (1, 2, 3, 3, 4))):
@@ -118,7 +102,6 @@ def check_pixel_shuffle(fn: Callable) -> None:
     _passed("pixel_shuffle", "equal to torch.nn.PixelShuffle for r = 2, 3, 4")
 
 
-@_register
 def check_bicubic_downscale(fn: Callable) -> None:
     """Exercise (01): ``fn(hr, r)`` -> LR image, PIL-compatible antialiased bicubic, HR cropped to a multiple of r."""
     from course_lib.superres.degrade import degrade
@@ -130,7 +113,6 @@ def check_bicubic_downscale(fn: Callable) -> None:
     _passed("bicubic_downscale")
 
 
-@_register
 def check_gram_matrix(fn: Callable) -> None:
     """Exercise (04): ``fn(f)`` -> Gram matrices ``(N, C, C)`` of features ``(N, C, H, W)``, divided by ``C H W``."""
     from course_lib.style.losses import gram_matrix
@@ -141,7 +123,6 @@ def check_gram_matrix(fn: Callable) -> None:
     _passed("gram_matrix", "G = F Fᵀ / (C·H·W), one matrix per image")
 
 
-@_register
 def check_soft_jaccard_loss(fn: Callable) -> None:
     """Exercise (06): ``fn(p_hat, p)`` -> mean over images of ``1 - <p, p̂> / (|p|₁ + |p̂|₁ - <p, p̂>)``.
 
@@ -171,7 +152,6 @@ def check_soft_jaccard_loss(fn: Callable) -> None:
     _passed("soft_jaccard_loss", "1 - J per image, averaged over the batch; differentiable")
 
 
-@_register
 def check_pyramid_pooling(fn: Callable) -> None:
     """Exercise (07): ``fn(features, convs, bins)`` -> ``[features, up(conv_b(pool_b(features))) for b in bins]`` concatenated."""
     from course_lib.segmentation.pspnet import ppm_branch, pyramid_pooling
@@ -188,7 +168,6 @@ def check_pyramid_pooling(fn: Callable) -> None:
     _passed("pyramid_pooling", "pool to b×b, 1×1 conv branch, bilinear upsample, concatenate with the input")
 
 
-@_register
 def check_hio_step(fn: Callable) -> None:
     """Exercise (08): ``fn(x, y, support, beta)`` -> the next HIO iterate on the padded grid ``(H, W)``.
 
@@ -212,7 +191,6 @@ def check_hio_step(fn: Callable) -> None:
     _passed("hio_step", "magnitude replaced, phase kept; feedback x - beta (x' - P_S x') where x' breaks a constraint")
 
 
-@_register
 def check_rotation_invariant_loss(fn: Callable) -> None:
     """Exercise (09): ``fn(pred, target)`` -> mean over images of ``min(MSE(pred, x), MSE(rot180(pred), x))``.
 

@@ -13,8 +13,8 @@ and the 180° rotation (the "twin") of the image.
                      ``error_reduction``, ``hio``, ``raar`` the notebooks call, which run on
 * :mod:`.engines`    the fast engine (rfft, cache-sized chunks on threads, numba kernels in :mod:`._kernels`),
                      tested equal to the loop in :mod:`.classical`
-* :mod:`.metrics`    scoring up to the ambiguities: ``rotation_invariant_mse`` & co., ``register_translation``,
-                     ``evaluate_reconstructions`` with the 'uelwer' and 'prdad' protocols
+* :mod:`.metrics`    scoring up to the ambiguities: ``rotation_invariant_mse``, ``best_of_twins``,
+                     ``register_translation``, ``evaluate_reconstructions`` with the 'uelwer' and 'prdad' protocols
 * :mod:`.wavelets`   the orthonormal Haar wavelet packet (``haar_packet``, ``inverse_haar_packet``),
                      PR-DAD I's encoding; ``packet_mosaic``, ``sparsity_stats``
 * :mod:`.prdad`      the networks, layer by layer: ``MagnitudeMLP`` (end-to-end baseline), ``PRDAD1``,
@@ -42,8 +42,7 @@ from .fourier import (NOISE_KINDS, add_noise, combine_magnitude_phase, dft2_matr
                       fourier_magnitude, magnitude_phase, pad_image, padded_size, random_magnitude, random_phase,
                       snr_db, support_mask, swap_phase_magnitude, unpad_image)
 from .metrics import (PROTOCOLS, align_to_target, best_of_twins, circular_shift, evaluate_reconstructions,
-                      register_translation, rotate_180, rotation_invariant_mae, rotation_invariant_mse,
-                      rotation_invariant_psnr, rotation_invariant_ssim)
+                      register_translation, rotate_180, rotation_invariant_mse)
 from .losses import AutoEncoderLoss, autoencoder_loss, rotation_invariant_loss
 from .prdad import (METHODS, PRDAD1, PRDAD2, DoubleConv, FCBlock, MagnitudeMLP, PRConfig, SparseAutoEncoder,
                     build_model, count_parameters, default_config, feature_shape, magnitude_features)
@@ -64,8 +63,7 @@ __all__ = [
     "error_reduction", "gerchberg_saxton", "hio", "raar", "available_engines",
     # metrics
     "PROTOCOLS", "rotate_180", "circular_shift", "register_translation", "best_of_twins", "align_to_target",
-    "rotation_invariant_mse", "rotation_invariant_mae", "rotation_invariant_ssim", "rotation_invariant_psnr",
-    "evaluate_reconstructions",
+    "rotation_invariant_mse", "evaluate_reconstructions",
     # wavelets
     "haar_step", "inverse_haar_step", "haar_packet", "inverse_haar_packet",
     "packet_paths", "frequency_order", "packet_mosaic", "sparsity_stats", "gini_index",

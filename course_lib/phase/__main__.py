@@ -42,12 +42,11 @@ not match) gives a one-line ``error: ...`` and exit status 2.
 """
 from __future__ import annotations
 
-from ..core.cli import positive_int, run_command, set_threads as _threads
+from ..core.cli import command_line, positive_int as _positive, run_command, set_threads as _threads
 
 import argparse
 import json
 import math
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -60,38 +59,23 @@ PROTOCOL_PAD = {"uelwer": 1, "prdad": 1.5}      # oversampling per axis, per pro
 HELDOUT = "mnist-offline"                       # its test split: the 1,000 held-out offline digits
 
 
-def _command_line(argv) -> str:
-    args = sys.argv[1:] if argv is None else list(argv)
-    return "python -m course_lib.phase " + " ".join(shlex.quote(str(a)) for a in args)
-
-
-def _train_command(method: str) -> str:
-    return (f"python -m course_lib.phase train --method {method} --data mnist-offline --pad 2 --steps 3000 "
-            f"--out course_lib/checkpoints/phase_{method}.pt")
-
-
 def _noise_arg(text):
     """``None`` / ``'none'`` -> None; else validated by :func:`course_lib.phase.data.parse_noise`."""
     from .data import parse_noise
 
-    if text is None or str(text).strip().lower() in ("", "none"):
-        return None
-    kind, level = parse_noise(text)
-    return f"{kind}:{level:g}"
+    parsed = parse_noise(text)
+    return None if parsed is None else f"{parsed[0]}:{parsed[1]:g}"
 
 
 def _pad_arg(text) -> float:
+    from .fourier import check_pad
+
     try:
-        pad = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--pad must be a number >= 1, got {text!r}") from None
-    if not (math.isfinite(pad) and pad >= 1):
+        pad = check_pad(float(text), "--pad")
+    except ValueError:  # not a number, or < 1
         raise argparse.ArgumentTypeError(f"--pad must be a number >= 1 (1 = no oversampling, 2 = twice the size "
-                                         f"per axis), got {text!r}")
+                                         f"per axis), got {text!r}") from None
     return int(pad) if pad == int(pad) else pad
-
-
-_positive = positive_int  # the one rule for counts (--limit, --steps, ...) of every unit's command line
 
 
 # ---------------------------------------------------------------------------
@@ -110,8 +94,6 @@ def load_eval_images(data: str, size=None, limit=None):
     else:
         x = load_images(data, size=size, limit=limit)
         desc = f"{data}, first {len(x)} images"
-    if len(x) == 0:
-        raise ValueError(f"{data}: no images")
     return x, desc
 
 
@@ -123,41 +105,17 @@ def read_magnitudes(path):
     import numpy as np
     import torch
 
+    from .data import load_array
     from .fourier import check_magnitude
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--magnitudes: no file at {path}")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:
-        raise ValueError(f"--magnitudes: cannot read {path} as .npy/.npz ({err})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            keys = list(data.files)
-            key = next((k for k in ("y", "magnitudes") if k in keys), keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise ValueError(f"--magnitudes: {path} holds the arrays {keys}; name the magnitudes 'y'")
-            arr = data[key]
-    else:
-        arr = data
-    if arr.size == 0:
-        raise ValueError(f"--magnitudes: {path} is empty (shape {arr.shape})")
+    arr, _ = load_array(path, ("y", "magnitudes"), "--magnitudes")
     if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"--magnitudes: {path} must hold real numbers, got dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim == 3:
-        arr = arr[:, None]
+    arr = arr[None] if arr.ndim == 2 else arr
+    arr = arr[:, None] if arr.ndim == 3 else arr
     if arr.ndim != 4 or arr.shape[1] != 1:
         raise ValueError(f"--magnitudes: {path} must have shape (N, H', W') or (N, 1, H', W'), got {arr.shape}")
-    y = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    if not bool(torch.isfinite(y).all()):
-        raise ValueError(f"--magnitudes: {path} contains NaN or infinite values")
-    if bool((y < 0).any()):
-        raise ValueError(f"--magnitudes: {path} holds negative values (minimum {float(y.min()):.3g}); a Fourier "
-                         "magnitude is never negative")
-    return check_magnitude(y, "y", "--magnitudes")
+    return check_magnitude(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)), f"--magnitudes: {path}")
 
 
 # ---------------------------------------------------------------------------
@@ -169,11 +127,9 @@ def load_network(checkpoint, method: str):
     from ..core.checkpoints import load_pretrained
     from .prdad import build_model
 
-    if checkpoint is None:
-        raise ValueError(f"--method {method} needs --checkpoint (or a shipped network for the regime); "
-                         f"train one with: {_train_command(method)}")
     if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"--checkpoint: no file at {checkpoint}")
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}; train one with: python -m course_lib.phase train "
+                                f"--method {method} --data mnist-offline --pad 2 --steps 3000 --out {checkpoint}")
     return load_pretrained(checkpoint, build_model, arch=f"phase_{method}")
 
 
@@ -214,14 +170,6 @@ def score(pred, x, protocol: str) -> dict:
     return {k: float(v) for k, v in evaluate_reconstructions(pred.float(), x.float(), protocol).items()}
 
 
-def _check_network_pad(model, pad) -> float:
-    cfg = model.config
-    if pad is not None and float(pad) != float(cfg.pad):
-        raise ValueError(f"--pad {pad:g} does not match the checkpoint, trained with pad {cfg.pad:g} (magnitudes "
-                         f"{cfg.mag_shape[0]}x{cfg.mag_shape[1]} for {cfg.image_size}x{cfg.image_size} images)")
-    return cfg.pad
-
-
 def _pad_from_magnitudes(y, h: int, w: int, pad, source: str) -> float:
     H, W = y.shape[-2:]
     ph, pw = H / h, W / w
@@ -257,12 +205,13 @@ def cmd_evaluate(args) -> int:
 
             checkpoint = str(shipped_path(args.method, PROTOCOL_PAD[args.protocol] if args.pad is None else args.pad,
                                           _noise_arg(args.noise)))
-            if not Path(checkpoint).is_file():
-                raise FileNotFoundError(f"the shipped checkpoint {checkpoint} is missing; train one with: "
-                                        f"{_train_command(args.method)}")
         model, sidecar = load_network(checkpoint, args.method)
-        pad = _check_network_pad(model, args.pad)
-        size = model.config.image_size
+        cfg = model.config
+        if args.pad is not None and float(args.pad) != float(cfg.pad):
+            raise ValueError(f"--pad {args.pad:g} does not match the checkpoint, trained with pad {cfg.pad:g} "
+                             f"(magnitudes {cfg.mag_shape[0]}x{cfg.mag_shape[1]} for {cfg.image_size}x{cfg.image_size}"
+                             " images)")
+        pad, size = cfg.pad, cfg.image_size
     else:
         if args.checkpoint:
             raise ValueError(f"--checkpoint is for the networks ({', '.join(NETWORKS)}), not --method {args.method}")
@@ -399,7 +348,7 @@ def cmd_train(args) -> int:
           f"MSE {heldout['mse']:.4f} | MAE {heldout['mae']:.4f} | SSIM {heldout['ssim']:.4f} | "
           f"PSNR {heldout['psnr']:.2f} dB")
     encoded = args.method != "mlp"
-    meta = {"command": _command_line(args.argv), "data": desc, "method": args.method,
+    meta = {"command": command_line("course_lib.phase", args.argv), "data": desc, "method": args.method,
             "image_size": int(size), "pad": args.pad, "noise": noise, "steps": result.step,
             "autoencoder_steps": ae_result.step if ae_result is not None else None,
             "batch_size": args.batch_size, "lr": args.lr, "schedule": "cosine to 0", "augment_p": args.augment,

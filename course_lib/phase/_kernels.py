@@ -1,20 +1,11 @@
-"""Fused element-wise kernels for the batched alternating projections (numba; optional).
+"""Fused element-wise kernels for :mod:`.engines` (numba), tested equal to its torch path.
 
-Why by hand: an HIO iteration is two FFTs and a dozen element-wise passes
-(``|F u|``, ``y / |F u|``, the product, the constraint tests, the update).
-Each torch op reads and writes whole arrays, so on the CPU those passes
-cost about as much as the FFTs themselves (measured: 17 of 45 us per 64 x 64
-image and iteration). Here each pass is one loop that numba compiles to SIMD
-code: one over the half spectrum (magnitude projection, optionally the
-magnitude error) and one over the image (the update). The FFTs stay torch's.
-
-These functions take numpy views of torch's CPU buffers (no copies) and
-work in place. :mod:`course_lib.phase.classical` uses them when numba is
-installed (``engine='auto'``) and tests them against its torch path.
-
-``error_model='numpy'`` matters: with numba's default ('python') a division
-checks for zero and raises, which stops the loops from being vectorised
-(measured 5x slower).
+An HIO iteration is two FFTs and a dozen element-wise passes; each torch op reads and writes whole
+arrays, so on the CPU those passes cost about as much as the FFTs (measured: 17 of 45 us per 64 x 64
+image and iteration). Here they are two compiled SIMD loops, one over the half spectrum (magnitude
+projection and error) and one over the image (the update), working in place on numpy views of
+torch's CPU buffers. The FFTs stay torch's. ``error_model='numpy'``: with numba's default a
+division checks for zero, which stops vectorisation (5x slower).
 """
 from __future__ import annotations
 
@@ -27,7 +18,7 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 
 AVAILABLE = numba is not None
 
-__all__ = ["AVAILABLE", "project_magnitude", "project_magnitude_error", "hio_update", "er_update", "raar_update"]
+__all__ = ["AVAILABLE", "project_magnitude_error", "hio_update", "er_update", "raar_update"]
 
 
 def _jit(fn):
@@ -40,23 +31,10 @@ def _jit(fn):
         return numba.njit(**options)(fn)
 
 
-def _project_magnitude(z, y, tiny):  # pragma: no cover - compiled by numba
-    # z: (n, 2m) interleaved re/im of the half spectra, in place; y: (n, m) target magnitudes
-    n, m = y.shape
-    t = z.dtype.type(tiny)
-    for a in range(n):
-        za = z[a]
-        ya = y[a]
-        for i in range(m):
-            re = za[2 * i]
-            im = za[2 * i + 1]
-            s = ya[i] / max(np.sqrt(re * re + im * im), t)
-            za[2 * i] = re * s
-            za[2 * i + 1] = im * s
-
-
 def _project_magnitude_error(z, y, weights, tiny, err2):  # pragma: no cover - compiled by numba
-    # as _project_magnitude, and err2[a] = sum_i weights[i] (|z_ai| - y_ai)^2 before the projection
+    # z: (n, 2m) interleaved re/im of the half spectra, in place: z <- y z / |z|; y: (n, m) target magnitudes;
+    # err2[a] = sum_i weights[i] (|z_ai| - y_ai)^2 before the projection (cheap next to the sqrt and division,
+    # so it is always computed)
     n, m = y.shape
     t = z.dtype.type(tiny)
     for a in range(n):
@@ -150,7 +128,6 @@ def _raar_update(u, xp, beta, bh, bw, lo, hi, mask):  # pragma: no cover - compi
 
 
 _outside_jit = _jit(_outside)
-project_magnitude = _jit(_project_magnitude)
 project_magnitude_error = _jit(_project_magnitude_error)
 hio_update = _jit(_hio_update)
 er_update = _jit(_er_update)

@@ -43,26 +43,12 @@ whole numbers). ``F = fft2(., norm='ortho')``, so
 
 Noise models (``noise=``)
 -------------------------
-``'poisson:ALPHA'`` -- shot noise on the measured intensities, the unit's one
-Poisson model, :func:`course_lib.phase.fourier.add_noise` with
-``kind='poisson', level=ALPHA`` (see there): true Poisson counts on the
-*unnormalised* DFT scale ``Y = sqrt(H'W') * y``::
-
-    counts ~ Poisson(Y**2 / ALPHA**2),      Y_noisy = ALPHA * sqrt(counts),
-
-so ``E[Y_noisy**2] = Y**2`` and ``Var[Y_noisy**2] = ALPHA**2 * Y**2``; the
-result is returned on the orthonormal scale again (``Y_noisy / sqrt(H'W')``).
-Larger ``ALPHA`` means fewer photons per unit intensity and more noise. On
-the 1,000 held-out offline MNIST digits (28x28, 1x or 2x oversampling) the SNR
-of the magnitude, ``10 log10(sum y**2 / sum (y_noisy - y)**2)`` averaged over
-the images, is 24.4 dB for ``ALPHA = 1`` and 15.4 dB for ``ALPHA = 3``,
-matching the course's reference measurements (24 dB and 16 dB).
-
-``'gaussian:SIGMA'`` -- additive white Gaussian noise on the magnitude with a
-standard deviation of ``SIGMA`` times the image's root-mean-square magnitude
-(``SNR ~= -20 log10(SIGMA)`` dB, e.g. 26 dB for 0.05), clipped at 0 because a
-magnitude is not negative (:func:`~course_lib.phase.fourier.add_noise` with
-``kind='gaussian'`` on the magnitude divided by its RMS).
+``'poisson:ALPHA'`` -- shot noise on the measured intensities, the unit's one Poisson model,
+:func:`course_lib.phase.fourier.add_noise` with ``kind='poisson', level=ALPHA`` (see there for the
+photon counts and the measured SNR: 24.4 dB for ``ALPHA = 1``, 15.4 dB for ``ALPHA = 3`` on the
+held-out digits). ``'gaussian:SIGMA'`` -- additive white Gaussian noise on the magnitude with a
+standard deviation of ``SIGMA`` times the image's root-mean-square magnitude (``SNR ~= -20
+log10(SIGMA)`` dB, e.g. 26 dB for 0.05), clipped at 0.
 """
 from __future__ import annotations
 
@@ -84,12 +70,12 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..core import datasets as _datasets
-from ..core.checks import check_choice, check_size
+from ..core.checks import InputError, check_choice, check_int, check_number, check_size, check_tensor
 from ..core.filters import gaussian_blur
 from .fourier import add_noise, fourier_magnitude, padded_size
 
 __all__ = [
-    "read_idx", "read_array", "load_images", "offline_digit_split", "torchvision_root", "DATASET_NAMES",
+    "read_idx", "load_array", "read_array", "load_images", "offline_digit_split", "torchvision_root", "DATASET_NAMES",
     "OFFLINE_DIGIT_HOLDOUT",
     "padded_shape", "simulate_measurement", "parse_noise",
     "Augment", "augment_image", "PhaseDataset",
@@ -215,7 +201,27 @@ def read_idx(path: PathLike) -> torch.Tensor:
     return _as_images(arr, f"read_idx({path})")
 
 
-_NPZ_KEYS = ("x", "images", "x_test")
+def load_array(path: PathLike, keys: Sequence[str], fn: str) -> Tuple[np.ndarray, str]:
+    """``(array, key)`` from a ``.npy`` file or a ``.npz`` archive (its array named by the first of ``keys``
+    found, or its only array), without pickle; ``fn`` names the caller in the messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{fn}: no file at {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{fn}: {path} is an empty file (0 bytes)")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:
+        raise ValueError(f"{fn}: cannot read {path} as .npy/.npz without pickle ({err})") from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        return data, ""
+    with data:
+        found = list(data.files)
+        key = next((k for k in keys if k in found), found[0] if len(found) == 1 else None)
+        if key is None:
+            raise ValueError(f"{fn}: {path} holds {len(found)} arrays ({', '.join(map(repr, found)) or 'none'}); "
+                             f"name them {', '.join(map(repr, keys))}, or save only one array")
+        return data[key], key
 
 
 def read_array(path: PathLike) -> torch.Tensor:
@@ -226,28 +232,8 @@ def read_array(path: PathLike) -> torch.Tensor:
     Shapes and dtypes as for :func:`read_idx`'s images (``uint8`` / 255,
     floats in ``[0, 1]`` or min-max scaled with a warning, RGB to gray).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"read_array: no file at {path}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"read_array: {path} is an empty file (0 bytes)")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:
-        raise ValueError(f"read_array: cannot read {path} as .npy/.npz without pickle ({err})") from err
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            keys = list(data.files)
-            key = next((k for k in _NPZ_KEYS if k in keys), None)
-            if key is None and len(keys) == 1:
-                key = keys[0]
-            if key is None:
-                raise ValueError(f"read_array: {path} holds {len(keys)} arrays "
-                                 f"({', '.join(map(repr, keys)) or 'none'}); name the images "
-                                 f"'x', 'images' or 'x_test', or save only one array")
-            arr = data[key]
-        return _as_images(arr, f"read_array({path}[{key!r}])")
-    return _as_images(data, f"read_array({path})")
+    arr, key = load_array(path, ("x", "images", "x_test"), "read_array")
+    return _as_images(arr, f"read_array({path}{f'[{key!r}]' if key else ''})")
 
 
 # ---------------------------------------------------------------------------
@@ -438,8 +424,7 @@ def load_images(source: Union[str, PathLike], size=None, split: str = "train", *
     """
     size = None if size is None else check_size(size, "load_images: size")
     split = check_choice(split, ("train", "test", "all"), "load_images: split")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"load_images: limit must be a positive int or None, got {limit!r}")
+    limit = None if limit is None else check_int(limit, "load_images: limit", minimum=1)
     name = source if isinstance(source, str) else None
     if name is None or name not in DATASET_NAMES:
         path = Path(source)
@@ -490,8 +475,9 @@ def padded_shape(shape: Sequence[int], pad=2) -> Tuple[int, int]:
 
 
 def parse_noise(noise) -> Optional[Tuple[str, float]]:
-    """``None``, ``'poisson:ALPHA'`` or ``'gaussian:SIGMA'`` -> ``None`` or ``(kind, level)``."""
-    if noise is None:
+    """``None`` / ``'none'``, ``'poisson:ALPHA'`` or ``'gaussian:SIGMA'`` (or ``(kind, level)``) -> ``None`` or
+    ``(kind, level)``."""
+    if noise is None or (isinstance(noise, str) and noise.strip().lower() in ("", "none")):
         return None
     if isinstance(noise, tuple) and len(noise) == 2:
         kind, level = noise
@@ -537,10 +523,7 @@ def simulate_measurement(x: torch.Tensor, pad=2, noise=None,
         >>> y.shape, torch.allclose((y ** 2).sum(), (x ** 2).sum())   # Parseval
         (torch.Size([4, 1, 56, 56]), True)
     """
-    if not isinstance(x, torch.Tensor) or x.dim() < 2 or not x.is_floating_point():
-        raise ValueError(f"simulate_measurement: x must be a float tensor (..., h, w), got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    y = fourier_magnitude(x, pad)
+    y = fourier_magnitude(x, pad)  # (checks x and pad)
     parsed = parse_noise(noise)
     return y if parsed is None else _noisy(y, parsed, generator)
 
@@ -571,12 +554,11 @@ class Augment:
     gamma: Tuple[float, float] = (0.7, 1.4)
 
     def __post_init__(self):
-        if not (isinstance(self.p, (int, float)) and 0 <= self.p <= 1):
-            raise ValueError(f"Augment: p must be a probability in [0, 1], got {self.p!r}")
+        check_number(self.p, "Augment: p (a probability)", low=0, high=1)
         for name in ("scale", "sharpness", "blur", "gamma"):
             lo, hi = getattr(self, name)
             if not (0 <= lo <= hi):
-                raise ValueError(f"Augment: {name} must be a range (lo, hi) with 0 <= lo <= hi, "
+                raise InputError(f"Augment: {name} must be a range (lo, hi) with 0 <= lo <= hi, "
                                  f"got {getattr(self, name)!r}")
 
 
@@ -586,6 +568,8 @@ def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
 
 def augment_image(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> torch.Tensor:
     """Apply :class:`Augment` to one image ``(C, H, W)`` with the random stream ``generator``."""
+    from torchvision.transforms.v2 import InterpolationMode, functional as TF
+
     def coin() -> bool:
         return float(torch.rand((), generator=generator)) < aug.p
 
@@ -595,20 +579,11 @@ def augment_image(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> 
     if aug.vflip and coin():
         x = x.flip(-2)
     if (aug.rotation > 0 or aug.scale != (1.0, 1.0)) and coin():
-        angle = math.radians(_uniform(generator, -aug.rotation, aug.rotation))
-        s = _uniform(generator, *aug.scale)
-        # affine_grid maps output to input coordinates: rotate by -angle, scale by 1/s.
-        cos, sin = math.cos(angle) / s, math.sin(angle) / s
-        theta = torch.tensor([[[cos, -sin, 0.0], [sin, cos, 0.0]]], dtype=x.dtype)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    if coin():
-        factor = _uniform(generator, *aug.sharpness)
-        smooth = torch.tensor([[1.0, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=x.dtype) / 13  # PIL's SMOOTH
-        c = x.shape[1]
-        blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"),
-                           smooth.view(1, 1, 3, 3).repeat(c, 1, 1, 1), groups=c)
-        x = blurred + factor * (x - blurred)
+        angle, s = _uniform(generator, -aug.rotation, aug.rotation), _uniform(generator, *aug.scale)
+        x = TF.affine(x, angle=angle, translate=[0, 0], scale=s, shear=[0.0, 0.0],
+                      interpolation=InterpolationMode.BILINEAR, fill=0.0)
+    if coin():  # PIL's ImageEnhance.Sharpness
+        x = TF.adjust_sharpness(x, _uniform(generator, *aug.sharpness))
     if coin():
         x = gaussian_blur(x, _uniform(generator, *aug.blur), border="replicate")
     if coin():
@@ -640,18 +615,13 @@ class PhaseDataset(Dataset):
     """
 
     def __init__(self, images: torch.Tensor, pad=2, noise=None, augment=False, seed: int = 0):
-        if not isinstance(images, torch.Tensor):
-            raise TypeError(f"PhaseDataset: images must be a torch.Tensor (N, 1, h, w), got "
-                            f"{type(images).__name__}")
-        if images.dim() == 3:
-            images = images.unsqueeze(1)
-        if images.dim() != 4 or images.shape[1] != 1 or images.shape[0] == 0:
-            raise ValueError(f"PhaseDataset: images must have shape (N, 1, h, w) with N >= 1 "
-                             f"(grayscale), got {tuple(images.shape)}")
-        if not images.is_floating_point():
-            raise TypeError(f"PhaseDataset: images must be float in [0, 1], got {images.dtype}")
+        check_tensor(images, "PhaseDataset: images", dims=(3, 4), floating=True, shape_hint="(N, 1, h, w)")
+        images = images.unsqueeze(1) if images.dim() == 3 else images
+        if images.shape[1] != 1:
+            raise InputError(f"PhaseDataset: images must have shape (N, 1, h, w) (grayscale), got "
+                             f"{tuple(images.shape)}")
         if float(images.min()) < -1e-6 or float(images.max()) > 1 + 1e-6:
-            raise ValueError(f"PhaseDataset: images must lie in [0, 1], got "
+            raise InputError(f"PhaseDataset: images must lie in [0, 1], got "
                              f"[{float(images.min()):.4g}, {float(images.max()):.4g}]")
         self.images = images
         self.pad = pad
@@ -660,11 +630,9 @@ class PhaseDataset(Dataset):
         if augment is True:
             augment = Augment()
         if augment is not False and augment is not None and not isinstance(augment, Augment):
-            raise TypeError(f"PhaseDataset: augment must be False, True or an Augment, got {augment!r}")
+            raise InputError(f"PhaseDataset: augment must be False, True or an Augment, got {augment!r}")
         self.augment = augment or None
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"PhaseDataset: seed must be an int, got {seed!r}")
-        self.seed = seed
+        self.seed = check_int(seed, "PhaseDataset: seed")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

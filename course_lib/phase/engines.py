@@ -29,7 +29,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from ..core.checks import InputError, check_choice, check_int, check_number, make_generator
+from ..core.checks import InputError, check_choice, check_int, check_number, check_tensor, make_generator
 from . import _kernels
 from .classical import CONSTRAINTS, ENGINES, TINY as _TINY, PhaseRetrievalResult, bounds
 from .fourier import check_magnitude, image_size
@@ -58,36 +58,27 @@ def check_constraints(constraints, fn: str) -> Tuple[str, ...]:
     return constraints
 
 
-
-
 def _prepare_support(support, n: int, H: int, W: int, h: int, w: int, pad, device, fn: str) -> torch.Tensor:
     """-> bool ``(1 or N, 1, H, W)`` on the measurement grid, inside the top-left ``h x w`` block."""
-    if support is None:
-        s = torch.zeros(1, 1, H, W, dtype=torch.bool, device=device)
-        s[..., :h, :w] = True
-        return s
-    if not isinstance(support, torch.Tensor):
-        raise InputError(f"{fn}: support must be None or a bool tensor, got {type(support).__name__}")
+    support = check_tensor(torch.ones(h, w, dtype=torch.bool) if support is None else support, f"{fn}: support",
+                           dims=(2, 4), shape_hint="(H, W), (1, 1, H, W) or (N, 1, H, W)")
     if support.dtype != torch.bool:
         if support.is_complex() or not bool(((support == 0) | (support == 1)).all()):
             raise InputError(f"{fn}: support must be a bool mask (or 0/1 values), got dtype {support.dtype}")
         support = support != 0
-    if support.dim() == 2:
-        support = support[None, None]
-    if support.dim() != 4 or support.shape[1] != 1 or support.shape[0] not in (1, n):
+    support = support[None, None] if support.dim() == 2 else support
+    if support.shape[1] != 1 or support.shape[0] not in (1, n):
         raise InputError(f"{fn}: support must have shape (H, W), (1, 1, H, W) or (N, 1, H, W) with N={n}, "
                          f"got {tuple(support.shape)}")
     sh, sw = support.shape[-2:]
     if sh > H or sw > W:
         raise InputError(f"{fn}: support of size {sh}x{sw} is larger than the measurement y ({H}x{W})")
-    if (sh, sw) == (h, w) and (h, w) != (H, W):  # given on the image grid: place it at the top-left
+    if (sh, sw) == (h, w):  # given on the image grid: place it at the top-left
         support = torch.nn.functional.pad(support, (0, W - w, 0, H - h))
     elif (sh, sw) != (H, W):
         raise InputError(f"{fn}: support of size {sh}x{sw} matches neither the measurement ({H}x{W}) nor the "
                          f"image ({h}x{w} for pad={pad:g})")
-    outside = support.clone()
-    outside[..., :h, :w] = False
-    if bool(outside.any()):
+    if bool(support[..., h:, :].any()) or bool(support[..., :, w:].any()):
         raise InputError(f"{fn}: support has pixels outside the top-left {h}x{w} block, where P places the image "
                          f"(pad={pad:g}); pass the pad that made y")
     if not bool(support.flatten(1).any(1).all()):
@@ -124,8 +115,6 @@ def _prepare_init(init, n: int, restarts: int, H: int, W: int, h: int, w: int, s
     return torch.cat(starts)
 
 
-
-
 # ---------------------------------------------------------------------------
 # Chunks of images, their buffers and one iteration of each algorithm
 # ---------------------------------------------------------------------------
@@ -133,11 +122,8 @@ def _prepare_init(init, n: int, restarts: int, H: int, W: int, h: int, w: int, s
 class _Chunk:
     """Buffers and precomputed tensors for one chunk of ``n`` images.
 
-    The support lies in the top-left ``(bh, bw)`` block (the image; the whole
-    grid when 'support' is not a constraint). Outside that block every pixel
-    violates the support constraint, so the updates there are linear and one
-    pass over the array does them; the clipping, the tests and the support
-    mask only touch the block -- a quarter of the pixels for ``pad = 2``.
+    The support lies in the top-left ``(bh, bw)`` block (the whole grid without 'support'); outside it
+    the updates are linear, one pass; the clipping and the mask only touch the block.
     """
 
     def __init__(self, y: torch.Tensor, block: Tuple[int, int], support_block: Optional[torch.Tensor], lo, hi,
@@ -202,10 +188,8 @@ class _Chunk:
         z = torch.fft.rfft2(u, norm="ortho")
         if self.fused:
             zf = torch.view_as_real(z).view(z.shape[0], -1).numpy()
-            if errors is None:
-                _kernels.project_magnitude(zf, self.y_np, _TINY)
-            else:
-                _kernels.project_magnitude_error(zf, self.y_np, self.w_np, _TINY, self.err2.numpy())
+            _kernels.project_magnitude_error(zf, self.y_np, self.w_np, _TINY, self.err2.numpy())
+            if errors is not None:
                 errors.copy_(self.err2.add_(self.odd_energy).clamp_min_(0).div_(self.y_energy).sqrt_())
             return torch.fft.irfft2(z, s=(self.H, self.W), norm="ortho")
         mag = self.spectrum_magnitude(z)
@@ -286,14 +270,11 @@ def _chunk_size(n_total: int, H: int, W: int, chunk_size, device) -> int:
 
 
 def _map_chunks(solve, starts, bar, workers: int) -> None:
-    """Run ``solve(start, bar)`` for every chunk: in turn, or on ``workers`` threads.
+    """Run ``solve(start, bar)`` for every chunk: in turn, or on ``workers`` threads (0: a GPU, as it is).
 
-    On the CPU each thread runs torch with one op thread. The chunks are
-    small, so torch's intra-op parallelism (OpenMP) gains little on them and,
-    on a machine whose cores are busy, its threads wait for each other:
-    measured 10-70x slower with 2 threads than with 1 on a loaded 2-core
-    machine. Whole chunks per thread scale without that risk (the FFTs and
-    the arithmetic release the GIL). ``workers = 0`` means a GPU: as it is.
+    Each CPU thread runs torch with one op thread: on small chunks OpenMP's threads gain little and, on a
+    busy machine, wait for each other (measured 10-70x slower on a loaded 2-core machine); whole chunks
+    per thread scale (the FFTs and the arithmetic release the GIL).
     """
     if workers == 0:
         with torch.no_grad():
@@ -339,7 +320,7 @@ def solve(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constra
     """Check the arguments of ``algorithm`` ('error_reduction', 'hio', 'raar'; see :func:`~.classical.hio`), run it."""
     fn = algorithm
     t0 = time.perf_counter()
-    check_magnitude(y, "y", fn)
+    check_magnitude(y, f"{fn}: y")
     if y.dim() != 4 or y.shape[1] != 1:
         raise InputError(f"{fn}: y must have shape (N, 1, H, W) (the Fourier magnitudes of N grey images), "
                          f"got {tuple(y.shape)}")
@@ -350,10 +331,6 @@ def solve(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constra
         beta = check_number(beta, f"{fn}: beta", low=0, high=1, low_open=True)
     engine = _engine(engine, y.device, fn)
     n, _, H, W = y.shape
-    if support is not None and isinstance(support, torch.Tensor) and support.dim() >= 2 and \
-            (support.shape[-2] > H or support.shape[-1] > W):
-        raise InputError(f"{fn}: support of size {support.shape[-2]}x{support.shape[-1]} is larger than the "
-                         f"measurement y ({H}x{W})")
     h, w = image_size(H, W, pad, fn)
     dtype = torch.float64 if y.dtype == torch.float64 else torch.float32
     y = y.to(dtype)

@@ -51,10 +51,12 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..core.checks import check_choice, check_int, make_generator
+from ..core.checks import (InputError, check_choice, check_finite, check_int, check_number, check_same_shape,
+                           check_size, check_tensor, make_generator)
 
 __all__ = [
-    "padded_size", "pad_image", "unpad_image", "support_mask", "fourier_magnitude",
+    "check_real", "check_magnitude", "check_pad", "padded_size", "image_size",
+    "pad_image", "unpad_image", "support_mask", "fourier_magnitude",
     "dft_matrix", "dft2_matrix", "dft2_sum",
     "magnitude_phase", "combine_magnitude_phase", "swap_phase_magnitude", "random_phase", "random_magnitude",
     "NOISE_KINDS", "add_noise", "snr_db",
@@ -66,64 +68,56 @@ Seed = Union[None, int, torch.Generator]
 
 
 # ---------------------------------------------------------------------------
-# Input checks
+# Edge checks (the public functions below check their arguments once, with these)
 # ---------------------------------------------------------------------------
 
-def _check_real(x, name: str, fn: str, min_dim: int = 2) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() < min_dim:
-        raise ValueError(f"{fn}: {name} must have at least {min_dim} dimensions (..., H, W), "
-                         f"got shape {tuple(x.shape)}")
-    if x.is_complex() or not x.is_floating_point():
-        raise TypeError(f"{fn}: {name} must be a real float tensor, got dtype {x.dtype}")
-    if x.shape[-1] == 0 or x.shape[-2] == 0:
-        raise ValueError(f"{fn}: {name} is empty: shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{fn}: {name} contains NaN or infinite values")
-    return x
+def check_real(x, name: str) -> torch.Tensor:
+    """``x`` if it is a finite, non-empty, real float tensor ``(..., H, W)``; ``name`` like ``"pad_image: x"``."""
+    check_tensor(x, name, floating=True)
+    if x.dim() < 2:
+        raise InputError(f"{name} must have at least 2 dimensions (..., H, W), got shape {tuple(x.shape)}")
+    return check_finite(x, name)
 
 
-def check_magnitude(y, name: str = "y", fn: str = "fourier") -> torch.Tensor:
-    """Validate a Fourier magnitude: a finite, non-negative real tensor ``(..., H, W)``."""
-    _check_real(y, name, fn)
+def check_magnitude(y, name: str) -> torch.Tensor:
+    """``y`` if it is a Fourier magnitude: :func:`check_real` and non-negative."""
+    check_real(y, name)
     if bool((y < 0).any()):
-        raise ValueError(f"{fn}: {name} is a Fourier magnitude and must be non-negative, "
-                         f"got a minimum of {float(y.min()):.3g}")
+        raise InputError(f"{name} is a Fourier magnitude and must be non-negative, got a minimum of "
+                         f"{float(y.min()):.3g}")
     return y
 
 
-def _check_pad(pad, fn: str) -> float:
+def check_pad(pad, name: str = "pad") -> float:
+    """The oversampling factor ``pad`` as a float >= 1."""
     if isinstance(pad, bool) or not isinstance(pad, numbers.Real) or not math.isfinite(pad) or pad < 1:
-        raise ValueError(f"{fn}: pad must be a number >= 1 (1 = no oversampling, 2 = twice the size per "
-                         f"axis), got {pad!r}")
+        raise InputError(f"{name} must be a number >= 1 (1 = no oversampling, 2 = twice the size per axis), "
+                         f"got {pad!r}")
     return float(pad)
+
+
+def _whole(sizes, factor: float, fn: str, what: str) -> Tuple[int, int]:
+    out = []
+    for n, axis in zip(sizes, ("height", "width")):
+        m = n * factor
+        if abs(m - round(m)) > 1e-9 or round(m) < 1:
+            raise InputError(f"{fn}: {what.format(axis=axis, n=n, m=m)}")
+        out.append(int(round(m)))
+    return out[0], out[1]
 
 
 def padded_size(h: int, w: int, pad: float = 2, fn: str = "padded_size") -> Tuple[int, int]:
     """``(H, W) = (pad * h, pad * w)``; raises unless both are whole numbers."""
-    pad = _check_pad(pad, fn)
-    out = []
-    for n, axis in ((h, "height"), (w, "width")):
-        m = pad * n
-        if abs(m - round(m)) > 1e-9:
-            raise ValueError(f"{fn}: pad={pad:g} times the image {axis} {n} is {m:g}, not a whole number "
-                             "of pixels")
-        out.append(int(round(m)))
-    return out[0], out[1]
+    pad = check_pad(pad, f"{fn}: pad")
+    return _whole((h, w), pad, fn, f"pad={pad:g} times the image {{axis}} {{n}} is {{m:g}}, not a whole number "
+                                   "of pixels")
 
 
 def image_size(H: int, W: int, pad: float = 2, fn: str = "image_size") -> Tuple[int, int]:
     """The image size ``(h, w) = (H / pad, W / pad)`` behind a measurement of size ``(H, W)``."""
-    pad = _check_pad(pad, fn)
-    out = []
-    for n, axis in ((H, "height"), (W, "width")):
-        m = n / pad
-        if abs(m - round(m)) > 1e-9 or round(m) < 1:
-            raise ValueError(f"{fn}: a measurement {axis} of {n} is not pad={pad:g} times a whole number "
-                             "of pixels")
-        out.append(int(round(m)))
-    return out[0], out[1]
+    pad = check_pad(pad, f"{fn}: pad")
+    return _whole((H, W), 1 / pad, fn, f"a measurement {{axis}} of {{n}} is not pad={pad:g} times a whole number "
+                                       "of pixels")
 
 
 # ---------------------------------------------------------------------------
@@ -139,7 +133,7 @@ def pad_image(x: torch.Tensor, pad: float = 2) -> torch.Tensor:
             [0., 0., 0., 0.],
             [0., 0., 0., 0.]])
     """
-    _check_real(x, "x", "pad_image")
+    check_real(x, "pad_image: x")
     h, w = x.shape[-2:]
     H, W = padded_size(h, w, pad, "pad_image")
     if (H, W) == (h, w):
@@ -149,7 +143,7 @@ def pad_image(x: torch.Tensor, pad: float = 2) -> torch.Tensor:
 
 def unpad_image(x: torch.Tensor, pad: float = 2) -> torch.Tensor:
     """``P^T x``: the top-left ``(H / pad, W / pad)`` block of a padded ``(..., H, W)`` tensor (a view)."""
-    _check_real(x, "x", "unpad_image")
+    check_real(x, "unpad_image: x")
     h, w = image_size(x.shape[-2], x.shape[-1], pad, "unpad_image")
     return x[..., :h, :w]
 
@@ -163,10 +157,7 @@ def support_mask(shape: Sequence[int], pad: float = 2, device=None) -> torch.Ten
             [0, 0, 0, 0, 0, 0],
             [0, 0, 0, 0, 0, 0]], dtype=torch.int32)
     """
-    shape = tuple(shape)
-    if len(shape) != 2 or not all(isinstance(n, numbers.Integral) and n > 0 for n in shape):
-        raise ValueError(f"support_mask: shape must be the image size (h, w) as two positive ints, got {shape!r}")
-    h, w = int(shape[0]), int(shape[1])
+    h, w = check_size(tuple(shape), "support_mask: shape (the image size)")
     H, W = padded_size(h, w, pad, "support_mask")
     mask = torch.zeros(H, W, dtype=torch.bool, device=device)
     mask[:h, :w] = True
@@ -187,7 +178,7 @@ def fourier_magnitude(x: torch.Tensor, pad: float = 2) -> torch.Tensor:
     >>> fourier_magnitude(x, pad=2).unique()        # a delta has a flat spectrum, 1/sqrt(64)
     tensor([0.1250])
     """
-    _check_real(x, "x", "fourier_magnitude")
+    check_real(x, "fourier_magnitude: x")
     H, W = padded_size(x.shape[-2], x.shape[-1], pad, "fourier_magnitude")
     return torch.fft.fft2(x, s=(H, W), norm="ortho").abs()
 
@@ -233,9 +224,7 @@ def dft2_sum(x: torch.Tensor, norm: str = "ortho") -> torch.Tensor:
     ``x`` is ``(..., H, W)`` (real or complex); returns complex128. Slow
     (``O(H W (H + W))``); for teaching and for checking ``torch.fft.fft2``.
     """
-    if not isinstance(x, torch.Tensor) or x.dim() < 2:
-        raise ValueError(f"dft2_sum: x must be a tensor (..., H, W), got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    check_tensor(x, "dft2_sum: x")
     check_choice(norm, ("ortho", "backward", "forward"), "dft2_sum: norm")
     H, W = x.shape[-2:]
     wh = dft_matrix(H, norm).to(x.device)  # wh[k, m] = c_H exp(-2 pi i k m / H)
@@ -254,9 +243,8 @@ def magnitude_phase(x: torch.Tensor, pad: float = 1) -> Tuple[torch.Tensor, torc
     ``pad=1`` (the default here) transforms the image as it is.
     :func:`combine_magnitude_phase` inverts it.
     """
-    _check_real(x, "x", "magnitude_phase")
-    H, W = padded_size(x.shape[-2], x.shape[-1], pad, "magnitude_phase")
-    z = torch.fft.fft2(x, s=(H, W), norm="ortho")
+    check_real(x, "magnitude_phase: x")
+    z = torch.fft.fft2(x, s=padded_size(x.shape[-2], x.shape[-1], pad, "magnitude_phase"), norm="ortho")
     return z.abs(), z.angle()
 
 
@@ -266,11 +254,13 @@ def combine_magnitude_phase(magnitude: torch.Tensor, phase: torch.Tensor) -> tor
     When both come from real images (``magnitude`` even, ``phase`` odd under
     ``k -> -k``), the inverse is real already and nothing is lost by ``real``.
     """
-    check_magnitude(magnitude, "magnitude", "combine_magnitude_phase")
-    _check_real(phase, "phase", "combine_magnitude_phase")
-    if magnitude.shape[-2:] != phase.shape[-2:]:
-        raise ValueError(f"combine_magnitude_phase: magnitude {tuple(magnitude.shape)} and phase "
-                         f"{tuple(phase.shape)} must have the same (H, W)")
+    check_magnitude(magnitude, "combine_magnitude_phase: magnitude")
+    check_same_shape(magnitude, check_real(phase, "combine_magnitude_phase: phase"),
+                     "combine_magnitude_phase: magnitude and phase")
+    return _combine(magnitude, phase)
+
+
+def _combine(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     return torch.fft.ifft2(torch.polar(magnitude, phase), norm="ortho").real
 
 
@@ -282,14 +272,10 @@ def swap_phase_magnitude(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor
     *phase* it carries. Applying it twice gives ``(a, b)`` back.
     Values are not clipped to [0, 1]; rescale for display.
     """
-    _check_real(a, "a", "swap_phase_magnitude")
-    _check_real(b, "b", "swap_phase_magnitude")
-    if a.shape[-2:] != b.shape[-2:]:
-        raise ValueError(f"swap_phase_magnitude: a {tuple(a.shape)} and b {tuple(b.shape)} must have the same "
-                         "(H, W)")
-    mag_a, phase_a = magnitude_phase(a)
-    mag_b, phase_b = magnitude_phase(b)
-    return combine_magnitude_phase(mag_a, phase_b), combine_magnitude_phase(mag_b, phase_a)
+    check_same_shape(check_real(a, "swap_phase_magnitude: a"), check_real(b, "swap_phase_magnitude: b"),
+                     "swap_phase_magnitude: a and b")
+    fa, fb = torch.fft.fft2(a, norm="ortho"), torch.fft.fft2(b, norm="ortho")
+    return _combine(fa.abs(), fb.angle()), _combine(fb.abs(), fa.angle())
 
 
 def _noise_spectrum(x: torch.Tensor, seed: Seed, fn: str) -> torch.Tensor:
@@ -305,9 +291,8 @@ def random_phase(x: torch.Tensor, seed: Seed = None) -> torch.Tensor:
 
     ``|F result| == |F x|`` exactly (the random phase is odd, so the result is real).
     """
-    _check_real(x, "x", "random_phase")
-    mag, _ = magnitude_phase(x)
-    return combine_magnitude_phase(mag, _noise_spectrum(x, seed, "random_phase").angle())
+    check_real(x, "random_phase: x")
+    return _combine(torch.fft.fft2(x, norm="ortho").abs(), _noise_spectrum(x, seed, "random_phase").angle())
 
 
 def random_magnitude(x: torch.Tensor, seed: Seed = None) -> torch.Tensor:
@@ -316,14 +301,14 @@ def random_magnitude(x: torch.Tensor, seed: Seed = None) -> torch.Tensor:
     The random magnitude is rescaled so that the result has the energy
     ``sum(x**2)`` of ``x``; ``angle(F result) == angle(F x)`` wherever ``F x != 0``.
     """
-    _check_real(x, "x", "random_magnitude")
-    mag, phase = magnitude_phase(x)
-    noise_mag = _noise_spectrum(x, seed, "random_magnitude").abs()
+    check_real(x, "random_magnitude: x")
+    z = torch.fft.fft2(x, norm="ortho")
+    mag, noise_mag = z.abs(), _noise_spectrum(x, seed, "random_magnitude").abs()
     # the DC term of the noise is 0 (mean removed): give it x's DC magnitude so the mean brightness stays
     noise_mag[..., 0, 0] = mag[..., 0, 0]
     energy = mag.square().sum(dim=(-2, -1), keepdim=True)
     noise_mag = noise_mag * torch.sqrt(energy / noise_mag.square().sum(dim=(-2, -1), keepdim=True).clamp_min(1e-30))
-    return combine_magnitude_phase(noise_mag, phase)
+    return _combine(noise_mag, z.angle())
 
 
 # ---------------------------------------------------------------------------
@@ -375,21 +360,14 @@ def add_noise(y: torch.Tensor, kind: str = "poisson", level: float = 1.0, *, see
     >>> 15 < snr < 30
     True
     """
-    check_magnitude(y, "y", "add_noise")
-    if kind not in NOISE_KINDS:
-        raise ValueError(f"add_noise: kind must be one of {NOISE_KINDS}, got {kind!r}")
-    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not math.isfinite(level):
-        raise ValueError(f"add_noise: level must be a finite number, got {level!r}")
-    level = float(level)
+    check_magnitude(y, "add_noise: y")
+    check_choice(kind, NOISE_KINDS, "add_noise: kind")
     g = make_generator(seed, "add_noise: seed")
     if kind == "gaussian":
-        if level < 0:
-            raise ValueError(f"add_noise: level (the Gaussian sigma) must be >= 0, got {level!r}")
-        n = torch.randn(y.shape, generator=g, dtype=y.dtype).to(y.device)
-        return (y + level * n).clamp_min(0)
-    if level <= 0:
-        raise ValueError(f"add_noise: level (the Poisson alpha; the intensity Y**2 is counted in photons of "
-                         f"alpha**2) must be > 0, got {level!r}")
+        level = check_number(level, "add_noise: level (the Gaussian sigma)", low=0)
+        return (y + level * torch.randn(y.shape, generator=g, dtype=y.dtype).to(y.device)).clamp_min(0)
+    level = check_number(level, "add_noise: level (the Poisson alpha; the intensity Y**2 is counted in photons "
+                                "of alpha**2)", low=0, low_open=True)
     M = y.shape[-1] * y.shape[-2]
     rate = (y.detach().double().cpu() ** 2) * (M / level ** 2)     # Y**2 / alpha**2 photons
     if bool((rate > 1e15).any()):
@@ -405,11 +383,8 @@ def snr_db(clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     ``(H, W)`` or ``(C, H, W)`` -> a 0-d tensor; ``(N, ...)`` with 4 or more
     dimensions -> ``(N,)``. Identical inputs give ``inf``.
     """
-    _check_real(clean, "clean", "snr_db")
-    _check_real(noisy, "noisy", "snr_db")
-    if clean.shape != noisy.shape:
-        raise ValueError(f"snr_db: clean {tuple(clean.shape)} and noisy {tuple(noisy.shape)} must have the same "
-                         "shape")
+    check_same_shape(check_real(clean, "snr_db: clean"), check_real(noisy, "snr_db: noisy"),
+                     "snr_db: clean and noisy")
     single = clean.dim() < 4
     c, n = clean.double(), noisy.double()
     if single:

@@ -47,12 +47,13 @@ from typing import Callable, Dict, Tuple, Union
 
 import torch
 
+from ..core.checks import InputError, check_choice, check_finite, check_same_shape, check_tensor
 from ..core.metrics import psnr as _psnr
 from ..core.metrics import ssim as _ssim
 
 __all__ = [
     "PROTOCOLS", "rotate_180", "circular_shift", "register_translation", "best_of_twins", "align_to_target",
-    "rotation_invariant_mse", "rotation_invariant_mae", "rotation_invariant_ssim", "rotation_invariant_psnr",
+    "rotation_invariant_mse",
     "evaluate_reconstructions",
 ]
 
@@ -62,18 +63,11 @@ Metric = Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 
 
 def _as_batch(pred, target, fn: str) -> Tuple[torch.Tensor, torch.Tensor, bool]:
+    """The edge check of the public functions: ``(pred, target, single)`` as ``(N, C, H, W)``."""
     for name, t in (("pred", pred), ("target", target)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() not in (2, 3, 4):
-            raise ValueError(f"{fn}: {name} must have shape (H, W), (C, H, W) or (N, C, H, W), got {tuple(t.shape)}")
-        if t.is_complex() or not t.is_floating_point():
-            raise TypeError(f"{fn}: {name} must be a real float tensor, got dtype {t.dtype}")
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{fn}: {name} contains NaN or infinite values")
-    if pred.shape != target.shape:
-        raise ValueError(f"{fn}: pred and target must have the same shape, got {tuple(pred.shape)} and "
-                         f"{tuple(target.shape)}")
+        check_finite(check_tensor(t, f"{fn}: {name}", dims=(2, 3, 4), floating=True,
+                                  shape_hint="(H, W), (C, H, W) or (N, C, H, W)"), f"{fn}: {name}")
+    check_same_shape(pred, target, f"{fn}: pred and target")
     single = pred.dim() < 4
     while pred.dim() < 4:
         pred, target = pred.unsqueeze(0), target.unsqueeze(0)
@@ -126,34 +120,30 @@ def register_translation(pred: torch.Tensor, target: torch.Tensor) -> Tuple[torc
     smallest MSE. Returns ``(registered (N, C, H, W), shifts (N, 2) as (dy, dx))``.
     """
     pred, target, single = _as_batch(pred, target, "register_translation")
+    out, shifts = _register(pred, target)
+    return (out[0], shifts[0]) if single else (out, shifts)
+
+
+def _register(pred: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     spectrum = torch.conj(torch.fft.fft2(pred.double())) * torch.fft.fft2(target.double())
     corr = torch.fft.ifft2(spectrum).real.sum(1)                       # (N, H, W)
-    h, w = corr.shape[-2:]
     best = corr.flatten(1).argmax(1)
-    shifts = torch.stack([best // w, best % w], dim=1)
-    out = circular_shift(pred, shifts)
-    return (out[0], shifts[0]) if single else (out, shifts)
+    shifts = torch.stack([best // corr.shape[-1], best % corr.shape[-1]], dim=1)
+    return circular_shift(pred, shifts), shifts
 
 
 def _candidates(pred, target, register: bool):
     cands = [pred, rotate_180(pred)]
-    if register:
-        cands = [register_translation(c, target)[0] for c in cands]
-    return cands
+    return [_register(c, target)[0] for c in cands] if register else cands
 
 
 def _resolve_metric(metric: Metric, higher_is_better, fn: str):
-    if isinstance(metric, str):
-        if metric not in _METRICS:
-            raise ValueError(f"{fn}: metric must be one of {tuple(_METRICS)} or a callable, got {metric!r}")
-        f, higher = _METRICS[metric]
-        if higher_is_better is not None and higher_is_better != higher:
-            raise ValueError(f"{fn}: higher_is_better={higher_is_better} contradicts metric {metric!r}")
-        return f, higher
-    if not callable(metric):
-        raise TypeError(f"{fn}: metric must be a name or a callable (pred, target) -> (N,), got "
-                        f"{type(metric).__name__}")
-    return metric, bool(higher_is_better)
+    if callable(metric):
+        return metric, bool(higher_is_better)
+    f, higher = _METRICS[check_choice(metric, tuple(_METRICS), f"{fn}: metric")]
+    if higher_is_better is not None and higher_is_better != higher:
+        raise InputError(f"{fn}: higher_is_better={higher_is_better} contradicts metric {metric!r}")
+    return f, higher
 
 
 def best_of_twins(pred: torch.Tensor, target: torch.Tensor, metric: Metric = "mse", *, register: bool = False,
@@ -189,23 +179,11 @@ def align_to_target(pred: torch.Tensor, target: torch.Tensor, register: bool = T
 
 
 def rotation_invariant_mse(pred: torch.Tensor, target: torch.Tensor, register: bool = False) -> torch.Tensor:
-    """Per-image MSE, best over ``pred`` and its 180° rotation (after registration if ``register``)."""
+    """Per-image MSE, best over ``pred`` and its 180° rotation (after registration if ``register``).
+
+    The other metrics the same way: ``best_of_twins(pred, target, 'mae' | 'ssim' | 'psnr', register=...)``.
+    """
     return best_of_twins(pred, target, "mse", register=register)
-
-
-def rotation_invariant_mae(pred: torch.Tensor, target: torch.Tensor, register: bool = False) -> torch.Tensor:
-    """Per-image mean absolute error, best over ``pred`` and its 180° rotation."""
-    return best_of_twins(pred, target, "mae", register=register)
-
-
-def rotation_invariant_ssim(pred: torch.Tensor, target: torch.Tensor, register: bool = False) -> torch.Tensor:
-    """Per-image SSIM (:func:`course_lib.core.metrics.ssim`), best over ``pred`` and its 180° rotation."""
-    return best_of_twins(pred, target, "ssim", register=register)
-
-
-def rotation_invariant_psnr(pred: torch.Tensor, target: torch.Tensor, register: bool = False) -> torch.Tensor:
-    """Per-image PSNR in dB (data range 1), best over ``pred`` and its 180° rotation."""
-    return best_of_twins(pred, target, "psnr", register=register)
 
 
 def evaluate_reconstructions(pred: torch.Tensor, target: torch.Tensor, protocol: str = "uelwer",
@@ -221,8 +199,7 @@ def evaluate_reconstructions(pred: torch.Tensor, target: torch.Tensor, protocol:
     ``per_image``); the mean PSNR is the mean of the per-image PSNRs (``inf``
     if one reconstruction is exact).
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"evaluate_reconstructions: protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    check_choice(protocol, PROTOCOLS, "evaluate_reconstructions: protocol")
     pred, target, _ = _as_batch(pred, target, "evaluate_reconstructions")
     if protocol == "none":
         cands = [pred]

@@ -31,10 +31,10 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from ..core.checks import check_choice
+from ..core.checks import InputError, check_choice, check_int, check_number, check_tensor, make_generator
 from .classical import error_reduction, hio
 from .data import parse_noise
-from .fourier import _check_pad, check_magnitude, fourier_magnitude
+from .fourier import check_magnitude, check_pad, padded_size
 
 __all__ = ["REGIMES", "CHECKPOINT_DIR", "regime_name", "shipped_path", "available", "pretrained",
            "magnitude_error", "refine"]
@@ -55,9 +55,7 @@ def regime_name(pad=1, noise=None) -> str:
     ``noise``: None / ``'none'``, ``'poisson:3'`` or ``('poisson', 3.0)``. Raises ``ValueError`` naming
     the regimes that exist when there is no shipped network for this one.
     """
-    pad = _check_pad(pad, "regime_name")
-    if isinstance(noise, str) and noise.strip().lower() == "none":
-        noise = None
+    pad = check_pad(pad, "regime_name: pad")
     noise = parse_noise(tuple(noise) if isinstance(noise, list) else noise)
     for tag, (p, n) in REGIMES.items():
         if abs(p - pad) < 1e-9 and (n == noise or (n is not None and noise is not None and n[0] == noise[0]
@@ -106,14 +104,17 @@ def magnitude_error(x: torch.Tensor, y: torch.Tensor, pad=2) -> torch.Tensor:
 
     What the classical algorithms minimise, and all one can check without the ground truth.
     """
-    check_magnitude(y, "y", "magnitude_error")
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        raise ValueError(f"magnitude_error: x must be images (N, 1, h, w), got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
-    fx = fourier_magnitude(x.to(y.dtype), pad)
-    if fx.shape != y.shape:
-        raise ValueError(f"magnitude_error: images {tuple(x.shape)} at pad {float(pad):g} give magnitudes "
-                         f"{tuple(fx.shape)}, but y has shape {tuple(y.shape)}")
+    check_magnitude(y, "magnitude_error: y")
+    check_tensor(x, "magnitude_error: x", dims=4, shape_hint="(N, 1, h, w)")
+    shape = (*x.shape[:-2], *padded_size(x.shape[-2], x.shape[-1], pad, "magnitude_error"))
+    if shape != tuple(y.shape):
+        raise InputError(f"magnitude_error: images {tuple(x.shape)} at pad {float(pad):g} give magnitudes "
+                         f"{shape}, but y has shape {tuple(y.shape)}")
+    return _misfit(x, y)
+
+
+def _misfit(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    fx = torch.fft.fft2(x.to(y.dtype), s=y.shape[-2:], norm="ortho").abs()
     return (fx - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1).clamp_min(1e-30)
 
 
@@ -136,23 +137,18 @@ def refine(y: torch.Tensor, start: torch.Tensor, *, pad=2, hio_iters: int = 200,
     worse than the start. Returns ``(images, refined)``: ``refined`` is a bool ``(N,)``, True where a
     refined run was kept.
     """
-    check_magnitude(y, "y", "refine")
+    check_magnitude(y, "refine: y")
     if not isinstance(start, torch.Tensor) or start.dim() != 4 or start.shape[0] != y.shape[0]:
-        raise ValueError(f"refine: start must be images (N, 1, h, w) with N = {y.shape[0]} (one per magnitude), got "
+        raise InputError(f"refine: start must be images (N, 1, h, w) with N = {y.shape[0]} (one per magnitude), got "
                          f"{tuple(start.shape) if isinstance(start, torch.Tensor) else type(start).__name__}")
-    for name, v, lo in (("hio_iters", hio_iters, 0), ("er_iters", er_iters, 0), ("starts", starts, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"refine: {name} must be an int >= {lo}, got {v!r}")
-    if not (isinstance(jitter, (int, float)) and jitter >= 0):
-        raise ValueError(f"refine: jitter must be a number >= 0, got {jitter!r}")
+    hio_iters, er_iters = check_int(hio_iters, "refine: hio_iters", 0), check_int(er_iters, "refine: er_iters", 0)
+    starts = check_int(starts, "refine: starts", 1)
+    jitter = check_number(jitter, "refine: jitter", low=0)
+    g = make_generator(seed, "refine: seed")
     n = len(y)
     start = start.detach().to(y.dtype).clamp(0, 1)
-    inits = [start]
-    if starts > 1:
-        g = torch.Generator().manual_seed(int(seed)) if not isinstance(seed, torch.Generator) else seed
-        for _ in range(starts - 1):
-            noise = torch.randn(start.shape, generator=g, dtype=start.dtype).to(start.device)
-            inits.append((start + jitter * noise).clamp(0, 1))
+    inits = [start] + [(start + jitter * torch.randn(start.shape, generator=g, dtype=start.dtype).to(start.device))
+                       .clamp(0, 1) for _ in range(starts - 1)]
     ys = y.repeat(starts, 1, 1, 1)
     out = torch.cat(inits)
     if hio_iters:
@@ -164,7 +160,7 @@ def refine(y: torch.Tensor, start: torch.Tensor, *, pad=2, hio_iters: int = 200,
         candidates.append(start)
     elif starts == 1:
         return candidates[0], torch.ones(n, dtype=torch.bool)
-    errors = torch.stack([magnitude_error(c, y, pad) for c in candidates])      # (K, N)
+    errors = torch.stack([_misfit(c, y) for c in candidates])   # (K, N)
     best = errors.argmin(0)
     images = torch.stack(candidates)[best, torch.arange(n)]
     return images, best < starts

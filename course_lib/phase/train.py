@@ -20,6 +20,8 @@ from typing import Optional
 
 import torch
 
+from ..core.checks import check_choice, check_int, check_number
+
 __all__ = ["PhaseLoss", "forward_with_encoding", "Redrawn", "cosine_schedule", "train_network"]
 
 
@@ -85,8 +87,6 @@ class Redrawn:
         return self.dataset.draw(index % n, index // n)
 
 
-
-
 def cosine_schedule(steps: int):
     """``optimizer -> LambdaLR``: the learning rate falls from ``lr`` to 0 along a half cosine over ``steps``."""
     return lambda opt: torch.optim.lr_scheduler.LambdaLR(
@@ -118,8 +118,7 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     from .prdad import METHODS, build_model
     from .wavelets import haar_packet
 
-    if method not in METHODS:
-        raise ValueError(f"train_network: method must be one of {METHODS}, got {method!r}")
+    check_choice(method, METHODS, "train_network: method")
     if not isinstance(train_x, torch.Tensor) or train_x.dim() != 4 or train_x.shape[1] != 1 or len(train_x) < 2:
         raise ValueError(f"train_network: train_x must be at least 2 grey images (N, 1, s, s), got "
                          f"{tuple(train_x.shape) if isinstance(train_x, torch.Tensor) else type(train_x).__name__}")
@@ -129,10 +128,8 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     if val_x is not None and (not isinstance(val_x, torch.Tensor) or val_x.shape[1:] != train_x.shape[1:]):
         raise ValueError(f"train_network: val_x must be images of the same size as train_x {tuple(train_x.shape[1:])}, "
                          f"got {tuple(val_x.shape) if isinstance(val_x, torch.Tensor) else type(val_x).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"train_network: steps must be an int >= 1, got {steps!r}")
-    if not 0 <= float(augment) <= 1:
-        raise ValueError(f"train_network: augment is a probability in [0, 1], got {augment!r}")
+    check_int(steps, "train_network: steps", minimum=1)
+    augment = check_number(augment, "train_network: augment (a probability)", low=0, high=1)
     noise = parse_noise(noise)
     torch.manual_seed(seed)
     model = build_model(method, size, pad, **overrides)
@@ -156,7 +153,7 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
         if ae_result.interrupted:
             return model, ae_result, ae_result
         model.freeze_decoder()
-    aug = Augment(p=float(augment)) if augment > 0 else False
+    aug = Augment(p=augment) if augment > 0 else False
     train_set = PhaseDataset(train_x, pad, noise, augment=aug, seed=seed)
     # enough passes that fit never starts a second epoch: every item is a fresh draw of noise and augmentation
     train_data = Redrawn(train_set, -(-steps * batch_size // len(train_set)))
@@ -170,7 +167,7 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
         encode = None
     loss = PhaseLoss(encode, l1_weight=l1_weight, feature_weight=feature_weight)
     run = {"data": data, "method": method, "model_config": model.config.to_dict(), "noise": noise,
-           "augment": float(augment), "loss_weights": {"l1": l1_weight, "feature": feature_weight},
+           "augment": augment, "loss_weights": {"l1": l1_weight, "feature": feature_weight},
            "autoencoder": {"steps": ae_steps, "sparsity": sparsity} if method == "prdad2" else None,
            "schedule": f"cosine to 0 over {steps} steps"}
     result = fit(model, loss, train_data, val_data, steps=steps, batch_size=batch_size, lr=lr,

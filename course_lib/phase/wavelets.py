@@ -64,7 +64,7 @@ from typing import Dict, List, Union
 
 import torch
 
-from ..core.checks import check_int, check_tensor
+from ..core.checks import InputError, check_choice, check_int, check_number, check_tensor
 
 __all__ = [
     "haar_step", "inverse_haar_step",
@@ -76,15 +76,11 @@ __all__ = [
 _BANDS = "ahvd"  # pywt's node names, in natural order
 
 
-# ---------------------------------------------------------------------------
-# Validation
-# ---------------------------------------------------------------------------
-
 def _check_divisible(x: torch.Tensor, depth: int, fn: str) -> None:
     h, w = x.shape[-2:]
     k = 2 ** depth
     if h % k or w % k:
-        raise ValueError(
+        raise InputError(
             f"{fn}: height and width must be divisible by 2**depth = {k} for depth {depth}, "
             f"got shape {tuple(x.shape)} ({h}x{w}). Pad or resize the image (e.g. 28 -> 32), "
             f"or use a smaller depth (28x28 allows depth <= 2).")
@@ -134,7 +130,7 @@ def inverse_haar_step(coeffs: torch.Tensor) -> torch.Tensor:
     check_tensor(coeffs, "inverse_haar_step: coeffs", dims=4, shape_hint="(N, C, H, W)")
     n, c4, h, w = coeffs.shape
     if c4 % 4:
-        raise ValueError(f"inverse_haar_step: the channels of coeffs must be a multiple of 4 "
+        raise InputError(f"inverse_haar_step: the channels of coeffs must be a multiple of 4 "
                          f"(bands a, h, v, d per image channel), got shape {tuple(coeffs.shape)}")
     bands = coeffs.reshape(n, c4 // 4, 4, h, w)
     A, H, V, D = bands.unbind(dim=2)
@@ -177,7 +173,7 @@ def inverse_haar_packet(coeffs: torch.Tensor, depth: int) -> torch.Tensor:
     check_tensor(coeffs, "inverse_haar_packet: coeffs", dims=4, shape_hint="(N, C, H, W)")
     depth = check_int(depth, "inverse_haar_packet: depth", minimum=0)
     if coeffs.shape[1] % (4 ** depth):
-        raise ValueError(f"inverse_haar_packet: the channels of coeffs must be a multiple of "
+        raise InputError(f"inverse_haar_packet: the channels of coeffs must be a multiple of "
                          f"4**depth = {4 ** depth} for depth {depth}, got shape "
                          f"{tuple(coeffs.shape)}")
     for _ in range(depth):
@@ -246,11 +242,9 @@ def packet_mosaic(coeffs: torch.Tensor, depth: int, order: str = "freq") -> torc
     check_tensor(coeffs, "packet_mosaic: coeffs", dims=4, shape_hint="(N, C, H, W)")
     depth = check_int(depth, "packet_mosaic: depth", minimum=0)
     if coeffs.shape[1] != 4 ** depth:
-        raise ValueError(f"packet_mosaic: coeffs must have 4**depth = {4 ** depth} channels "
+        raise InputError(f"packet_mosaic: coeffs must have 4**depth = {4 ** depth} channels "
                          f"(one image channel), got shape {tuple(coeffs.shape)}")
-    if order not in ("freq", "natural"):
-        raise ValueError(f"packet_mosaic: order must be 'freq' or 'natural', got {order!r}")
-    if order == "freq":
+    if check_choice(order, ("freq", "natural"), "packet_mosaic: order") == "freq":
         coeffs = coeffs[:, frequency_order(depth).to(coeffs.device)]
     n, _, h, w = coeffs.shape
     side = 2 ** depth
@@ -270,9 +264,7 @@ def gini_index(c: torch.Tensor) -> torch.Tensor:
     ``G = 1 - 2 * sum_k (|c|_(k) / ||c||_1) * (M - k + 1/2) / M``.
     A row of zeros gets 0.
     """
-    if not isinstance(c, torch.Tensor) or c.dim() != 2:
-        raise ValueError(f"gini_index: c must be a tensor of shape (N, M), got "
-                         f"{tuple(c.shape) if isinstance(c, torch.Tensor) else type(c).__name__}")
+    check_tensor(c, "gini_index: c", dims=2, shape_hint="(N, M)")
     m = c.shape[1]
     s, _ = c.abs().sort(dim=1)
     k = torch.arange(1, m + 1, dtype=s.dtype, device=s.device)
@@ -303,11 +295,8 @@ def sparsity_stats(coeffs: torch.Tensor, top: float = 0.05,
         >>> x = torch.rand(1, 1, 32, 32).round()                     # doctest: +SKIP
         >>> sparsity_stats(x)['gini'] < sparsity_stats(haar_packet(x, 3))['gini']  # doctest: +SKIP
     """
-    if not isinstance(coeffs, torch.Tensor) or coeffs.dim() < 2 or coeffs.shape[0] == 0:
-        raise ValueError(f"sparsity_stats: coeffs must be a tensor (N, ...) with N >= 1, got "
-                         f"{tuple(coeffs.shape) if isinstance(coeffs, torch.Tensor) else type(coeffs).__name__}")
-    if not (isinstance(top, (int, float)) and 0 < top <= 1):
-        raise ValueError(f"sparsity_stats: top must be a fraction in (0, 1], got {top!r}")
+    check_tensor(coeffs, "sparsity_stats: coeffs (N, ...)")
+    top = check_number(top, "sparsity_stats: top (a fraction)", low=0, high=1, low_open=True)
     c = coeffs.detach().reshape(coeffs.shape[0], -1).double()
     m = c.shape[1]
     energy = (c * c).sort(dim=1, descending=True).values

@@ -14,21 +14,21 @@ like the images, .png, 255 = person). ``predict`` writes a mask (or a portrait e
 """
 from __future__ import annotations
 
-from ..core.cli import command_line, positive_int, run_command, set_threads as _threads
-
 import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
+from ..core.cli import command_line, positive_int, run_command, set_threads
 
-def _model(checkpoint):
+
+def _model(args):
+    """(model, input size (H, W) or None): ``--checkpoint`` (default: the shipped one), ``--size`` or the sidecar's."""
     from .train import load_pspnet, pretrained
 
-    if checkpoint is None:
-        return pretrained()
-    return load_pspnet(checkpoint)
+    model, sidecar = load_pspnet(args.checkpoint) if args.checkpoint else pretrained()
+    return model, tuple(args.size) if args.size else tuple(sidecar.get("input_size_hw") or ()) or None
 
 
 def _folder(images, masks):
@@ -51,7 +51,7 @@ def cmd_train(args) -> int:
     from .pspnet import PSPNet, pspnet
     from .train import TTA, PreloadedPortraits, evaluate_segmentation, train_segmentation
 
-    _threads(args.threads)
+    set_threads(args.threads)
     # the default run checkpoint is named after a hash of the run's settings: another training, another file
     run_ckpt = run_checkpoint_path(args.checkpoint, args.out, f"segmentation_{Path(args.out).stem}-{{run}}.pt")
     if args.workers < 0:
@@ -73,11 +73,10 @@ def cmd_train(args) -> int:
               "instead -- the checkpoint will not be good on real photos")
         data = synthetic_portraits(args.synthetic, size=size, seed=0)
         n_val = max(1, len(data) // 7)
-        train_set = torch.utils.data.Subset(data, range(n_val, len(data)))
+        stop = len(data) if args.limit is None else min(len(data), n_val + args.limit)
+        train_set = torch.utils.data.Subset(data, range(n_val, stop))
         val_set = torch.utils.data.Subset(data, range(n_val))
         desc, synthetic, skipped = f"{len(data)} synthetic portraits (synthetic_portraits, seed 0)", True, {}
-    if args.limit:
-        train_set = torch.utils.data.Subset(train_set, range(min(args.limit, len(train_set))))
     print(f"data: {desc}: {len(train_set)} for training, {len(val_set)} held out for validation"
           + (f"; {len(skipped)} unreadable pair(s) skipped (e.g. {', '.join(sorted(skipped)[:3])})"
              if skipped else ""))
@@ -145,12 +144,11 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .train import TTA, evaluate_segmentation
 
-    _threads(args.threads)
-    model, sidecar = _model(args.checkpoint)
+    set_threads(args.threads)
+    model, size = _model(args)
     folder, desc = _folder(args.images, args.masks)
     # score only pairs that decode: the folder would serve a readable pair in place of a bad one
     folder = folder.readable(limit=args.limit, progress=not args.json)
-    size = tuple(args.size) if args.size else tuple(sidecar.get("input_size_hw") or ()) or None
     tta = TTA if args.tta else {"scales": (1.0,), "flip": False}
     t0 = time.perf_counter()
     metrics = evaluate_segmentation(model, folder, size=size, limit=args.limit, progress=not args.json, **tta)
@@ -180,10 +178,9 @@ def cmd_predict(args) -> int:
     from .effects import blur_background, replace_background
     from .inference import predict_mask
 
-    _threads(args.threads)
-    model, sidecar = _model(args.checkpoint)
+    set_threads(args.threads)
+    model, size = _model(args)
     image = load_image(args.input, mode="RGB")
-    size = tuple(args.size) if args.size else tuple(sidecar.get("input_size_hw") or ()) or None
     prob = predict_mask(model, image, size=size, threshold=None)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -205,9 +202,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m course_lib.segmentation", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a PSPNet on portraits and save it with a sidecar")
-    t.add_argument("--images", default=None, help="folder of portraits (default: the prepared EG1800 folder)")
-    t.add_argument("--masks", default=None, help="folder of masks named like the images")
+    threads = argparse.ArgumentParser(add_help=False)
+    threads.add_argument("--threads", type=int, default=0)
+    folders = argparse.ArgumentParser(add_help=False)
+    folders.add_argument("--images", default=None, help="folder of portraits (default: the prepared EG1800 folder)")
+    folders.add_argument("--masks", default=None, help="folder of masks named like the images (default: --images)")
+    checkpoint = argparse.ArgumentParser(add_help=False)
+    checkpoint.add_argument("--checkpoint", default=None, help="default: the shipped checkpoint")
+    checkpoint.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                            help="network input size (default: the checkpoint's training size)")
+
+    t = sub.add_parser("train", parents=[folders, threads], help="train a PSPNet on portraits and save it with a sidecar")
     t.add_argument("--preset", default="resnet18", help="pspnet preset: light, resnet18, resnet50")
     t.add_argument("--output-stride", type=int, choices=[8, 16], default=None)
     t.add_argument("--size", type=int, nargs=2, default=[224, 160], metavar=("H", "W"))
@@ -232,32 +237,23 @@ def main(argv=None) -> int:
     t.add_argument("--storage", choices=["auto", "float16", "int8"], default="auto",
                    help="weights on disk; auto: int8 when float16 would exceed 20 MB (the IoU is measured after)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=0)
     t.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes for the augmentation (on a GPU machine: 4 or more)")
     t.set_defaults(func=cmd_train)
-    e = sub.add_parser("evaluate", help="mean per-image IoU and dataset IoU over a folder of real portraits")
-    e.add_argument("--images", default=None, help="folder of portraits (default: the prepared EG1800 folder)")
-    e.add_argument("--masks", default=None, help="folder of masks (.png, 255 = person; default: --images)")
-    e.add_argument("--checkpoint", default=None, help="default: the shipped checkpoint")
-    e.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="network input size (default: the checkpoint's training size)")
+    e = sub.add_parser("evaluate", parents=[folders, checkpoint, threads],
+                       help="mean per-image IoU and dataset IoU over a folder of real portraits")
     e.add_argument("--limit", type=positive_int, default=None)
     e.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average the logits at 1x and 1.25x the input size, each mirrored "
                         "too (about 5x slower)")
     e.add_argument("--json", action="store_true")
-    e.add_argument("--threads", type=int, default=0)
     e.set_defaults(func=cmd_evaluate)
-    r = sub.add_parser("predict", help="segment one portrait: write its mask, or an effect")
+    r = sub.add_parser("predict", parents=[checkpoint, threads], help="segment one portrait: write its mask, or an effect")
     r.add_argument("input")
     r.add_argument("output")
-    r.add_argument("--checkpoint", default=None)
-    r.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
     r.add_argument("--effect", choices=["mask", "blur", "replace"], default="mask")
     r.add_argument("--background", default=None, help="image for --effect replace")
     r.add_argument("--sigma", type=float, default=8.0, help="background blur for --effect blur")
-    r.add_argument("--threads", type=int, default=0)
     r.set_defaults(func=cmd_predict)
     args = p.parse_args(argv)
     args.argv = argv

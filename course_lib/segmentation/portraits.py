@@ -1,59 +1,17 @@
 """Portrait segmentation data: masks, paired folders, joint augmentation, synthetic portraits.
 
-Masks
------
-:func:`load_mask` turns whatever a data set stores into a binary ``uint8`` array
-``(H, W)`` with values {0, 1} (1 = person): 0/255 or 0/1 PNGs, 16-bit PNGs,
-palette PNGs (index > 0 is foreground unless ``foreground=`` names the
-indices), gray masks saved as RGB, alpha mattes (RGBA: the alpha channel),
-colour-coded label images (``foreground=`` colours) and MATLAB ``.mat`` files
-(the one 2-D numeric array inside, as in EG1800's ``images_mask/*_mask.mat``).
-A mask with intermediate values (a JPEG-compressed mask, a soft matte) is
-thresholded at ``threshold`` x full scale, with a warning that says how many
-pixels were neither 0 nor the maximum.
-
-Paired folders
---------------
-:class:`PortraitFolder` pairs images and masks by file stem (case-insensitive;
-``x.jpg`` with ``x.png``, ``x_mask.png``, ``x_matte.png`` or ``x_mask.mat``).
-The folders are listed once (names only); images are decoded when a sample
-needs them. Images without masks and masks without images are summarised at
-construction (``strict=True`` makes that an error); unreadable files are skipped
-with a warning and counted, never stopping an epoch; a mask whose size differs
-from its image is an error naming both files (``resize_masks=True`` resizes it
-with nearest neighbour); all-background and all-foreground masks are kept but
-counted. :meth:`PortraitFolder.report` summarises all of it and
-:meth:`PortraitFolder.scan` checks every pair up front. Counters are kept per
-process: with DataLoader workers, call ``scan()`` in the main process for
-complete counts.
-
-:func:`train_val_split` assigns each name to validation by a hash of its stem,
-so the held-out set never changes when files are added.
-
-Augmentation
-------------
-:class:`PortraitAugment` is a ``torchvision.transforms.v2`` pipeline on a
-``tv_tensors.Image`` and its ``tv_tensors.Mask``: one random affine map (zoom,
-rotation, shift) and a horizontal flip move both together, colour jitter and blur
-touch the image only. Given a ``torch.Generator`` or an int seed it is deterministic.
-
-Offline data
-------------
-:func:`synthetic_portraits` draws head-and-shoulders silhouettes (head, hair,
-neck, shoulders and torso in a random pose, skin and textured clothes, soft
-edges) over crops of the *training side* of
-:func:`course_lib.core.datasets.offline_natural_images`, with exact binary masks
-and a foreground fraction inside a requested range. :func:`imbalanced_blobs` is
-a tiny task where the foreground is only a few percent of the pixels, for
-comparing losses under class imbalance.
-
-Real data
----------
-:func:`shared_portraits` opens a prepared copy of EG1800 (``images/``,
-``masks/``) when one is configured (``$COURSE_PORTRAITS``); :func:`eg1800`
-reads the layout of the bio-punk/AutoPortraitMatting mirror that
-``course_lib.core.datasets.fetch("eg1800")`` downloads, split by its
-``testlist.mat``.
+* :func:`load_mask` turns whatever a data set stores (0/255, 0/1 or 16-bit PNGs, palette PNGs,
+  gray masks saved as RGB, alpha mattes, colour-coded label images, MATLAB ``.mat`` files) into a
+  binary ``uint8`` array ``(H, W)`` with 1 = person.
+* :class:`PortraitFolder` pairs images and masks by file stem, decodes them lazily, skips and counts
+  unreadable files and summarises the data's problems in :meth:`~PortraitFolder.report`;
+  :func:`train_val_split` holds out a fixed, name-hashed part.
+* :class:`PortraitAugment` moves an image and its mask together (``torchvision.transforms.v2``).
+* :func:`synthetic_portraits` draws head-and-shoulders portraits with exact masks over crops of the
+  *training side* of :func:`course_lib.core.datasets.offline_natural_images`; :func:`imbalanced_blobs`
+  is a tiny task with a rare foreground, for comparing losses under class imbalance.
+* :func:`shared_portraits` opens a prepared copy of EG1800 (``$COURSE_PORTRAITS``); :func:`eg1800`
+  reads the layout that ``course_lib.core.datasets.fetch("eg1800")`` downloads.
 
 Example
 -------
@@ -82,10 +40,11 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ..core import datasets as _datasets
-from ..core.checks import (InputError, check_int, check_number, check_probability, check_size, check_tensor,
-                           make_generator)
+from ..core.checks import (InputError, check_choice, check_int, check_number, check_probability, check_size,
+                           check_tensor, make_generator)
 from ..core.filters import gaussian_blur
 from ..core.images import IMAGE_EXTENSIONS, ImageTooLargeError, load_tensor
+from ..core.images import _open as _open_image
 
 __all__ = [
     "load_mask", "PortraitFolder", "train_val_split", "PortraitAugment",
@@ -105,34 +64,8 @@ Size = Union[int, Tuple[int, int]]
 
 
 # =========================================================================== masks
-def _describe(source) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return str(source)
-    if isinstance(source, Image.Image):
-        return f"<PIL image {source.mode} {source.size[0]}x{source.size[1]}>"
-    if isinstance(source, (np.ndarray, torch.Tensor)):
-        return f"<{type(source).__name__} {tuple(source.shape)}>"
-    return repr(source)
-
-
-def _open_pil(path: Path) -> Image.Image:
-    try:
-        with open(path, "rb") as fh:
-            img = Image.open(fh)
-            img.load()  # decode now, so that a truncated file fails here
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError.from_pil(str(path), exc) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable image ({type(exc).__name__}: {exc})") from None
-    try:
-        img = ImageOps.exif_transpose(img)  # the same orientation as load_image gives the photo
-    except Exception:
-        pass
-    return img
-
-
-def _read_mat(path: Path, mat_key: Optional[str]) -> np.ndarray:
-    """The 2-D numeric array of a MATLAB file (the variable ``mat_key``, or the only one)."""
+def _mat_variables(path: Path) -> dict:
+    """The variables of a MATLAB file (``scipy.io.loadmat``), or a ``ValueError`` naming the file."""
     import scipy.io  # scipy comes with scikit-image
 
     try:
@@ -142,51 +75,46 @@ def _read_mat(path: Path, mat_key: Optional[str]) -> np.ndarray:
                          f"in MATLAB with save(..., '-v7') or read it with h5py") from None
     except Exception as exc:
         raise ValueError(f"{path} is not a readable MATLAB .mat file ({type(exc).__name__}: {exc})") from None
-    variables = {k: v for k, v in data.items() if not k.startswith("__")}
+    return {k: v for k, v in data.items() if not k.startswith("__")}
 
-    def shape2d(v):
+
+def _read_mat(path: Path, mat_key: Optional[str]) -> np.ndarray:
+    """The 2-D numeric array of a MATLAB file (the variable ``mat_key``, or the only one)."""
+    variables = _mat_variables(path)
+
+    def as_2d(v):
         if not isinstance(v, np.ndarray) or not (np.issubdtype(v.dtype, np.number) or v.dtype == bool):
             return None
-        if v.ndim == 3 and v.shape[2] == 1:
-            v = v[..., 0]
+        v = v[..., 0] if v.ndim == 3 and v.shape[2] == 1 else v
         return v if v.ndim == 2 and min(v.shape) > 1 else None
 
     listing = ", ".join(f"{k}: {getattr(v, 'shape', '?')} {getattr(v, 'dtype', type(v).__name__)}"
                         for k, v in variables.items()) or "none"
-    if mat_key is not None:
-        if mat_key not in variables:
-            raise ValueError(f"{path} has no variable {mat_key!r} (variables: {listing})")
-        arr = shape2d(variables[mat_key])
-        if arr is None:
-            raise ValueError(f"{path}: variable {mat_key!r} is not a 2-D numeric array (variables: {listing})")
-        return arr
-    found = {k: a for k, a in ((k, shape2d(v)) for k, v in variables.items()) if a is not None}
+    if mat_key is not None and mat_key not in variables:
+        raise ValueError(f"{path} has no variable {mat_key!r} (variables: {listing})")
+    found = {k: a for k in ([mat_key] if mat_key is not None else variables) if (a := as_2d(variables[k])) is not None}
     if len(found) == 1:
         return next(iter(found.values()))
     if not found:
-        raise ValueError(f"{path} holds no 2-D numeric array that could be a mask (variables: {listing})")
+        raise ValueError(f"{path} holds no 2-D numeric array that could be a mask"
+                         + (f" in {mat_key!r}" if mat_key else "") + f" (variables: {listing})")
     raise ValueError(f"{path} holds several 2-D arrays ({listing}); pass mat_key= to choose the mask")
 
 
 def _pil_array(img: Image.Image) -> Tuple[np.ndarray, bool]:
     """(array, is_palette) keeping what the mask means: indices, alpha, 16-bit values."""
-    mode = img.mode
-    if mode == "P":
+    if img.mode == "P":
         return np.asarray(img), True
-    if mode == "PA":
-        img = img.convert("RGBA")
-    elif mode.startswith("I;16"):
+    if img.mode.startswith("I;16"):
         return np.asarray(img).astype(np.uint16), False
-    elif mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F"):
-        img = img.convert("RGB")  # CMYK, YCbCr, ...
+    if img.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F"):
+        img = img.convert("RGBA" if img.mode == "PA" else "RGB")  # PA, CMYK, YCbCr, ...
     return np.asarray(img), False
 
 
 def _full_scale(arr: np.ndarray, hi) -> float:
-    if arr.dtype == np.uint8:
-        return 255.0
-    if arr.dtype == np.uint16:
-        return 65535.0
+    if arr.dtype in (np.uint8, np.uint16):
+        return float(np.iinfo(arr.dtype).max)
     return 1.0 if hi <= 1 else 255.0 if hi <= 255 else 65535.0
 
 
@@ -194,14 +122,12 @@ def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette:
               ) -> Tuple[np.ndarray, Optional[str]]:
     """A label array -> ({0, 1} uint8 mask, warning text or None)."""
     arr = np.asarray(arr)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+    if arr.ndim == 3 and arr.shape[2] in (1, 2, 4):
         alpha = arr[..., -1]
-        if alpha.min() != alpha.max():
+        if arr.shape[2] > 1 and alpha.min() != alpha.max():
             arr = alpha  # an alpha matte: transparency is the mask
         else:
-            arr = arr[..., :-1] if arr.shape[2] == 4 else arr[..., 0]  # opaque: the colour is the mask
+            arr = arr[..., :3] if arr.shape[2] == 4 else arr[..., 0]  # opaque: the colour is the mask
     if arr.ndim == 3 and arr.shape[2] == 3:
         scale = _full_scale(arr, arr.max(initial=0))
         spread = arr.max(axis=2).astype(np.float32) - arr.min(axis=2)
@@ -212,10 +138,9 @@ def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette:
             if colours.ndim != 2 or colours.shape[1] != 3 or colours.shape[0] == 0:
                 raise ValueError(f"{name} is a colour mask: foreground must be an (r, g, b) colour or a "
                                  f"list of colours, got {foreground!r}")
-            hit = np.zeros(arr.shape[:2], dtype=bool)
-            for c in colours:  # a tolerance, so that JPEG-compressed colour labels still match
-                hit |= (np.abs(arr.astype(np.float64) - c).max(axis=2) <= 0.25 * scale)
-            return hit.astype(np.uint8), None
+            # within a tolerance, so that JPEG-compressed colour labels still match
+            distance = np.abs(arr.astype(np.float64)[:, :, None] - colours).max(axis=3)
+            return (distance <= 0.25 * scale).any(axis=2).astype(np.uint8), None
         if not gray:
             raise ValueError(
                 f"{name} is a colour (non-gray) RGB mask; pass foreground=(r, g, b) or a list of colours "
@@ -223,10 +148,9 @@ def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette:
                 f"and skin)")
         mean = arr.astype(np.float64).mean(axis=2)
         arr = np.round(mean).astype(arr.dtype) if np.issubdtype(arr.dtype, np.integer) else mean
-    if arr.ndim != 2:
-        raise ValueError(f"{name}: a mask must be 2-D (H, W) (or gray/RGB/RGBA), got shape {arr.shape}")
-    if min(arr.shape) == 0:
-        raise ValueError(f"{name}: the mask is empty, shape {arr.shape}")
+    if arr.ndim != 2 or min(arr.shape) == 0:
+        raise ValueError(f"{name}: a mask must be a non-empty 2-D (H, W) array (or gray/RGB/RGBA), "
+                         f"got shape {arr.shape}")
     if arr.dtype == bool:
         return arr.astype(np.uint8), None
     if not np.issubdtype(arr.dtype, np.number):
@@ -248,46 +172,43 @@ def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette:
     between = int(np.count_nonzero(nonzero & (arr != hi)))
     if between == 0:  # two levels, 0 and one positive value (0/1, 0/255, 0/65535, 0/1.0)
         return nonzero.astype(np.uint8), None
-    if np.issubdtype(arr.dtype, np.integer) and hi <= 16:
-        values = np.unique(arr)
-        if values.size <= 8:
-            raise ValueError(f"{name} looks like a label map with values {values.tolist()}, not a binary "
-                             f"mask; pass foreground= the value(s) that mean foreground (an Oxford-IIIT "
-                             f"Pet trimap: foreground=1, or (1, 3) to count the border as pet)")
+    if np.issubdtype(arr.dtype, np.integer) and hi <= 16 and np.unique(arr).size <= 8:
+        raise ValueError(f"{name} looks like a label map with values {np.unique(arr).tolist()}, not a binary "
+                         f"mask; pass foreground= the value(s) that mean foreground (an Oxford-IIIT "
+                         f"Pet trimap: foreground=1, or (1, 3) to count the border as pet)")
     scale = _full_scale(arr, hi)
-    mask = (arr >= threshold * scale).astype(np.uint8)
     note = (f"{name} is not binary: {between} of {arr.size} pixels ({100.0 * between / arr.size:.2g}%) "
             f"are neither 0 nor {hi:g} (JPEG compression or a soft matte); thresholded at "
             f"{threshold:g} x {scale:g}")
-    return mask, note
+    return (arr >= threshold * scale).astype(np.uint8), note
 
 
 def _decode_mask(source, threshold: float = 0.5, foreground=None, mat_key: Optional[str] = None
                  ) -> Tuple[np.ndarray, Optional[str]]:
-    name = _describe(source)
     palette = False
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"load_mask: mask file {path} does not exist")
         if path.suffix.lower() == ".mat":
+            if not path.is_file():
+                raise FileNotFoundError(f"load_mask: mask file {path} does not exist")
             arr = _read_mat(path, mat_key)
-        else:
-            arr, palette = _pil_array(_open_pil(path))
+        else:  # FileNotFoundError / ValueError / ImageTooLargeError naming the file
+            img = _open_image(path)
+            try:
+                img = ImageOps.exif_transpose(img)  # the same orientation as load_image gives the photo
+            except Exception:
+                pass
+            arr, palette = _pil_array(img)
     elif isinstance(source, Image.Image):
         arr, palette = _pil_array(source)
-    elif isinstance(source, torch.Tensor):
-        arr = source.detach().cpu()
-        if arr.dim() == 3 and arr.shape[0] == 1:
+    elif isinstance(source, (np.ndarray, torch.Tensor)):
+        arr = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else source
+        if isinstance(source, torch.Tensor) and source.dim() == 3 and source.shape[0] == 1:
             arr = arr[0]
-        if arr.dim() != 2:
-            raise ValueError(f"load_mask: a tensor mask must have shape (H, W) or (1, H, W), got {tuple(source.shape)}")
-        arr = arr.numpy()
-    elif isinstance(source, np.ndarray):
-        arr = source
     else:
         raise TypeError(f"load_mask: source must be a path, a PIL image, a numpy array or a tensor, "
                         f"got {type(source).__name__}")
+    name = str(source) if isinstance(source, (str, os.PathLike)) else f"the {type(source).__name__} mask"
     return _binarize(arr, name, threshold, foreground, palette)
 
 
@@ -325,20 +246,14 @@ def load_mask(source, *, threshold: float = 0.5, foreground=None, mat_key: Optio
     return mask
 
 
-# =========================================================================== resizing helpers
-def _resize_image(image: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False,
-                         antialias=True)[0].clamp(0, 1)
-
-
-def _resize_mask(mask: torch.Tensor, size: Tuple[int, int], threshold: float = 0.5) -> torch.Tensor:
-    """Bilinear (area-weighted when shrinking) then thresholded: {0, 1} at the new size."""
-    if tuple(mask.shape[-2:]) == tuple(size):
-        return mask
-    soft = F.interpolate(mask[None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)
-    return (soft[0] >= threshold).float()
+def _resize_pair(image: torch.Tensor, mask: torch.Tensor, size: Tuple[int, int]):
+    """Image ``(3, H, W)`` bilinear with antialiasing; mask ``(1, H, W)`` by area, thresholded at 0.5."""
+    if tuple(image.shape[-2:]) != tuple(size):
+        image = F.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True,
+                              align_corners=False)[0].clamp(0, 1)
+    if tuple(mask.shape[-2:]) != tuple(size):
+        mask = (F.interpolate(mask[None].float(), size=size, mode="area")[0] >= 0.5).float()
+    return image, mask
 
 
 # =========================================================================== augmentation
@@ -426,12 +341,15 @@ class PortraitAugment:
         return img.contiguous(), m.contiguous()
 
 
-def _range(pair, name: str) -> Tuple[float, float]:
-    """``(lo, hi)`` with ``0 < lo <= hi``."""
+def _range(pair, name: str, fraction: bool = False) -> Tuple[float, float]:
+    """``(lo, hi)`` with ``0 < lo <= hi``; a ``fraction``: one value means +- 0.02, and ``0 < lo < hi < 1``."""
+    if fraction and isinstance(pair, (int, float)) and not isinstance(pair, bool):
+        pair = (max(0.0, pair - 0.02), min(1.0, pair + 0.02))
     if (not isinstance(pair, (tuple, list)) or len(pair) != 2
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
-            or not 0 < pair[0] <= pair[1]):
-        raise InputError(f"{name} must be (lo, hi) with 0 < lo <= hi, got {pair!r}")
+            or not (0 < pair[0] < pair[1] < 1 if fraction else 0 < pair[0] <= pair[1])):
+        raise InputError(f"{name} must be (lo, hi) with " + ("0 < lo < hi < 1 (or one fraction)" if fraction
+                                                            else "0 < lo <= hi") + f", got {pair!r}")
     return float(pair[0]), float(pair[1])
 
 
@@ -440,18 +358,9 @@ class MaskSizeError(ValueError):
     """A mask whose size differs from its image's (a data error: fix it, or ``resize_masks=True``)."""
 
 
-def _list_files(folder: Path, extensions: Sequence[str], recursive: bool) -> list:
-    found, stack = [], [folder]
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for entry in it:
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir() and recursive:
-                    stack.append(Path(entry.path))
-                elif entry.is_file() and entry.name.lower().endswith(tuple(extensions)):
-                    found.append(Path(entry.path))
-    return sorted(found)
+def _list_files(folder: Path, extensions: Sequence[str]) -> list:
+    return sorted(p for p in folder.iterdir()
+                  if not p.name.startswith(".") and p.suffix.lower() in extensions and p.is_file())
 
 
 def _image_size(path: Path) -> Tuple[int, int]:
@@ -473,6 +382,17 @@ def _examples(items, k: int = 3) -> str:
     return ", ".join(items[:k]) + more
 
 
+def _augment_arg(augment, size, fn: str):
+    if augment == "train":
+        if size is None:
+            raise ValueError(f"{fn}: augment='train' needs size=(H, W)")
+        return PortraitAugment(size)
+    if augment is not None and not callable(augment):
+        raise ValueError(f"{fn}: augment must be None, 'train' or a callable (image, mask) -> (image, mask), "
+                         f"got {augment!r}")
+    return augment
+
+
 class PortraitFolder(Dataset):
     """(image, mask) pairs from a folder of images and a folder of masks (or one folder with both).
 
@@ -482,7 +402,7 @@ class PortraitFolder(Dataset):
     masks: folder of masks; ``None``: the same folder, where masks need a non-empty suffix
         (``x_mask.png``) or are ``.mat`` files.
     size: ``(H, W)`` (or one int): every sample is resized to it (image bilinear with antialiasing,
-        mask bilinear then thresholded at 0.5; the aspect ratio follows ``size``). ``None``: native size.
+        mask by area then thresholded at 0.5; the aspect ratio follows ``size``). ``None``: native size.
     augment: ``None``; ``"train"`` for :class:`PortraitAugment` ``(size)`` with its defaults; or a callable
         ``(image, mask) -> (image, mask)`` (a :class:`PortraitAugment`, say); its output is resized to
         ``size`` if it differs.
@@ -490,24 +410,25 @@ class PortraitFolder(Dataset):
         ``ext`` any image suffix or ``.mat``); when several exist, the first suffix in this order wins.
     strict: images without masks or masks without images raise ``ValueError`` (default: warn, skip).
     resize_masks: a mask whose size differs from its image is resized with nearest neighbour
-        (default: ``ValueError`` naming both files).
+        (default: :class:`MaskSizeError` naming both files).
     threshold, foreground, mat_key: passed to :func:`load_mask`.
     names: keep only these stems (a split); masks of other stems are not reported as orphans.
-    recursive: also list sub-folders.
 
     Returns ``(image, mask)``: float tensors ``(3, H, W)`` in [0, 1] and ``(1, H, W)`` in {0, 1}.
 
+    The folders are listed once (names only); files are decoded when a sample needs them.
     Unreadable files are skipped with a warning (``dataset.skipped``: stem -> reason) and the next
     pair is returned instead, so an epoch never stops on one bad file. All-background and
     all-foreground masks are kept and counted (``empty_masks``, ``full_masks``), as are thresholded
     non-binary masks (``thresholded_masks``); :meth:`report` summarises, :meth:`scan` checks every pair.
+    Counters are kept per process: with DataLoader workers, call ``scan()`` in the main process.
     """
 
     def __init__(self, images: PathLike, masks: Optional[PathLike] = None, *, size: Optional[Size] = None,
                  augment: Union[None, str, Callable] = None,
                  mask_suffixes: Sequence[str] = ("", "_mask", "_matte"), strict: bool = False,
                  resize_masks: bool = False, threshold: float = 0.5, foreground=None,
-                 mat_key: Optional[str] = None, names: Optional[Iterable[str]] = None, recursive: bool = False):
+                 mat_key: Optional[str] = None, names: Optional[Iterable[str]] = None):
         if not isinstance(images, (str, os.PathLike)):
             raise TypeError(f"PortraitFolder: images must be a folder path, got {type(images).__name__}")
         self.image_dir = Path(images)
@@ -516,34 +437,23 @@ class PortraitFolder(Dataset):
             if not folder.is_dir():
                 raise FileNotFoundError(f"PortraitFolder: {label} folder {folder} does not exist")
         self.size = None if size is None else check_size(size, "PortraitFolder: size")
-        if augment == "train":
-            if self.size is None:
-                raise ValueError("PortraitFolder: augment='train' needs size=(H, W)")
-            augment = PortraitAugment(self.size)
-        elif augment is not None and not callable(augment):
-            raise ValueError(f"PortraitFolder: augment must be None, 'train' or a callable (image, mask) -> "
-                             f"(image, mask), got {augment!r}")
-        self.augment = augment
-        if isinstance(mask_suffixes, str) or not all(isinstance(s, str) for s in mask_suffixes):
-            raise TypeError(f"PortraitFolder: mask_suffixes must be a sequence of strings, got {mask_suffixes!r}")
+        self.augment = _augment_arg(augment, self.size, "PortraitFolder")
+        if isinstance(mask_suffixes, str) or not mask_suffixes or not all(isinstance(s, str) for s in mask_suffixes):
+            raise TypeError(f"PortraitFolder: mask_suffixes must be a non-empty sequence of strings, "
+                            f"got {mask_suffixes!r}")
         self.mask_suffixes = tuple(mask_suffixes)
-        if not self.mask_suffixes:
-            raise ValueError("PortraitFolder: mask_suffixes is empty")
-        self.strict = bool(strict)
-        self.resize_masks = bool(resize_masks)
+        self.strict, self.resize_masks = bool(strict), bool(resize_masks)
         self.threshold = check_number(threshold, "PortraitFolder: threshold", low=0, high=1, low_open=True)
-        self.foreground = foreground
-        self.mat_key = mat_key
-        wanted = None if names is None else {str(n).lower() for n in names}
-        self._match(wanted, recursive)
+        self.foreground, self.mat_key = foreground, mat_key
+        self._match(None if names is None else {str(n).lower() for n in names})
         self._reset_counters()
 
     # -- listing ---------------------------------------------------------------------------
-    def _match(self, wanted: Optional[set], recursive: bool) -> None:
+    def _match(self, wanted: Optional[set]) -> None:
         suffixes = [s.lower() for s in self.mask_suffixes]
         same = self.image_dir.resolve() == self.mask_dir.resolve()
         if same:
-            files = _list_files(self.image_dir, MASK_EXTENSIONS, recursive)
+            files = _list_files(self.image_dir, MASK_EXTENSIONS)
             marked = [s for s in suffixes if s]
 
             def is_mask(p: Path) -> bool:
@@ -552,78 +462,61 @@ class PortraitFolder(Dataset):
             mask_files = [p for p in files if is_mask(p)]
             image_files = [p for p in files if not is_mask(p)]
         else:
-            image_files = _list_files(self.image_dir, IMAGE_EXTENSIONS, recursive)
-            mask_files = _list_files(self.mask_dir, MASK_EXTENSIONS, recursive)
+            image_files = _list_files(self.image_dir, IMAGE_EXTENSIONS)
+            mask_files = _list_files(self.mask_dir, MASK_EXTENSIONS)
 
         by_stem: dict = {}
         self.duplicates: list = []
         for p in image_files:
-            key = p.stem.lower()
-            if key in by_stem:
+            if p.stem.lower() in by_stem:
                 self.duplicates.append(p.name)
             else:
-                by_stem[key] = p
+                by_stem[p.stem.lower()] = p
         candidates: dict = {}  # stem -> [(priority, path)]
         orphans = []
         for p in mask_files:
             stem = p.stem.lower()
             keys = [(i, stem[: len(stem) - len(s)]) for i, s in enumerate(suffixes)
                     if stem.endswith(s) and len(stem) > len(s)]
-            for i, key in keys:
-                if key in by_stem:
-                    candidates.setdefault(key, []).append((i, p))
-                    break
-            else:
-                if wanted is None or any(k in wanted for _, k in keys):
-                    orphans.append(p.name)
-        self.ambiguous = {}
-        pairs, lonely = [], []
+            key = next((k for k in keys if k[1] in by_stem), None)
+            if key is not None:
+                candidates.setdefault(key[1], []).append((key[0], p))
+            elif wanted is None or any(k in wanted for _, k in keys):
+                orphans.append(p.name)
+        self.ambiguous, self.pairs, self.unmatched_images = {}, [], []
         for key in sorted(by_stem):
             if wanted is not None and key not in wanted:
                 continue
             found = sorted(candidates.get(key, []), key=lambda c: (c[0], c[1].suffix.lower() == ".mat", c[1].name))
             if not found:
-                lonely.append(by_stem[key].name)
+                self.unmatched_images.append(by_stem[key].name)
                 continue
             if len(found) > 1:
                 self.ambiguous[by_stem[key].name] = [c[1].name for c in found]
-            pairs.append((by_stem[key].stem, by_stem[key], found[0][1]))
-        self.pairs: list = pairs
-        self.unmatched_images: list = lonely
+            self.pairs.append((by_stem[key].stem, by_stem[key], found[0][1]))
         self.unmatched_masks: list = sorted(orphans)
         self.missing_names: list = sorted(wanted - set(by_stem)) if wanted is not None else []
 
-        problems = []
-        if lonely:
-            problems.append(f"{len(lonely)} of {len(lonely) + len(pairs)} image(s) have no mask "
-                            f"(e.g. {_examples(lonely)})")
-        if orphans:
-            problems.append(f"{len(orphans)} mask file(s) have no image (e.g. {_examples(orphans)})")
-        if self.missing_names:
-            problems.append(f"{len(self.missing_names)} requested name(s) have no image "
-                            f"(e.g. {_examples(self.missing_names)})")
+        ends = [f"{label}: {len(items)} (e.g. {_examples(items)})" for label, items in self._loose_ends() if items]
         where = (f"images in {self.image_dir}, masks in {self.mask_dir}" if not same
                  else f"images and masks in {self.image_dir}")
         rule = (f"masks are matched to images by file stem (case-insensitive) as <stem><suffix>.<ext> with "
                 f"suffix in {self.mask_suffixes} and ext one of {', '.join(MASK_EXTENSIONS)}")
-        if not pairs:
+        if not self.pairs:
             raise ValueError(f"PortraitFolder: no image/mask pairs ({where}; found {len(image_files)} image "
-                             f"file(s) and {len(mask_files)} mask file(s)). {'; '.join(problems)}. {rule}.")
-        if problems:
-            message = f"PortraitFolder ({where}): " + "; ".join(problems) + f". {rule}."
-            if self.strict:
+                             f"file(s) and {len(mask_files)} mask file(s)). {'; '.join(ends)}. {rule}.")
+        if ends:
+            message = f"PortraitFolder ({where}): {len(self.pairs)} pairs; " + "; ".join(ends) + f". {rule}."
+            if self.strict and (self.unmatched_images or orphans or self.missing_names):
                 raise ValueError(message + " (strict=True)")
-            warnings.warn(message + " Those files are skipped (strict=True makes this an error).", stacklevel=3)
-        if self.duplicates or self.ambiguous:
-            notes = []
-            if self.duplicates:
-                notes.append(f"{len(self.duplicates)} image(s) share a stem with another image and are "
-                             f"ignored (e.g. {_examples(self.duplicates)})")
-            if self.ambiguous:
-                first = next(iter(self.ambiguous.items()))
-                notes.append(f"{len(self.ambiguous)} image(s) have several masks; the first by mask_suffixes "
-                             f"order is used (e.g. {first[0]}: {', '.join(first[1])})")
-            warnings.warn("PortraitFolder: " + "; ".join(notes), stacklevel=3)
+            warnings.warn(message + " Unpaired files are skipped (strict=True makes that an error).", stacklevel=3)
+
+    def _loose_ends(self) -> list:
+        """(label, names) of what the listing could not pair one to one, for the warning and :meth:`report`."""
+        return [("images without mask", self.unmatched_images), ("masks without image", self.unmatched_masks),
+                ("requested names without image", self.missing_names),
+                ("duplicate image stems ignored", self.duplicates),
+                ("images with several masks (the first by mask_suffixes order is used)", list(self.ambiguous))]
 
     def _reset_counters(self) -> None:
         self.skipped: dict = {}
@@ -669,10 +562,10 @@ class PortraitFolder(Dataset):
             total = int(arr.sum())
             for kind, hit, store in (("background", total == 0, self.empty_masks),
                                      ("foreground", total == arr.size, self.full_masks)):
+                if hit and not store:
+                    warnings.warn(f"PortraitFolder: the mask {mask_path.name} is all {kind}; kept (valid), "
+                                  f"and counted in .report()", stacklevel=4)
                 if hit:
-                    if not store:
-                        warnings.warn(f"PortraitFolder: the mask {mask_path.name} is all {kind}; kept (valid), "
-                                      f"and counted in .report()", stacklevel=4)
                     store.add(stem)
         if tuple(mask.shape[-2:]) != (h, w):
             mh, mw = mask.shape[-2:]
@@ -680,42 +573,47 @@ class PortraitFolder(Dataset):
                 hint = (" (the sizes are transposed: the photo may carry an EXIF rotation that the mask lacks)"
                         if (mh, mw) == (w, h) else "")
                 raise MaskSizeError(f"PortraitFolder: mask {mask_path} is {mh}x{mw} (HxW) but its image "
-                                 f"{image_path} is {h}x{w}{hint}; fix the file or pass resize_masks=True to "
-                                 f"resize masks with nearest neighbour")
+                                    f"{image_path} is {h}x{w}{hint}; fix the file or pass resize_masks=True to "
+                                    f"resize masks with nearest neighbour")
             self.size_mismatches[stem] = f"mask {mh}x{mw}, image {h}x{w}"
             mask = F.interpolate(mask[None], size=(h, w), mode="nearest")[0]
         return image, mask
 
-    def _transform(self, image: torch.Tensor, mask: torch.Tensor):
-        if self.augment is not None:
-            image, mask = self.augment(image, mask)
-            if mask.dim() == 2:
-                mask = mask[None]
-        if self.size is not None:
-            image = _resize_image(image, self.size)
-            mask = _resize_mask(mask, self.size)
-        return image.float().contiguous(), mask.float().contiguous()
+    def _try_load(self, k: int, decode_image: bool = True):
+        """:meth:`_load`, or ``None`` with the reason kept in ``skipped`` when a file is unreadable.
+
+        A :class:`MaskSizeError` is raised: a data error to fix, not a bad file to skip.
+        """
+        stem = self.pairs[k][0]
+        if stem in self.skipped:
+            return None
+        try:
+            return self._load(k, decode_image)
+        except MaskSizeError:
+            raise
+        except (ValueError, OSError) as exc:
+            self.skipped[stem] = str(exc)
+            return None
 
     def __getitem__(self, index: int):
         n = len(self.pairs)
         if not -n <= index < n:
             raise IndexError(f"PortraitFolder: index {index} out of range for {n} pairs")
-        index %= n
         for attempt in range(n):
             k = (index + attempt) % n
-            stem = self.pairs[k][0]
-            if stem in self.skipped:
-                continue
-            try:
-                image, mask = self._load(k)
-            except MaskSizeError:
-                raise  # a data error to fix, not a bad file to skip
-            except (ValueError, OSError) as exc:
-                self.skipped[stem] = str(exc)
+            stem, known = self.pairs[k][0], self.pairs[k][0] in self.skipped
+            pair = self._try_load(k)
+            if pair is not None:
+                image, mask = pair
+                if self.augment is not None:
+                    image, mask = self.augment(image, mask)
+                    mask = mask[None] if mask.dim() == 2 else mask
+                if self.size is not None:
+                    image, mask = _resize_pair(image, mask, self.size)
+                return image.float().contiguous(), mask.float().contiguous()
+            if not known:
                 warnings.warn(f"PortraitFolder: skipping pair {stem!r} ({len(self.skipped)} skipped so far): "
-                              f"{exc}", stacklevel=2)
-                continue
-            return self._transform(image, mask)
+                              f"{self.skipped[stem]}", stacklevel=2)
         raise ValueError(f"PortraitFolder: none of the {n} pairs is readable: "
                          f"{_examples(f'{k}: {v}' for k, v in self.skipped.items())}")
 
@@ -732,15 +630,11 @@ class PortraitFolder(Dataset):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for k in tqdm(range(len(self.pairs)), desc="scan", disable=not progress, leave=False):
-                stem, image_path, mask_path = self.pairs[k]
-                if stem in self.skipped or stem in self.size_mismatches:
-                    continue
-                try:
-                    self._load(k, decode_image=decode_images)
-                except MaskSizeError as exc:
-                    self.size_mismatches[stem] = str(exc)
-                except (ValueError, OSError) as exc:
-                    self.skipped[stem] = str(exc)
+                if self.pairs[k][0] not in self.size_mismatches:
+                    try:
+                        self._try_load(k, decode_image=decode_images)
+                    except MaskSizeError as exc:
+                        self.size_mismatches[self.pairs[k][0]] = str(exc)
         return self.report()
 
     def readable(self, limit: Optional[int] = None, progress: bool = False) -> "PortraitFolder":
@@ -765,50 +659,25 @@ class PortraitFolder(Dataset):
             for k in tqdm(range(len(self.pairs)), desc="checking pairs", disable=not progress, leave=False):
                 if limit is not None and len(keep) >= limit:
                     break
-                stem = self.pairs[k][0]
-                if stem in self.skipped:
-                    continue
-                try:
-                    self._load(k)
-                except MaskSizeError:
-                    raise
-                except (ValueError, OSError) as exc:
-                    self.skipped[stem] = str(exc)
-                    continue
-                keep.append(stem)
+                if self._try_load(k) is not None:
+                    keep.append(self.pairs[k][0])
+        skipped = _examples(f"{k}: {v}" for k, v in self.skipped.items())
         if self.skipped:
             warnings.warn(f"PortraitFolder: skipped {len(self.skipped)} unreadable pair(s) of {len(self.pairs)} "
-                          f"(e.g. {_examples(f'{k}: {v}' for k, v in self.skipped.items())})", stacklevel=2)
+                          f"(e.g. {skipped})", stacklevel=2)
         if not keep and self.pairs:
             raise ValueError(f"PortraitFolder: none of the {len(self.pairs)} pairs is readable "
-                             f"(images {self.image_dir}, masks {self.mask_dir})"
-                             + (f": {_examples(f'{k}: {v}' for k, v in self.skipped.items())}"
-                                if self.skipped else ""))
+                             f"(images {self.image_dir}, masks {self.mask_dir})" + (f": {skipped}" if skipped else ""))
         out = self.subset(keep)
-        kept = set(keep)
-        out.skipped = dict(self.skipped)
-        out.empty_masks = self.empty_masks & kept
-        out.full_masks = self.full_masks & kept
-        out.thresholded_masks = self.thresholded_masks & kept
-        out._seen = self._seen & kept
-        out.all_readable = True
+        out.skipped, out.all_readable = dict(self.skipped), True
+        for counter in ("empty_masks", "full_masks", "thresholded_masks", "_seen"):
+            setattr(out, counter, getattr(self, counter) & set(keep))
         return out
 
     def report(self) -> str:
         """A summary: pairs, unmatched files, skipped files, empty/full and thresholded masks."""
         lines = [f"PortraitFolder: {len(self)} pairs (images {self.image_dir}, masks {self.mask_dir})"]
-        if self.unmatched_images:
-            lines.append(f"  images without mask: {len(self.unmatched_images)} "
-                         f"(e.g. {_examples(self.unmatched_images)})")
-        if self.unmatched_masks:
-            lines.append(f"  masks without image: {len(self.unmatched_masks)} (e.g. {_examples(self.unmatched_masks)})")
-        if self.missing_names:
-            lines.append(f"  requested names without image: {len(self.missing_names)} "
-                         f"(e.g. {_examples(self.missing_names)})")
-        if self.duplicates:
-            lines.append(f"  duplicate image stems ignored: {len(self.duplicates)} (e.g. {_examples(self.duplicates)})")
-        if self.ambiguous:
-            lines.append(f"  images with several masks: {len(self.ambiguous)} (e.g. {_examples(self.ambiguous)})")
+        lines += [f"  {label}: {len(items)} (e.g. {_examples(items)})" for label, items in self._loose_ends() if items]
         lines.append(f"  skipped (unreadable): {len(self.skipped)}"
                      + (f" (e.g. {_examples(f'{k}: {v}' for k, v in self.skipped.items())})" if self.skipped else ""))
         for label, store in (("size mismatches", self.size_mismatches), ("all-background masks", self.empty_masks),
@@ -830,12 +699,8 @@ class PortraitFolder(Dataset):
         keep = {str(n).lower() for n in names}
         out = copy.copy(self)
         out.pairs = [p for p in self.pairs if p[0].lower() in keep]
-        if augment == "train":
-            if self.size is None:
-                raise ValueError("PortraitFolder.subset: augment='train' needs the dataset's size")
-            augment = PortraitAugment(self.size)
         if augment != "same":
-            out.augment = augment
+            out.augment = _augment_arg(augment, self.size, "PortraitFolder.subset")
         out._reset_counters()
         return out
 
@@ -843,21 +708,6 @@ class PortraitFolder(Dataset):
         """``(train, val)`` by :func:`train_val_split`; ``val`` is not augmented."""
         train, val = train_val_split(self.names, val_fraction=val_fraction, seed=seed)
         return self.subset(train), self.subset(val, augment=None)
-
-
-def _split_key(name) -> str:
-    text = str(name)
-    p = Path(text)
-    if p.suffix.lower() in MASK_EXTENSIONS:
-        text = p.stem
-    elif isinstance(name, os.PathLike):
-        text = p.name
-    return text.lower()
-
-
-def _val_score(key: str, seed: int) -> float:
-    digest = hashlib.sha256(f"{seed}\x00{key}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 
 def train_val_split(dataset_or_names, val_fraction: float = 0.15, seed: int = 0):
@@ -883,7 +733,11 @@ def train_val_split(dataset_or_names, val_fraction: float = 0.15, seed: int = 0)
                         f"got {type(dataset_or_names).__name__}")
     train, val = [], []
     for name in dataset_or_names:
-        (val if _val_score(_split_key(name), seed) < val_fraction else train).append(name)
+        p = Path(str(name))
+        key = (p.stem if p.suffix.lower() in MASK_EXTENSIONS else p.name if isinstance(name, os.PathLike)
+               else str(name)).lower()
+        score = int.from_bytes(hashlib.sha256(f"{seed}\x00{key}".encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
+        (val if score < val_fraction else train).append(name)
     return train, val
 
 
@@ -920,24 +774,14 @@ def _eg1800_data(root: Path) -> Path:
 
 
 def _index_list(path: Path, variable: str) -> list:
-    import scipy.io
-
     if not path.is_file():
         raise FileNotFoundError(f"eg1800: {path} is missing; it lists the test images (use split='all' "
                                 f"without it)")
-    try:
-        data = scipy.io.loadmat(str(path))
-    except Exception as exc:
-        raise ValueError(f"eg1800: {path} is not a readable .mat file ({type(exc).__name__}: {exc})") from None
-    arrays = {k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)
-              and np.issubdtype(v.dtype, np.number)}
-    if variable in arrays:
-        values = arrays[variable]
-    elif len(arrays) == 1:
-        values = next(iter(arrays.values()))
-    else:
+    arrays = {k: v for k, v in _mat_variables(path).items()
+              if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number)}
+    if variable not in arrays and len(arrays) != 1:
         raise ValueError(f"eg1800: {path} has no variable {variable!r} (variables: {', '.join(arrays) or 'none'})")
-    values = np.asarray(values).ravel()
+    values = np.asarray(arrays.get(variable, next(iter(arrays.values())))).ravel()
     if values.size == 0 or (values <= 0).any() or (values != np.round(values)).any():
         raise ValueError(f"eg1800: {path} must list positive image numbers, got {values[:5].tolist()}...")
     return [f"{int(v):05d}" for v in values]
@@ -968,7 +812,7 @@ def eg1800(root: PathLike, split: str = "train", **kwargs) -> PortraitFolder:
             names = test
         else:
             held = set(test)
-            names = [p.stem for p in _list_files(images, IMAGE_EXTENSIONS, False) if p.stem not in held]
+            names = [p.stem for p in _list_files(images, IMAGE_EXTENSIONS) if p.stem not in held]
     return PortraitFolder(images, masks, names=names, **kwargs)
 
 
@@ -1008,10 +852,13 @@ def _background(rng: np.random.Generator, h: int, w: int, kind: str, pool, blur:
         return np.ascontiguousarray(out)
     if kind == "flat":
         return np.broadcast_to(rng.uniform(0.1, 0.9, 3).astype(np.float32), (h, w, 3)).copy()
-    # "noise": a smooth random colour field
-    coarse = torch.from_numpy(rng.uniform(0.05, 0.95, (1, 3, 4, 4)).astype(np.float32))
-    smooth = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0]
-    return smooth.permute(1, 2, 0).clamp(0, 1).numpy().copy()
+    return np.clip(_smooth_field(rng, 3, h, w, 0.05, 0.95).transpose(1, 2, 0), 0, 1)  # "noise"
+
+
+def _smooth_field(rng: np.random.Generator, channels: int, h: int, w: int, lo: float, hi: float) -> np.ndarray:
+    """A smooth random field ``(C, h, w)``: 4 x 4 values uniform in [lo, hi], upsampled bicubically."""
+    coarse = torch.from_numpy(rng.uniform(lo, hi, (1, channels, 4, 4)).astype(np.float32))
+    return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0].numpy()
 
 
 def _fit_scale(render: Callable[[float], np.ndarray], target: float, lo: float, hi: float, iters: int = 18):
@@ -1027,17 +874,6 @@ def _fit_scale(render: Callable[[float], np.ndarray], target: float, lo: float, 
         else:
             hi = mid
     return best
-
-
-def _fraction_range(foreground_fraction, func: str) -> Tuple[float, float]:
-    if isinstance(foreground_fraction, (int, float)) and not isinstance(foreground_fraction, bool):
-        f = float(foreground_fraction)
-        foreground_fraction = (max(0.0, f - 0.02), min(1.0, f + 0.02))
-    if (not isinstance(foreground_fraction, (tuple, list)) or len(foreground_fraction) != 2
-            or not 0 < foreground_fraction[0] < foreground_fraction[1] < 1):
-        raise ValueError(f"{func}: foreground_fraction must be (lo, hi) with 0 < lo < hi < 1 (or one fraction), "
-                         f"got {foreground_fraction!r}")
-    return float(foreground_fraction[0]), float(foreground_fraction[1])
 
 
 def _render_portrait(rng: np.random.Generator, h: int, w: int, frac_range: Tuple[float, float],
@@ -1147,15 +983,10 @@ class SyntheticPortraits(Dataset):
                  foreground_fraction=(0.2, 0.6), backgrounds: str = "natural", cache: bool = True):
         check_int(n, "synthetic_portraits: n", minimum=1)
         check_int(seed, "synthetic_portraits: seed", minimum=0)
-        if backgrounds not in ("natural", "noise", "flat"):
-            raise ValueError(f"synthetic_portraits: backgrounds must be 'natural', 'noise' or 'flat', "
-                             f"got {backgrounds!r}")
+        self.backgrounds = check_choice(backgrounds, ("natural", "noise", "flat"), "synthetic_portraits: backgrounds")
         self.n, self.seed = n, seed
-        self.size = check_size(size, "synthetic_portraits: size")
-        if min(self.size) < 16:
-            raise ValueError(f"synthetic_portraits: size must be at least 16x16, got {self.size}")
-        self.foreground_fraction = _fraction_range(foreground_fraction, "synthetic_portraits")
-        self.backgrounds = backgrounds
+        self.size = check_size(size, "synthetic_portraits: size", minimum=16)
+        self.foreground_fraction = _range(foreground_fraction, "synthetic_portraits: foreground_fraction", fraction=True)
         self.cache = bool(cache)
         self._cache: dict = {}
         self._pool = _background_pool() if backgrounds == "natural" else ()
@@ -1235,10 +1066,8 @@ def imbalanced_blobs(n: int, size: Size = 64, *, seed: int = 0, foreground_fract
     """
     check_int(n, "imbalanced_blobs: n", minimum=1)
     check_int(seed, "imbalanced_blobs: seed", minimum=0)
-    h, w = check_size(size, "imbalanced_blobs: size")
-    if min(h, w) < 8:
-        raise ValueError(f"imbalanced_blobs: size must be at least 8x8, got {(h, w)}")
-    lo, hi = _fraction_range(foreground_fraction, "imbalanced_blobs")
+    h, w = check_size(size, "imbalanced_blobs: size", minimum=8)
+    lo, hi = _range(foreground_fraction, "imbalanced_blobs: foreground_fraction", fraction=True)
     if (not isinstance(blobs, (tuple, list)) or len(blobs) != 2 or not 1 <= blobs[0] <= blobs[1]):
         raise ValueError(f"imbalanced_blobs: blobs must be (min, max) counts with 1 <= min <= max, got {blobs!r}")
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
@@ -1268,9 +1097,7 @@ def imbalanced_blobs(n: int, size: Size = 64, *, seed: int = 0, foreground_fract
             raise RuntimeError(f"imbalanced_blobs: could not reach a foreground fraction in {lo}..{hi} "
                                f"at {h}x{w}; widen foreground_fraction or enlarge size")
         mask = render(s)
-        coarse = torch.from_numpy(rng.uniform(0.2, 0.6, (1, 1, 4, 4)).astype(np.float32))
-        background = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0, 0].numpy()
-        image = background + contrast * mask + rng.normal(0, noise, (h, w))
+        image = _smooth_field(rng, 1, h, w, 0.2, 0.6)[0] + contrast * mask + rng.normal(0, noise, (h, w))
         images[i] = np.clip(image, 0, 1)
         masks[i] = mask
     return torch.from_numpy(images)[:, None], torch.from_numpy(masks)[:, None]

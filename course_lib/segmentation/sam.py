@@ -24,6 +24,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..core.checks import check_choice, check_int, check_number
+
 __all__ = ["SAM_CHECKPOINTS", "SAM_URL", "PROMPTS", "find_sam_checkpoint", "sam_status", "load_sam",
            "box_from_mask", "center_point", "sam_segment", "compare_with_sam"]
 
@@ -34,21 +36,10 @@ ENV_VAR = "COURSE_SAM_CHECKPOINT"
 PROMPTS = ("pspnet_box", "true_box", "center_point")
 
 
-def _check_model_type(model_type: str, fn: str) -> str:
-    if model_type not in SAM_CHECKPOINTS:
-        raise ValueError(f"{fn}: model_type must be one of {sorted(SAM_CHECKPOINTS)}, got {model_type!r}")
-    return model_type
-
-
 def _search_dirs():
     from ..core.datasets import cache_dir
 
-    dirs = [cache_dir() / "sam"]
-    try:
-        dirs.append(Path(torch.hub.get_dir()) / "checkpoints")
-    except Exception:  # pragma: no cover - torch.hub always has a dir
-        pass
-    return dirs
+    return [cache_dir() / "sam", Path(torch.hub.get_dir()) / "checkpoints"]
 
 
 def find_sam_checkpoint(model_type: str = "vit_b", checkpoint=None) -> Optional[Path]:
@@ -57,7 +48,7 @@ def find_sam_checkpoint(model_type: str = "vit_b", checkpoint=None) -> Optional[
     An explicit ``checkpoint`` (or ``$COURSE_SAM_CHECKPOINT``) that does not exist is an error, not ``None``:
     a path the user gave must not be silently ignored.
     """
-    _check_model_type(model_type, "find_sam_checkpoint")
+    check_choice(model_type, SAM_CHECKPOINTS, "find_sam_checkpoint: model_type")
     given = checkpoint if checkpoint is not None else (os.environ.get(ENV_VAR, "").strip() or None)
     if given is not None:
         path = Path(given).expanduser()
@@ -74,7 +65,7 @@ def find_sam_checkpoint(model_type: str = "vit_b", checkpoint=None) -> Optional[
 
 def sam_status(model_type: str = "vit_b", checkpoint=None) -> Tuple[bool, str]:
     """``(available, message)``: whether SAM can run here, and what to do if not."""
-    _check_model_type(model_type, "sam_status")
+    check_choice(model_type, SAM_CHECKPOINTS, "sam_status: model_type")
     try:
         import segment_anything  # noqa: F401
     except ImportError:
@@ -121,8 +112,7 @@ def box_from_mask(mask, margin: float = 0.0) -> np.ndarray:
 
     ``margin`` widens the box by that fraction of its size on each side, clipped to the image.
     """
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 1:
-        raise ValueError(f"box_from_mask: margin must be a number in [0, 1], got {margin!r}")
+    check_number(margin, "box_from_mask: margin", low=0, high=1)
     m = _mask2d(mask, "box_from_mask")
     ys, xs = np.nonzero(m)
     if ys.size == 0:
@@ -196,9 +186,7 @@ def compare_with_sam(model: torch.nn.Module, data, predictor, *, size=None, prom
         raise ValueError(f"compare_with_sam: prompts must be a non-empty subset of {PROMPTS}, got {list(prompts)}")
     if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or len(data) == 0:
         raise ValueError("compare_with_sam: data must be a non-empty dataset of (image, mask) pairs")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
-        raise ValueError(f"compare_with_sam: limit must be None or an int >= 1, got {limit!r}")
-    n = len(data) if limit is None else min(int(limit), len(data))
+    n = len(data) if limit is None else min(check_int(limit, "compare_with_sam: limit", minimum=1), len(data))
     rows, no_prompt = [], 0
     for i in tqdm(range(n), desc="compare_with_sam", disable=not progress):
         image, truth = data[i]

@@ -13,7 +13,9 @@
 """
 from __future__ import annotations
 
-import math
+import copy
+import functools
+from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
 
 import torch
@@ -21,7 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..core.checks import check_size
+from ..core.checks import InputError, check_choice, check_int, check_number, check_size, check_tensor
 from . import losses as L
 from .metrics import IoUMeter, iou
 
@@ -32,22 +34,6 @@ __all__ = ["LOSSES", "make_loss", "PreloadedPortraits", "poly_schedule", "train_
 LOSSES = ("bce", "jaccard", "combined", "dice", "focal", "lovasz")
 
 
-def _base_loss(name: str, jaccard_weight: float) -> Callable:
-    if name == "bce":
-        return lambda p, t: L.bce_loss(p, t)
-    if name == "jaccard":
-        return lambda p, t: L.soft_jaccard_loss(p, t)
-    if name == "combined":
-        return lambda p, t: L.combined_loss(p, t, jaccard_weight)
-    if name == "dice":
-        return lambda p, t: L.dice_loss(p, t)
-    if name == "focal":
-        return lambda p, t: L.focal_loss(p, t)
-    if name == "lovasz":
-        return lambda p, t: L.lovasz_hinge_loss(p, t)
-    raise ValueError(f"make_loss: name must be one of {LOSSES}, got {name!r}")
-
-
 def make_loss(name: str = "combined", *, jaccard_weight: float = 0.5, aux_weight: float = 0.4) -> Callable:
     """``loss(outputs, target) -> (scalar, logs)`` for :func:`core.training.fit`.
 
@@ -56,9 +42,11 @@ def make_loss(name: str = "combined", *, jaccard_weight: float = 0.5, aux_weight
     ``aux_weight`` (0.4 in the PSPNet paper). ``logs`` holds the main loss, the
     soft IoU and the hard IoU of the batch, so that a training curve shows them.
     """
-    if not 0 <= float(aux_weight):
-        raise ValueError(f"make_loss: aux_weight must be >= 0, got {aux_weight!r}")
-    base = _base_loss(name, jaccard_weight)
+    check_choice(name, LOSSES, "make_loss: name")
+    check_number(aux_weight, "make_loss: aux_weight", low=0)
+    base = {"bce": L.bce_loss, "jaccard": L.soft_jaccard_loss, "dice": L.dice_loss, "focal": L.focal_loss,
+            "lovasz": L.lovasz_hinge_loss,
+            "combined": functools.partial(L.combined_loss, jaccard_weight=jaccard_weight)}[name]
 
     def loss(outputs, target):
         out = outputs["out"] if isinstance(outputs, dict) else outputs
@@ -72,6 +60,35 @@ def make_loss(name: str = "combined", *, jaccard_weight: float = 0.5, aux_weight
 
     loss.__name__ = f"{name}_loss"
     return loss
+
+
+def _pairs(data, limit: Optional[int], fn: str):
+    """``(data, n, get)`` for a dataset of ``(image, mask)`` pairs or a pair of tensors, checked once.
+
+    A :class:`~course_lib.segmentation.portraits.PortraitFolder` becomes its ``readable`` view: its
+    ``__getitem__`` serves the next readable pair in place of an unreadable one (so that training never
+    stops), which would count that pair twice.
+    """
+    from .portraits import PortraitFolder
+
+    if isinstance(data, PortraitFolder):
+        data = data.readable(limit=limit)
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        images, masks = data
+        if images.dim() != 4 or images.shape[1] != 3 or masks.dim() != 4 or masks.shape[1] != 1 \
+                or images.shape[0] != masks.shape[0] or images.shape[-2:] != masks.shape[-2:]:
+            raise InputError(f"{fn}: expected images (N, 3, H, W) and masks (N, 1, H, W) of the same N, H, W; "
+                             f"got {tuple(images.shape)} and {tuple(masks.shape)}")
+        n, get = images.shape[0], lambda i: (images[i], masks[i])
+    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        n, get = len(data), data.__getitem__
+    else:
+        raise InputError(f"{fn}: data must be a dataset of (image, mask) pairs or a pair of tensors, "
+                         f"got {type(data).__name__}")
+    n = n if limit is None else min(n, check_int(limit, f"{fn}: limit", minimum=1))
+    if n == 0:
+        raise InputError(f"{fn}: no images (the data holds no image/mask pairs)")
+    return data, n, get
 
 
 class PreloadedPortraits(Dataset):
@@ -97,45 +114,32 @@ class PreloadedPortraits(Dataset):
 
     def __init__(self, source, size, *, augment: Optional[Callable] = None, limit: Optional[int] = None,
                  progress: bool = True, cache=None):
+        from .portraits import _resize_pair
+
         self.size = check_size(size, "PreloadedPortraits: size", minimum=8)
         if augment is not None and not callable(augment):
             raise TypeError(f"PreloadedPortraits: augment must be callable or None, got {type(augment).__name__}")
         self.augment = augment
-        if isinstance(source, (tuple, list)) and len(source) == 2 and all(isinstance(t, torch.Tensor) for t in source):
-            images, masks = source
-            if images.dim() != 4 or images.shape[1] != 3 or masks.dim() != 4 or masks.shape[1] != 1 \
-                    or images.shape[0] != masks.shape[0] or images.shape[-2:] != masks.shape[-2:]:
-                raise ValueError(f"PreloadedPortraits: expected images (N, 3, H, W) and masks (N, 1, H, W) of "
-                                 f"the same N, H, W; got {tuple(images.shape)} and {tuple(masks.shape)}")
-            n = images.shape[0] if limit is None else min(limit, images.shape[0])
-            items = ((images[i], masks[i]) for i in range(n))
-        else:
-            if not (hasattr(source, "__getitem__") and hasattr(source, "__len__")):
-                raise TypeError(f"PreloadedPortraits: source must be a dataset of (image, mask) pairs or a pair of "
-                                f"tensors, got {type(source).__name__}")
-            from .portraits import PortraitFolder
-
-            if isinstance(source, PortraitFolder):  # distinct readable pairs, never a stand-in for a bad one
-                source = source.readable(limit=limit)
-            n = len(source) if limit is None else min(limit, len(source))
-            items = (source[i] for i in range(n))
-        if n == 0:
-            raise ValueError("PreloadedPortraits: the source holds no image/mask pairs")
+        source, n, get = _pairs(source, limit, "PreloadedPortraits")
         key = self._cache_key(source, n) if cache is not None else None
-        if key is None:
-            cache = None  # only a PortraitFolder's files can be fingerprinted
-        if cache is not None and self._load_cache(cache, key):
-            return
-        h, w = self.size
-        self.images = torch.empty(n, 3, h, w, dtype=torch.uint8)
-        self.masks = torch.empty(n, 1, h, w, dtype=torch.uint8)
-        for i, (img, mask) in enumerate(tqdm(items, total=n, desc="loading portraits", disable=not progress)):
-            img = F.interpolate(img[None].float(), size=self.size, mode="bilinear", antialias=True,
-                                align_corners=False)[0]
-            mask = F.interpolate(mask[None].float(), size=self.size, mode="area")[0] >= 0.5
+        if key is not None and Path(cache).is_file():
+            try:
+                saved = torch.load(cache, map_location="cpu", weights_only=True)
+            except Exception as exc:  # a corrupt cache is only a cache: decode again
+                import warnings
+
+                warnings.warn(f"PreloadedPortraits: ignoring unreadable cache {cache} ({type(exc).__name__})")
+                saved = {}
+            if saved.get("key") == key:
+                self.images, self.masks = saved["images"], saved["masks"]
+                return
+        self.images = torch.empty(n, 3, *self.size, dtype=torch.uint8)
+        self.masks = torch.empty(n, 1, *self.size, dtype=torch.uint8)
+        for i in tqdm(range(n), desc="loading portraits", disable=not progress):
+            img, mask = _resize_pair(*get(i), self.size)
             self.images[i] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
-            self.masks[i] = mask.to(torch.uint8)
-        if cache is not None:
+            self.masks[i] = mask >= 0.5
+        if key is not None:
             from ..core.checkpoints import atomic_save
 
             atomic_save({"key": key, "images": self.images, "masks": self.masks}, cache)
@@ -147,31 +151,13 @@ class PreloadedPortraits(Dataset):
 
         pairs = getattr(source, "pairs", None)
         if not isinstance(pairs, list) or len(pairs) < n:
-            return None
+            return None  # only a PortraitFolder's files can be fingerprinted
         h = hashlib.sha256()
         for _, img, mask in pairs[:n]:
             for f in (img, mask):
                 st = os.stat(f)
                 h.update(f"{os.path.abspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         return {"n": n, "size": list(self.size), "files": h.hexdigest()}
-
-    def _load_cache(self, cache, key) -> bool:
-        """Reuse tensors decoded by an earlier run (same names, count and size); False if stale or absent."""
-        from pathlib import Path
-
-        if not Path(cache).is_file():
-            return False
-        try:
-            saved = torch.load(cache, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a corrupt cache is only a cache: decode again
-            import warnings
-
-            warnings.warn(f"PreloadedPortraits: ignoring unreadable cache {cache} ({type(exc).__name__})")
-            return False
-        if saved.get("key") != key:
-            return False
-        self.images, self.masks = saved["images"], saved["masks"]
-        return True
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -190,8 +176,7 @@ class PreloadedPortraits(Dataset):
 
 def poly_schedule(steps: int, power: float = 0.9, warmup: int = 0) -> Callable:
     """``optimizer -> LambdaLR``: linear warm-up, then ``(1 - t/steps)^power`` (the PSPNet paper's "poly")."""
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"poly_schedule: steps must be a positive int, got {steps!r}")
+    check_int(steps, "poly_schedule: steps", minimum=1)
 
     def factor(step: int) -> float:
         if warmup and step < warmup:
@@ -239,18 +224,15 @@ def train_segmentation(model: torch.nn.Module, train_data, val_data=None, *, ste
 TTA = {"scales": (1.0, 1.25), "flip": True}
 
 
-def _check_tta(scales, flip, fn: str) -> Tuple[Tuple[float, ...], bool]:
-    if isinstance(scales, (int, float)) and not isinstance(scales, bool):
-        scales = (scales,)
-    if (not isinstance(scales, (tuple, list)) or not scales
-            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and 0.25 <= s <= 4 for s in scales)):
-        raise ValueError(f"{fn}: scales must be a non-empty sequence of factors in [0.25, 4], got {scales!r}")
+def _tta(scales, flip, fn: str) -> Tuple[Tuple[float, ...], bool]:
+    scales = (scales,) if isinstance(scales, (int, float)) else scales
+    if not isinstance(scales, (tuple, list)) or not scales:
+        raise InputError(f"{fn}: scales must be a non-empty sequence of factors in [0.25, 4], got {scales!r}")
     if not isinstance(flip, bool):
-        raise ValueError(f"{fn}: flip must be True or False, got {flip!r}")
-    return tuple(float(s) for s in scales), flip
+        raise InputError(f"{fn}: flip must be True or False, got {flip!r}")
+    return tuple(check_number(s, f"{fn}: scales[{i}]", low=0.25, high=4) for i, s in enumerate(scales)), flip
 
 
-@torch.no_grad()
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, *, size=None, scales=(1.0,),
                    flip: bool = False) -> torch.Tensor:
     """Logits ``(N, 1, H, W)`` of ``model`` for ``images`` ``(N, 3, H, W)`` in [0, 1], at the images' size.
@@ -263,18 +245,21 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, *, size=None, s
     image (its logits mirrored back); the logits of all runs are averaged.
     ``scales=(1.0, 1.25), flip=True`` (:data:`TTA`) costs about 5x one pass.
     """
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"predict_logits: images must be a tensor (N, 3, H, W), got "
-                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
-    scales, flip = _check_tta(scales, flip, "predict_logits")
+    check_tensor(images, "predict_logits: images", dims=4, channels=3, shape_hint="(N, 3, H, W)")
+    size = None if size is None else check_size(size, "predict_logits: size", minimum=8)
+    return _predict(model, images, size, *_tta(scales, flip, "predict_logits"))
+
+
+@torch.no_grad()
+def _predict(model: torch.nn.Module, images: torch.Tensor, size, scales, flip: bool) -> torch.Tensor:
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         h, w = images.shape[-2:]
         x0 = images.to(device).float()
-        base = check_size(size, "predict_logits: size", minimum=8) if size is not None else (h, w)
-        total, runs = None, 0
+        base = size or (h, w)
+        total, runs = 0, 0
         for scale in scales:
             target = base if scale == 1.0 else tuple(max(8, int(v * scale / 8 + 0.5) * 8) for v in base)
             x = x0 if target == (h, w) else F.interpolate(x0, size=target, mode="bilinear", antialias=True,
@@ -285,12 +270,10 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, *, size=None, s
                 out = out.flip(-1) if mirrored else out
                 if out.shape[-2:] != (h, w):
                     out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
-                total = out if total is None else total + out
-                runs += 1
-        out = total / runs
+                total, runs = total + out, runs + 1
     finally:
         model.train(was_training)
-    return out.float().cpu()
+    return (total / runs).float().cpu()
 
 
 def evaluate_segmentation(model: torch.nn.Module, data, *, size=None, threshold: float = 0.5,
@@ -306,46 +289,23 @@ def evaluate_segmentation(model: torch.nn.Module, data, *, size=None, threshold:
     (an empty mask predicted empty counts as IoU 1). ``scales``, ``flip``:
     test-time augmentation, see :func:`predict_logits`.
     """
-    from .portraits import PortraitFolder
-
-    scales, flip = _check_tta(scales, flip, "evaluate_segmentation")
-    skipped = 0
-    if isinstance(data, PortraitFolder):
-        # Score only pairs that decode: the folder's __getitem__ serves the next readable pair in
-        # place of an unreadable one (so that training never stops), which would count it twice.
-        data = data.readable(limit=limit)
-        skipped = len(data.skipped)
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        images, masks = data
-        n = images.shape[0]
-        get = lambda i: (images[i], masks[i])  # noqa: E731
-    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
-        n = len(data)
-        get = data.__getitem__
-    else:
-        raise TypeError(f"evaluate_segmentation: data must be a dataset of (image, mask) pairs or a pair of "
-                        f"tensors, got {type(data).__name__}")
-    if limit is not None:
-        n = min(n, int(limit))
-    if n == 0:
-        raise ValueError("evaluate_segmentation: no images to evaluate")
+    scales, flip = _tta(scales, flip, "evaluate_segmentation")
+    size = None if size is None else check_size(size, "evaluate_segmentation: size", minimum=8)
+    data, n, get = _pairs(data, limit, "evaluate_segmentation")
     meter = IoUMeter(threshold=threshold, from_logits=True)
     per_image = []
     for i in tqdm(range(n), desc="evaluate", disable=not progress):
         img, mask = get(i)
-        if img.dim() != 3 or mask.dim() not in (2, 3):
-            raise ValueError(f"evaluate_segmentation: item {i} must be (image (3, H, W), mask (1, H, W)), got "
-                             f"{tuple(img.shape)} and {tuple(mask.shape)}")
+        if img.dim() != 3 or mask.dim() not in (2, 3) or img.shape[-2:] != mask.shape[-2:]:
+            raise InputError(f"evaluate_segmentation: item {i}: image (3, H, W) and mask (1, H, W) must not differ "
+                             f"in size, got {tuple(img.shape)} and {tuple(mask.shape)}")
         mask = mask.reshape(1, 1, *mask.shape[-2:])
-        if img.shape[-2:] != mask.shape[-2:]:
-            raise ValueError(f"evaluate_segmentation: item {i}: image {tuple(img.shape[-2:])} and mask "
-                             f"{tuple(mask.shape[-2:])} differ in size")
-        logits = predict_logits(model, img[None], size=size, scales=scales, flip=flip)
+        logits = _predict(model, img[None], size, scales, flip)
         meter.update(logits, mask)
         per_image.append(float(iou(logits, mask, from_logits=True, threshold=threshold)[0]))
     result = meter.compute()
     result["per_image"] = per_image
-    result["n_skipped"] = skipped  # unreadable pairs left out of the scores
+    result["n_skipped"] = len(getattr(data, "skipped", {}))  # unreadable pairs left out of the scores
     return result
 
 
@@ -371,8 +331,6 @@ def load_pspnet(path) -> tuple:
 
 def pretrained() -> tuple:
     """The shipped portrait-segmentation PSPNet and its sidecar (how it was trained, its held-out IoU)."""
-    from pathlib import Path
-
     path = Path(__file__).resolve().parent.parent / "checkpoints" / SHIPPED
     if not path.is_file():
         raise FileNotFoundError(f"pretrained: the shipped checkpoint {path} is missing; reinstall course_lib or "
@@ -393,11 +351,8 @@ def compare_losses(train_data, val_data, *, losses: Sequence[str] = ("bce", "jac
     trained models by loss name. The notebook 06 experiment and the segmentation
     benchmark both call this, so the numbers in the README come from the same code.
     """
-    import copy
-
     for name in losses:
-        if name not in LOSSES:
-            raise ValueError(f"compare_losses: unknown loss {name!r}; choose from {LOSSES}")
+        check_choice(name, LOSSES, "compare_losses: each of losses")
     if model_fn is None:
         from .pspnet import pspnet
 

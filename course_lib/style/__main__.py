@@ -82,26 +82,18 @@ def _content_images(args):
 
 def cmd_train(args) -> int:
     from ..core.checkpoints import save_pretrained
-    from ..core.images import load_tensor
     from ..core.training import run_checkpoint_path
-    from .fast import TransformerNet, train_fast
-    from .inputs import as_rgb
+    from .fast import STYLE_LAYERS, TransformerNet, train_fast
+    from .features import VGGFeatures
+    from .inputs import as_rgb, fit_longer_side, resize
 
     _threads(args.threads)
     # the default run checkpoint is named after a hash of the run's settings: another training, another file
     run_ckpt = run_checkpoint_path(args.checkpoint, args.out, f"fast_style_{Path(args.out).stem}-{{run}}.pt")
     content, content_desc = _content_images(args)
-    style = as_rgb(load_tensor(args.style), "style")
+    style = as_rgb(args.style, "style")
     if max(style.shape[-2:]) > args.style_size:
-        import torch.nn.functional as F
-
-        h, w = style.shape[-2:]
-        k = args.style_size / max(h, w)
-        style = F.interpolate(style[None], size=(max(1, round(h * k)), max(1, round(w * k))), mode="bilinear",
-                              antialias=True, align_corners=False)[0].clamp(0, 1)
-    from .fast import STYLE_LAYERS
-    from .features import VGGFeatures
-
+        style = resize(style, fit_longer_side(*style.shape[-2:], args.style_size))
     features = VGGFeatures(layers=list(STYLE_LAYERS), arch="vgg16", weights="auto")
     print(f"loss network: VGG16, {features.weights_used} weights")
     out = Path(args.out)

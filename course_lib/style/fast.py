@@ -60,8 +60,7 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, features: nn.Module, style_image, *, content_weight: float = 1.0,
                  style_weight: float = 1e5, tv_weight: float = 1e-2,
-                 content_layer: str = CONTENT_LAYER, style_layers: Sequence[str] = STYLE_LAYERS,
-                 style_layer_weights: Sequence[float] | None = None):
+                 content_layer: str = CONTENT_LAYER, style_layers: Sequence[str] = STYLE_LAYERS):
         super().__init__()
         if not callable(features):
             raise InputError(f"PerceptualLoss: features must be a module returning a dict, "
@@ -73,11 +72,6 @@ class PerceptualLoss(nn.Module):
         self.content_layer, self.style_layers = content_layer, tuple(style_layers)
         if not self.style_layers:
             raise InputError("PerceptualLoss: style_layers is empty")
-        weights = [1.0] * len(self.style_layers) if style_layer_weights is None else list(style_layer_weights)
-        if len(weights) != len(self.style_layers):
-            raise InputError(f"PerceptualLoss: {len(weights)} style_layer_weights for "
-                             f"{len(self.style_layers)} style_layers")
-        self.style_layer_weights = [float(w) for w in weights]
         self.features = features
         if isinstance(features, nn.Module):
             features.eval().requires_grad_(False)
@@ -96,7 +90,11 @@ class PerceptualLoss(nn.Module):
                     raise InputError(f"PerceptualLoss: the style image is {s.shape[-1]}x{s.shape[-2]} pixels; "
                                      f"each side needs >= {min_side} pixels for the loss network "
                                      f"(it pools {min_side.bit_length() - 1} time(s) before its deepest layer)")
-                feats = self._checked_features(s[None].float().to(_module_device(features)))
+                feats = self.features(s[None].float().to(_module_device(features)))
+                missing = [k for k in (self.content_layer, *self.style_layers) if k not in feats]
+                if missing:
+                    raise KeyError(f"PerceptualLoss: the feature extractor did not return layer(s) {missing}; "
+                                   f"it returned {sorted(feats)}")
                 for k in self.style_layers:
                     grams[k].append(_gram(feats[k])[0])
         for j, k in enumerate(self.style_layers):
@@ -110,8 +108,8 @@ class PerceptualLoss(nn.Module):
         with torch.no_grad():
             fc = self.features(content)[self.content_layer]
         content_term = F.mse_loss(fp[self.content_layer].float(), fc.float())
-        style_term = sum(w * F.mse_loss(_gram(fp[k]), target.expand(len(pred), -1, -1))
-                         for (k, target), w in zip(self.target_grams().items(), self.style_layer_weights))
+        style_term = sum(F.mse_loss(_gram(fp[k]), target.expand(len(pred), -1, -1))
+                         for k, target in self.target_grams().items())
         parts = {"content": self.content_weight * content_term,
                  "style": self.style_weight * style_term,
                  "tv": self.tv_weight * total_variation(pred.float())}
@@ -120,16 +118,6 @@ class PerceptualLoss(nn.Module):
     def target_grams(self) -> dict[str, torch.Tensor]:
         """``{layer: (1, C, C)}``: the style targets computed at construction."""
         return {k: getattr(self, f"_gram_{j}") for j, k in enumerate(self.style_layers)}
-
-    def _checked_features(self, x: torch.Tensor) -> dict:
-        out = self.features(x)
-        if not isinstance(out, Mapping):
-            raise InputError(f"PerceptualLoss: features must return a dict name -> tensor, got {type(out).__name__}")
-        missing = [k for k in (self.content_layer, *self.style_layers) if k not in out]
-        if missing:
-            raise KeyError(f"PerceptualLoss: the feature extractor did not return layer(s) {missing}; "
-                           f"it returned {sorted(out)}")
-        return out
 
 
 def _gram(f: torch.Tensor) -> torch.Tensor:
@@ -242,7 +230,7 @@ def train_fast(content_images, style_image, *, size: int = 256, steps: int, batc
                lr: float = 1e-3, content_weight: float = 1.0, style_weight: float = 1e5,
                tv_weight: float = 1e-2, checkpoint=None, features: nn.Module | None = None,
                width: float = 1.0, progress: bool = True, seed: int = 0, model: TransformerNet | None = None,
-               device=None, **fit_kwargs):
+               **fit_kwargs):
     """Train a :class:`TransformerNet` for one style with :func:`core.training.fit`.
 
     ``content_images``: anything :class:`StyleContentData` takes, or a ready Dataset of ``(x, x)`` pairs.
@@ -250,7 +238,7 @@ def train_fast(content_images, style_image, *, size: int = 256, steps: int, batc
     ``VGGFeatures(layers=STYLE_LAYERS, arch="vgg16", weights="auto")``. ``checkpoint``: a path; calling
     again with the same path and settings resumes (a larger ``steps`` trains longer), a checkpoint of
     other settings (images, loss weights, width, lr, ...) is refused. Other keywords (``eval_every``,
-    ``checkpoint_every``, ``grad_clip``, ``callback``, ...) go to ``fit``.
+    ``checkpoint_every``, ``device``, ``callback``, ...) go to ``fit``.
 
     Returns ``fit``'s :class:`FitResult`; ``result.model`` is the trained net, ``result.extra["config"]``
     its config dict and ``result.extra["skipped"]`` the unreadable content files skipped (path -> reason).
@@ -278,8 +266,6 @@ def train_fast(content_images, style_image, *, size: int = 256, steps: int, batc
         model = TransformerNet(width=width)
     elif not isinstance(model, TransformerNet):
         raise InputError(f"train_fast: model must be a TransformerNet, got {type(model).__name__}")
-    if device is not None:
-        fit_kwargs["device"] = device
     # what defines the run besides what fit records (no schedule here: more steps train the same run longer)
     content = content_images
     if isinstance(content, StyleContentData):

@@ -6,29 +6,15 @@ named as in the papers: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1,
 ..., relu5_4`` (VGG16 has three convolutions in blocks 3-5, ending at
 ``relu5_3``). :func:`layer_names` lists them.
 
-* Input images are in [0, 1]; the ImageNet mean/std normalisation is applied
-  inside (``MEAN``, ``STD``), so callers never normalise by hand.
-* ReLUs are not in place (an in-place ReLU would overwrite the ``conv*``
-  activation we return).
-* The network is truncated after the last requested layer: asking for
-  ``conv4_2`` never computes block 5.
-* Frozen: every parameter has ``requires_grad=False`` and the module stays in
-  eval mode; gradients flow to the *input* only.
-* ``pooling="avg"`` replaces max pooling by average pooling, as Gatys et al.
-  (CVPR 2016) recommend for smoother gradients; ``"max"`` is the network as
-  trained (and what the PyTorch tutorial uses).
+Images in [0, 1] (the ImageNet ``MEAN``/``STD`` normalisation is applied inside); ReLUs not in place (an
+in-place ReLU would overwrite the ``conv*`` activation returned); truncated after the last layer asked for;
+frozen, so gradients flow to the *input* only. ``pooling="avg"`` replaces max pooling by average pooling,
+as Gatys et al. (CVPR 2016) recommend for smoother gradients; ``"max"`` is the network as trained.
 
-Weights (``weights=``):
-
-* ``"imagenet"``: torchvision's ImageNet weights (from the torch hub cache, or
-  downloaded); an error if neither works.
-* ``"random"``: seeded He initialisation followed by per-layer activation
-  normalisation (below).
-* ``"auto"`` (default): ImageNet weights if they are cached or can be
-  downloaded within a short timeout, else the random fallback. The
-  constructor always prints one line saying which weights were used and why,
-  and ``weights_used`` records it (``"imagenet"`` or ``"random (offline
-  fallback)"``/``"random"``).
+Weights: ``"imagenet"`` (torchvision's, from the torch hub cache or downloaded; an error if neither
+works), ``"random"`` (seeded He initialisation with per-layer normalisation, below), or ``"auto"``
+(default: ImageNet if cached or downloadable within a short timeout, else random). The constructor
+prints one line saying which weights it used and why; ``weights_used`` records it.
 
 Random weights still support texture synthesis (Ustyuzhaninov et al., ICLR
 2017) and style transfer (He, Wang & Hopcroft, NeurIPS 2016) provided the

@@ -59,15 +59,12 @@ def content_loss(features, targets, layer_weights=None) -> torch.Tensor:
         targets: the same structure for the content image (shapes must match).
         layer_weights: ``None`` (all 1), a sequence in the order of ``targets``, or a dict.
     """
-    feats, targs = _as_dict(features, "features"), _as_dict(targets, "targets")
-    weights = _layer_weights(list(targs), layer_weights)
     total = 0.0
-    for name, target in targs.items():
-        f = _layer(feats, name, "content_loss")
+    for name, w, f, target in _layers(features, targets, layer_weights, "content_loss"):
         if f.shape[1:] != target.shape[1:]:
             raise InputError(f"content_loss: layer {name!r} features {tuple(f.shape)} and target "
                              f"{tuple(target.shape)} differ; resize the content image to the output size")
-        total = total + weights[name] * F.mse_loss(f, target.expand_as(f))
+        total = total + w * F.mse_loss(f, target.expand_as(f))
     return total
 
 
@@ -111,15 +108,13 @@ def style_loss(features, target_grams, layer_weights=None) -> torch.Tensor:
         target_grams: ``(1 or N, C, C)`` or a dict ``layer -> (1 or N, C, C)`` (from :func:`style_targets`).
         layer_weights: ``None`` (all 1, as Gatys et al.), a sequence or a dict.
     """
-    feats, targs = _as_dict(features, "features"), _as_dict(target_grams, "target_grams")
-    weights = _layer_weights(list(targs), layer_weights)
     total = 0.0
-    for name, target in targs.items():
-        g = gram_matrix(_layer(feats, name, "style_loss"))
+    for name, w, f, target in _layers(features, target_grams, layer_weights, "style_loss"):
+        g = gram_matrix(f)
         if target.dim() != 3 or target.shape[1:] != g.shape[1:]:
             raise InputError(f"style_loss: layer {name!r} Gram {tuple(g.shape)} and target "
                              f"{tuple(target.shape)} differ (targets must be Gram matrices (N, C, C))")
-        total = total + weights[name] * F.mse_loss(g, target.expand_as(g))
+        total = total + w * F.mse_loss(g, target.expand_as(g))
     return total
 
 
@@ -197,29 +192,24 @@ def luminance_only(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tenso
     return ycbcr_to_rgb(torch.cat([ys[..., :1, :, :], yc[..., 1:, :, :]], dim=-3)).clamp(0, 1)
 
 
-def _as_dict(x, what: str) -> dict:
-    if isinstance(x, torch.Tensor):
-        return {"": x}
-    if isinstance(x, Mapping):
-        return dict(x)
-    raise InputError(f"{what} must be a tensor or a dict name -> tensor, got {type(x).__name__}")
-
-
-def _layer(feats: dict, name: str, who: str) -> torch.Tensor:
-    if name not in feats:
-        raise InputError(f"{who}: no features for layer {name!r}; got {list(feats)}")
-    return feats[name]
-
-
-def _layer_weights(names, layer_weights) -> dict:
+def _layers(features, targets, layer_weights, who: str):
+    """``(name, w_l, F_l, target_l)`` for each layer of ``targets``; a tensor is one unnamed layer."""
+    feats, targs = ({"": x} if isinstance(x, torch.Tensor) else x for x in (features, targets))
+    if not isinstance(feats, Mapping) or not isinstance(targs, Mapping):
+        raise InputError(f"{who}: features and targets must be tensors or dicts name -> tensor, "
+                         f"got {type(features).__name__} and {type(targets).__name__}")
+    names = list(targs)
     if layer_weights is None:
-        return {n: 1.0 for n in names}
-    if isinstance(layer_weights, Mapping):
+        layer_weights = [1.0] * len(names)
+    elif isinstance(layer_weights, Mapping):
         missing = [n for n in names if n not in layer_weights]
         if missing:
-            raise InputError(f"layer_weights has no entry for layer(s) {missing}")
-        return {n: float(layer_weights[n]) for n in names}
+            raise InputError(f"{who}: layer_weights has no entry for layer(s) {missing}")
+        layer_weights = [layer_weights[n] for n in names]
     layer_weights = list(layer_weights)
     if len(layer_weights) != len(names):
-        raise InputError(f"layer_weights has {len(layer_weights)} entries for {len(names)} layers {list(names)}")
-    return dict(zip(names, map(float, layer_weights)))
+        raise InputError(f"{who}: layer_weights has {len(layer_weights)} entries for {len(names)} layers {names}")
+    for name, w in zip(names, layer_weights):
+        if name not in feats:
+            raise InputError(f"{who}: no features for layer {name!r}; got {list(feats)}")
+        yield name, float(w), feats[name], targs[name]

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 
-import torch
-
-from ..core.cli import positive_int, run_command
+from ..core.cli import command_line, positive_int, run_command, set_threads
 
 
 def _images(folder):
     from .data import load_folder, offline_images
 
     if folder is None:
-        return offline_images("holdout"), "offline hold-out photos (" + ", ".join(offline_images("holdout")) + ")"
+        photos = offline_images("holdout")
+        return photos, "offline hold-out photos (" + ", ".join(photos) + ")"
     return load_folder(folder), str(folder)
 
 
@@ -33,26 +31,22 @@ def _train_images(folders, gray: bool, add_offline: bool = False, limit=None):
     from ..core.images import to_tensor
     from .data import load_folder, offline_images
 
-    if folders:
-        if not add_offline and limit is None and len(folders) == 1:
-            return str(folders[0]), f"folder {folders[0]} (read lazily)"
-        imgs, parts = {}, []
-        for folder in folders:
-            loaded = load_folder(folder, limit=limit)
-            imgs.update({f"{folder}/{k}": v for k, v in loaded.items()})
-            parts.append(f"{len(loaded)} images of {folder}")
-        if not add_offline:
-            return imgs, " + ".join(parts)
-        desc_extra = " + ".join(parts) + " + "
-    else:
-        imgs, desc_extra = {}, ""
-    imgs.update(offline_images("train"))
-    desc = desc_extra + "offline RGB photos (" + ", ".join(offline_images("train")) + ")"
-    if gray:
-        extra = {k: to_tensor(v.convert("RGB")) for k, v in datasets.offline_gray_images().items()}
-        imgs.update(extra)
-        desc += " + skimage grayscale photos (" + ", ".join(extra) + ")"
-    return imgs, desc
+    if folders and not add_offline and limit is None and len(folders) == 1:
+        return str(folders[0]), f"folder {folders[0]} (read lazily)"
+    imgs, parts = {}, []
+    for folder in folders or ():
+        loaded = load_folder(folder, limit=limit)
+        imgs.update({f"{folder}/{k}": v for k, v in loaded.items()})
+        parts.append(f"{len(loaded)} images of {folder}")
+    if not folders or add_offline:
+        photos = offline_images("train")
+        imgs.update(photos)
+        parts.append("offline RGB photos (" + ", ".join(photos) + ")")
+        if gray:
+            extra = {k: to_tensor(v.convert("RGB")) for k, v in datasets.offline_gray_images().items()}
+            imgs.update(extra)
+            parts.append("skimage grayscale photos (" + ", ".join(extra) + ")")
+    return imgs, " + ".join(parts)
 
 
 def cmd_train(args) -> int:
@@ -65,11 +59,10 @@ def cmd_train(args) -> int:
     # the default run checkpoint is named after a hash of the run's settings: another training, another file
     run_ckpt = run_checkpoint_path(args.checkpoint, args.out, "deblock-{run}.ckpt" if args.deblock
                                    else f"espcn_x{args.scale}_{args.arch}-{{run}}.ckpt")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {args.workers}")
-    command = "python -m course_lib.superres " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line("course_lib.superres", args.argv)
     train_imgs, train_desc = _train_images(args.images, gray=not args.rgb_only, add_offline=args.add_offline,
                                            limit=args.limit)
     holdout, hold_desc = _images(args.eval_images)
@@ -88,43 +81,41 @@ def cmd_train(args) -> int:
         return 130
     trained_on = str(next(res.model.parameters()).device)
     model = res.model.cpu().eval()
-    if args.deblock:
+    eval_degradation = "jpeg30" if args.deblock else args.degradation
+    if args.deblock:  # scored as deblock + the shipped ESPCN
         from . import pretrained
 
         sr = pretrained(args.scale if args.scale > 1 else 3)
-        pipe = DeblockThenSR(model, sr).eval()
-        r = sr.scale
-        metrics = evaluate_images(holdout, r, sr_methods(sr, pipe), degradation="jpeg30")["mean"]
-        arch, config = "deblock", model.config_dict()
+        scale, methods = sr.scale, sr_methods(sr, DeblockThenSR(model, sr).eval())
     else:
-        metrics = evaluate_images(holdout, args.scale, sr_methods(model), degradation=args.degradation)["mean"]
-        arch, config = "espcn", model.config_dict()
+        scale, methods = args.scale, sr_methods(model)
+    metrics = evaluate_images(holdout, scale, methods, degradation=eval_degradation)["mean"]
     table = {m: {k: round(v, 4) for k, v in d.items()} for m, d in metrics.items()}
     print(json.dumps(table, indent=2))
     if args.out:
         meta = {"command": command, "train_data": train_desc, "eval_data": hold_desc,
-                "eval_degradation": "jpeg30" if args.deblock else args.degradation,
+                "eval_degradation": eval_degradation,
                 "steps": res.step, "batch_size": args.batch_size,
                 "train_seconds": round(time.time() - t0, 1),
                 "device": trained_on,
                 "patches_per_second": round(res.samples_per_s, 1) if res.samples_per_s == res.samples_per_s else None,
                 "final_val": res.history["val"][-1] if res.history["val"] else None,
                 "heldout_metrics": table}
-        save_pretrained(args.out, model, arch=arch, config=config, meta=meta)
+        save_pretrained(args.out, model, arch="deblock" if args.deblock else "espcn", config=model.config_dict(),
+                        meta=meta)
         print(f"wrote {args.out} (+ .json sidecar)")
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from ..core.checkpoints import load_pretrained
+    from ..core.checks import check_choice
     from . import pretrained, pretrained_deblock
     from .degrade import preset_names
     from .evaluate import evaluate_images, sr_methods
     from .models import DeblockThenSR, ESPCN
 
-    if args.degradation not in preset_names():
-        print(f"error: --degradation must be one of {', '.join(preset_names())}", file=sys.stderr)
-        return 2
+    check_choice(args.degradation, preset_names(), "--degradation")
     images, desc = _images(args.images)
     if args.checkpoint:
         model, _ = load_pretrained(args.checkpoint, ESPCN, arch="espcn")
@@ -211,6 +202,7 @@ def main(argv=None) -> int:
     u.add_argument("--scale", type=int, default=3)
     u.set_defaults(func=cmd_upscale)
     args = p.parse_args(argv)
+    args.argv = argv
     return run_command(args)
 
 

@@ -7,7 +7,7 @@ random HR crop whose corner is aligned to the scale (so that the LR crop is
 flipped and rotated by multiples of 90°, and degraded.
 
 :class:`PairedPatches` never holds the image collection in memory: a folder is
-listed once (file names only, ``os.scandir``), images are decoded when a
+listed once (file names only), images are decoded when a
 sample needs them, and a small per-process LRU cache keeps the last few decoded
 images, so it scales from the 12 offline photos to a 120,000-image folder and
 works with DataLoader workers. With ``lr_cache=DIR`` the LR image of each HR
@@ -35,9 +35,7 @@ from ..core.checks import InputError, check_choice, check_int
 from ..core.images import IMAGE_EXTENSIONS, check_image_tensor, load_tensor, rgb_to_y, save_image, to_tensor
 from .degrade import Step, degrade, preset_names
 
-__all__ = ["PairedPatches", "list_images", "offline_images", "load_folder", "zone_plate", "HOLDOUT_NOTE"]
-
-HOLDOUT_NOTE = ("held-out images (never trained on): " + ", ".join(_datasets.OFFLINE_HOLDOUT))
+__all__ = ["PairedPatches", "list_images", "offline_images", "load_folder", "zone_plate"]
 
 
 def list_images(folder: Union[str, os.PathLike], recursive: bool = True) -> list[Path]:
@@ -45,15 +43,8 @@ def list_images(folder: Union[str, os.PathLike], recursive: bool = True) -> list
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"list_images: folder {folder} does not exist")
-    found: list[Path] = []
-    stack = [folder]
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False) and recursive:
-                    stack.append(Path(entry.path))
-                elif entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS) and not entry.name.startswith("."):
-                    found.append(Path(entry.path))
+    found = [p for p in (folder.rglob("*") if recursive else folder.iterdir())
+             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
     if not found:
         raise ValueError(f"list_images: no image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
     return sorted(found)
@@ -108,7 +99,6 @@ class PairedPatches(Dataset):
         image (seeded by the image index) and patches are cut from it, so patch borders
         see the same context as at evaluation; the degradation is then fixed per image.
         ``"memory"`` suits a few dozen images; a folder (PNG files) suits large sets.
-    decoded_cache: how many decoded images each process keeps in memory.
 
     Returns ``(lr, hr)`` float tensors ``(C, p/r, p/r)`` and ``(C, p, p)``.
 
@@ -118,7 +108,7 @@ class PairedPatches(Dataset):
 
     def __init__(self, source, scale: int, patch_size: int = 51, degradation: Union[str, Step] = "bicubic",
                  patches_per_image: int = 16, augment: bool = True, y_only: bool = False,
-                 lr_cache: Union[str, os.PathLike, None] = None, decoded_cache: int = 8):
+                 lr_cache: Union[str, os.PathLike, None] = None):
         check_int(scale, "PairedPatches: scale", minimum=1)
         check_int(patch_size, f"PairedPatches: patch_size (HR pixels, at least scale={scale})", minimum=scale)
         if not isinstance(degradation, Step):
@@ -135,7 +125,6 @@ class PairedPatches(Dataset):
         self.lr_cache = lr_cache if lr_cache in (None, "memory") else Path(lr_cache)
         self._lr_memory: dict = {}
         self._decoded: OrderedDict = OrderedDict()
-        self._decoded_size = max(1, int(decoded_cache))
         self.skipped: dict[str, str] = {}
 
         if isinstance(source, (str, os.PathLike)):
@@ -176,7 +165,7 @@ class PairedPatches(Dataset):
         if img.shape[0] == 1:
             img = img.expand(3, -1, -1)
         self._decoded[k] = img
-        if len(self._decoded) > self._decoded_size:
+        if len(self._decoded) > 8:  # the last few decoded images, per process
             self._decoded.popitem(last=False)
         return img
 
@@ -244,24 +233,17 @@ class PairedPatches(Dataset):
             lr = None
         if self.augment:
             flip_h, flip_v, rot = (bool(torch.randint(0, 2, ())) for _ in range(3))
-            hr = self._aug(hr, flip_h, flip_v, rot)
-            if lr is not None:
-                lr = self._aug(lr, flip_h, flip_v, rot)
+            dims = [d for d, flip in ((-1, flip_h), (-2, flip_v)) if flip]
+
+            def aug(t):
+                t = t.flip(dims) if dims else t
+                return t.transpose(-1, -2) if rot else t
+            hr, lr = aug(hr), (None if lr is None else aug(lr))
         if lr is None:
             lr = degrade(hr, r, self.degradation, seed=seed)
         if self.y_only:
             hr, lr = rgb_to_y(hr), rgb_to_y(lr)
         return lr.contiguous(), hr.contiguous()
-
-    @staticmethod
-    def _aug(x, flip_h, flip_v, rot):
-        if flip_h:
-            x = x.flip(-1)
-        if flip_v:
-            x = x.flip(-2)
-        if rot:
-            x = x.transpose(-1, -2)
-        return x
 
 
 def zone_plate(size: int = 256) -> torch.Tensor:

@@ -59,10 +59,7 @@ def evaluate_images(images: Mapping[str, torch.Tensor], scale: int, methods: Map
             rows.append({"image": name, "method": method,
                          "psnr_y": float(psnr(sr, hr, y_channel=True, shave=scale)),
                          "ssim_y": float(ssim(sr, hr, y_channel=True, shave=scale))})
-    mean = {}
-    for method in methods:
-        sel = [r for r in rows if r["method"] == method]
-        mean[method] = {"psnr_y": sum(r["psnr_y"] for r in sel) / len(sel),
-                        "ssim_y": sum(r["ssim_y"] for r in sel) / len(sel)}
+    mean = {m: {k: sum(r[k] for r in rows if r["method"] == m) / len(images) for k in ("psnr_y", "ssim_y")}
+            for m in methods}
     return {"scale": scale, "degradation": degradation if isinstance(degradation, str) else repr(degradation),
             "images": list(images), "per_image": rows, "mean": mean}

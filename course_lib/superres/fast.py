@@ -79,7 +79,7 @@ class FastESPCN(nn.Module):
     #: EPYC strips of 64-192 rows of a 640-wide frame ran within 10 %; 16 rows 45 % slower, a whole frame 70 %.
     strip_bytes = 20 << 20
 
-    def __init__(self, model: ESPCN, *, strip_rows: int | None = None, im2col_max: int = 128):
+    def __init__(self, model: ESPCN, *, strip_rows: int | None = None):
         super().__init__()
         cfg = self.config = model.config
         self.strip_rows = None if strip_rows is None else check_int(strip_rows, "FastESPCN: strip_rows", minimum=1)
@@ -109,16 +109,9 @@ class FastESPCN(nn.Module):
                     # 32 with zero weights, sliced off after the convolution.
                     extra = 8 - w.shape[0] % 8
                     w, b = torch.cat([w, w.new_zeros(extra, *w.shape[1:])]), torch.cat([b, b.new_zeros(extra)])
-                im2col = i == 0 and conv.in_channels * conv.kernel_size[0] ** 2 <= im2col_max
+                im2col = i == 0 and conv.in_channels * conv.kernel_size[0] ** 2 <= 128  # Y 5x5: 25, RGB 5x5: 75
                 self.stages.append(_Stage(w, b, attr, scalars, fill, prelu, im2col))
         self.radius = sum(s.radius for s in self.stages)
-
-    def rows_per_strip(self, width: int) -> int:
-        """LR rows per strip (``strip_rows``, or :attr:`strip_bytes` of the widest feature map)."""
-        if self.strip_rows is not None:
-            return self.strip_rows
-        widest = max(s.weight.shape[0] for s in self.stages[:-1])
-        return max(8, self.strip_bytes // (4 * widest * (width + 2 * self.radius)))
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +121,8 @@ class FastESPCN(nn.Module):
         r, big_r = self.scale, self.radius
         out = x.new_empty(n, self.out_channels, h * r, w * r)
         xp = F.pad(x, (big_r, big_r, big_r, big_r))  # zeros outside the image, as the "same" padding
-        rows = self.rows_per_strip(w)
+        widest = max(s.weight.shape[0] for s in self.stages[:-1])  # LR rows per strip: strip_bytes of it
+        rows = self.strip_rows or max(8, self.strip_bytes // (4 * widest * (w + 2 * big_r)))
         for top in range(0, h, rows):
             bottom = min(top + rows, h)
             y = xp[:, :, top: bottom + 2 * big_r]
@@ -149,19 +143,14 @@ class FastESPCN(nn.Module):
             out[:, :, top * r: bottom * r] = F.pixel_shuffle(y, r)
         return out[0] if single else out
 
-    def extra_repr(self) -> str:
-        kinds = [f"{'im2col ' if s.im2col else ''}{s.k}x{s.k}+{s.attr}" for s in self.stages]
-        return f"x{self.scale}, strip_rows={self.strip_rows or 'auto'}, stages=[{', '.join(kinds)}]"
 
-
-def optimize_for_inference(model: nn.Module, example_shape=None, *, strip_rows: int | None = None,
-                           verbose: bool = True) -> nn.Module:
+def optimize_for_inference(model: nn.Module, *, strip_rows: int | None = None, verbose: bool = True) -> nn.Module:
     """A module computing ``model``'s function faster on a CPU (outputs equal to 1e-4).
 
     For an :class:`ESPCN` on a CPU with oneDNN: a :class:`FastESPCN`, checked against the eager model
     on a test input first. For anything else, or if a step fails, it prints a note and returns the
-    eager ``model`` itself, so calling it is always safe. ``example_shape`` (e.g. ``(1, 1, 360, 640)``)
-    runs one warm-up call, in which oneDNN builds its kernels; ``strip_rows`` fixes the strip height.
+    eager ``model`` itself, so calling it is always safe. ``strip_rows`` fixes the strip height.
+    oneDNN builds its kernels on the first call of a shape: time the calls after it.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"optimize_for_inference: model must be an nn.Module, got {type(model).__name__}")
@@ -184,9 +173,6 @@ def optimize_for_inference(model: nn.Module, example_shape=None, *, strip_rows: 
             err = (fast(probe) - fast.eager(probe)).abs().max().item()
         if not err < 1e-4:
             return fallback(f"the optimised model differs from the eager one by {err:.2g} on a test input")
-        if example_shape is not None:
-            with torch.inference_mode():
-                fast(torch.rand(*example_shape))  # warm-up: oneDNN creates its kernels on the first call
     except Exception as exc:  # an op missing from this build, an odd config, ...
         return fallback(f"the optimised path failed ({type(exc).__name__}: {exc})")
     return fast

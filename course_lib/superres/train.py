@@ -12,9 +12,11 @@ import torch
 from torch import nn
 
 from ..core.checks import check_choice
+from ..core.images import rgb_to_y
 from ..core.metrics import psnr
 from ..core.training import FitResult, data_fingerprint, fit
 from .data import PairedPatches
+from .degrade import JPEG, Pipeline
 from .models import DeblockConfig, DeblockNet, ESPCN, espcn_lecture, espcn_paper
 
 __all__ = ["train_espcn", "train_deblock", "cosine_schedule", "LOSSES", "psnr_metric"]
@@ -43,8 +45,7 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
                 steps: int = 2000, batch_size: int = 32, patch_size: int | None = None, lr: float = 1e-3,
                 loss: str = "mse", degradation="bicubic", patches_per_image: int = 64,
                 eval_every: int | None = None, checkpoint=None, device=None, seed: int = 0,
-                num_workers: int = 0, icnr: bool = False, progress: bool = True, model: nn.Module | None = None
-                ) -> FitResult:
+                num_workers: int = 0, icnr: bool = False, progress: bool = True) -> FitResult:
     """Train an ESPCN at ``scale`` on HR images (a folder, list or ``{name: tensor}``).
 
     ``arch="paper"`` (Y channel, 5-3-3, 64/32, tanh) or ``"lecture"`` (RGB, 5-5-5, 64/64,
@@ -56,17 +57,11 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
     """
     check_choice(arch, ("paper", "lecture"), "train_espcn: arch")
     check_choice(loss, LOSSES, "train_espcn: loss")
-    if model is None:
-        cfg = espcn_paper(scale) if arch == "paper" else espcn_lecture(scale)
-        changes = {}
-        if activation is not None:
-            changes["activation"] = activation
-        if icnr:
-            changes["icnr"] = True
-        if changes:
-            cfg = type(cfg).from_dict({**cfg.to_dict(), **changes})
-        torch.manual_seed(seed)
-        model = ESPCN(cfg)
+    cfg = espcn_paper(scale) if arch == "paper" else espcn_lecture(scale)
+    if activation is not None or icnr:
+        cfg = type(cfg).from_dict({**cfg.to_dict(), "activation": activation or cfg.activation, "icnr": icnr or cfg.icnr})
+    torch.manual_seed(seed)
+    model = ESPCN(cfg)
     y_only = model.in_channels == 1
     patch = patch_size or 17 * scale
     lr_cache = "memory" if isinstance(train_images, Mapping) and isinstance(degradation, str) \
@@ -78,16 +73,11 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
         val = PairedPatches(val_images, scale, max(patch, 32 * scale), degradation=degradation, y_only=y_only,
                             patches_per_image=4, augment=False, lr_cache="memory" if lr_cache else None)
         val = _frozen(val, seed)
-    warmup = min(100, steps // 20)
-    # what defines this run beyond what fit records (a checkpoint of another run is refused)
     run = {"data": data_fingerprint(train_images), "loss": loss, "degradation": degradation,
-           "patch_size": patch, "patches_per_image": patches_per_image,
-           "schedule": f"cosine over {steps} steps, warm-up {warmup}"}
-    return fit(model, LOSSES[loss], train, val, steps=steps, batch_size=batch_size, lr=lr,
-               scheduler=cosine_schedule(steps, warmup=warmup),
-               metrics={"psnr": psnr_metric}, eval_every=eval_every or max(1, steps // 10),
-               checkpoint=checkpoint, device=device, seed=seed, num_workers=num_workers,
-               progress=progress, desc=f"ESPCN x{scale}", run_config=run)
+           "patch_size": patch, "patches_per_image": patches_per_image}
+    return _fit(model, LOSSES[loss], train, val, run, steps=steps, eval_every=eval_every, desc=f"ESPCN x{scale}",
+                batch_size=batch_size, lr=lr, checkpoint=checkpoint, device=device, seed=seed,
+                num_workers=num_workers, progress=progress)
 
 
 def train_deblock(train_images, *, quality=(20, 40), scale: int = 1, val_images=None, channels: int = 1,
@@ -100,32 +90,34 @@ def train_deblock(train_images, *, quality=(20, 40), scale: int = 1, val_images=
     the input is that LR JPEG-compressed at a quality drawn from ``quality``.
     The network learns the residual (compressed -> clean).
     """
-    from .degrade import JPEG, Pipeline
-
     torch.manual_seed(seed)
     model = DeblockNet(DeblockConfig(channels=channels, light=light))
     jpeg = Pipeline([JPEG(quality)])
     data = _JPEGPairs(train_images, scale, patch_size, jpeg, channels)
     val = _frozen(_JPEGPairs(val_images, scale, patch_size, jpeg, channels, n=4), seed) if val_images else None
+    run = {"data": data_fingerprint(train_images), "quality": quality, "scale": scale, "patch_size": patch_size}
+    return _fit(model, nn.functional.mse_loss, data, val, run, steps=steps, eval_every=eval_every, desc="deblock",
+                batch_size=batch_size, lr=lr, checkpoint=checkpoint, device=device, seed=seed,
+                num_workers=num_workers, progress=progress)
+
+
+def _fit(model, loss_fn, train, val, run: dict, *, steps: int, eval_every, **fit_kwargs) -> FitResult:
+    # a cosine schedule (warm-up 5 % of the steps, at most 100) and PSNR validation; ``run``: what
+    # defines the run beyond what fit records (a checkpoint of another run is refused)
     warmup = min(100, steps // 20)
-    run = {"data": data_fingerprint(train_images), "quality": quality, "scale": scale, "patch_size": patch_size,
-           "schedule": f"cosine over {steps} steps, warm-up {warmup}"}
-    return fit(model, nn.functional.mse_loss, data, val, steps=steps, batch_size=batch_size, lr=lr,
-               scheduler=cosine_schedule(steps, warmup=warmup),
-               metrics={"psnr": psnr_metric}, eval_every=eval_every or max(1, steps // 10),
-               checkpoint=checkpoint, device=device, seed=seed, num_workers=num_workers, progress=progress,
-               desc="deblock", run_config=run)
+    run = {**run, "schedule": f"cosine over {steps} steps, warm-up {warmup}"}
+    return fit(model, loss_fn, train, val, steps=steps, scheduler=cosine_schedule(steps, warmup=warmup),
+               metrics={"psnr": psnr_metric}, eval_every=eval_every or max(1, steps // 10), run_config=run,
+               **fit_kwargs)
 
 
 class _JPEGPairs(torch.utils.data.Dataset):
     """(JPEG(LR), LR) patch pairs; the JPEG is applied to the whole LR image once per epoch-free draw."""
 
     def __init__(self, images, scale, patch, jpeg, channels, n=64):
-        from ..core.images import rgb_to_y
-
         self.base = PairedPatches(images, max(scale, 1), patch * max(scale, 1), degradation="bicubic",
                                   patches_per_image=n, lr_cache="memory")
-        self.jpeg, self.channels, self.rgb_to_y = jpeg, channels, rgb_to_y
+        self.jpeg, self.channels = jpeg, channels
 
     def __len__(self):
         return len(self.base)
@@ -137,7 +129,7 @@ class _JPEGPairs(torch.utils.data.Dataset):
         seed = int(torch.randint(0, 2**31 - 1, ()))
         compressed = self.jpeg(clean, seed=seed)
         if self.channels == 1:
-            clean, compressed = self.rgb_to_y(clean), self.rgb_to_y(compressed)
+            clean, compressed = rgb_to_y(clean), rgb_to_y(compressed)
         return compressed, clean
 
 

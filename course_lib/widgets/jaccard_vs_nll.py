@@ -25,6 +25,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..core.checks import check_choice, check_int, check_number, check_probability
+
 __all__ = ["ERRORS", "loss_case", "loss_sweep", "jaccard_vs_nll_figure", "jaccard_vs_nll_explorer"]
 
 #: The kinds of mistake the prediction can make.
@@ -34,20 +36,6 @@ ERRORS = ("none", "shrunk", "grown", "shifted", "all background")
 def _disc(size: int, radius: float, cx: float, cy: float) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     return ((xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2)
-
-
-def _check(foreground_fraction, confidence, error, size, amount):
-    if not isinstance(size, int) or size < 16:
-        raise ValueError(f"loss_case: size must be an int >= 16, got {size!r}")
-    if not 0 < float(foreground_fraction) <= 0.6:
-        raise ValueError(f"loss_case: foreground_fraction must be in (0, 0.6] (a disc inside the image), "
-                         f"got {foreground_fraction!r}")
-    if not 0.5 < float(confidence) < 1:
-        raise ValueError(f"loss_case: confidence must be in (0.5, 1), got {confidence!r}")
-    if error not in ERRORS:
-        raise ValueError(f"loss_case: error must be one of {ERRORS}, got {error!r}")
-    if not 0 <= float(amount) <= 1:
-        raise ValueError(f"loss_case: amount must be in [0, 1], got {amount!r}")
 
 
 def loss_case(foreground_fraction: float = 0.1, confidence: float = 0.9, error: str = "shrunk", *,
@@ -72,8 +60,14 @@ def loss_case(foreground_fraction: float = 0.1, confidence: float = 0.9, error: 
     from ..segmentation.losses import bce_loss, soft_jaccard_loss
     from ..segmentation.metrics import iou
 
-    _check(foreground_fraction, confidence, error, size, amount)
-    r = math.sqrt(float(foreground_fraction) * size * size / math.pi)
+    check_int(size, "loss_case: size", minimum=16)
+    foreground_fraction = check_number(float(foreground_fraction), "loss_case: foreground_fraction (a disc inside "
+                                       "the image)", low=0, high=0.6, low_open=True)
+    confidence = check_number(float(confidence), "loss_case: confidence", low=0.5, high=1, low_open=True,
+                              high_open=True)
+    check_choice(error, ERRORS, "loss_case: error")
+    amount = check_probability(float(amount), "loss_case: amount")
+    r = math.sqrt(foreground_fraction * size * size / math.pi)
     c = size / 2
     target = _disc(size, r, c, c)
     if error == "none":

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.checks import InputError, check_int, check_tensor
+
 __all__ = ["gray_images", "phase_swap_images", "phase_swap_figure", "phase_swap_explorer"]
 
 
@@ -24,8 +26,7 @@ def gray_images(size: int = 128) -> Dict[str, torch.Tensor]:
     from ..core import datasets
     from ..core.images import rgb_to_y, to_tensor
 
-    if not isinstance(size, int) or size < 8:
-        raise ValueError(f"gray_images: size must be an int >= 8, got {size!r}")
+    check_int(size, "gray_images: size", minimum=8)
     out = {}
     for name, img in datasets.offline_natural_images().items():
         x = to_tensor(img)
@@ -48,11 +49,9 @@ def phase_swap_images(a: torch.Tensor, b: torch.Tensor, seed: int = 0) -> Dict[s
     from ..phase.fourier import magnitude_phase, random_magnitude, random_phase, swap_phase_magnitude
 
     for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, torch.Tensor) or x.dim() != 2:
-            raise ValueError(f"phase_swap_images: {name} must be a grayscale image tensor (H, W), got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        check_tensor(x, f"phase_swap_images: {name} (a grayscale image)", dims=2, shape_hint="(H, W)")
     if a.shape != b.shape:
-        raise ValueError(f"phase_swap_images: a {tuple(a.shape)} and b {tuple(b.shape)} must have the same size")
+        raise InputError(f"phase_swap_images: a {tuple(a.shape)} and b {tuple(b.shape)} must have the same size")
     a, b = a.double(), b.double()
     mag_a_phase_b, mag_b_phase_a = swap_phase_magnitude(a, b)
     mag_a, phase_a = magnitude_phase(a)
