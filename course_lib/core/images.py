@@ -30,7 +30,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from .checks import check_finite  # noqa: F401  (re-exported: callers import it from here)
 
 __all__ = [
-    "load_image", "load_tensor", "save_image", "to_tensor", "to_pil", "to_numpy",
+    "load_image", "load_tensor", "open_image", "save_image", "to_tensor", "to_pil", "to_numpy",
     "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y", "check_image_tensor", "check_finite", "IMAGE_EXTENSIONS",
     "ImageTooLargeError",
 ]
@@ -75,7 +75,9 @@ class ImageTooLargeError(ValueError):
                    "allow it deliberately: PIL.Image.MAX_IMAGE_PIXELS = None (or a larger number) before loading")
 
 
-def _open(source: Source) -> Image.Image:
+def open_image(source: Source) -> Image.Image:
+    """Open an image file, bytes or PIL image as PIL (not yet decoded or converted), with one-line errors
+    for a missing, unreadable or over-large (decompression bomb) file."""
     if isinstance(source, Image.Image):
         return source
     name = _describe(source)
@@ -117,7 +119,7 @@ def _to_float_array(img: Image.Image) -> np.ndarray:
 def _open_oriented(source: Source, mode: str, func: str) -> Image.Image:
     if mode not in ("RGB", "L"):
         raise ValueError(f"{func}: mode must be 'RGB' or 'L', got {mode!r}")
-    img = _open(source)
+    img = open_image(source)
     try:
         return ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not make a good image unreadable

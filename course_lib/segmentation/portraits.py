@@ -44,7 +44,7 @@ from ..core.checks import (InputError, check_choice, check_int, check_number, ch
                            check_tensor, make_generator)
 from ..core.filters import gaussian_blur
 from ..core.images import IMAGE_EXTENSIONS, ImageTooLargeError, load_tensor
-from ..core.images import _open as _open_image
+from ..core.images import open_image as _open_image
 
 __all__ = [
     "load_mask", "PortraitFolder", "train_val_split", "PortraitAugment",
