@@ -48,10 +48,7 @@ def _atomic_write(path: Path, write) -> Path:
         os.replace(tmp, path)
     except BaseException:
         # KeyboardInterrupt included: remove the partial temp file, keep the old target.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
@@ -153,16 +150,11 @@ def _dequantize_state(state: Mapping[str, torch.Tensor]) -> dict:
     return out
 
 
-def _int8_eligible(v: torch.Tensor) -> bool:
-    """Which tensors ``int8=True`` stores as int8: floating, at least 2-D, at least 4,096 values."""
-    return v.is_floating_point() and v.dim() >= 2 and v.numel() >= 4096
-
-
 def _stored_state(model: torch.nn.Module, half: bool, int8: bool) -> dict:
     state = {}
     for k, v in model.state_dict().items():
         v = v.detach().cpu()
-        if int8 and _int8_eligible(v):
+        if int8 and v.is_floating_point() and v.dim() >= 2 and v.numel() >= 4096:  # conv and linear weights
             q, scale = _quantize_int8(v)
             state[k + _Q_SUFFIX] = q
             state[k + _SCALE_SUFFIX] = scale

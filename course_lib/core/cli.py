@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from .checks import check_int
+
 __all__ = ["run_command", "command_line", "set_threads", "positive_int"]
 
 
@@ -22,7 +24,7 @@ def positive_int(text) -> int:
     try:
         n = int(text)
     except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
+        n = 0  # not a number: the same usage error as 0
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
     return n
@@ -47,8 +49,7 @@ def run_command(args, errors=(ValueError, FileNotFoundError, TypeError, OSError)
 
 def set_threads(n: int) -> None:
     """``--threads N``: torch op threads (0 keeps torch's default)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"--threads must be an int >= 0, got {n!r}")
+    check_int(n, "--threads", minimum=0)
     if n:
         import torch
 

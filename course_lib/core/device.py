@@ -29,19 +29,14 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("get_device: CUDA was asked for but is not available here; "
                              "use 'cpu' (or on Colab: Runtime > Change runtime type > GPU)")
-        if dev.type == "mps" and not _mps_available():
+        if dev.type == "mps" and not torch.backends.mps.is_available():
             raise ValueError("get_device: MPS was asked for but is not available here; use 'cpu'")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if _mps_available():
+    if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
 
 
 def seed_everything(seed: int = 0, deterministic: bool = True) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .checks import check_finite  # noqa: F401  (re-exported: callers import it from here)
+from .checks import check_choice, check_finite  # check_finite is re-exported: callers import it from here
 
 __all__ = [
     "load_image", "load_tensor", "open_image", "save_image", "to_tensor", "to_pil", "to_numpy",
@@ -117,8 +117,7 @@ def _to_float_array(img: Image.Image) -> np.ndarray:
 
 
 def _open_oriented(source: Source, mode: str, func: str) -> Image.Image:
-    if mode not in ("RGB", "L"):
-        raise ValueError(f"{func}: mode must be 'RGB' or 'L', got {mode!r}")
+    check_choice(mode, ("RGB", "L"), f"{func}: mode")
     img = open_image(source)
     try:
         return ImageOps.exif_transpose(img)
@@ -156,6 +155,9 @@ def load_tensor(source: Source, mode: str = "RGB", background=(255, 255, 255)) -
     return to_tensor(load_image(img, mode=mode, background=background))
 
 
+_WHITE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(bool): 1.0}  # the value of white
+
+
 def to_tensor(image) -> torch.Tensor:
     """PIL image or ``uint8``/float array ``(H, W[, C])`` -> float tensor ``(C, H, W)`` in [0, 1]."""
     if isinstance(image, torch.Tensor):
@@ -173,40 +175,31 @@ def to_tensor(image) -> torch.Tensor:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
         raise ValueError(f"to_tensor: expected an array of shape (H, W), (H, W, 1|3|4), got {arr.shape}")
-    if arr.dtype == np.uint8:
-        t = torch.from_numpy(np.array(arr, dtype=np.float32)).div_(255.0)
-    elif arr.dtype == np.uint16:
-        t = torch.from_numpy(arr.astype(np.float32) / 65535.0)
-    elif np.issubdtype(arr.dtype, np.floating):
+    if np.issubdtype(arr.dtype, np.floating):
         if arr.size and (np.nanmin(arr) < -1e-6 or np.nanmax(arr) > 1 + 1e-6):
             raise ValueError(f"to_tensor: float arrays must lie in [0, 1], got range "
                              f"[{np.nanmin(arr):.3g}, {np.nanmax(arr):.3g}]")
-        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    elif arr.dtype == bool:
-        t = torch.from_numpy(arr.astype(np.float32))
-    else:
+    elif arr.dtype not in _WHITE:
         raise TypeError(f"to_tensor: unsupported array dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+    t = torch.from_numpy(np.array(arr, dtype=np.float32) / _WHITE.get(arr.dtype, 1.0))
     return t.permute(2, 0, 1).contiguous()
+
+
+_IMAGE_SHAPES = {True: ((4,), "(N, C, H, W)"), False: ((3,), "(C, H, W)"), None: ((3, 4), "(C, H, W) or (N, C, H, W)")}
 
 
 def check_image_tensor(x, name: str = "image", channels=None, batched=None) -> torch.Tensor:
     """Validate a tensor image; return it. Raises naming ``name`` and the shape received."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if batched is True and x.dim() != 4:
-        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
-    if batched is False and x.dim() != 3:
-        raise ValueError(f"{name} must have shape (C, H, W), got {tuple(x.shape)}")
-    if x.dim() not in (3, 4):
-        raise ValueError(f"{name} must have shape (C, H, W) or (N, C, H, W), got {tuple(x.shape)}")
+    dims, shape = _IMAGE_SHAPES[batched]
+    if x.dim() not in dims:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a float tensor with values in [0, 1], got dtype {x.dtype}")
-    c = x.shape[-3]
-    if channels is not None:
-        allowed = (channels,) if isinstance(channels, int) else tuple(channels)
-        if c not in allowed:
-            raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} channel(s), "
-                             f"got shape {tuple(x.shape)}")
+    allowed = (channels,) if isinstance(channels, int) else tuple(channels or ())
+    if allowed and x.shape[-3] not in allowed:
+        raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} channel(s), got shape {tuple(x.shape)}")
     if x.shape[-1] == 0 or x.shape[-2] == 0:
         raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
     return x
@@ -260,21 +253,17 @@ def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
     equal to ``skimage.color.rgb2ycbcr(img) / 255``.
     """
     check_image_tensor(x, "x", channels=3)
-    m = _RGB2YCBCR.to(x.device, x.dtype)
-    off = _YCBCR_OFFSET.to(x.device, x.dtype)
-    return torch.einsum("ij,...jhw->...ihw", m, x) + off[:, None, None]
+    return torch.einsum("ij,...jhw->...ihw", _RGB2YCBCR.to(x), x) + _YCBCR_OFFSET.to(x)[:, None, None]
 
 
 def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`rgb_to_ycbcr` (not clamped)."""
     check_image_tensor(x, "x", channels=3)
-    minv = torch.linalg.inv(_RGB2YCBCR).to(x.device, x.dtype)
-    off = _YCBCR_OFFSET.to(x.device, x.dtype)
-    return torch.einsum("ij,...jhw->...ihw", minv, x - off[:, None, None])
+    minv = torch.linalg.inv(_RGB2YCBCR).to(x)
+    return torch.einsum("ij,...jhw->...ihw", minv, x - _YCBCR_OFFSET.to(x)[:, None, None])
 
 
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     """The luma channel ``(..., 1, H, W)`` of an RGB tensor (BT.601 studio swing)."""
     check_image_tensor(x, "x", channels=3)
-    w = _RGB2YCBCR[0].to(x.device, x.dtype)
-    return (torch.einsum("j,...jhw->...hw", w, x) + 16.0 / 255.0).unsqueeze(-3)
+    return (torch.einsum("j,...jhw->...hw", _RGB2YCBCR[0].to(x), x) + 16.0 / 255.0).unsqueeze(-3)

@@ -24,9 +24,7 @@ def as_display_array(img) -> np.ndarray:
         if t.dim() == 3:
             if t.shape[0] not in (1, 3):
                 raise ValueError(f"show_images: tensor images must be (1|3, H, W), got {tuple(t.shape)}")
-            t = t.permute(1, 2, 0)
-            if t.shape[2] == 1:
-                t = t[..., 0]
+            t = t[0] if t.shape[0] == 1 else t.permute(1, 2, 0)
         elif t.dim() != 2:
             raise ValueError(f"show_images: tensor images must be (C, H, W) or (H, W), got {tuple(t.shape)}")
         return t.clamp(0, 1).numpy()
@@ -84,11 +82,8 @@ def show_images(
             y0, x0, y1, x1 = top * sy, left * sx, (top + hh) * sy, (left + ww) * sx
             ins = ax.inset_axes([1 - zoom_factor, 0, zoom_factor, zoom_factor])
             ins.imshow(arr, **style)
-            ins.set_xlim(x0 - 0.5, x1 - 0.5)
-            ins.set_ylim(y1 - 0.5, y0 - 0.5)
-            ins.set_xticks([]); ins.set_yticks([])
-            for spine in ins.spines.values():
-                spine.set_edgecolor("yellow")
+            ins.set(xlim=(x0 - 0.5, x1 - 0.5), ylim=(y1 - 0.5, y0 - 0.5), xticks=[], yticks=[])
+            ins.spines[:].set_edgecolor("yellow")
             ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
                                        edgecolor="yellow", linewidth=1))
     if suptitle:
@@ -129,8 +124,7 @@ def plot_history(history: Mapping, keys: Sequence[str] = ("loss",), *, smooth: i
         vrows = [r for r in history.get("val", []) if key in r]
         if vrows:
             a.plot([r["step"] for r in vrows], [r[key] for r in vrows], "o-", label=f"{prefix}val {key}")
-        a.set_xlabel("step")
-        a.set_ylabel(key)
+        a.set(xlabel="step", ylabel=key)
         if logy:
             a.set_yscale("log")
         a.grid(alpha=0.3)
@@ -145,16 +139,15 @@ class _Table:
         self.rows, self.columns, self.floatfmt = rows, columns, floatfmt
 
     def _fmt(self, v):
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            v = float(v)
         if isinstance(v, float):
             return format(v, self.floatfmt)
-        if isinstance(v, torch.Tensor) and v.numel() == 1:
-            return format(float(v), self.floatfmt)
         return "" if v is None else str(v)
 
     def to_markdown(self) -> str:
         lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
-        for r in self.rows:
-            lines.append("| " + " | ".join(self._fmt(r.get(c)) for c in self.columns) + " |")
+        lines += ["| " + " | ".join(self._fmt(r.get(c)) for c in self.columns) + " |" for r in self.rows]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -200,7 +193,8 @@ def show_in_output(out, content) -> None:
         import matplotlib.pyplot as plt
 
         if not hasattr(content, "savefig"):
-            raise TypeError(f"show_in_output: content must be a matplotlib figure or a str, got {type(content).__name__}")
+            raise TypeError("show_in_output: content must be a matplotlib figure or a str, "
+                            f"got {type(content).__name__}")
         buf = io.BytesIO()
         content.savefig(buf, format="png", bbox_inches="tight")
         plt.close(content)

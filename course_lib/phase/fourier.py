@@ -386,10 +386,7 @@ def snr_db(clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     check_same_shape(check_real(clean, "snr_db: clean"), check_real(noisy, "snr_db: noisy"),
                      "snr_db: clean and noisy")
     single = clean.dim() < 4
-    c, n = clean.double(), noisy.double()
-    if single:
-        c, n = c.reshape(1, -1), n.reshape(1, -1)
-    else:
-        c, n = c.flatten(1), n.flatten(1)
+    shape = (1, -1) if single else (len(clean), -1)
+    c, n = clean.double().reshape(shape), noisy.double().reshape(shape)
     out = 10 * torch.log10(c.square().sum(1) / (n - c).square().sum(1))
     return out[0] if single else out

@@ -201,10 +201,7 @@ def evaluate_reconstructions(pred: torch.Tensor, target: torch.Tensor, protocol:
     """
     check_choice(protocol, PROTOCOLS, "evaluate_reconstructions: protocol")
     pred, target, _ = _as_batch(pred, target, "evaluate_reconstructions")
-    if protocol == "none":
-        cands = [pred]
-    else:
-        cands = _candidates(pred, target, register=protocol == "uelwer")
+    cands = [pred] if protocol == "none" else _candidates(pred, target, register=protocol == "uelwer")
     out = {}
     for name, (f, higher) in _METRICS.items():
         values = torch.stack([f(c, target) for c in cands])

@@ -14,6 +14,7 @@ checkpoints, and resuming by calling again with the same ``checkpoint``.
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Optional
@@ -137,9 +138,7 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     data = data_fingerprint(train_x)  # with fit's own records, what defines each run (another one is refused)
     ae_result = None
     if method == "prdad2":
-        ae = model.autoencoder
-        for p in ae.parameters():
-            p.requires_grad_(True)
+        ae = model.autoencoder.requires_grad_(True)
         ae_steps = max(1, steps // 2) if ae_steps is None else ae_steps
         ae_val = torch.utils.data.TensorDataset(val_x, val_x) if val_x is not None else None
         ae_result = fit(ae, AutoEncoderLoss(sparsity), torch.utils.data.TensorDataset(train_x, train_x), ae_val,
@@ -158,13 +157,8 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     # enough passes that fit never starts a second epoch: every item is a fresh draw of noise and augmentation
     train_data = Redrawn(train_set, -(-steps * batch_size // len(train_set)))
     val_data = PhaseDataset(val_x, pad, noise, seed=seed + 1) if val_x is not None else None
-    if method == "prdad1":
-        depth = model.depth
-        encode = lambda t: haar_packet(t, depth)  # noqa: E731
-    elif method == "prdad2":
-        encode = model.autoencoder.encode
-    else:
-        encode = None
+    encode = (functools.partial(haar_packet, depth=model.depth) if method == "prdad1"
+              else model.autoencoder.encode if method == "prdad2" else None)
     loss = PhaseLoss(encode, l1_weight=l1_weight, feature_weight=feature_weight)
     run = {"data": data, "method": method, "model_config": model.config.to_dict(), "noise": noise,
            "augment": augment, "loss_weights": {"l1": l1_weight, "feature": feature_weight},

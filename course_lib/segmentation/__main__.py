@@ -49,7 +49,7 @@ def cmd_train(args) -> int:
     from ..core.training import data_fingerprint, run_checkpoint_path
     from .portraits import PortraitAugment, synthetic_portraits, train_val_split
     from .pspnet import PSPNet, pspnet
-    from .train import TTA, PreloadedPortraits, evaluate_segmentation, train_segmentation
+    from .train import TTA, PreloadedPortraits, evaluate_segmentation, load_pspnet, train_segmentation
 
     set_threads(args.threads)
     # the default run checkpoint is named after a hash of the run's settings: another training, another file
@@ -83,18 +83,16 @@ def cmd_train(args) -> int:
     augment = PortraitAugment(size, scale=(0.8, 1.25), rotate=args.rotate, jitter=(0.3, 0.3, 0.3),
                               blur_p=0.2) if not args.no_augment else None
     tag = "x".join(map(str, size))
-    train_data = PreloadedPortraits(train_set, size, augment=augment,
-                                    cache=cache_dir() / "portraits" / f"train_{tag}.pt" if not synthetic else None)
-    val_small = PreloadedPortraits(val_set, size, limit=args.val_limit,
-                                   cache=cache_dir() / "portraits" / f"val_{tag}.pt" if not synthetic else None)
+    cache = {part: None if synthetic else cache_dir() / "portraits" / f"{part}_{tag}.pt" for part in ("train", "val")}
+    train_data = PreloadedPortraits(train_set, size, augment=augment, cache=cache["train"])
+    val_small = PreloadedPortraits(val_set, size, limit=args.val_limit, cache=cache["val"])
     torch.manual_seed(args.seed)
     init_desc = None
     if args.init:
-        from .train import load_pspnet
-
         model, init_meta = load_pspnet(args.init)
         model.train()
-        init_desc = f"{args.init} (trained {init_meta.get('steps', '?')} steps, held-out mIoU {init_meta.get('val_miou', '?')})"
+        init_desc = (f"{args.init} (trained {init_meta.get('steps', '?')} steps, "
+                     f"held-out mIoU {init_meta.get('val_miou', '?')})")
         print(f"fine-tuning from {init_desc}; --preset and --output-stride come from that checkpoint")
     else:
         model = pspnet(args.preset, output_stride=args.output_stride) if args.output_stride else pspnet(args.preset)

@@ -83,9 +83,7 @@ def iou(pred: torch.Tensor, target: torch.Tensor, *, threshold: float = 0.5, fro
     tensor(0.3333, dtype=torch.float64)
     """
     inter, union, _, _ = _counts(pred, target, threshold, from_logits, "iou")
-    if per_image:
-        return _ratio_or_one(inter, union)
-    return _ratio_or_one(inter.sum(), union.sum())
+    return _ratio_or_one(inter, union) if per_image else _ratio_or_one(inter.sum(), union.sum())
 
 
 def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, *, threshold: float = 0.5,
@@ -101,9 +99,7 @@ def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, *, threshold: float
     tensor([0.5000], dtype=torch.float64)
     """
     _, _, correct, pixels = _counts(pred, target, threshold, from_logits, "pixel_accuracy")
-    if per_image:
-        return correct.double() / pixels.double()
-    return correct.sum().double() / pixels.sum().double()
+    return _ratio_or_one(correct, pixels) if per_image else _ratio_or_one(correct.sum(), pixels.sum())
 
 
 # --------------------------------------------------------------------------- boundaries
@@ -207,8 +203,7 @@ class IoUMeter:
 
     def reset(self) -> None:
         self._iou_sum = 0.0
-        self._n = 0
-        self._inter = self._union = self._correct = self._pixels = 0
+        self._n = self._inter = self._union = self._correct = self._pixels = 0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         inter, union, correct, pixels = _counts(pred, target, self.threshold, self.from_logits,

@@ -133,8 +133,7 @@ def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette:
         spread = arr.max(axis=2).astype(np.float32) - arr.min(axis=2)
         gray = np.count_nonzero(spread > 0.1 * scale) <= 0.001 * spread.size
         if foreground is not None and not gray:
-            colours = np.asarray(foreground, dtype=np.float64)
-            colours = colours[None] if colours.ndim == 1 else colours
+            colours = np.atleast_2d(np.asarray(foreground, dtype=np.float64))
             if colours.ndim != 2 or colours.shape[1] != 3 or colours.shape[0] == 0:
                 raise ValueError(f"{name} is a colour mask: foreground must be an (r, g, b) colour or a "
                                  f"list of colours, got {foreground!r}")
@@ -451,33 +450,31 @@ class PortraitFolder(Dataset):
     # -- listing ---------------------------------------------------------------------------
     def _match(self, wanted: Optional[set]) -> None:
         suffixes = [s.lower() for s in self.mask_suffixes]
-        same = self.image_dir.resolve() == self.mask_dir.resolve()
-        if same:
-            files = _list_files(self.image_dir, MASK_EXTENSIONS)
-            marked = [s for s in suffixes if s]
 
-            def is_mask(p: Path) -> bool:
-                stem = p.stem.lower()
-                return p.suffix.lower() == ".mat" or any(stem.endswith(s) and len(stem) > len(s) for s in marked)
-            mask_files = [p for p in files if is_mask(p)]
-            image_files = [p for p in files if not is_mask(p)]
+        def owners(p: Path) -> list:
+            """(suffix rank, image stem) for each of mask_suffixes that the file's stem ends with."""
+            stem = p.stem.lower()
+            return [(i, stem[: len(stem) - len(s)]) for i, s in enumerate(suffixes)
+                    if stem.endswith(s) and len(stem) > len(s)]
+
+        same = self.image_dir.resolve() == self.mask_dir.resolve()
+        if same:  # one folder: a mask is a .mat file or carries a non-empty suffix
+            files = _list_files(self.image_dir, MASK_EXTENSIONS)
+            is_mask = {p: p.suffix.lower() == ".mat" or any(suffixes[i] for i, _ in owners(p)) for p in files}
+            mask_files = [p for p in files if is_mask[p]]
+            image_files = [p for p in files if not is_mask[p]]
         else:
             image_files = _list_files(self.image_dir, IMAGE_EXTENSIONS)
             mask_files = _list_files(self.mask_dir, MASK_EXTENSIONS)
 
         by_stem: dict = {}
-        self.duplicates: list = []
         for p in image_files:
-            if p.stem.lower() in by_stem:
-                self.duplicates.append(p.name)
-            else:
-                by_stem[p.stem.lower()] = p
-        candidates: dict = {}  # stem -> [(priority, path)]
+            by_stem.setdefault(p.stem.lower(), p)
+        self.duplicates: list = [p.name for p in image_files if by_stem[p.stem.lower()] is not p]
+        candidates: dict = {}  # image stem -> [(suffix rank, mask path)]
         orphans = []
         for p in mask_files:
-            stem = p.stem.lower()
-            keys = [(i, stem[: len(stem) - len(s)]) for i, s in enumerate(suffixes)
-                    if stem.endswith(s) and len(stem) > len(s)]
+            keys = owners(p)
             key = next((k for k in keys if k[1] in by_stem), None)
             if key is not None:
                 candidates.setdefault(key[1], []).append((key[0], p))
@@ -519,12 +516,9 @@ class PortraitFolder(Dataset):
                 ("images with several masks (the first by mask_suffixes order is used)", list(self.ambiguous))]
 
     def _reset_counters(self) -> None:
-        self.skipped: dict = {}
-        self.empty_masks: set = set()
-        self.full_masks: set = set()
-        self.thresholded_masks: set = set()
+        self.skipped: dict = {}  # stem -> why it could not be read
         self.size_mismatches: dict = {}
-        self._seen: set = set()
+        self.empty_masks, self.full_masks, self.thresholded_masks, self._seen = set(), set(), set(), set()
 
     @property
     def names(self) -> list:
@@ -540,10 +534,8 @@ class PortraitFolder(Dataset):
 
     # -- loading ---------------------------------------------------------------------------
     def _load(self, k: int, decode_image: bool = True):
-        """Decoded (image (3, H, W), mask (1, H, W)) of pair k at native size, counters updated.
-
-        ``decode_image=False`` reads only the image's header (its size) and returns ``None`` for it.
-        """
+        """(image (3, H, W), mask (1, H, W)) of pair k at native size, counters updated (image None and
+        only its header read when ``decode_image=False``)."""
         stem, image_path, mask_path = self.pairs[k]
         if decode_image:
             image = load_tensor(image_path)  # ValueError naming the file when unreadable
@@ -580,10 +572,7 @@ class PortraitFolder(Dataset):
         return image, mask
 
     def _try_load(self, k: int, decode_image: bool = True):
-        """:meth:`_load`, or ``None`` with the reason kept in ``skipped`` when a file is unreadable.
-
-        A :class:`MaskSizeError` is raised: a data error to fix, not a bad file to skip.
-        """
+        """:meth:`_load`, or ``None`` (reason in ``skipped``) for an unreadable file; a MaskSizeError is raised."""
         stem = self.pairs[k][0]
         if stem in self.skipped:
             return None
@@ -649,8 +638,7 @@ class PortraitFolder(Dataset):
         """
         from tqdm.auto import tqdm
 
-        if limit is not None:
-            check_int(limit, "PortraitFolder.readable: limit", minimum=1)
+        limit = None if limit is None else check_int(limit, "PortraitFolder.readable: limit", minimum=1)
         if getattr(self, "all_readable", False) and (limit is None or limit >= len(self.pairs)):
             return self  # already such a view: every pair decoded once
         keep = []
@@ -677,13 +665,12 @@ class PortraitFolder(Dataset):
     def report(self) -> str:
         """A summary: pairs, unmatched files, skipped files, empty/full and thresholded masks."""
         lines = [f"PortraitFolder: {len(self)} pairs (images {self.image_dir}, masks {self.mask_dir})"]
-        lines += [f"  {label}: {len(items)} (e.g. {_examples(items)})" for label, items in self._loose_ends() if items]
-        lines.append(f"  skipped (unreadable): {len(self.skipped)}"
-                     + (f" (e.g. {_examples(f'{k}: {v}' for k, v in self.skipped.items())})" if self.skipped else ""))
-        for label, store in (("size mismatches", self.size_mismatches), ("all-background masks", self.empty_masks),
-                             ("all-foreground masks", self.full_masks),
-                             ("non-binary masks thresholded", self.thresholded_masks)):
-            lines.append(f"  {label}: {len(store)}" + (f" (e.g. {_examples(store)})" if store else ""))
+        counts = [(label, items) for label, items in self._loose_ends() if items] + [
+            ("skipped (unreadable)", [f"{k}: {v}" for k, v in self.skipped.items()]),
+            ("size mismatches", self.size_mismatches), ("all-background masks", self.empty_masks),
+            ("all-foreground masks", self.full_masks), ("non-binary masks thresholded", self.thresholded_masks)]
+        lines += [f"  {label}: {len(items)}" + (f" (e.g. {_examples(items)})" if items else "")
+                  for label, items in counts]
         checked = len(self._seen | set(self.skipped))
         if checked < len(self):
             lines.append(f"  (counts cover the {checked} of {len(self)} pairs loaded so far in this process; "
@@ -797,22 +784,17 @@ def eg1800(root: PathLike, split: str = "train", **kwargs) -> PortraitFolder:
     image, ``"all"``. Images whose Flickr download failed are absent from the mirror: a test number
     without image is listed in ``missing_names``. ``kwargs`` go to :class:`PortraitFolder`.
     """
-    if split not in ("train", "test", "all"):
-        raise ValueError(f"eg1800: split must be 'train', 'test' or 'all', got {split!r}")
+    check_choice(split, ("train", "test", "all"), "eg1800: split")
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"eg1800: {root} is not a folder")
     data = _eg1800_data(root)
     images, masks = data / "images_data_crop", data / "images_mask"
     kwargs.setdefault("mask_suffixes", ("_mask", ""))
-    names = None
-    if split != "all":
-        test = _index_list(data / "testlist.mat", "testlist")
-        if split == "test":
-            names = test
-        else:
-            held = set(test)
-            names = [p.stem for p in _list_files(images, IMAGE_EXTENSIONS) if p.stem not in held]
+    names = None if split == "all" else _index_list(data / "testlist.mat", "testlist")
+    if split == "train":  # every image that the test list does not name
+        held = set(names)
+        names = [p.stem for p in _list_files(images, IMAGE_EXTENSIONS) if p.stem not in held]
     return PortraitFolder(images, masks, names=names, **kwargs)
 
 
@@ -913,8 +895,7 @@ def _render_portrait(rng: np.random.Generator, h: int, w: int, frac_range: Tuple
             yc = ys + k
             top = (np.abs((xx - bx) / half) ** p["power"] + np.abs((yy - yc) / k) ** 2 <= 1.0) & (yy <= yc)
             torso = top | ((yy > yc) & (np.abs(xx - bx) <= half))
-            return dict(head=head, hair_top=hair_top, hair_back=hair_back, neck=neck, torso=torso, u=u, v=v,
-                        a=a, r=r, bx=bx, yc=yc)
+            return dict(head=head, hair_top=hair_top, hair_back=hair_back, neck=neck, torso=torso, u=u, v=v, a=a)
 
         def silhouette(r: float, xx=xx, yy=yy) -> np.ndarray:
             q = parts(r, xx, yy)
@@ -942,26 +923,26 @@ def _render_portrait(rng: np.random.Generator, h: int, w: int, frac_range: Tuple
     cloth2 = np.clip(cloth + rng.uniform(-0.4, 0.4, 3), 0, 1)
     fg = np.empty((h, w, 3), dtype=np.float32)
     # clothes: plain or striped, with folds (low-frequency shading)
-    angle, period = rng.uniform(0, np.pi), rng.uniform(0.3, 0.9) * q["r"]
+    angle, period = rng.uniform(0, np.pi), rng.uniform(0.3, 0.9) * r
     stripes = (np.sin((np.cos(angle) * xx + np.sin(angle) * yy) * 2 * np.pi / period) > 0) \
         if rng.random() < 0.5 else np.zeros((h, w), dtype=bool)
     fg[:] = np.where(stripes[..., None], cloth2, cloth)
-    folds = 1.0 + 0.12 * np.sin(xx / (0.7 * q["r"]) + rng.uniform(0, 6)) * np.cos(yy / (0.9 * q["r"]))
+    folds = 1.0 + 0.12 * np.sin(xx / (0.7 * r) + rng.uniform(0, 6)) * np.cos(yy / (0.9 * r))
     fg *= folds[..., None]
     # neckline: skin shows through a round cut of the collar
-    collar = ((xx - cx) / (0.75 * q["r"])) ** 2 + ((yy - ys) / (0.55 * q["r"])) ** 2 <= 1.0
+    collar = ((xx - cx) / (0.75 * r)) ** 2 + ((yy - ys) / (0.55 * r)) ** 2 <= 1.0
     fg[collar | q["neck"]] = skin * 0.85
     fg[q["hair_back"] & ~q["head"]] = hair * 0.8
-    rim = np.clip((q["u"] / q["a"]) ** 2 + (q["v"] / q["r"]) ** 2, 0, 1)
+    rim = np.clip((q["u"] / q["a"]) ** 2 + (q["v"] / r) ** 2, 0, 1)
     face = skin[None, None, :] * (1.0 - 0.25 * rim[..., None])  # darker towards the rim: a round head
     fg = np.where(q["head"][..., None], face, fg)
     fg[q["hair_top"]] = hair
-    if q["r"] > 6:  # eyes and mouth once the face is large enough to show them
+    if r > 6:  # eyes and mouth once the face is large enough to show them
         for side in (-1, 1):
             eye = (((q["u"] - side * 0.38 * q["a"]) / (0.12 * q["a"])) ** 2
-                   + ((q["v"] + 0.05 * q["r"]) / (0.07 * q["r"])) ** 2 <= 1)
+                   + ((q["v"] + 0.05 * r) / (0.07 * r)) ** 2 <= 1)
             fg[eye & q["head"]] = (0.1, 0.08, 0.08)
-        mouth = (np.abs(q["u"]) <= 0.3 * q["a"]) & (np.abs(q["v"] - 0.5 * q["r"]) <= 0.035 * q["r"] + 0.5)
+        mouth = (np.abs(q["u"]) <= 0.3 * q["a"]) & (np.abs(q["v"] - 0.5 * r) <= 0.035 * r + 0.5)
         fg[mouth & q["head"]] = skin * 0.55
     fg = fg * rng.uniform(0.75, 1.15) + rng.normal(0, 0.03, fg.shape)  # light level and texture
     alpha = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(0.6)),

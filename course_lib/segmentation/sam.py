@@ -24,7 +24,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..core.checks import check_choice, check_int, check_number
+from ..core.checks import check_choice, check_number
 
 __all__ = ["SAM_CHECKPOINTS", "SAM_URL", "PROMPTS", "find_sam_checkpoint", "sam_status", "load_sam",
            "box_from_mask", "center_point", "sam_segment", "compare_with_sam"]
@@ -98,13 +98,16 @@ def load_sam(model_type: str = "vit_b", checkpoint=None, device=None):
     return SamPredictor(sam)
 
 
-def _mask2d(mask, fn: str) -> np.ndarray:
+def _foreground(mask, fn: str, what: str):
+    """``(ys, xs, (H, W))``: the foreground pixels of a mask ``(H, W)`` or ``(1, H, W)``, which must have some."""
     m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
-    if m.ndim == 3 and m.shape[0] == 1:
-        m = m[0]
+    m = m[0] if m.ndim == 3 and m.shape[0] == 1 else m
     if m.ndim != 2:
         raise ValueError(f"{fn}: mask must be (H, W) or (1, H, W), got shape {tuple(m.shape)}")
-    return m > 0.5
+    ys, xs = np.nonzero(m > 0.5)
+    if ys.size == 0:
+        raise ValueError(f"{fn}: the mask is empty (no foreground pixel): there is no {what}")
+    return ys, xs, m.shape
 
 
 def box_from_mask(mask, margin: float = 0.0) -> np.ndarray:
@@ -113,32 +116,18 @@ def box_from_mask(mask, margin: float = 0.0) -> np.ndarray:
     ``margin`` widens the box by that fraction of its size on each side, clipped to the image.
     """
     check_number(margin, "box_from_mask: margin", low=0, high=1)
-    m = _mask2d(mask, "box_from_mask")
-    ys, xs = np.nonzero(m)
-    if ys.size == 0:
-        raise ValueError("box_from_mask: the mask is empty (no foreground pixel): there is no box to draw")
+    ys, xs, (h, w) = _foreground(mask, "box_from_mask", "box to draw")
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     dx, dy = margin * (x1 - x0), margin * (y1 - y0)
-    h, w = m.shape
     return np.array([max(0.0, x0 - dx), max(0.0, y0 - dy), min(float(w), x1 + dx), min(float(h), y1 + dy)])
 
 
 def center_point(mask) -> np.ndarray:
     """``[x, y]`` of a foreground pixel nearest to the foreground's centroid (a centroid can fall outside it)."""
-    m = _mask2d(mask, "center_point")
-    ys, xs = np.nonzero(m)
-    if ys.size == 0:
-        raise ValueError("center_point: the mask is empty (no foreground pixel): there is no point to click")
+    ys, xs, _ = _foreground(mask, "center_point", "point to click")
     cy, cx = ys.mean(), xs.mean()
     k = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
     return np.array([float(xs[k]), float(ys[k])])
-
-
-def _to_uint8_hwc(image, fn: str) -> np.ndarray:
-    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"{fn}: image must be a tensor (3, H, W) in [0, 1], got "
-                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
-    return (image.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
 def sam_segment(predictor, image: torch.Tensor, *, box=None, point=None) -> torch.Tensor:
@@ -149,7 +138,9 @@ def sam_segment(predictor, image: torch.Tensor, *, box=None, point=None) -> torc
     """
     if box is None and point is None:
         raise ValueError("sam_segment: give a box [x0, y0, x1, y1] and/or a point [x, y] as the prompt")
-    img = _to_uint8_hwc(image, "sam_segment")
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"sam_segment: image must be a tensor (3, H, W) in [0, 1], got "
+                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
     kwargs = {"multimask_output": True}
     if box is not None:
         box = np.asarray(box, dtype=np.float32).reshape(-1)
@@ -162,7 +153,7 @@ def sam_segment(predictor, image: torch.Tensor, *, box=None, point=None) -> torc
             raise ValueError(f"sam_segment: point must be [x, y], got {point.tolist()}")
         kwargs["point_coords"] = point[None]
         kwargs["point_labels"] = np.array([1])
-    predictor.set_image(img)
+    predictor.set_image((image.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
     masks, scores, _ = predictor.predict(**kwargs)
     best = int(np.argmax(np.asarray(scores)))
     return torch.from_numpy(np.asarray(masks[best], dtype=np.float32))[None]
@@ -179,22 +170,14 @@ def compare_with_sam(model: torch.nn.Module, data, predictor, *, size=None, prom
     from tqdm.auto import tqdm
 
     from .metrics import iou
-    from .train import predict_logits
+    from .train import _pairs, predict_logits
 
-    bad = [p for p in prompts if p not in PROMPTS]
-    if not prompts or bad:
+    if not prompts or any(p not in PROMPTS for p in prompts):
         raise ValueError(f"compare_with_sam: prompts must be a non-empty subset of {PROMPTS}, got {list(prompts)}")
-    if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) or len(data) == 0:
-        raise ValueError("compare_with_sam: data must be a non-empty dataset of (image, mask) pairs")
-    n = len(data) if limit is None else min(check_int(limit, "compare_with_sam: limit", minimum=1), len(data))
+    _, n, get = _pairs(data, limit, "compare_with_sam")
     rows, no_prompt = [], 0
     for i in tqdm(range(n), desc="compare_with_sam", disable=not progress):
-        image, truth = data[i]
-        if not isinstance(image, torch.Tensor) or image.dim() != 3 or not isinstance(truth, torch.Tensor) \
-                or truth.shape[-2:] != image.shape[-2:]:
-            raise ValueError(f"compare_with_sam: item {i} must be (image (3, H, W), mask (1, H, W)) of one size, got "
-                             f"{tuple(getattr(image, 'shape', ()))} and {tuple(getattr(truth, 'shape', ()))}")
-        truth = truth.reshape(1, *truth.shape[-2:])
+        image, truth = get(i)
         logits = predict_logits(model, image[None], size=size)[0]
         ours = (logits > 0).float()  # probability > 0.5, as evaluate_segmentation thresholds
         row = {"index": i, "pspnet": float(iou(logits[None], truth[None], from_logits=True)[0])}
@@ -204,14 +187,8 @@ def compare_with_sam(model: torch.nn.Module, data, predictor, *, size=None, prom
                 row[f"sam_{prompt}"] = 0.0
                 no_prompt += 1
                 continue
-            if prompt == "center_point":
-                sam = sam_segment(predictor, image, point=center_point(ref))
-            else:
-                sam = sam_segment(predictor, image, box=box_from_mask(ref))
-            row[f"sam_{prompt}"] = float(iou(sam[None], truth[None]))
+            given = {"point": center_point(ref)} if prompt == "center_point" else {"box": box_from_mask(ref)}
+            row[f"sam_{prompt}"] = float(iou(sam_segment(predictor, image, **given)[None], truth[None]))
         rows.append(row)
-    out = {"n": n, "n_no_prompt": no_prompt, "per_image": rows,
-           "pspnet": float(np.mean([r["pspnet"] for r in rows]))}
-    for prompt in prompts:
-        out[f"sam_{prompt}"] = float(np.mean([r[f"sam_{prompt}"] for r in rows]))
-    return out
+    means = {k: float(np.mean([r[k] for r in rows])) for k in ["pspnet"] + [f"sam_{p}" for p in prompts]}
+    return {"n": n, "n_no_prompt": no_prompt, "per_image": rows, **means}

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import os
+import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -63,11 +66,10 @@ def make_loss(name: str = "combined", *, jaccard_weight: float = 0.5, aux_weight
 
 
 def _pairs(data, limit: Optional[int], fn: str):
-    """``(data, n, get)`` for a dataset of ``(image, mask)`` pairs or a pair of tensors, checked once.
+    """``(data, n, get)`` for a dataset of ``(image, mask)`` pairs or a pair of tensors; ``get(i)`` checks pair ``i``.
 
-    A :class:`~course_lib.segmentation.portraits.PortraitFolder` becomes its ``readable`` view: its
-    ``__getitem__`` serves the next readable pair in place of an unreadable one (so that training never
-    stops), which would count that pair twice.
+    A PortraitFolder becomes its ``readable`` view: its ``__getitem__`` serves the next readable pair in
+    place of an unreadable one (so that training never stops), which would count that pair twice.
     """
     from .portraits import PortraitFolder
 
@@ -79,15 +81,24 @@ def _pairs(data, limit: Optional[int], fn: str):
                 or images.shape[0] != masks.shape[0] or images.shape[-2:] != masks.shape[-2:]:
             raise InputError(f"{fn}: expected images (N, 3, H, W) and masks (N, 1, H, W) of the same N, H, W; "
                              f"got {tuple(images.shape)} and {tuple(masks.shape)}")
-        n, get = images.shape[0], lambda i: (images[i], masks[i])
+        n, item = images.shape[0], lambda i: (images[i], masks[i])
     elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
-        n, get = len(data), data.__getitem__
+        n, item = len(data), data.__getitem__
     else:
         raise InputError(f"{fn}: data must be a dataset of (image, mask) pairs or a pair of tensors, "
                          f"got {type(data).__name__}")
     n = n if limit is None else min(n, check_int(limit, f"{fn}: limit", minimum=1))
     if n == 0:
-        raise InputError(f"{fn}: no images (the data holds no image/mask pairs)")
+        raise InputError(f"{fn}: no images (data must be a non-empty dataset of (image, mask) pairs)")
+
+    def get(i: int):
+        img, mask = item(i)
+        if not (isinstance(img, torch.Tensor) and isinstance(mask, torch.Tensor) and img.dim() == 3
+                and mask.dim() in (2, 3) and img.shape[-2:] == mask.shape[-2:]):
+            raise InputError(f"{fn}: item {i} must be (image (3, H, W), mask (1, H, W)) that do not differ in size, "
+                             f"got {tuple(getattr(img, 'shape', ()))} and {tuple(getattr(mask, 'shape', ()))}")
+        return img, mask.reshape(1, *mask.shape[-2:])
+
     return data, n, get
 
 
@@ -126,8 +137,6 @@ class PreloadedPortraits(Dataset):
             try:
                 saved = torch.load(cache, map_location="cpu", weights_only=True)
             except Exception as exc:  # a corrupt cache is only a cache: decode again
-                import warnings
-
                 warnings.warn(f"PreloadedPortraits: ignoring unreadable cache {cache} ({type(exc).__name__})")
                 saved = {}
             if saved.get("key") == key:
@@ -146,9 +155,6 @@ class PreloadedPortraits(Dataset):
 
     def _cache_key(self, source, n: int):
         """A fingerprint of the files behind ``source``: paths, sizes and modification times; None if unknown."""
-        import hashlib
-        import os
-
         pairs = getattr(source, "pairs", None)
         if not isinstance(pairs, list) or len(pairs) < n:
             return None  # only a PortraitFolder's files can be fingerprinted
@@ -296,17 +302,12 @@ def evaluate_segmentation(model: torch.nn.Module, data, *, size=None, threshold:
     per_image = []
     for i in tqdm(range(n), desc="evaluate", disable=not progress):
         img, mask = get(i)
-        if img.dim() != 3 or mask.dim() not in (2, 3) or img.shape[-2:] != mask.shape[-2:]:
-            raise InputError(f"evaluate_segmentation: item {i}: image (3, H, W) and mask (1, H, W) must not differ "
-                             f"in size, got {tuple(img.shape)} and {tuple(mask.shape)}")
-        mask = mask.reshape(1, 1, *mask.shape[-2:])
+        mask = mask[None]
         logits = _predict(model, img[None], size, scales, flip)
         meter.update(logits, mask)
         per_image.append(float(iou(logits, mask, from_logits=True, threshold=threshold)[0]))
-    result = meter.compute()
-    result["per_image"] = per_image
-    result["n_skipped"] = len(getattr(data, "skipped", {}))  # unreadable pairs left out of the scores
-    return result
+    # n_skipped: the unreadable pairs left out of the scores
+    return {**meter.compute(), "per_image": per_image, "n_skipped": len(getattr(data, "skipped", {}))}
 
 
 #: The shipped portrait checkpoint (package data, so that ``pip install`` carries it).
@@ -323,8 +324,7 @@ def load_pspnet(path) -> tuple:
     from .pspnet import PSPNet
 
     def build(**config):
-        config = dict(config, pretrained=False)
-        return PSPNet.from_config(config, verbose=False)
+        return PSPNet.from_config(dict(config, pretrained=False), verbose=False)
 
     return load_pretrained(path, build, arch=PSPNet.arch)
 

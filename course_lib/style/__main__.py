@@ -48,6 +48,8 @@ def cmd_stylize(args) -> int:
 
 def _content_images(args):
     """The training photos: a folder, a COCO subset (online), or the offline photos."""
+    from ..core import datasets
+    from ..core.images import to_tensor
     from .fast import STYLE_LAYERS
     from .features import min_input_side
 
@@ -63,21 +65,15 @@ def _content_images(args):
             raise FileNotFoundError(f"train: --images {folder} is not a folder")
         return str(folder), f"folder {folder} (random {args.size}px crops)"
     if args.coco:
-        from ..core import datasets
-
         folder = datasets.fetch("coco-val2017")  # a clear DatasetUnavailableError offline
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         if not files:
             raise FileNotFoundError(f"train: no images in {folder}")
         files = files[: int(args.coco)]
         return [str(p) for p in files], f"COCO val2017, first {len(files)} images ({folder})"
-    from ..core import datasets
-    from ..core.images import to_tensor
-
-    train_names, _ = datasets.offline_split()
     photos = datasets.offline_natural_images()
-    imgs = [to_tensor(photos[n]) for n in train_names if n in photos]
-    return imgs, f"offline photos, training side ({', '.join(n for n in train_names if n in photos)})"
+    names = [n for n in datasets.offline_split()[0] if n in photos]
+    return [to_tensor(photos[n]) for n in names], f"offline photos, training side ({', '.join(names)})"
 
 
 def cmd_train(args) -> int:

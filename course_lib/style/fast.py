@@ -27,10 +27,14 @@ from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
 from ..core.checks import InputError, check_int, check_number, check_size, check_tensor
+from ..core.images import IMAGE_EXTENSIONS, load_image, load_tensor, to_pil, to_tensor
+from ..core.training import data_fingerprint, fit
+from .features import VGGFeatures
 from .losses import gram_matrix, total_variation
 from .transformer import TransformerNet, TransformerNetConfig
 
@@ -173,8 +177,6 @@ class StyleContentData(Dataset):
 
     def _list(self) -> list[Path]:
         if self._files is None:
-            from ..core.images import IMAGE_EXTENSIONS
-
             self._files = sorted(p for p in self._folder.rglob("*")
                                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
             if not self._files:
@@ -192,8 +194,6 @@ class StyleContentData(Dataset):
     def _image(self, k: int) -> torch.Tensor:
         if self._tensors is not None:
             return self._tensors[k]
-        from ..core.images import load_tensor
-
         files = self._list()
         for attempt in range(len(files)):
             path = files[(k + attempt) % len(files)]
@@ -243,16 +243,12 @@ def train_fast(content_images, style_image, *, size: int = 256, steps: int, batc
     Returns ``fit``'s :class:`FitResult`; ``result.model`` is the trained net, ``result.extra["config"]``
     its config dict and ``result.extra["skipped"]`` the unreadable content files skipped (path -> reason).
     """
-    from ..core.training import data_fingerprint, fit
-
     if isinstance(content_images, Dataset):
         data = content_images
     else:
         n = StyleContentData(content_images, size).n_images
         data = StyleContentData(content_images, size, length=max(n, batch_size))
     if features is None:
-        from .features import VGGFeatures
-
         features = VGGFeatures(layers=list(STYLE_LAYERS), arch="vgg16", weights="auto")
     min_side, crop = getattr(features, "min_side", None), getattr(data, "size", None)
     if isinstance(min_side, int) and isinstance(crop, int) and crop < min_side:
@@ -289,13 +285,9 @@ def apply(model: nn.Module, image):
     (grayscale and RGBA inputs are converted to RGB first, as :func:`core.images.load_image` does). Runs
     in eval mode under ``torch.inference_mode`` and restores the model's mode.
     """
-    from PIL import Image
-
     if not isinstance(model, nn.Module):
         raise InputError(f"apply: model must be a TransformerNet, got {type(model).__name__}")
     if isinstance(image, Image.Image):
-        from ..core.images import load_image, to_pil, to_tensor
-
         return to_pil(apply(model, to_tensor(load_image(image, mode="RGB"))).cpu())
     if not isinstance(image, torch.Tensor):
         raise InputError(f"apply: image must be a torch.Tensor (3, H, W) / (N, 3, H, W) in [0, 1] or a PIL image, "
@@ -322,18 +314,17 @@ def frames_per_second(model: nn.Module, size=256, repeats: int = 10, *, warmup: 
     h, w = check_size(size, "frames_per_second: size")
     device = _module_device(model)
     x = torch.rand(check_int(batch, "frames_per_second: batch", minimum=1), 3, h, w, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda device: None)  # time the work, not the launch
     was_training = model.training
     model.eval()
     times = []
     try:
         with torch.inference_mode():
             for i in range(warmup + repeats):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+                sync(device)
                 t0 = time.perf_counter()
                 model(x)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
+                sync(device)
                 if i >= warmup:
                     times.append(time.perf_counter() - t0)
     finally:

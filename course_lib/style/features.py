@@ -1,29 +1,26 @@
 """VGG feature extractor for style transfer, with layers addressed by name.
 
-:class:`VGGFeatures` wraps the convolutional part of torchvision's VGG19 (or
-VGG16) and returns a dict ``name -> activation`` for the layers asked for,
-named as in the papers: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1,
-..., relu5_4`` (VGG16 has three convolutions in blocks 3-5, ending at
-``relu5_3``). :func:`layer_names` lists them.
+:class:`VGGFeatures` wraps the convolutional part of torchvision's VGG19 (or VGG16) and returns a dict
+``name -> activation`` for the layers asked for, named as in the papers:
+``conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1, ..., relu5_4`` (VGG16 has three convolutions in blocks
+3-5, ending at ``relu5_3``). :func:`layer_names` lists them.
 
 Images in [0, 1] (the ImageNet ``MEAN``/``STD`` normalisation is applied inside); ReLUs not in place (an
 in-place ReLU would overwrite the ``conv*`` activation returned); truncated after the last layer asked for;
-frozen, so gradients flow to the *input* only. ``pooling="avg"`` replaces max pooling by average pooling,
-as Gatys et al. (CVPR 2016) recommend for smoother gradients; ``"max"`` is the network as trained.
+frozen, so gradients flow to the *input* only. ``pooling="avg"`` replaces max pooling by average pooling, as
+Gatys et al. (CVPR 2016) recommend for smoother gradients; ``"max"`` is the network as trained.
 
-Weights: ``"imagenet"`` (torchvision's, from the torch hub cache or downloaded; an error if neither
-works), ``"random"`` (seeded He initialisation with per-layer normalisation, below), or ``"auto"``
-(default: ImageNet if cached or downloadable within a short timeout, else random). The constructor
-prints one line saying which weights it used and why; ``weights_used`` records it.
+Weights: ``"imagenet"`` (torchvision's, from the torch hub cache or downloaded; an error if neither works),
+``"random"`` (seeded He initialisation with per-layer normalisation, below), or ``"auto"`` (default: ImageNet
+if cached or downloadable within a short timeout, else random). The constructor prints one line saying which
+weights it used and why; ``weights_used`` records it.
 
-Random weights still support texture synthesis (Ustyuzhaninov et al., ICLR
-2017) and style transfer (He, Wang & Hopcroft, NeurIPS 2016) provided the
-activations are well scaled at every depth. We rescale each convolution
-(biases are zero) so that its output has unit mean square on a fixed
-reference batch (smoothed seeded noise, 4 x 3 x 64 x 64, normalised like an
-input image); a layer-by-layer "data-dependent init" (Mishkin & Matas 2016).
-Deep layers then neither vanish nor explode, and every style layer
-contributes to the Gram loss at a comparable scale.
+Random weights still support texture synthesis (Ustyuzhaninov et al., ICLR 2017) and style transfer (He,
+Wang & Hopcroft, NeurIPS 2016) provided the activations are well scaled at every depth. We rescale each
+convolution (biases are zero) so that its output has unit mean square on a fixed reference batch (smoothed
+seeded noise, 4 x 3 x 64 x 64, normalised like an input image); a layer-by-layer "data-dependent init"
+(Mishkin & Matas 2016). Deep layers then neither vanish nor explode, and every style layer contributes to the
+Gram loss at a comparable scale.
 """
 from __future__ import annotations
 
@@ -211,8 +208,7 @@ class VGGFeatures(nn.Module):
 
         last = max(valid.index(name) for name in layers)
         self.features = nn.Sequential(OrderedDict(list(net.named_children())[: last + 1]))
-        for p in self.parameters():
-            p.requires_grad_(False)
+        self.requires_grad_(False)
         self.eval()
         if verbose:
             print(f"VGGFeatures({arch}, {pooling} pooling): using {self.weights_used} weights -- {reason}")

@@ -124,9 +124,7 @@ def cmd_evaluate(args) -> int:
             return 2
     else:
         model = pretrained(args.scale)
-    pipe = None
-    if "jpeg" in args.degradation:
-        pipe = DeblockThenSR(pretrained_deblock(), model).eval()
+    pipe = DeblockThenSR(pretrained_deblock(), model).eval() if "jpeg" in args.degradation else None
     result = evaluate_images(images, args.scale, sr_methods(model, pipe), degradation=args.degradation)
     if args.json:
         print(json.dumps({"scale": args.scale, "degradation": args.degradation, "images": desc,
@@ -153,7 +151,8 @@ def cmd_upscale(args) -> int:
         raise OSError(f"upscale: not enough memory for the {w}x{h} result of {args.input} "
                       f"({4 * w * h / 1e9:.1f} GB as 8-bit RGB); use a smaller image or --scale") from None
     save_image(out, args.output)
-    print(f"{args.input} {img.size[0]}x{img.size[1]} -> {args.output} {out.size[0]}x{out.size[1]} (ESPCN x{args.scale})")
+    print(f"{args.input} {img.size[0]}x{img.size[1]} -> {args.output} {out.size[0]}x{out.size[1]} "
+          f"(ESPCN x{args.scale})")
     return 0
 
 

@@ -1,21 +1,18 @@
 """Paired data for super-resolution: (LR, HR) patches made on the fly from HR images.
 
-The ground truth is a set of high-resolution images; the network's inputs are
-made from them by the degradation pipeline (:mod:`.degrade`). Each sample is a
-random HR crop whose corner is aligned to the scale (so that the LR crop is
-*exactly* the LR of the HR crop, also when LR images are cached), randomly
-flipped and rotated by multiples of 90°, and degraded.
+The ground truth is a set of high-resolution images; the network's inputs are made from them by the
+degradation pipeline (:mod:`.degrade`). Each sample is a random HR crop whose corner is aligned to the scale
+(so that the LR crop is *exactly* the LR of the HR crop, also when LR images are cached), randomly flipped and
+rotated by multiples of 90°, and degraded.
 
-:class:`PairedPatches` never holds the image collection in memory: a folder is
-listed once (file names only), images are decoded when a
-sample needs them, and a small per-process LRU cache keeps the last few decoded
-images, so it scales from the 12 offline photos to a 120,000-image folder and
-works with DataLoader workers. With ``lr_cache=DIR`` the LR image of each HR
-image is computed once (with a fixed per-image seed) and stored as PNG.
+:class:`PairedPatches` never holds the image collection in memory: a folder is listed once (file names only),
+images are decoded when a sample needs them, and a small per-process LRU cache keeps the last few decoded
+images, so it scales from the 12 offline photos to a 120,000-image folder and works with DataLoader workers.
+With ``lr_cache=DIR`` the LR image of each HR image is computed once (with a fixed per-image seed) and stored
+as PNG.
 
-A file that cannot be read, or an image smaller than the patch, is skipped with
-a warning and counted (``dataset.skipped``); training never stops mid-epoch
-because of one bad file.
+A file that cannot be read, or an image smaller than the patch, is skipped with a warning and counted
+(``dataset.skipped``); training never stops mid-epoch because of one bad file.
 """
 from __future__ import annotations
 
@@ -120,8 +117,9 @@ class PairedPatches(Dataset):
         self.patches_per_image = patches_per_image
         self.augment = augment
         self.y_only = y_only
-        if lr_cache is not None and lr_cache != "memory" and not isinstance(lr_cache, (str, os.PathLike)):
-            raise InputError(f"PairedPatches: lr_cache must be None, 'memory' or a folder, got {type(lr_cache).__name__}")
+        if lr_cache is not None and not isinstance(lr_cache, (str, os.PathLike)):
+            raise InputError(f"PairedPatches: lr_cache must be None, 'memory' or a folder, "
+                             f"got {type(lr_cache).__name__}")
         self.lr_cache = lr_cache if lr_cache in (None, "memory") else Path(lr_cache)
         self._lr_memory: dict = {}
         self._decoded: OrderedDict = OrderedDict()
@@ -134,7 +132,8 @@ class PairedPatches(Dataset):
             self.names, self.items = [str(k) for k in source], list(source.values())
         elif isinstance(source, Sequence) and not isinstance(source, (str, bytes)):
             self.items = list(source)
-            self.names = [str(x) if isinstance(x, (str, os.PathLike)) else f"image{i}" for i, x in enumerate(self.items)]
+            self.names = [str(x) if isinstance(x, (str, os.PathLike)) else f"image{i}"
+                          for i, x in enumerate(self.items)]
         else:
             raise TypeError(f"PairedPatches: source must be a folder, a list of paths or images, or a dict; "
                             f"got {type(source).__name__}")
@@ -249,9 +248,9 @@ class PairedPatches(Dataset):
 def zone_plate(size: int = 256) -> torch.Tensor:
     """A circular zone plate ``(3, size, size)``: ``0.5 + 0.5 cos(pi r^2 / size)``.
 
-    Its local frequency grows linearly from 0 at the centre to the Nyquist limit
-    (0.5 cycles/pixel) at the edge midpoints, so downscaling it shows aliasing
-    (false rings) wherever a kernel lets frequencies above the new Nyquist through.
+    Its local frequency grows linearly from 0 at the centre to the Nyquist limit (0.5 cycles/pixel) at the
+    edge midpoints, so downscaling it shows aliasing (false rings) wherever a kernel lets frequencies above
+    the new Nyquist through.
     """
     check_int(size, "zone_plate: size", minimum=8)
     c = torch.arange(size, dtype=torch.float64) - (size - 1) / 2

@@ -4,20 +4,23 @@ A super-resolution network learns to invert whatever made its LR inputs, so this
 the "what problem are we solving" decision lives. Read top to bottom:
 
 1. :func:`resize`, :func:`crop_to_multiple`, :func:`downscale` -- the resampling kernels
-   ``nearest | bilinear | bicubic | area | lanczos``. ``bicubic`` with ``antialias=True`` is the
-   field's benchmark protocol (MATLAB ``imresize``; PIL ``Image.BICUBIC`` matches it to about 55 dB).
+   ``nearest | bilinear | bicubic | area | lanczos``. ``bicubic`` with ``antialias=True`` is the field's
+   benchmark protocol (MATLAB ``imresize``). Against PIL on ``skimage.data.astronaut`` (8-bit, x2/x3/x4)
+   ``bicubic``, ``bilinear`` and ``lanczos``, down and up (:mod:`.interpolate`), never differ by more than
+   1/255 (56.5..58.7 dB): PIL rounds in fixed point, we compute in floating point; on float data they equal
+   PIL's mode ``"F"`` resize to ~1e-5.
 2. :func:`gaussian_kernel`, :func:`motion_blur_kernel` -- blur kernels.
-3. The steps, small dataclasses whose parameters are a fixed value or a ``(low, high)`` range
-   sampled on every call: :class:`Downscale`, :class:`GaussianBlur`, :class:`MotionBlur`,
-   :class:`GaussianNoise`, :class:`PoissonNoise`, :class:`JPEG`.
+3. The steps, small dataclasses whose parameters are a fixed value or a ``(low, high)`` range sampled on every
+   call: :class:`Downscale`, :class:`GaussianBlur`, :class:`MotionBlur`, :class:`GaussianNoise`,
+   :class:`PoissonNoise`, :class:`JPEG`.
 4. :class:`Pipeline` -- steps in order, or in random order (BSRGAN), with a seed, and
    :meth:`Pipeline.describe` for what was actually applied.
 5. :func:`degrade`, :data:`PRESETS`, :func:`preset_names` -- one call from HR to LR:
    ``"bicubic"``, ``"gaussian"``, ``"jpeg30"``, ``"jpeg"``, ``"noisy"``, ``"realistic"``.
 
-Images are float tensors ``(C, H, W)`` or ``(N, C, H, W)`` in ``[0, 1]``; every public function
-also accepts a PIL image and then returns one. Arguments are checked once, by the public function
-a user calls; the steps and the internals work on checked ``(N, C, H, W)`` tensors.
+Images are float tensors ``(C, H, W)`` or ``(N, C, H, W)`` in ``[0, 1]``; every public function also accepts a
+PIL image and then returns one. Arguments are checked once, by the public function a user calls; the steps and
+the internals work on checked ``(N, C, H, W)`` tensors.
 
 Example::
 
@@ -26,21 +29,16 @@ Example::
     >>> degrade(hr, scale=4).shape               # cropped to 64 x 48 first
     torch.Size([3, 16, 12])
     >>> pipe = PRESETS["realistic"](4)
-    >>> lr = pipe(hr[:, :64, :48], seed=0)
-    >>> lr.shape
+    >>> pipe(hr[:, :64, :48], seed=0).shape
     torch.Size([3, 16, 12])
     >>> len(pipe.describe())                     # one line per step
     5
-
-Against PIL on ``skimage.data.astronaut`` (8-bit, x2/x3/x4) ``bicubic``, ``bilinear`` and ``lanczos``,
-down and up (:mod:`.interpolate`), never differ by more than 1/255 (56.5..58.7 dB): PIL rounds in fixed
-point, we compute in floating point; on float data ``bicubic`` equals PIL's mode ``"F"`` resize to ~1e-5.
 """
 from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -77,13 +75,12 @@ def _as_batch(img, name: str):
     lo, hi = float(img.min()), float(img.max())
     # A little slack: network outputs and float round-off stray slightly outside.
     if not (lo >= -1e-3 and hi <= 1 + 1e-3):
-        raise InputError(f"{name} must have values in [0, 1], got range [{lo:.3g}, {hi:.3g}] (divide 8-bit data by 255)")
+        raise InputError(f"{name} must have values in [0, 1], got range [{lo:.3g}, {hi:.3g}] "
+                         "(divide 8-bit data by 255)")
     return (img[None], lambda y: y[0]) if img.dim() == 3 else (img, lambda y: y)
 
 
-# ---------------------------------------------------------------------------
-# 1. Resampling
-# ---------------------------------------------------------------------------
+# 1. Resampling -------------------------------------------------------------
 # PIL's filters, as in Pillow's libImaging/Resample.c. Each is (function, support).
 
 def _triangle(x):
@@ -92,8 +89,7 @@ def _triangle(x):
 
 
 def _cubic(x, a=-0.5):
-    # Keys' cubic convolution with a = -0.5 (PIL and MATLAB); torch's and
-    # OpenCV's non-antialiased bicubic use a = -0.75 instead.
+    # Keys' cubic convolution with a = -0.5 (PIL and MATLAB); torch's and OpenCV's non-antialiased bicubic: -0.75.
     x = np.abs(x)
     return np.where(x < 1.0, ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0,
                     np.where(x < 2.0, (((x - 5.0) * x + 8.0) * x - 4.0) * a, 0.0))
@@ -110,11 +106,10 @@ _PIL_FILTERS = {"bilinear": (_triangle, 1.0), "bicubic": (_cubic, 2.0), "lanczos
 def _resample_weights(in_size: int, out_size: int, kernel: str, antialias: bool):
     """Tap indices and weights ``(out_size, K)`` of a 1-D resampling, as PIL computes them.
 
-    Output pixel ``i`` has its centre at ``(i + 0.5) * in/out`` in input
-    coordinates. When shrinking with ``antialias`` the kernel is stretched by
-    the factor, so it averages over the input pixels each output pixel covers
-    (a low-pass filter) instead of point-sampling and aliasing. Weights are
-    renormalised where the kernel hangs over the border (no padding).
+    Output pixel ``i`` is centred at ``(i + 0.5) * in/out`` in input coordinates. When shrinking with
+    ``antialias`` the kernel is stretched by the factor, so it averages over the input pixels each output
+    pixel covers (a low-pass filter) instead of point-sampling and aliasing. Weights are renormalised where
+    the kernel hangs over the border (no padding).
     """
     fn, support = _PIL_FILTERS[kernel]
     scale = in_size / out_size
@@ -135,9 +130,9 @@ def _resample_axis(x: torch.Tensor, out_size: int, dim: int, kernel: str, antial
                    by_hand: bool = False) -> torch.Tensor:
     """Resample ``x`` along ``dim`` (-1 or -2) with PIL's ``kernel``.
 
-    By hand (always for Lanczos, which torch lacks): one ``index_select`` + multiply-add per tap, so
-    the memory is one output (a dense ``(out, in)`` matrix: 266 MB for a DIV2K row upscaled x4).
-    Otherwise ``F.interpolate(antialias=True)``, which uses the same weights (tested) and is 13x faster.
+    By hand (always for Lanczos, which torch lacks): one ``index_select`` + multiply-add per tap, so the
+    memory is one output (a dense ``(out, in)`` matrix: 266 MB for a DIV2K row upscaled x4). Otherwise
+    ``F.interpolate(antialias=True)``, which uses the same weights (tested) and is 13x faster.
     """
     if kernel != "lanczos" and not by_hand:
         size = (out_size, x.shape[-1]) if dim == -2 else (x.shape[-2], out_size)
@@ -146,11 +141,7 @@ def _resample_axis(x: torch.Tensor, out_size: int, dim: int, kernel: str, antial
     idx = torch.from_numpy(idx).to(x.device)
     w = torch.from_numpy(w).to(device=x.device, dtype=x.dtype)
     shape = (-1, 1) if dim == -2 else (-1,)
-    out = None
-    for k in range(idx.shape[1]):
-        term = x.index_select(dim, idx[:, k]) * w[:, k].reshape(shape)
-        out = term if out is None else out + term
-    return out
+    return sum(x.index_select(dim, idx[:, k]) * w[:, k].reshape(shape) for k in range(idx.shape[1]))
 
 
 def _resize(x: torch.Tensor, h: int, w: int, kernel: str, antialias: bool) -> torch.Tensor:
@@ -169,23 +160,22 @@ def resize(img, size: Tuple[int, int], kernel: str = "bicubic", antialias: bool 
 
     Kernels:
 
-    * ``"nearest"`` -- the input pixel whose centre is nearest; equals PIL
-      ``NEAREST`` (torch ``"nearest-exact"``; plain ``"nearest"`` is off by half a pixel).
+    * ``"nearest"`` -- the input pixel whose centre is nearest; equals PIL ``NEAREST`` (torch
+      ``"nearest-exact"``; plain ``"nearest"`` is off by half a pixel).
     * ``"bilinear"``, ``"bicubic"`` -- PIL's kernels (bicubic ``a = -0.5``), written out in
-      :func:`_resample_weights`; computed by ``F.interpolate(..., antialias=True)``, which uses
-      the same weights, and equal to PIL's float resize to about 1e-5. With ``antialias=False`` the kernel is not widened when
-      shrinking, which aliases: that is ``F.interpolate``'s and OpenCV's default
-      (and their bicubic uses ``a = -0.75``), *not* the benchmark protocol.
-    * ``"area"`` -- the mean over the input pixels each output pixel covers
-      (``F.interpolate(mode="area")``); for an integer factor, the block mean.
-    * ``"lanczos"`` -- Lanczos-3 windowed sinc with PIL's ``LANCZOS`` weights,
-      computed here (torch has no Lanczos).
+      :func:`_resample_weights`; computed by ``F.interpolate(..., antialias=True)``, which uses the same
+      weights. With ``antialias=False`` the kernel is not widened when shrinking, which aliases: that is
+      ``F.interpolate``'s and OpenCV's default (and their bicubic uses ``a = -0.75``), *not* the benchmark
+      protocol.
+    * ``"area"`` -- the mean over the input pixels each output pixel covers (``F.interpolate(mode="area")``);
+      for an integer factor, the block mean.
+    * ``"lanczos"`` -- Lanczos-3 windowed sinc with PIL's ``LANCZOS`` weights, computed here (torch has no
+      Lanczos).
 
-    Like PIL, the two axes are resampled one after the other (width first) and
-    the intermediate image is clipped to [0, 1]: PIL keeps it as 8-bit, which
-    clips the overshoot of the cubic and Lanczos kernels at sharp edges.
-    Without this clip a few edge pixels of astronaut differ from PIL by up to
-    6/255; with it, none differs by more than 1/255.
+    Like PIL, the two axes are resampled one after the other (width first) and the intermediate image is
+    clipped to [0, 1]: PIL keeps it as 8-bit, which clips the overshoot of the cubic and Lanczos kernels at
+    sharp edges. Without this clip a few edge pixels of astronaut differ from PIL by up to 6/255; with it,
+    none differs by more than 1/255.
 
     Args:
         img: tensor ``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1], or a PIL image.
@@ -216,9 +206,8 @@ def _crop(x: torch.Tensor, scale: int, name: str) -> torch.Tensor:
 def crop_to_multiple(img, scale: int):
     """Crop the bottom and right edges so that height and width divide by ``scale``.
 
-    The benchmark protocol ("modcrop"): the LR image is then exactly
-    ``(H // scale, W // scale)`` and each LR pixel covers ``scale x scale``
-    HR pixels, so HR and upscaled LR align pixel for pixel.
+    The benchmark protocol ("modcrop"): the LR image is then exactly ``(H // scale, W // scale)`` and each LR
+    pixel covers ``scale x scale`` HR pixels, so HR and upscaled LR align pixel for pixel.
 
     Example:
         >>> crop_to_multiple(torch.rand(3, 65, 50), 4).shape
@@ -237,9 +226,8 @@ def _downscale(x: torch.Tensor, scale: int, kernel: str, antialias: bool, name: 
 def downscale(img, scale: int, kernel: str = "bicubic", antialias: bool = True):
     """Crop to a multiple of ``scale``, then shrink by ``scale``: ``(H, W) -> (H // s, W // s)``.
 
-    ``kernel="bicubic"`` (the default) with ``antialias=True`` is the
-    benchmark protocol and matches PIL ``Image.BICUBIC``; ``"area"`` is the
-    mean of each ``s x s`` block; ``"nearest"`` keeps one pixel per block
+    ``kernel="bicubic"`` (the default) with ``antialias=True`` is the benchmark protocol and matches PIL
+    ``Image.BICUBIC``; ``"area"`` is the mean of each ``s x s`` block; ``"nearest"`` keeps one pixel per block
     (index ``s // 2``, as PIL). See :func:`resize` for all kernels.
 
     Example:
@@ -252,13 +240,11 @@ def downscale(img, scale: int, kernel: str = "bicubic", antialias: bool = True):
     return back(_downscale(x, scale, kernel, antialias))
 
 
-# ---------------------------------------------------------------------------
-# 2. Blur kernels and filtering
-# ---------------------------------------------------------------------------
+# 2. Blur kernels and filtering ---------------------------------------------
 # Angles are in degrees, counter-clockwise as seen on screen (rows go down).
 
 def _grid(r: int, angle_deg: float):
-    """Offsets ``(along, across)`` the direction ``angle_deg`` on a ``(2r+1, 2r+1)`` grid, and the direction."""
+    """Row and column offsets on a ``(2r+1, 2r+1)`` grid, and the unit vector ``(ux, uy)`` of the angle."""
     t = math.radians(angle_deg)
     ux, uy = math.cos(t), -math.sin(t)  # (x, row) components; minus because rows point down
     rows, cols = torch.meshgrid(torch.arange(-r, r + 1, dtype=torch.float64),
@@ -270,11 +256,10 @@ def gaussian_kernel(sigma: float, sigma_y: Optional[float] = None, angle: float 
                     truncate: float = 3.0, dtype=torch.float32) -> torch.Tensor:
     """A normalised 2-D Gaussian kernel ``(2r+1, 2r+1)``, ``r = ceil(truncate * max(sigma, sigma_y))``.
 
-    ``k(d) ∝ exp(-d^T Σ^{-1} d / 2)`` with covariance
-    ``Σ = sigma^2 u u^T + sigma_y^2 v v^T``, where ``u`` points at ``angle``
-    degrees (counter-clockwise on screen) and ``v`` is perpendicular to it.
-    ``sigma_y=None`` gives the isotropic kernel. The sum is 1, so flat regions
-    keep their brightness. ``d = (x, row)`` offsets from the centre.
+    ``k(d) ∝ exp(-d^T Σ^{-1} d / 2)`` with covariance ``Σ = sigma^2 u u^T + sigma_y^2 v v^T``, where ``u``
+    points at ``angle`` degrees (counter-clockwise on screen) and ``v`` is perpendicular to it.
+    ``sigma_y=None`` gives the isotropic kernel. The sum is 1, so flat regions keep their brightness.
+    ``d = (x, row)`` offsets from the centre.
 
     Example:
         >>> k = gaussian_kernel(2.0, sigma_y=0.5, angle=30)
@@ -295,10 +280,9 @@ def gaussian_kernel(sigma: float, sigma_y: Optional[float] = None, angle: float 
 def motion_blur_kernel(length: float, angle: float = 0.0, dtype=torch.float32) -> torch.Tensor:
     """A normalised line kernel: a camera (or object) moving ``length`` pixels at ``angle`` degrees.
 
-    Each kernel pixel gets weight ``max(0, 1 - distance to the segment)``
-    (an anti-aliased line through the centre, ``length`` pixels long), then
-    the weights are divided by their sum. ``angle=0`` is horizontal; with an
-    integer length it is exactly a row of ``length`` equal weights.
+    Each kernel pixel gets weight ``max(0, 1 - distance to the segment)`` (an anti-aliased line through the
+    centre, ``length`` pixels long), then the weights are divided by their sum. ``angle=0`` is horizontal;
+    with an integer length it is exactly a row of ``length`` equal weights.
 
     Example:
         >>> motion_blur_kernel(5, 0)[2]
@@ -317,22 +301,23 @@ def motion_blur_kernel(length: float, angle: float = 0.0, dtype=torch.float32) -
 
 
 def _filter2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Convolve every channel of ``x (N, C, H, W)`` with an odd 2-D ``kernel``; same-size output.
-
-    Borders are mirrored as in :func:`course_lib.core.filters.gaussian_blur` (scipy's ``"mirror"``).
-    """
+    """Convolve every channel of ``x (N, C, H, W)`` with an odd 2-D ``kernel``; same size, mirrored borders
+    as in :func:`course_lib.core.filters.gaussian_blur` (scipy's ``"mirror"``)."""
     n, c, h, w = x.shape
     ry, rx = kernel.shape[0] // 2, kernel.shape[1] // 2
     mode = "reflect" if ry < h and rx < w else "replicate"
     xp = F.pad(x.reshape(n * c, 1, h, w), (rx, rx, ry, ry), mode=mode)
-    # conv2d is a correlation; flipping makes it a convolution (the same for
-    # the symmetric kernels here, but right for any kernel a student passes).
+    # conv2d correlates; the flip makes it a convolution (the same for the symmetric kernels here, right for any).
     return F.conv2d(xp, kernel.flip(-1, -2).to(x)[None, None]).reshape(n, c, h, w)
 
 
-# ---------------------------------------------------------------------------
-# 3. Steps
-# ---------------------------------------------------------------------------
+# 3. Steps ------------------------------------------------------------------
+
+def _ranged(default, label: str, **bounds):
+    """A step parameter: a fixed value or a ``(low, high)`` range, checked and drawn by :class:`Step`; ``label``
+    names it in messages, ``bounds`` go to :func:`_value_or_range` (``integer=True``: ints)."""
+    return field(default=default, metadata={"range": (label, bounds)})
+
 
 def _value_or_range(value, name: str, integer: bool = False, **bounds):
     """A fixed value or a ``(low, high)`` range with ``low <= high``, each end within ``bounds``."""
@@ -350,39 +335,47 @@ def _value_or_range(value, name: str, integer: bool = False, **bounds):
     return (lo, hi)
 
 
-def _sample(value, rng: np.random.Generator, integer=False):
-    """Draw from a ``(low, high)`` range (uniform; integers inclusive), or return the fixed value."""
-    if isinstance(value, tuple):
-        lo, hi = value
-        return int(rng.integers(lo, hi + 1)) if integer else float(rng.uniform(lo, hi))
-    return int(value) if integer else float(value)
+def _sample(value, rng: np.random.Generator):
+    """Draw from a ``(low, high)`` range (uniform; an int range inclusive), or return the fixed value."""
+    if not isinstance(value, tuple):
+        return value
+    lo, hi = value
+    return int(rng.integers(lo, hi + 1)) if isinstance(lo, int) else float(rng.uniform(lo, hi))
 
 
 def _torch_generator(rng: np.random.Generator, device) -> torch.Generator:
     # Noise is drawn by torch on the image's device (fast on a GPU), seeded from
     # the numpy stream so that one seed still fixes everything.
-    g = torch.Generator(device=device)
-    g.manual_seed(int(rng.integers(0, 2 ** 63 - 1)))
-    return g
+    return torch.Generator(device=device).manual_seed(int(rng.integers(0, 2 ** 63 - 1)))
 
 
 class Step:
     """Base of the degradation steps.
 
-    A step is used in two stages, so that :class:`Pipeline` can report what it
-    drew: ``params = step.sample(rng)`` draws this call's parameters from the
-    ranges, ``step.apply(x, params, rng)`` applies them to ``x (N, C, H, W)``,
-    ``step.describe(params)`` says it in words. Parameters are drawn once per
-    call and shared by a batch; noise differs per image. ``p`` (where a step
-    has it) is the probability that the step is applied at all.
+    A step is used in two stages, so that :class:`Pipeline` can report what it drew:
+    ``params = step.sample(rng)`` draws this call's parameters from the ranges, ``step.apply(x, params, rng)``
+    applies them to ``x (N, C, H, W)``, ``step.describe(params)`` says it in words. Parameters are drawn once
+    per call and shared by a batch; noise differs per image. ``p`` (where a step has it) is the probability
+    that the step is applied at all.
+
+    The parameters a step declares with ``_ranged`` are checked here, once, when it is made, and the default
+    :meth:`sample` draws them in the order they are declared.
 
     Calling a step on an image runs it alone: ``GaussianBlur(2.0)(img, seed=0)``.
     """
 
     p: float = 1.0
 
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if "range" in f.metadata and value is not None:
+                label, bounds = f.metadata["range"]
+                setattr(self, f.name, _value_or_range(value, f"{type(self).__name__}: {label}", **bounds))
+        self.p = check_probability(self.p, f"{type(self).__name__}: p")
+
     def sample(self, rng: np.random.Generator) -> dict:
-        raise NotImplementedError
+        return {f.name: _sample(getattr(self, f.name), rng) for f in fields(self) if "range" in f.metadata}
 
     def apply(self, x: torch.Tensor, params: dict, rng: np.random.Generator) -> torch.Tensor:
         raise NotImplementedError
@@ -399,10 +392,9 @@ class Step:
 class Downscale(Step):
     """Shrink by an integer ``scale`` with ``kernel`` (see :func:`downscale`).
 
-    ``kernel`` may be a list of names; one is chosen at random on each call
-    (Real-ESRGAN draws among area, bilinear and bicubic so that the network
-    does not overfit to one kernel). Always applied (no ``p``): the LR size
-    must not depend on chance.
+    ``kernel`` may be a list of names; one is chosen at random on each call (Real-ESRGAN draws among area,
+    bilinear and bicubic so that the network does not overfit to one kernel). Always applied (no ``p``): the
+    LR size must not depend on chance.
 
     Example:
         >>> Downscale(2, ["area", "bicubic"])(torch.rand(3, 8, 8), seed=0).shape
@@ -421,9 +413,8 @@ class Downscale(Step):
             check_choice(k, KERNELS, "Downscale: kernel")
 
     def sample(self, rng):
-        if isinstance(self.kernel, str):
-            return {"scale": self.scale, "kernel": self.kernel}
-        return {"scale": self.scale, "kernel": self.kernel[int(rng.integers(len(self.kernel)))]}
+        kernel = self.kernel if isinstance(self.kernel, str) else self.kernel[int(rng.integers(len(self.kernel)))]
+        return {"scale": self.scale, "kernel": kernel}
 
     def apply(self, x, params, rng):
         return _downscale(x, params["scale"], params["kernel"], self.antialias, "Downscale")
@@ -436,32 +427,27 @@ class Downscale(Step):
 class GaussianBlur(Step):
     """Gaussian blur (lens defocus, optics): isotropic or anisotropic and rotated.
 
-    ``sigma`` (pixels) is the spread along ``angle`` (degrees,
-    counter-clockwise), ``sigma_y`` across it; ``sigma_y=None`` is isotropic.
-    Each may be a ``(low, high)`` range. With ``sigma_y`` given,
-    ``isotropic_prob`` is the chance of drawing an isotropic kernel instead
-    (Real-ESRGAN mixes both). Isotropic: :func:`course_lib.core.filters.gaussian_blur`
-    (separable); anisotropic: :func:`gaussian_kernel`. Radius ``ceil(3 max(sigma, sigma_y))``;
-    borders are mirrored (scipy's ``mode="mirror"``).
+    ``sigma`` (pixels) is the spread along ``angle`` (degrees, counter-clockwise), ``sigma_y`` across it;
+    ``sigma_y=None`` is isotropic. Each may be a ``(low, high)`` range. With ``sigma_y`` given,
+    ``isotropic_prob`` is the chance of drawing an isotropic kernel instead (Real-ESRGAN mixes both).
+    Isotropic: :func:`course_lib.core.filters.gaussian_blur` (separable); anisotropic:
+    :func:`gaussian_kernel`. Radius ``ceil(3 max(sigma, sigma_y))``; borders are mirrored (scipy's
+    ``mode="mirror"``).
 
     Example:
         >>> blur = GaussianBlur(sigma=(0.2, 3.0), sigma_y=(0.2, 3.0), angle=(-90, 90))
         >>> blur(torch.rand(3, 32, 32), seed=1).shape
         torch.Size([3, 32, 32])
     """
-    sigma: Range = 1.0
-    sigma_y: Optional[Range] = None
-    angle: Range = 0.0
+    sigma: Range = _ranged(1.0, "sigma", low=0, low_open=True)
+    sigma_y: Optional[Range] = _ranged(None, "sigma_y", low=0, low_open=True)
+    angle: Range = _ranged(0.0, "angle (degrees)")
     isotropic_prob: float = 0.0
     p: float = 1.0
 
     def __post_init__(self):
-        self.sigma = _value_or_range(self.sigma, "GaussianBlur: sigma", low=0, low_open=True)
-        if self.sigma_y is not None:
-            self.sigma_y = _value_or_range(self.sigma_y, "GaussianBlur: sigma_y", low=0, low_open=True)
-        self.angle = _value_or_range(self.angle, "GaussianBlur: angle (degrees)")
+        super().__post_init__()
         self.isotropic_prob = check_probability(self.isotropic_prob, "GaussianBlur: isotropic_prob")
-        self.p = check_probability(self.p, "GaussianBlur: p")
 
     def sample(self, rng):
         sigma = _sample(self.sigma, rng)
@@ -484,17 +470,9 @@ class MotionBlur(Step):
         >>> MotionBlur(length=(3, 15), angle=(0, 180))(torch.rand(3, 32, 32), seed=0).shape
         torch.Size([3, 32, 32])
     """
-    length: Range = 5.0
-    angle: Range = 0.0
+    length: Range = _ranged(5.0, "length (pixels)", low=1)
+    angle: Range = _ranged(0.0, "angle (degrees)")
     p: float = 1.0
-
-    def __post_init__(self):
-        self.length = _value_or_range(self.length, "MotionBlur: length (pixels)", low=1)
-        self.angle = _value_or_range(self.angle, "MotionBlur: angle (degrees)")
-        self.p = check_probability(self.p, "MotionBlur: p")
-
-    def sample(self, rng):
-        return {"length": _sample(self.length, rng), "angle": _sample(self.angle, rng)}
 
     def apply(self, x, params, rng):
         return _filter2d(x, motion_blur_kernel(params["length"], params["angle"], dtype=torch.float64)).clamp(0, 1)
@@ -504,25 +482,22 @@ class MotionBlur(Step):
 class GaussianNoise(Step):
     """Additive white Gaussian noise (sensor read noise): ``y = clip(x + n, 0, 1)``, ``n ~ N(0, (sigma/255)^2)``.
 
-    ``sigma`` is in units of 1/255 like Real-ESRGAN (which draws 1..30).
-    ``gray`` makes the noise the same in every channel (luminance noise);
-    a number in [0, 1] is the probability of gray noise on each call
-    (Real-ESRGAN: 0.4). Clipping to [0, 1] as a camera does lowers the
-    measured spread near black and white.
+    ``sigma`` is in units of 1/255 like Real-ESRGAN (which draws 1..30). ``gray`` makes the noise the same in
+    every channel (luminance noise); a number in [0, 1] is the probability of gray noise on each call
+    (Real-ESRGAN: 0.4). Clipping to [0, 1] as a camera does lowers the measured spread near black and white.
 
     Example:
         >>> GaussianNoise(sigma=(1, 30), gray=0.4)(torch.full((3, 8, 8), 0.5), seed=0).shape
         torch.Size([3, 8, 8])
     """
-    sigma: Range = 10.0
+    sigma: Range = _ranged(10.0, "sigma (units of 1/255)", low=0, high=255)
     gray: Union[bool, float] = False
     p: float = 1.0
 
     def __post_init__(self):
-        self.sigma = _value_or_range(self.sigma, "GaussianNoise: sigma (units of 1/255)", low=0, high=255)
+        super().__post_init__()
         if not isinstance(self.gray, bool):
             self.gray = check_probability(self.gray, "GaussianNoise: gray (a bool or a probability)")
-        self.p = check_probability(self.p, "GaussianNoise: p")
 
     def sample(self, rng):
         gray = self.gray if isinstance(self.gray, bool) else bool(rng.random() < self.gray)
@@ -542,24 +517,16 @@ class GaussianNoise(Step):
 class PoissonNoise(Step):
     """Shot noise: ``y = Poisson(x * scale) / scale``, clipped to [0, 1].
 
-    ``scale`` is the expected photon count of a white pixel; the noise has
-    mean 0 and variance ``x / scale``, so it grows with brightness and
-    shrinks as more light is collected (``scale`` larger).
+    ``scale`` is the expected photon count of a white pixel; the noise has mean 0 and variance ``x / scale``,
+    so it grows with brightness and shrinks as more light is collected (``scale`` larger).
 
     Example:
         >>> y = PoissonNoise(scale=100)(torch.full((1, 64, 64), 0.5), seed=0)
         >>> abs(float(y.mean()) - 0.5) < 0.01
         True
     """
-    scale: Range = 100.0
+    scale: Range = _ranged(100.0, "scale (photons at white)", low=0, low_open=True)
     p: float = 1.0
-
-    def __post_init__(self):
-        self.scale = _value_or_range(self.scale, "PoissonNoise: scale (photons at white)", low=0, low_open=True)
-        self.p = check_probability(self.p, "PoissonNoise: p")
-
-    def sample(self, rng):
-        return {"scale": _sample(self.scale, rng)}
 
     def apply(self, x, params, rng):
         g = _torch_generator(rng, x.device)
@@ -571,23 +538,15 @@ class PoissonNoise(Step):
 class JPEG(Step):
     """JPEG compression artefacts: encode and decode with PIL at ``quality`` (1..100).
 
-    Each image is rounded to 8 bits, saved as JPEG (PIL's defaults: 4:2:0
-    chroma subsampling) and read back, exactly as a JPEG file on disk would
-    be. Low quality shows 8x8 blocks and ringing. 1 or 3 channels.
+    Each image is rounded to 8 bits, saved as JPEG (PIL's defaults: 4:2:0 chroma subsampling) and read back,
+    exactly as a JPEG file on disk would be. Low quality shows 8x8 blocks and ringing. 1 or 3 channels.
 
     Example:
         >>> JPEG(quality=(30, 95))(torch.rand(3, 16, 16), seed=0).shape
         torch.Size([3, 16, 16])
     """
-    quality: Union[int, Tuple[int, int]] = 75
+    quality: Union[int, Tuple[int, int]] = _ranged(75, "quality", integer=True, low=1, high=100)
     p: float = 1.0
-
-    def __post_init__(self):
-        self.quality = _value_or_range(self.quality, "JPEG: quality", integer=True, low=1, high=100)
-        self.p = check_probability(self.p, "JPEG: p")
-
-    def sample(self, rng):
-        return {"quality": _sample(self.quality, rng, integer=True)}
 
     def apply(self, x, params, rng):
         if x.shape[1] not in (1, 3):
@@ -602,27 +561,22 @@ class JPEG(Step):
         return torch.stack(out).to(device=x.device, dtype=x.dtype)
 
 
-# ---------------------------------------------------------------------------
-# 4. Pipeline
-# ---------------------------------------------------------------------------
+# 4. Pipeline ---------------------------------------------------------------
 
 @dataclass
 class Pipeline(Step):
     """A sequence of steps applied in order, or in a random order per call (``shuffle=True``).
 
-    ``pipeline(img, seed)`` is deterministic for an int ``seed`` (a
-    ``numpy.random.Generator`` is used and advanced; ``None`` draws fresh
-    entropy). The draws per call, in order: the permutation (if shuffled),
-    then for each step whether it is applied (``p``), its parameters, and its
-    noise. A pipeline can itself be a step of another pipeline, e.g. a
-    shuffled block followed by a final JPEG.
+    ``pipeline(img, seed)`` is deterministic for an int ``seed`` (a ``numpy.random.Generator`` is used and
+    advanced; ``None`` draws fresh entropy). The draws per call, in order: the permutation (if shuffled), then
+    for each step whether it is applied (``p``), its parameters, and its noise. A pipeline can itself be a
+    step of another pipeline, e.g. a shuffled block followed by a final JPEG.
 
-    :meth:`describe` lists what the last call applied with the sampled values
-    (before any call: the configured steps).
+    :meth:`describe` lists what the last call applied with the sampled values (before any call: the configured
+    steps).
 
-    Random order follows BSRGAN (Zhang et al., "Designing a Practical
-    Degradation Model for Deep Blind Image Super-Resolution", ICCV 2021):
-    blur before or after the downscale, noise before or after blur, are all
+    Random order follows BSRGAN (Zhang et al., "Designing a Practical Degradation Model for Deep Blind Image
+    Super-Resolution", ICCV 2021): blur before or after the downscale, noise before or after blur, are all
     plausible real histories of a photo.
 
     Example:
@@ -657,14 +611,12 @@ class Pipeline(Step):
             step = self.steps[int(i)]
             if isinstance(step, Pipeline):
                 x = step._run(x, rng, log)
-                continue
-            # Always draw, so that p does not change which numbers later steps get.
-            if not rng.random() < step.p:
+            elif rng.random() < step.p:  # always drawn, so that p does not change which numbers later steps get
+                params = step.sample(rng)
+                x = step.apply(x, params, rng)
+                log.append(step.describe(params))
+            else:
                 log.append(f"{type(step).__name__}: skipped (p={step.p:g})")
-                continue
-            params = step.sample(rng)
-            x = step.apply(x, params, rng)
-            log.append(step.describe(params))
         return x
 
     def _degrade(self, x: torch.Tensor, seed: Seed) -> torch.Tensor:
@@ -690,16 +642,12 @@ class Pipeline(Step):
         return list(self._history) if self._history is not None else [repr(s) for s in self.steps]
 
 
-# ---------------------------------------------------------------------------
-# 5. Presets and degrade()
-# ---------------------------------------------------------------------------
+# 5. Presets and degrade() --------------------------------------------------
 
 def _realistic(scale):
-    # Real-ESRGAN (Wang et al. 2021) / BSRGAN (Zhang et al. 2021) style.
-    # Blur, resize and noise in random order; JPEG last, as in both papers:
-    # a photo is compressed when it is saved, after everything else.
-    # Gaussian noise (p=0.6) and Poisson noise (p=0.4) are drawn
-    # independently (Real-ESRGAN picks one of the two with these odds).
+    # Real-ESRGAN (Wang et al. 2021) / BSRGAN (Zhang et al. 2021) style. Blur, resize and noise in random order;
+    # JPEG last, as in both papers: a photo is compressed when it is saved, after everything else. Gaussian noise
+    # (p=0.6) and Poisson noise (p=0.4) are drawn independently (Real-ESRGAN picks one of the two with these odds).
     return Pipeline([
         Pipeline([
             GaussianBlur(sigma=(0.2, 3.0), sigma_y=(0.2, 3.0), angle=(-90.0, 90.0), isotropic_prob=0.5),
@@ -736,9 +684,8 @@ def preset_names() -> Tuple[str, ...]:
 def degrade(hr, scale: int, preset: Union[str, Step] = "bicubic", seed: Seed = None):
     """Make the low-resolution input of a super-resolution pair from its ground truth.
 
-    ``hr`` is cropped so that its sides divide by ``scale`` (use
-    :func:`crop_to_multiple` to get the matching HR); the result is exactly
-    ``(H // scale, W // scale)``, clamped to [0, 1].
+    ``hr`` is cropped so that its sides divide by ``scale`` (use :func:`crop_to_multiple` to get the matching
+    HR); the result is exactly ``(H // scale, W // scale)``, clamped to [0, 1].
 
     Args:
         hr: ``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1], or a PIL image (then a PIL image is returned).

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..core.checks import InputError, check_finite, check_int
 from ..core.images import check_image_tensor, load_image, rgb_to_ycbcr, to_pil, to_tensor, ycbcr_to_rgb
+from .fast import FastESPCN, optimize_for_inference
 
 __all__ = ["upscale", "receptive_radius", "BLOCK"]
 
@@ -92,8 +93,6 @@ def upscale(model: nn.Module, image, *, tile: int | None | str = "auto", overlap
     optimized: on the CPU, run :func:`.fast.optimize_for_inference` first (same output to 1e-4, ~2.5x
         faster). To upscale many images, call it once and pass its result as ``model``.
     """
-    from .fast import FastESPCN, optimize_for_inference
-
     if not isinstance(model, nn.Module):
         raise InputError(f"upscale: model must be an nn.Module, got {type(model).__name__}")
     pil = not isinstance(image, torch.Tensor)

@@ -59,7 +59,8 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
     check_choice(loss, LOSSES, "train_espcn: loss")
     cfg = espcn_paper(scale) if arch == "paper" else espcn_lecture(scale)
     if activation is not None or icnr:
-        cfg = type(cfg).from_dict({**cfg.to_dict(), "activation": activation or cfg.activation, "icnr": icnr or cfg.icnr})
+        cfg = type(cfg).from_dict({**cfg.to_dict(), "activation": activation or cfg.activation,
+                                   "icnr": icnr or cfg.icnr})
     torch.manual_seed(seed)
     model = ESPCN(cfg)
     y_only = model.in_channels == 1

@@ -15,6 +15,7 @@ from ..core.metrics import psnr
 from ..core.plotting import show_images
 from ..superres.degrade import JPEG, KERNELS, Downscale, GaussianBlur, GaussianNoise, Pipeline, crop_to_multiple
 from ..superres.interpolate import upscale_interpolate
+from . import _live_output
 
 __all__ = ["degradation_pipeline", "degradation_figure", "degradation_explorer"]
 
@@ -62,8 +63,6 @@ def degradation_explorer(hr, zoom=None, seed: int = 0):
     """Controls for :func:`degradation_figure` (updates when a slider is released)."""
     import ipywidgets as w
 
-    from ..core.plotting import show_in_output
-
     style = {"description_width": "110px"}
     controls = {
         "scale": w.Dropdown(options=[2, 3, 4], value=3, description="scale", style=style),
@@ -76,14 +75,7 @@ def degradation_explorer(hr, zoom=None, seed: int = 0):
         "jpeg_quality": w.IntSlider(value=100, min=5, max=100, step=5, description="JPEG quality",
                                     continuous_update=False, style=style),
     }
-    out = w.Output()
-
-    def redraw(_=None):
-        fig, _info = degradation_figure(hr, seed=seed, zoom=zoom, **{k: c.value for k, c in controls.items()})
-        show_in_output(out, fig)
-
-    for c in controls.values():
-        c.observe(redraw, names="value")
-    redraw()
+    out = _live_output(controls.values(), lambda: degradation_figure(
+        hr, seed=seed, zoom=zoom, **{k: c.value for k, c in controls.items()})[0])
     return w.VBox([w.HBox([controls["scale"], controls["kernel"], controls["antialias"]]),
                    w.HBox([controls["blur_sigma"], controls["noise_sigma"], controls["jpeg_quality"]]), out])

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..core.checks import check_choice, check_int, check_number, check_probability
+from . import _live_output
 
 __all__ = ["ERRORS", "loss_case", "loss_sweep", "jaccard_vs_nll_figure", "jaccard_vs_nll_explorer"]
 
@@ -70,16 +71,9 @@ def loss_case(foreground_fraction: float = 0.1, confidence: float = 0.9, error: 
     r = math.sqrt(foreground_fraction * size * size / math.pi)
     c = size / 2
     target = _disc(size, r, c, c)
-    if error == "none":
-        pred = target
-    elif error == "shrunk":
-        pred = _disc(size, r * (1 - amount), c, c)
-    elif error == "grown":
-        pred = _disc(size, r * (1 + amount), c, c)
-    elif error == "shifted":
-        pred = _disc(size, r, c + amount * r, c)
-    else:
-        pred = np.zeros_like(target)
+    # the predicted disc: its radius (times r) and its shift to the right (in radii); "none" predicts the target
+    factor, shift = {"shrunk": (1 - amount, 0), "grown": (1 + amount, 0), "shifted": (1, amount)}.get(error, (1, 0))
+    pred = np.zeros_like(target) if error == "all background" else _disc(size, r * factor, c + shift * r, c)
     prob = np.where(pred, confidence, 1 - confidence).astype(np.float64)
     logits = torch.tensor(np.log(prob / (1 - prob)))[None, None].requires_grad_(True)
     t = torch.tensor(target, dtype=torch.float64)[None, None]
@@ -88,9 +82,9 @@ def loss_case(foreground_fraction: float = 0.1, confidence: float = 0.9, error: 
     jac = soft_jaccard_loss(logits, t)
     (g_jac,) = torch.autograd.grad(jac, logits)
     hard = iou(torch.tensor(prob)[None, None], t, threshold=0.5)
-    return {"target": target.astype(np.float64), "prob": prob, "bce": float(bce.detach()), "jaccard_loss": float(jac.detach()),
-            "iou": float(hard.reshape(-1)[0]), "grad_bce": g_bce[0, 0].numpy(), "grad_jaccard": g_jac[0, 0].numpy(),
-            "foreground_fraction": float(target.mean())}
+    return {"target": target.astype(np.float64), "prob": prob, "bce": float(bce.detach()),
+            "jaccard_loss": float(jac.detach()), "iou": float(hard.reshape(-1)[0]), "grad_bce": g_bce[0, 0].numpy(),
+            "grad_jaccard": g_jac[0, 0].numpy(), "foreground_fraction": float(target.mean())}
 
 
 def loss_sweep(fractions: Sequence[float] = None, confidence: float = 0.9, error: str = "shrunk", *,
@@ -98,13 +92,9 @@ def loss_sweep(fractions: Sequence[float] = None, confidence: float = 0.9, error
     """:func:`loss_case` over foreground fractions: lists ``fraction``, ``bce``, ``jaccard_loss``, ``iou``."""
     if fractions is None:
         fractions = np.geomspace(0.005, 0.5, 15)
-    out = {"fraction": [], "bce": [], "jaccard_loss": [], "iou": []}
-    for f in fractions:
-        case = loss_case(float(f), confidence, error, amount=amount, size=size)
-        out["fraction"].append(case["foreground_fraction"])
-        for k in ("bce", "jaccard_loss", "iou"):
-            out[k].append(case[k])
-    return out
+    cases = [loss_case(float(f), confidence, error, amount=amount, size=size) for f in fractions]
+    return {"fraction": [case["foreground_fraction"] for case in cases],
+            **{k: [case[k] for case in cases] for k in ("bce", "jaccard_loss", "iou")}}
 
 
 def jaccard_vs_nll_figure(foreground_fraction: float = 0.05, confidence: float = 0.9, error: str = "all background",
@@ -144,21 +134,12 @@ def jaccard_vs_nll_explorer(*, size: int = 64):
     """Sliders for :func:`jaccard_vs_nll_figure` (``continuous_update=False``)."""
     import ipywidgets as w
 
-    from ..core.plotting import show_in_output
-
     frac = w.FloatLogSlider(value=0.05, base=10, min=-2.3, max=math.log10(0.5), step=0.1,
                             description="foreground", continuous_update=False)
     conf = w.FloatSlider(value=0.9, min=0.55, max=0.99, step=0.01, description="confidence",
                          continuous_update=False)
     err = w.Dropdown(options=list(ERRORS), value="all background", description="mistake")
     amount = w.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05, description="amount", continuous_update=False)
-    out = w.Output()
-
-    def redraw(_=None):
-        fig, _ = jaccard_vs_nll_figure(frac.value, conf.value, err.value, amount=amount.value, size=size)
-        show_in_output(out, fig)
-
-    for control in (frac, conf, err, amount):
-        control.observe(redraw, names="value")
-    redraw()
+    out = _live_output((frac, conf, err, amount), lambda: jaccard_vs_nll_figure(
+        frac.value, conf.value, err.value, amount=amount.value, size=size)[0])
     return w.VBox([w.HBox([frac, conf]), w.HBox([err, amount]), out])

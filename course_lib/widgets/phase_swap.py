@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.checks import InputError, check_int, check_tensor
+from . import _live_output
 
 __all__ = ["gray_images", "phase_swap_images", "phase_swap_figure", "phase_swap_explorer"]
 
@@ -102,22 +103,12 @@ def phase_swap_explorer(size: int = 128):
     """Dropdowns for A and B and a random-seed slider around :func:`phase_swap_figure`."""
     import ipywidgets as w
 
-    from ..core.plotting import show_in_output
-
     images = gray_images(size)
     names = list(images)
     pick_a = w.Dropdown(options=names, value="astronaut" if "astronaut" in images else names[0], description="A")
     pick_b = w.Dropdown(options=names, value="grace_hopper" if "grace_hopper" in images else names[1],
                         description="B")
     seed = w.IntSlider(value=0, min=0, max=20, description="random seed", continuous_update=False)
-    out = w.Output()
-
-    def redraw(_=None):
-        fig, _ = phase_swap_figure(images[pick_a.value], images[pick_b.value],
-                                   names=(pick_a.value, pick_b.value), seed=seed.value)
-        show_in_output(out, fig)
-
-    for control in (pick_a, pick_b, seed):
-        control.observe(redraw, names="value")
-    redraw()
+    out = _live_output((pick_a, pick_b, seed), lambda: phase_swap_figure(
+        images[pick_a.value], images[pick_b.value], names=(pick_a.value, pick_b.value), seed=seed.value)[0])
     return w.VBox([w.HBox([pick_a, pick_b, seed]), out])
