@@ -4,6 +4,9 @@
 #   make course  execute every notebook in the lecture profile, HTML into build/
 #   make bench   run the benchmarks (benchmarks/results/)
 #   make student rebuild notebooks/student/ from the instructor notebooks
+#   make publish REPO=https://github.com/USER/NAME [BRANCH=main]
+#                set the repository the notebooks install from and link to (pyproject [tool.course])
+#   make site    the course website: executed notebooks (lecture profile) + index, in build/site/
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -14,7 +17,7 @@ STAMP   = $(VENV)/.course-lib-installed
 ROOT_FLAG = $(shell [ "$$(id -u)" = "0" ] && echo --allow-root)
 NOTEBOOKS = $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-.PHONY: setup lab test unit notebooks course bench student clean
+.PHONY: setup lab test unit notebooks course bench student publish site clean
 
 setup: $(STAMP)
 
@@ -54,6 +57,15 @@ bench: setup
 
 student: setup
 	$(PY) -m course_lib.exercises build
+
+BRANCH ?=
+publish: setup
+	@test -n "$(REPO)" || { echo "usage: make publish REPO=https://github.com/USER/NAME [BRANCH=main]"; exit 2; }
+	$(PY) -m course_lib.exercises publish --repo "$(REPO)" $(if $(BRANCH),--branch "$(BRANCH)")
+
+# Static HTML that works from the file system and on GitHub Pages (build/site/index.html).
+site: setup
+	$(PY) notebooks/site.py --profile lecture --out build/site $(NOTEBOOKS)
 
 clean:
 	rm -rf build .pytest_cache

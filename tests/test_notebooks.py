@@ -38,8 +38,9 @@ def test_notebook_is_stored_clean_and_starts_with_setup_and_parameters(path):
         f"{path.name}: the first code cell must be the standard Colab setup cell"
     assert "parameters" in second.metadata.get("tags", []), f"{path.name}: the second code cell must be tagged 'parameters'"
     assert "profile(" in second.source, f"{path.name}: the parameters cell must read the profile"
-    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {path.name[:2]} "), \
-        f"{path.name}: the first cell must be a markdown title '# {path.name[:2]} · ...'"
+    assert "colab-badge" in nb.cells[0].metadata.get("tags", []), f"{path.name}: the first cell must be the Colab badge"
+    assert nb.cells[1].cell_type == "markdown" and nb.cells[1].source.startswith(f"# {path.name[:2]} "), \
+        f"{path.name}: the second cell must be a markdown title '# {path.name[:2]} · ...'"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -10,6 +10,7 @@ instead of a traceback from deep inside the check.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -19,14 +20,29 @@ __all__ = ["compare", "check_rgb_to_y", "check_psnr", "check_pixel_shuffle", "ch
            "check_bicubic_downscale", "check_soft_jaccard_loss", "check_pyramid_pooling",
            "check_hio_step", "check_rotation_invariant_loss"]
 
+class _NotDone(Exception):
+    """The student's function still raises NotImplementedError (the stub)."""
+
+
 def _call(name: str, fn: Callable, *args, **kwargs):
     if not callable(fn):
         raise AssertionError(f"{name}: expected a function, got {type(fn).__name__}")
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
-        raise AssertionError(f"{name}: the exercise is not done yet (your function still raises "
-                             "NotImplementedError). Replace the stub with your code.") from None
+        raise _NotDone(name) from None
+
+
+def _exercise(check: Callable) -> Callable:
+    """A check prints one "not done yet" line for a stub, instead of a second traceback under the first."""
+    @functools.wraps(check)
+    def run(fn: Callable) -> None:
+        try:
+            check(fn)
+        except _NotDone as stub:
+            print(f"… {stub.args[0]}: not done yet (your function still raises NotImplementedError). "
+                  "Replace the stub with your code and run both cells again.")
+    return run
 
 
 def compare(name: str, got, expected, *, rtol: float = 1e-4, atol: float = 1e-5) -> None:
@@ -44,8 +60,7 @@ def compare(name: str, got, expected, *, rtol: float = 1e-4, atol: float = 1e-5)
     if diff.size and not np.all(diff <= atol + rtol * np.abs(exp_a[finite])):
         rel = diff / np.maximum(np.abs(exp_a[finite]), 1e-12)
         i = int(np.argmax(diff))
-        flat_idx = np.flatnonzero(finite)[i]
-        where = np.unravel_index(flat_idx, exp_a.shape) if exp_a.ndim else ()
+        where = np.unravel_index(np.flatnonzero(finite)[i], exp_a.shape)
         raise AssertionError(
             f"{name}: values differ. At index {tuple(int(w) for w in where)} expected "
             f"{exp_a[finite][i]:.6g}, got {got_a[finite][i]:.6g}; max abs error {diff.max():.3g}, "
@@ -62,6 +77,20 @@ def _inputs(seed: int, *shape) -> torch.Tensor:
     return torch.rand(*shape, generator=g, dtype=torch.float64).float()
 
 
+def _scalar(x) -> torch.Tensor:
+    """A number, or a one-element tensor, as a float64 scalar tensor."""
+    return torch.as_tensor(x, dtype=torch.float64).reshape(())
+
+
+def _check_differentiable(name: str, fn: Callable, *args) -> None:
+    """``fn(*args)`` must be a loss that gradients flow through."""
+    loss = _call(name, fn, *args)
+    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+        raise AssertionError(f"{name}: the loss must be a torch tensor that gradients flow through "
+                             "(use torch operations, no .item() or numpy)")
+
+
+@_exercise
 def check_rgb_to_y(fn: Callable) -> None:
     """Exercise (00_welcome): BT.601 luma ``Y = (16 + 65.481 R + 128.553 G + 24.966 B)/255``.
 
@@ -77,6 +106,7 @@ def check_rgb_to_y(fn: Callable) -> None:
     _passed("rgb_to_y", "black maps to 16/255 and white to 235/255, as in MATLAB's rgb2ycbcr")
 
 
+@_exercise
 def check_psnr(fn: Callable) -> None:
     """Exercise (01): ``fn(pred, target)`` -> PSNR in dB for images in [0, 1] (one number)."""
     from course_lib.core.metrics import psnr
@@ -84,15 +114,13 @@ def check_psnr(fn: Callable) -> None:
     for seed in (0, 1, 2):
         a = _inputs(seed, 3, 12, 10)
         b = (a + 0.05 * _inputs(seed + 10, 3, 12, 10)).clamp(0, 1)
-        got = _call("psnr", fn, b, a)
-        compare(f"psnr (case {seed})", torch.as_tensor(got, dtype=torch.float64).reshape(()),
-                psnr(b, a).reshape(()), rtol=1e-4, atol=1e-4)
+        compare(f"psnr (case {seed})", _scalar(_call("psnr", fn, b, a)), psnr(b, a).reshape(()), rtol=1e-4, atol=1e-4)
     compare("psnr of a 0.1 offset (should be 20 dB)",
-            torch.as_tensor(_call("psnr", fn, torch.full((1, 4, 4), 0.1), torch.zeros(1, 4, 4)),
-                            dtype=torch.float64).reshape(()), torch.tensor(20.0, dtype=torch.float64))
+            _scalar(_call("psnr", fn, torch.full((1, 4, 4), 0.1), torch.zeros(1, 4, 4))), _scalar(20.0))
     _passed("psnr")
 
 
+@_exercise
 def check_pixel_shuffle(fn: Callable) -> None:
     """Exercise (02): ``fn(x, r)`` rearranges ``(N, C r^2, H, W)`` into ``(N, C, H r, W r)``."""
     for seed, (n, c, h, w, r) in enumerate(((1, 1, 2, 3, 2), (2, 3, 4, 5, 3), (1, 2, 3, 3, 4))):
@@ -102,6 +130,7 @@ def check_pixel_shuffle(fn: Callable) -> None:
     _passed("pixel_shuffle", "equal to torch.nn.PixelShuffle for r = 2, 3, 4")
 
 
+@_exercise
 def check_bicubic_downscale(fn: Callable) -> None:
     """Exercise (01): ``fn(hr, r)`` -> LR image, PIL-compatible antialiased bicubic, HR cropped to a multiple of r."""
     from course_lib.superres.degrade import degrade
@@ -113,6 +142,7 @@ def check_bicubic_downscale(fn: Callable) -> None:
     _passed("bicubic_downscale")
 
 
+@_exercise
 def check_gram_matrix(fn: Callable) -> None:
     """Exercise (04): ``fn(f)`` -> Gram matrices ``(N, C, C)`` of features ``(N, C, H, W)``, divided by ``C H W``."""
     from course_lib.style.losses import gram_matrix
@@ -123,6 +153,7 @@ def check_gram_matrix(fn: Callable) -> None:
     _passed("gram_matrix", "G = F Fᵀ / (C·H·W), one matrix per image")
 
 
+@_exercise
 def check_soft_jaccard_loss(fn: Callable) -> None:
     """Exercise (06): ``fn(p_hat, p)`` -> mean over images of ``1 - <p, p̂> / (|p|₁ + |p̂|₁ - <p, p̂>)``.
 
@@ -141,19 +172,17 @@ def check_soft_jaccard_loss(fn: Callable) -> None:
     cases.append((binary, binary))  # a perfect hard prediction: loss 0
     for i, (p_hat, p) in enumerate(cases):
         got = _call("soft_jaccard_loss", fn, p_hat.clone(), p.clone())
-        compare(f"soft_jaccard_loss (case {i}: {tuple(p.shape)})", torch.as_tensor(got, dtype=torch.float64).reshape(()),
-                soft_jaccard_loss(p_hat, p, from_logits=False, per_image=True).double().reshape(()),
-                rtol=1e-4, atol=1e-5)
+        compare(f"soft_jaccard_loss (case {i}: {tuple(p.shape)})", _scalar(got),
+                _scalar(soft_jaccard_loss(p_hat, p, from_logits=False, per_image=True)), rtol=1e-4, atol=1e-5)
     x = _inputs(3, 2, 1, 6, 6).requires_grad_(True)
-    loss = _call("soft_jaccard_loss", fn, x, (_inputs(4, 2, 1, 6, 6) > 0.5).float())
-    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
-        raise AssertionError("soft_jaccard_loss: the loss must be a torch tensor that gradients flow through "
-                             "(use torch operations, no .item() or numpy)")
+    _check_differentiable("soft_jaccard_loss", fn, x, (_inputs(4, 2, 1, 6, 6) > 0.5).float())
     _passed("soft_jaccard_loss", "1 - J per image, averaged over the batch; differentiable")
 
 
+@_exercise
 def check_pyramid_pooling(fn: Callable) -> None:
-    """Exercise (07): ``fn(features, convs, bins)`` -> ``[features, up(conv_b(pool_b(features))) for b in bins]`` concatenated."""
+    """Exercise (07): ``fn(features, convs, bins)`` -> ``[features, up(conv_b(pool_b(features))) for b in bins]``,
+    concatenated."""
     from course_lib.segmentation.pspnet import ppm_branch, pyramid_pooling
 
     torch.manual_seed(0)
@@ -168,6 +197,7 @@ def check_pyramid_pooling(fn: Callable) -> None:
     _passed("pyramid_pooling", "pool to b×b, 1×1 conv branch, bilinear upsample, concatenate with the input")
 
 
+@_exercise
 def check_hio_step(fn: Callable) -> None:
     """Exercise (08): ``fn(x, y, support, beta)`` -> the next HIO iterate on the padded grid ``(H, W)``.
 
@@ -191,6 +221,7 @@ def check_hio_step(fn: Callable) -> None:
     _passed("hio_step", "magnitude replaced, phase kept; feedback x - beta (x' - P_S x') where x' breaks a constraint")
 
 
+@_exercise
 def check_rotation_invariant_loss(fn: Callable) -> None:
     """Exercise (09): ``fn(pred, target)`` -> mean over images of ``min(MSE(pred, x), MSE(rot180(pred), x))``.
 
@@ -205,19 +236,14 @@ def check_rotation_invariant_loss(fn: Callable) -> None:
         # half the predictions are the twin of the target plus a little noise: the rotated branch must win there
         pred[::2] = torch.rot90(target[::2], 2, dims=(-2, -1)) + 0.05 * pred[::2]
         got = _call("rotation_invariant_loss", fn, pred.clone(), target.clone())
-        compare(f"rotation_invariant_loss (case {seed}: {tuple(pred.shape)})",
-                torch.as_tensor(got, dtype=torch.float64).reshape(()),
-                rotation_invariant_loss(pred, target).double().reshape(()), rtol=1e-5, atol=1e-7)
+        compare(f"rotation_invariant_loss (case {seed}: {tuple(pred.shape)})", _scalar(got),
+                _scalar(rotation_invariant_loss(pred, target)), rtol=1e-5, atol=1e-7)
     x = _inputs(5, 2, 1, 6, 6)
     twin = torch.rot90(x, 2, dims=(-2, -1))
-    zero = _call("rotation_invariant_loss", fn, twin, x)
-    if float(torch.as_tensor(zero)) > 1e-7:
-        raise AssertionError(f"rotation_invariant_loss: the twin (180° rotation) of the target must cost 0, "
-                             f"got {float(torch.as_tensor(zero)):.3g}")
-    p = _inputs(6, 2, 1, 6, 6).requires_grad_(True)
-    loss = _call("rotation_invariant_loss", fn, p, x)
-    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
-        raise AssertionError("rotation_invariant_loss: the loss must be a torch tensor that gradients flow through "
-                             "(use torch operations, no .item() or numpy)")
+    zero = float(_scalar(_call("rotation_invariant_loss", fn, twin, x)))
+    if zero > 1e-7:
+        raise AssertionError("rotation_invariant_loss: the twin (180° rotation) of the target must cost 0, "
+                             f"got {zero:.3g}")
+    _check_differentiable("rotation_invariant_loss", fn, _inputs(6, 2, 1, 6, 6).requires_grad_(True), x)
     _passed("rotation_invariant_loss", "per image the smaller of MSE(pred, x) and MSE(rot180(pred), x), "
                                        "averaged; the twin costs nothing")

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import nbformat
 
+from ..core.checkpoints import atomic_write_text
+from .publish import BADGE_TAG
+
 __all__ = ["strip_solutions", "build_student_notebook", "build", "out_of_sync", "SOLUTION_BEGIN",
            "SOLUTION_END"]
 
@@ -82,17 +85,25 @@ def build_student_notebook(nb: "nbformat.NotebookNode", where: str = "notebook")
             cell.source = strip_solutions(cell.source, where=f"{where}, cell {k}")
             cell.outputs = []
             cell.execution_count = None
-    if nb.cells and nb.cells[0].cell_type == "markdown" and STUDENT_NOTE not in nb.cells[0].source:
-        nb.cells[0].source = nb.cells[0].source.rstrip() + "\n\n" + STUDENT_NOTE
+    text = [c for c in nb.cells if c.cell_type == "markdown" and BADGE_TAG not in c.metadata.get("tags", [])]
+    if text and STUDENT_NOTE not in text[0].source:
+        text[0].source = text[0].source.rstrip() + "\n\n" + STUDENT_NOTE
+    for cell in nb.cells:  # the "Open in Colab" badge opens the student version
+        if BADGE_TAG in cell.metadata.get("tags", []):
+            cell.source = re.sub(r"/notebooks/([^/)]+\.ipynb)\)", r"/notebooks/student/\1)", cell.source)
     return nb
 
 
-def _serialise(nb) -> str:
-    return nbformat.writes(nb, version=4) + ("" if nbformat.writes(nb, version=4).endswith("\n") else "\n")
+def _student_versions(src: Path, dest: Path):
+    """``(student notebook path, the text it should hold)`` for each instructor notebook in ``src``."""
+    for path in sorted(p for p in src.glob("*.ipynb") if p.is_file()):
+        nb = build_student_notebook(nbformat.read(path, as_version=4), where=str(path))
+        yield dest / path.name, nbformat.writes(nb, version=4).rstrip("\n") + "\n"
 
 
-def _instructor_notebooks(src: Path) -> list[Path]:
-    return sorted(p for p in src.glob("*.ipynb") if p.is_file())
+def _orphans(src: Path, dest: Path) -> list[Path]:
+    """Student notebooks whose instructor notebook is gone."""
+    return [p for p in sorted(dest.glob("*.ipynb")) if not (src / p.name).exists()]
 
 
 def build(src: str | Path = "notebooks", dest: str | Path | None = None) -> list[Path]:
@@ -103,18 +114,12 @@ def build(src: str | Path = "notebooks", dest: str | Path | None = None) -> list
     dest = Path(dest) if dest is not None else src / "student"
     dest.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in _instructor_notebooks(src):
-        nb = nbformat.read(path, as_version=4)
-        text = _serialise(build_student_notebook(nb, where=str(path)))
-        target = dest / path.name
+    for target, text in _student_versions(src, dest):
         if not target.exists() or target.read_text(encoding="utf-8") != text:
-            tmp = target.with_suffix(".ipynb.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(target)
+            atomic_write_text(text, target)
         written.append(target)
-    for stale in dest.glob("*.ipynb"):
-        if not (src / stale.name).exists():
-            stale.unlink()
+    for stale in _orphans(src, dest):
+        stale.unlink()
     return written
 
 
@@ -123,14 +128,9 @@ def out_of_sync(src: str | Path = "notebooks", dest: str | Path | None = None) -
     src = Path(src)
     dest = Path(dest) if dest is not None else src / "student"
     problems = []
-    for path in _instructor_notebooks(src):
-        target = dest / path.name
-        expected = _serialise(build_student_notebook(nbformat.read(path, as_version=4), where=str(path)))
+    for target, text in _student_versions(src, dest):
         if not target.exists():
             problems.append(f"{target} is missing")
-        elif target.read_text(encoding="utf-8") != expected:
+        elif target.read_text(encoding="utf-8") != text:
             problems.append(f"{target} is out of date")
-    for stale in sorted(dest.glob("*.ipynb")):
-        if not (src / stale.name).exists():
-            problems.append(f"{stale} has no instructor notebook")
-    return problems
+    return problems + [f"{stale} has no instructor notebook" for stale in _orphans(src, dest)]
