@@ -3,6 +3,10 @@
 Each unit has ``python -m course_lib.<unit> ...`` (argparse sub-commands). Errors a user can
 fix -- a missing file, a bad argument, an unreadable checkpoint, being offline -- end as one line
 ``error: ...`` on stderr and exit status 2, never a traceback.
+
+Every ``train`` command also runs under ``torchrun --nproc_per_node N -m course_lib.<unit> train ...``
+(:mod:`course_lib.core.distributed`): the processes 1..N-1 train and print nothing; rank 0 prints,
+evaluates and writes the weights and their sidecar.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import sys
 
 from .checks import check_int
 
-__all__ = ["run_command", "command_line", "set_threads", "positive_int"]
+__all__ = ["run_command", "command_line", "set_threads", "positive_int", "add_scale_arguments", "scale_meta"]
 
 
 def positive_int(text) -> int:
@@ -38,13 +42,37 @@ def command_line(prog: str, argv=None) -> str:
     return f"python -m {prog} " + " ".join(shlex.quote(a) for a in args)
 
 
+def add_scale_arguments(parser) -> None:
+    """``--accumulate`` and ``--log-dir``: the options every ``train`` command passes on to ``fit``."""
+    parser.add_argument("--accumulate", type=positive_int, default=1,
+                        help="sum the gradients of N batches per step (global batch = batch size x N x processes)")
+    parser.add_argument("--log-dir", default=None, help="write TensorBoard curves here (tensorboard --logdir DIR)")
+
+
+def scale_meta(result) -> dict:
+    """What a sidecar records of how many processes trained and the batch of one optimiser step."""
+    return {"world_size": result.world_size, "global_batch": result.global_batch}
+
+
 def run_command(args, errors=(ValueError, FileNotFoundError, TypeError, OSError)) -> int:
-    """Call ``args.func(args)``; a user-fixable error becomes ``error: ...`` on stderr and status 2."""
+    """Call ``args.func(args)``; a user-fixable error becomes ``error: ...`` on stderr and status 2.
+
+    Under ``torchrun`` only rank 0 prints to stdout, and every process leaves the process group at the end.
+    """
+    import contextlib
+    import os
+
+    from .distributed import finish, is_main_process
+
+    quiet = contextlib.redirect_stdout(open(os.devnull, "w")) if not is_main_process() else contextlib.nullcontext()
     try:
-        return args.func(args)
+        with quiet:
+            return args.func(args)
     except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        finish()
 
 
 def set_threads(n: int) -> None:

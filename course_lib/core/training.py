@@ -28,6 +28,15 @@ the loss and the data; it does not write a loop of its own. The loop gives
   path becomes a short hash of those settings, so that each training gets
   its own file (the command lines' default run checkpoints use it).
 
+* **several processes**: started by ``torchrun`` the same call trains with
+  ``DistributedDataParallel`` (:mod:`course_lib.core.distributed`): each of the
+  N processes takes its slice of every global batch of ``batch_size * N``
+  samples (the order one process with that batch would see), PyTorch averages
+  the gradients, the validation metrics are averaged over all held-out samples,
+  and only rank 0 shows the bar and writes checkpoints and logs. ``accumulate=K``
+  sums the gradients of K batches before each step (a large global batch on
+  one small GPU). ``log_dir`` writes the curves for TensorBoard.
+
 Training is counted in optimiser *steps*, not epochs: the data is cycled with a
 fresh shuffle each epoch, so budgets are the same whatever the dataset size.
 """
@@ -39,15 +48,19 @@ import os
 import random
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from . import distributed
+from .checks import check_int
 from .checkpoints import CheckpointError, _jsonable, atomic_save, check_state_dict, load_checkpoint
 from .device import autocast, get_device
 
@@ -68,6 +81,8 @@ class FitResult:
     checkpoint: Path | None = None
     seconds: float = 0.0
     samples_per_s: float = float("nan")
+    world_size: int = 1
+    global_batch: int = 0
     extra: dict = field(default_factory=dict)
 
     def last(self, key: str = "loss", split: str = "val"):
@@ -286,7 +301,7 @@ def _as_loader(data, batch_size, name):
     raise TypeError(f"fit: {name} must be a torch Dataset or DataLoader, got {type(data).__name__}")
 
 
-def _resume(path: Path, model, opt, sched, scaler, config: dict, device) -> tuple:
+def _resume(path: Path, model, opt, sched, scaler, config: dict, device, rank: int = 0) -> tuple:
     """Load a run checkpoint of :func:`fit` into the training state; ``(step, epoch, position, history)``."""
     ckpt = load_checkpoint(path, map_location=device)
     if ckpt.get("kind") != CHECKPOINT_KIND:
@@ -307,7 +322,8 @@ def _resume(path: Path, model, opt, sched, scaler, config: dict, device) -> tupl
         sched.load_state_dict(ckpt["scheduler"])
     if ckpt.get("scaler"):
         scaler.load_state_dict(ckpt["scaler"])
-    _set_rng_state(ckpt["rng"])
+    ranks = ckpt.get("rng_ranks") or []
+    _set_rng_state(ranks[rank] if rank < len(ranks) else ckpt["rng"])
     return int(ckpt["step"]), int(ckpt["epoch"]), int(ckpt["position"]), ckpt["history"]
 
 
@@ -391,6 +407,8 @@ def fit(
     progress: bool = True,
     desc: str = "train",
     run_config: Mapping[str, Any] | None = None,
+    accumulate: int = 1,
+    log_dir: str | Path | None = None,
 ) -> FitResult:
     """Train ``model`` for ``steps`` optimiser steps; resume if ``checkpoint`` exists.
 
@@ -416,6 +434,10 @@ def fit(
     amp: float16 autocast + gradient scaling when on CUDA (ignored on CPU).
     forward: ``forward(model, batch, device) -> (pred, target)``.
     callback: ``callback(step, logs)`` after every step (raise to stop).
+    accumulate: batches whose gradients are summed before each optimiser step
+        (the global batch is ``batch_size * accumulate * processes``).
+    log_dir: a folder for TensorBoard's event files (training loss and learning
+        rate every step, validation metrics; rank 0 only), or None.
     run_config: what else defines this training, as JSON-like values: the data
         (e.g. :func:`data_fingerprint`), the loss's settings, and the number
         of steps when the schedule depends on it. ``fit`` itself records the
@@ -441,31 +463,40 @@ def fit(
         raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
     if grad_clip is not None and not grad_clip > 0:
         raise ValueError(f"fit: grad_clip must be positive or None, got {grad_clip!r}")
+    accumulate = check_int(accumulate, "fit: accumulate", minimum=1)
     eval_every = eval_every or max(1, steps // 10)
     checkpoint_every = checkpoint_every or eval_every
     device = get_device(device) if not isinstance(device, torch.device) else device
+    ctx = distributed.context(device)  # one process, or this process of a torchrun launch
+    device = ctx.device
     use_amp = bool(amp and device.type == "cuda")
+    global_batch = batch_size * accumulate * ctx.world_size
 
     # --- data -----------------------------------------------------------------
     own_loader = not isinstance(train_data, DataLoader)
     if own_loader and not (hasattr(train_data, "__getitem__") and hasattr(train_data, "__len__")):
         raise TypeError(f"fit: train_data must be a torch Dataset or DataLoader, got {type(train_data).__name__}")
-    if own_loader and len(train_data) < batch_size:
-        raise ValueError(f"fit: train_data has {len(train_data)} samples, fewer than batch_size={batch_size}; "
-                         "use a smaller batch or more data")
+    if own_loader and len(train_data) < global_batch:
+        times = f" x {accumulate} accumulated x {ctx.world_size} processes = {global_batch}"
+        raise ValueError(f"fit: train_data has {len(train_data)} samples, fewer than batch_size={batch_size}"
+                         f"{times if global_batch != batch_size else ''}; use a smaller batch or more data")
+    if not own_loader and (ctx.distributed or accumulate > 1):
+        raise ValueError("fit: with several processes or accumulate > 1 pass a Dataset (fit cuts the batches), "
+                         "not a DataLoader")
     if not own_loader and len(train_data) == 0:
         raise ValueError("fit: the train DataLoader yields no batches")
 
     def epoch_iter(epoch: int, position: int):
         if own_loader:
-            sampler = _epoch_order(len(train_data), seed, epoch, shuffle)[position * batch_size:]
+            order = _epoch_order(len(train_data), seed, epoch, shuffle)
+            sampler = distributed.shard(order, batch_size, ctx, accumulate)[position * batch_size:]
             loader = DataLoader(train_data, batch_size=batch_size, sampler=sampler, drop_last=True,
                                 num_workers=num_workers,
                                 pin_memory=device.type == "cuda",
                                 # Its own generator: creating an iterator then draws the worker
                                 # base seed from it, not from the global RNG, so a resumed run
                                 # (which creates its iterator mid-epoch) sees the same stream.
-                                generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+                                generator=torch.Generator().manual_seed(seed * 7919 + epoch + 104_729 * ctx.rank))
             return iter(loader)
         it = iter(train_data)
         for _ in range(position):
@@ -474,7 +505,11 @@ def fit(
 
     # --- state ------------------------------------------------------------------
     model.to(device)
-    torch.manual_seed(seed)
+    if ctx.distributed and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over all GPUs
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if ctx.distributed else model  # net trains (DDP averages gradients); model is what is saved
+    torch.manual_seed(seed + ctx.rank)
     opt = _make_optimizer(optimizer, model, lr)
     sched = scheduler(opt) if callable(scheduler) and not hasattr(scheduler, "step") else scheduler
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -482,14 +517,18 @@ def fit(
     history: dict[str, list] = {"train": [], "val": []}
     config = _run_config(model, loss_fn, opt, sched, batch_size=batch_size, seed=seed, shuffle=shuffle,
                          grad_clip=grad_clip, train_size=len(train_data), extra=run_config)
+    if global_batch != batch_size:  # recorded only when it differs, so single-process run names stay as they were
+        config.update({"world_size": ctx.world_size, "accumulate": accumulate, "global_batch": global_batch})
     ckpt_path = Path(str(checkpoint).replace("{run}", _run_hash(config))) if checkpoint is not None else None
 
     if ckpt_path is not None and ckpt_path.exists():
-        step, epoch, position, history = _resume(ckpt_path, model, opt, sched, scaler, config, device)
-        if progress:
+        step, epoch, position, history = _resume(ckpt_path, model, opt, sched, scaler, config, device, ctx.rank)
+        if progress and ctx.is_main:
             print(f"fit: resumed from {ckpt_path} at step {step}/{steps}")
 
-    def save(reason: str, rng: dict | None = None) -> None:
+    def save(reason: str, rng: dict | None = None, rng_ranks: list | None = None) -> None:
+        if not ctx.is_main:  # one writer; every process holds the same weights
+            return
         atomic_save({
             "kind": CHECKPOINT_KIND,
             "model_class": type(model).__name__,
@@ -501,12 +540,15 @@ def fit(
             "step": step, "epoch": epoch, "position": position,
             "history": history,
             "rng": rng if rng is not None else _rng_state(),
+            "rng_ranks": rng_ranks,
+            "world_size": ctx.world_size,
             "reason": reason,
         }, ckpt_path)
 
-    result = FitResult(model=model, history=history, step=step, resumed_from=step, checkpoint=ckpt_path)
+    result = FitResult(model=model, history=history, step=step, resumed_from=step, checkpoint=ckpt_path,
+                       world_size=ctx.world_size, global_batch=global_batch)
     if step >= steps:
-        if progress:
+        if progress and ctx.is_main:
             print(f"fit: checkpoint {ckpt_path} already holds {step} >= {steps} steps; nothing to train")
         model.eval()
         return result
@@ -515,15 +557,28 @@ def fit(
         # Validation leaves the random generators as it found them: the training's random stream
         # (and so its weights) does not depend on eval_every or on validation data that draws.
         rng = _rng_state()
+        shared = ctx.distributed and not isinstance(val_data, DataLoader) and len(val_data) >= ctx.world_size
+        part = Subset(val_data, range(ctx.rank, len(val_data), ctx.world_size)) if shared else val_data
         try:
-            row = {"step": step, **evaluate(model, val_data, loss_fn, metrics, device=device,
-                                              batch_size=batch_size, forward=forward, amp=amp)}
+            means = evaluate(model, part, loss_fn, metrics, device=device, batch_size=batch_size, forward=forward,
+                             amp=amp)
         finally:
             _set_rng_state(rng)
+        row = {"step": step, **(ctx.weighted_means(means, len(part)) if shared else means)}
         history["val"].append(row)
+        if writer is not None:
+            for key, value in row.items():
+                if key != "step":
+                    writer.add_scalar(f"val/{key}", value, step)
         return row
 
-    bar = tqdm(total=steps, initial=step, desc=desc, disable=not progress, dynamic_ncols=True)
+    writer = None
+    if log_dir is not None and ctx.is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(log_dir), purge_step=step or None)  # a resumed run replaces later points
+
+    bar = tqdm(total=steps, initial=step, desc=desc, disable=not progress or not ctx.is_main, dynamic_ncols=True)
     it = epoch_iter(epoch, position)
     t0, samples, running, consistent = time.perf_counter(), 0, None, True
     top_rng: dict | None = None
@@ -533,21 +588,31 @@ def fit(
             # The consistent point: a Ctrl-C from here until the update saves this random state,
             # so the resumed run draws this step's batch (random crops, noise) and dropout again.
             top_rng = _rng_state()
-            batch = next(it, None)
-            if batch is None:
-                epoch, position = epoch + 1, 0
-                it = epoch_iter(epoch, position)
-                continue
-            model.train()
-            with autocast(device, use_amp):
-                pred, target = forward(model, batch, device)
-                loss, logs = _split_loss(loss_fn(pred, target))
-            if not torch.isfinite(loss):
-                raise _diverged(loss, step + 1, ckpt_path, checkpoint_every)
-            lr_used = opt.param_groups[0]["lr"]
-            consistent = False  # parameters are about to change
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            total, logs, lr_used = 0.0, defaultdict(float), opt.param_groups[0]["lr"]
+            at_epoch, at_position = epoch, position  # committed after the update (an interrupt redraws)
+            for micro in range(accumulate):  # gradients add up over the micro-batches
+                batch = next(it, None)
+                while batch is None:
+                    at_epoch, at_position = at_epoch + 1, 0
+                    it = epoch_iter(at_epoch, at_position)
+                    batch = next(it, None)
+                at_position += 1
+                model.train()
+                # DDP averages the gradients over the processes in the last micro-batch's backward only
+                sync = net.no_sync() if ctx.distributed and micro < accumulate - 1 else nullcontext()
+                with sync:
+                    with autocast(device, use_amp):
+                        pred, target = forward(net, batch, device)
+                        loss, micro_logs = _split_loss(loss_fn(pred, target))
+                    consistent = False  # the gradients are about to change
+                    scaler.scale(loss / accumulate).backward()
+                total = total + loss.detach() / accumulate
+                for k, v in micro_logs.items():
+                    logs[k] += v / accumulate
+            total = ctx.mean(total)  # every process sees the same loss, and stops together on a NaN
+            if not torch.isfinite(total):
+                raise _diverged(total, step + 1, ckpt_path, checkpoint_every)
             if grad_clip is not None:
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -555,17 +620,23 @@ def fit(
             scaler.update()
             if sched is not None:
                 sched.step()
-            step, position = step + 1, position + 1
+            step, epoch, position = step + 1, at_epoch, at_position
             consistent, top_rng = True, None  # from here on the current state is the consistent one
             n = int(target.shape[0]) if isinstance(target, torch.Tensor) and target.dim() > 0 else batch_size
-            samples += n
-            value = float(loss.detach())
+            samples += n * accumulate * ctx.world_size
+            value = float(total)
             running = value if running is None else 0.9 * running + 0.1 * value
             history["train"].append({"step": step, "loss": value, "lr": lr_used, **logs})
+            if writer is not None:
+                for key, v in {"loss": value, "lr": lr_used, **logs}.items():
+                    writer.add_scalar(f"train/{key}", v, step)
             if val_data is not None and (step % eval_every == 0 or step == steps):
                 last_val = validate()
             if ckpt_path is not None and (step % checkpoint_every == 0 or step == steps):
-                save("periodic" if step < steps else "final")
+                # every process's random state (a collective), so that each resumes its own stream
+                save("periodic" if step < steps else "final", rng_ranks=ctx.gather(_rng_state()))
+                if writer is not None:
+                    writer.flush()
             bar.update(1)
             bar.set_postfix({"loss": f"{running:.4g}",
                              **{f"val_{k}": f"{v:.4g}" for k, v in last_val.items() if k != "step"}})
@@ -574,16 +645,22 @@ def fit(
     except KeyboardInterrupt:
         result.interrupted = True
         if ckpt_path is not None and consistent:
-            save("interrupted", rng=top_rng)
-            print(f"fit: interrupted at step {step}; state saved to {ckpt_path}. "
-                  "Call fit again with the same checkpoint to resume.")
+            save("interrupted", rng=top_rng)  # no collective here: the other processes may be gone
+            said = (f"fit: interrupted at step {step}; state saved to {ckpt_path}. "
+                    "Call fit again with the same checkpoint to resume.")
         elif ckpt_path is not None:
-            print(f"fit: interrupted in the middle of step {step + 1}; the last periodic checkpoint "
-                  f"{ckpt_path} is kept (resume continues from it).")
+            said = (f"fit: interrupted in the middle of step {step + 1}; the last periodic checkpoint "
+                    f"{ckpt_path} is kept (resume continues from it).")
         else:
-            print(f"fit: interrupted at step {step}; no checkpoint path was given, so nothing was saved.")
+            said = f"fit: interrupted at step {step}; no checkpoint path was given, so nothing was saved."
+        if ctx.is_main:
+            print(said)
     finally:
         bar.close()
+        if writer is not None:
+            writer.close()
+    if not result.interrupted:
+        ctx.barrier()  # the last checkpoint is written before any process moves on
     elapsed = time.perf_counter() - t0
     result.step = step
     result.seconds = elapsed

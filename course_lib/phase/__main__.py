@@ -42,7 +42,9 @@ not match) gives a one-line ``error: ...`` and exit status 2.
 """
 from __future__ import annotations
 
-from ..core.cli import command_line, positive_int as _positive, run_command, set_threads as _threads
+from ..core.cli import add_scale_arguments, command_line, positive_int as _positive, run_command, scale_meta
+from ..core.cli import set_threads as _threads
+from ..core.distributed import is_main_process
 
 import argparse
 import json
@@ -327,11 +329,13 @@ def cmd_train(args) -> int:
         args.method, train_x, val_x, pad=args.pad, noise=noise, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, augment=args.augment, l1_weight=args.l1_weight, feature_weight=args.feature_weight,
         ae_steps=args.ae_steps, sparsity=args.sparsity, eval_every=args.eval_every, checkpoint=run_ckpt,
-        seed=args.seed, **overrides)
+        seed=args.seed, accumulate=args.accumulate, log_dir=args.log_dir, **overrides)
     print(f"model: {args.method}, {count_parameters(model):,} parameters ({model.config})")
     if result.interrupted:
         print(f"interrupted at step {result.step}; run the same command again to resume from {result.checkpoint}")
         return 130
+    if not is_main_process():  # under torchrun rank 0 evaluates and writes
+        return 0
     trained_on = str(next(model.parameters()).device)
     model = model.cpu().eval()
     as_stored(model)  # the weights are stored in float16: measure the model exactly as it will be loaded
@@ -343,7 +347,7 @@ def cmd_train(args) -> int:
     meta = {"command": command_line("course_lib.phase", args.argv), "data": desc, "method": args.method,
             "image_size": int(size), "pad": args.pad, "noise": noise, "steps": result.step,
             "autoencoder_steps": ae_result.step if ae_result is not None else None,
-            "batch_size": args.batch_size, "lr": args.lr, "schedule": "cosine to 0", "augment_p": args.augment,
+            "batch_size": args.batch_size, **scale_meta(result), "lr": args.lr, "schedule": "cosine to 0", "augment_p": args.augment,
             "loss": f"image MSE + {args.l1_weight:g} MAE against the nearer twin"
                     + (f" + {args.feature_weight:g} x the same on the encoding" if encoded else ""),
             "final_val": result.history["val"][-1] if result.history["val"] else None,
@@ -422,6 +426,7 @@ def main(argv=None) -> int:
     t.add_argument("--out", required=True, help="where to save the weights (+ .json sidecar)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
+    add_scale_arguments(t)
     t.set_defaults(func=cmd_train)
 
     args = p.parse_args(argv)

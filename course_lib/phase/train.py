@@ -21,6 +21,7 @@ from typing import Optional
 
 import torch
 
+from ..core import distributed
 from ..core.checks import check_choice, check_int, check_number
 
 __all__ = ["PhaseLoss", "forward_with_encoding", "Redrawn", "cosine_schedule", "train_network"]
@@ -98,7 +99,7 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
                   steps: int = 3000, batch_size: int = 64, lr: float = 1e-3, augment: float = 0.25,
                   l1_weight: float = 1.0, feature_weight: float = 1.0, ae_steps: Optional[int] = None,
                   sparsity: float = 1e-3, eval_every: Optional[int] = None, checkpoint=None, seed: int = 0,
-                  progress: bool = True, device=None, **overrides):
+                  progress: bool = True, device=None, accumulate: int = 1, log_dir=None, **overrides):
     """Build and train an ``'mlp'``, ``'prdad1'`` or ``'prdad2'`` for ``train_x`` images ``(N, 1, s, s)`` in [0, 1].
 
     pad, noise: the measurement the network will see (``noise``: None, ``'poisson:ALPHA'``, ...).
@@ -107,7 +108,8 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     checkpoint path (the auto-encoder's goes next to it, ``*_autoencoder.pt``); calling again with
     it and the same settings resumes, a checkpoint of other settings (data, pad, noise, ``steps``:
     the cosine spans them, ...) is refused. ``overrides``: :class:`~course_lib.phase.prdad.PRConfig`
-    fields (e.g. ``hidden=256``).
+    fields (e.g. ``hidden=256``). ``accumulate``, ``log_dir``: passed to ``fit`` (under ``torchrun``
+    ``batch_size`` is per process).
 
     Returns ``(model, result, ae_result)``: the model (``fit``'s, eval mode not set), ``fit``'s result
     for the magnitude network and for the auto-encoder (None unless PR-DAD II). ``result.interrupted``
@@ -146,6 +148,7 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
                         checkpoint=run_ckpt.with_name(run_ckpt.stem + "_autoencoder" + run_ckpt.suffix)
                         if run_ckpt is not None else None,
                         scheduler=cosine_schedule(ae_steps), seed=seed, progress=progress, device=device,
+                        accumulate=accumulate, log_dir=None if log_dir is None else Path(log_dir) / "autoencoder",
                         desc="auto-encoder", run_config={"data": data, "model_config": model.config.to_dict(),
                                                          "sparsity": sparsity,
                                                          "schedule": f"cosine to 0 over {ae_steps} steps"})
@@ -155,7 +158,8 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     aug = Augment(p=augment) if augment > 0 else False
     train_set = PhaseDataset(train_x, pad, noise, augment=aug, seed=seed)
     # enough passes that fit never starts a second epoch: every item is a fresh draw of noise and augmentation
-    train_data = Redrawn(train_set, -(-steps * batch_size // len(train_set)))
+    per_step = batch_size * accumulate * distributed.world_size()
+    train_data = Redrawn(train_set, -(-steps * per_step // len(train_set)))
     val_data = PhaseDataset(val_x, pad, noise, seed=seed + 1) if val_x is not None else None
     encode = (functools.partial(haar_packet, depth=model.depth) if method == "prdad1"
               else model.autoencoder.encode if method == "prdad2" else None)
@@ -167,5 +171,5 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
     result = fit(model, loss, train_data, val_data, steps=steps, batch_size=batch_size, lr=lr,
                  eval_every=eval_every, checkpoint=run_ckpt, seed=seed, forward=forward_with_encoding,
                  scheduler=cosine_schedule(steps), grad_clip=1.0, progress=progress, device=device, desc=method,
-                 run_config=run)
+                 run_config=run, accumulate=accumulate, log_dir=log_dir)
     return result.model, result, ae_result

@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.cli import command_line, positive_int, run_command, set_threads
+from ..core.cli import add_scale_arguments, command_line, positive_int, run_command, scale_meta, set_threads
+from ..core.distributed import is_main_process
 
 
 def _model(args):
@@ -107,10 +108,13 @@ def cmd_train(args) -> int:
                                 jaccard_weight=args.jaccard_weight, batch_size=args.batch_size, lr=args.lr,
                                 warmup=args.warmup, checkpoint=run_ckpt, eval_every=args.eval_every,
                                 seed=args.seed, checkpoint_every=args.checkpoint_every,
-                                num_workers=args.workers, run_config=run)
+                                num_workers=args.workers, run_config=run, accumulate=args.accumulate,
+                                log_dir=args.log_dir)
     if result.interrupted:
         print(f"interrupted at step {result.step}; run the same command again to resume from {result.checkpoint}")
         return 130
+    if not is_main_process():  # under torchrun rank 0 evaluates and writes
+        return 0
     trained_on = str(next(result.model.parameters()).device)
     model = result.model.cpu().eval()
     n_params = sum(p.numel() for p in model.parameters())
@@ -126,7 +130,7 @@ def cmd_train(args) -> int:
     meta = {"command": command_line("course_lib.segmentation", args.argv), "data": desc, "synthetic_data": synthetic,
             "train_images": len(train_set), "val_images": len(val_set), "skipped_unreadable": len(skipped),
             "validation_split": f"train_val_split(val_fraction={args.val_fraction}, seed=0): by a hash of each name",
-            "steps": result.step, "input_size_hw": list(size), "batch_size": args.batch_size, "loss": args.loss,
+            "steps": result.step, "input_size_hw": list(size), "batch_size": args.batch_size, **scale_meta(result), "loss": args.loss,
             "jaccard_weight": args.jaccard_weight, "weights_used": getattr(model, "weights_used", None),
             "init": init_desc,
             "val_miou": round(metrics["miou"], 5), "val_dataset_iou": round(metrics["dataset_iou"], 5),
@@ -237,6 +241,7 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes for the augmentation (on a GPU machine: 4 or more)")
+    add_scale_arguments(t)
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", parents=[folders, checkpoint, threads],
                        help="mean per-image IoU and dataset IoU over a folder of real portraits")

@@ -15,7 +15,9 @@ Benchmarks are not part of the package: ``python -m benchmarks style`` in the re
 """
 from __future__ import annotations
 
-from ..core.cli import command_line, positive_int, run_command, set_threads as _threads
+from ..core.cli import add_scale_arguments, command_line, positive_int, run_command, scale_meta
+from ..core.cli import set_threads as _threads
+from ..core.distributed import is_main_process
 
 import argparse
 import sys
@@ -97,13 +99,16 @@ def cmd_train(args) -> int:
     result = train_fast(content, style, size=args.size, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         content_weight=args.content_weight, style_weight=args.style_weight,
                         tv_weight=args.tv_weight, width=args.width, seed=args.seed, checkpoint=run_ckpt,
-                        checkpoint_every=args.checkpoint_every, features=features)
+                        checkpoint_every=args.checkpoint_every, features=features, accumulate=args.accumulate,
+                        log_dir=args.log_dir)
     if result.interrupted:
         print(f"interrupted at step {result.step}; run the same command again to resume from {result.checkpoint}")
         return 130
+    if not is_main_process():  # under torchrun rank 0 writes
+        return 0
     model = result.model
     meta = {"command": command_line("course_lib.style", args.argv), "data": content_desc, "style": str(args.style),
-            "steps": result.step, "size": args.size, "batch_size": args.batch_size,
+            "steps": result.step, "size": args.size, "batch_size": args.batch_size, **scale_meta(result),
             "loss_weights": {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight},
             "skipped_unreadable": len(result.extra.get("skipped", {})),
             "loss_network_weights": features.weights_used, "final_train_loss": result.history["train"][-1]["loss"]
@@ -173,6 +178,7 @@ def main(argv=None) -> int:
     t.add_argument("--checkpoint-every", type=int, default=200)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
+    add_scale_arguments(t)
     t.set_defaults(func=cmd_train)
     a = sub.add_parser("apply", help="stylise an image with a trained network")
     a.add_argument("input")

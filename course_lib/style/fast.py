@@ -31,6 +31,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..core import distributed
 from ..core.checks import InputError, check_int, check_number, check_size, check_tensor
 from ..core.images import IMAGE_EXTENSIONS, load_image, load_tensor, to_pil, to_tensor
 from ..core.training import data_fingerprint, fit
@@ -247,7 +248,9 @@ def train_fast(content_images, style_image, *, size: int = 256, steps: int, batc
         data = content_images
     else:
         n = StyleContentData(content_images, size).n_images
-        data = StyleContentData(content_images, size, length=max(n, batch_size))
+        # at least one global batch (batch_size per process, times accumulate, times the processes)
+        global_batch = batch_size * fit_kwargs.get("accumulate", 1) * distributed.world_size()
+        data = StyleContentData(content_images, size, length=max(n, global_batch))
     if features is None:
         features = VGGFeatures(layers=list(STYLE_LAYERS), arch="vgg16", weights="auto")
     min_side, crop = getattr(features, "min_side", None), getattr(data, "size", None)

@@ -14,7 +14,8 @@ import json
 import sys
 import time
 
-from ..core.cli import command_line, positive_int, run_command, set_threads
+from ..core.cli import add_scale_arguments, command_line, positive_int, run_command, scale_meta, set_threads
+from ..core.distributed import is_main_process
 
 
 def _images(folder):
@@ -70,15 +71,19 @@ def cmd_train(args) -> int:
     if args.deblock:
         res = train_deblock(train_imgs, quality=tuple(args.quality), scale=args.scale, val_images=holdout,
                             steps=args.steps, batch_size=args.batch_size, lr=args.lr or 5e-4,
-                            checkpoint=run_ckpt, seed=args.seed, light=args.light, num_workers=args.workers)
+                            checkpoint=run_ckpt, seed=args.seed, light=args.light, num_workers=args.workers,
+                            accumulate=args.accumulate, log_dir=args.log_dir)
     else:
         res = train_espcn(train_imgs, args.scale, val_images=holdout, arch=args.arch, activation=args.activation,
                           steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
                           lr=args.lr or 1e-3, loss=args.loss, degradation=args.degradation,
-                          checkpoint=run_ckpt, seed=args.seed, icnr=args.icnr, num_workers=args.workers)
+                          checkpoint=run_ckpt, seed=args.seed, icnr=args.icnr, num_workers=args.workers,
+                          accumulate=args.accumulate, log_dir=args.log_dir)
     if res.interrupted:
         print(f"interrupted; rerun the same command to resume from {res.checkpoint}")
         return 130
+    if not is_main_process():  # under torchrun rank 0 evaluates and writes
+        return 0
     trained_on = str(next(res.model.parameters()).device)
     model = res.model.cpu().eval()
     eval_degradation = "jpeg30" if args.deblock else args.degradation
@@ -95,7 +100,7 @@ def cmd_train(args) -> int:
     if args.out:
         meta = {"command": command, "train_data": train_desc, "eval_data": hold_desc,
                 "eval_degradation": eval_degradation,
-                "steps": res.step, "batch_size": args.batch_size,
+                "steps": res.step, "batch_size": args.batch_size, **scale_meta(res),
                 "train_seconds": round(time.time() - t0, 1),
                 "device": trained_on,
                 "patches_per_second": round(res.samples_per_s, 1) if res.samples_per_s == res.samples_per_s else None,
@@ -187,6 +192,7 @@ def main(argv=None) -> int:
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes that cut the patches (on a GPU machine: 2 or more)")
+    add_scale_arguments(t)
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="PSNR-Y / SSIM-Y of bicubic and ESPCN over a folder of HR images")
     e.add_argument("--images", default=None, help="folder of HR images (default: the offline hold-out photos)")

@@ -45,7 +45,8 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
                 steps: int = 2000, batch_size: int = 32, patch_size: int | None = None, lr: float = 1e-3,
                 loss: str = "mse", degradation="bicubic", patches_per_image: int = 64,
                 eval_every: int | None = None, checkpoint=None, device=None, seed: int = 0,
-                num_workers: int = 0, icnr: bool = False, progress: bool = True) -> FitResult:
+                num_workers: int = 0, icnr: bool = False, progress: bool = True, accumulate: int = 1,
+                log_dir=None) -> FitResult:
     """Train an ESPCN at ``scale`` on HR images (a folder, list or ``{name: tensor}``).
 
     ``arch="paper"`` (Y channel, 5-3-3, 64/32, tanh) or ``"lecture"`` (RGB, 5-5-5, 64/64,
@@ -54,6 +55,8 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
     cosine-decayed learning rate. ``checkpoint``: a run checkpoint; calling again with the
     same settings resumes, a checkpoint of other settings (data, loss, lr, seed, ``steps``:
     the cosine spans them) is refused (:func:`core.training.fit`'s ``run_config``).
+    ``accumulate`` and ``log_dir`` go to ``fit`` (gradient accumulation, TensorBoard); under
+    ``torchrun`` ``batch_size`` is per process.
     """
     check_choice(arch, ("paper", "lecture"), "train_espcn: arch")
     check_choice(loss, LOSSES, "train_espcn: loss")
@@ -78,13 +81,13 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
            "patch_size": patch, "patches_per_image": patches_per_image}
     return _fit(model, LOSSES[loss], train, val, run, steps=steps, eval_every=eval_every, desc=f"ESPCN x{scale}",
                 batch_size=batch_size, lr=lr, checkpoint=checkpoint, device=device, seed=seed,
-                num_workers=num_workers, progress=progress)
+                num_workers=num_workers, progress=progress, accumulate=accumulate, log_dir=log_dir)
 
 
 def train_deblock(train_images, *, quality=(20, 40), scale: int = 1, val_images=None, channels: int = 1,
                   light: bool = False, steps: int = 2000, batch_size: int = 16, patch_size: int = 48,
                   lr: float = 5e-4, eval_every: int | None = None, checkpoint=None, device=None, seed: int = 0,
-                  num_workers: int = 0, progress: bool = True) -> FitResult:
+                  num_workers: int = 0, progress: bool = True, accumulate: int = 1, log_dir=None) -> FitResult:
     """Train the JPEG deblocking network on (JPEG-compressed LR, clean LR) pairs.
 
     The clean target is the bicubic LR at ``scale`` (``scale=1``: the image itself);
@@ -99,7 +102,7 @@ def train_deblock(train_images, *, quality=(20, 40), scale: int = 1, val_images=
     run = {"data": data_fingerprint(train_images), "quality": quality, "scale": scale, "patch_size": patch_size}
     return _fit(model, nn.functional.mse_loss, data, val, run, steps=steps, eval_every=eval_every, desc="deblock",
                 batch_size=batch_size, lr=lr, checkpoint=checkpoint, device=device, seed=seed,
-                num_workers=num_workers, progress=progress)
+                num_workers=num_workers, progress=progress, accumulate=accumulate, log_dir=log_dir)
 
 
 def _fit(model, loss_fn, train, val, run: dict, *, steps: int, eval_every, **fit_kwargs) -> FitResult:
