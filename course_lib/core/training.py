@@ -33,7 +33,11 @@ the loss and the data; it does not write a loop of its own. The loop gives
   N processes takes its slice of every global batch of ``batch_size * N``
   samples (the order one process with that batch would see), PyTorch averages
   the gradients, the validation metrics are averaged over all held-out samples,
-  and only rank 0 shows the bar and writes checkpoints and logs. ``accumulate=K``
+  and only rank 0 shows the bar and writes checkpoints and logs. A periodic
+  checkpoint holds every process's random state; after a Ctrl-C (no collective
+  is safe then) all resume with rank 0's, so the weights and the data order
+  are exact but the other ranks' random augmentation takes another stream than
+  an uninterrupted run's. ``accumulate=K``
   sums the gradients of K batches before each step (a large global batch on
   one small GPU). ``log_dir`` writes the curves for TensorBoard.
 
