@@ -68,6 +68,9 @@ def test_publish_rewrites_notebooks_readme_and_setting(repo_copy, monkeypatch, c
     assert expected in (repo_copy / "README.md").read_text()
     # publishing twice changes nothing; a hand edit is caught by --check, which names the file
     assert publish(repo_copy, check=True) == []
+    text = (repo_copy / "pyproject.toml").read_text()
+    other = publish(repo_copy, Setting("https://github.com/other/x"), check=True)
+    assert other[0] == "pyproject.toml" and len(other) == 6 and (repo_copy / "pyproject.toml").read_text() == text
     cells = nb.cells
     cells[2].source = cells[2].source.replace("imaging-2027", "imaging-2026")
     nbformat.write(nb, repo_copy / "notebooks" / "student" / "06_segmentation_losses.ipynb")

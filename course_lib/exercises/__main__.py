@@ -20,7 +20,7 @@ def _publish(args) -> int:
         setting = read_setting(Path("."))
         if args.branch:
             setting = Setting(setting.repository, args.branch)
-    changed = publish(Path("."), None if args.check and not args.repo else setting, check=args.check)
+    changed = publish(Path("."), setting, check=args.check)  # --check compares, never writes
     for path in changed:
         print(f"{'disagrees with the setting' if args.check else 'rewrote'}: {path}")
     if args.check and changed:

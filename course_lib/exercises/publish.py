@@ -60,6 +60,13 @@ def read_setting(root: Path = Path("."), *, environ: Optional[dict] = None) -> S
     return Setting(repo, environ.get("COURSE_BRANCH") or table.get("branch", "main"))
 
 
+def _stored_setting(root: Path) -> Optional[Setting]:
+    try:
+        return read_setting(root, environ={})
+    except KeyError:
+        return None
+
+
 def write_setting(root: Path, setting: Setting) -> None:
     """Replace the ``[tool.course]`` table of ``pyproject.toml`` (other text is kept as it is)."""
     path = _pyproject(root)
@@ -166,11 +173,13 @@ def publish(root: Path = Path("."), setting: Optional[Setting] = None, *, check:
     files that disagreed (with ``check=True`` nothing is written: the list is what ``publish`` would change).
     """
     root = Path(root)
+    changed = []
     if setting is None:
         setting = read_setting(root)
-    elif not check:
-        write_setting(root, setting)
-    changed = []
+    elif _stored_setting(root) != setting:
+        changed.append("pyproject.toml")
+        if not check:
+            write_setting(root, setting)
     for path in _notebooks(root):
         before = path.read_text(encoding="utf-8")
         rel = path.relative_to(root).as_posix()
