@@ -234,3 +234,31 @@ def test_test_time_augmentation_averages_mirrored_and_rescaled_runs():
         predict_logits(net, x, scales=())
     with pytest.raises(ValueError, match="flip must be True or False"):
         evaluate_segmentation(net, (x, torch.zeros(2, 1, 24, 16)), flip="yes", progress=False)
+
+
+def test_streamed_portraits_serve_the_preloaded_values(tmp_path):
+    """A folder too large for memory is read per sample (issue 15) with exactly the values preloading keeps."""
+    from PIL import Image
+
+    from course_lib.segmentation.portraits import PortraitAugment, PortraitFolder
+    from course_lib.segmentation.train import StreamedPortraits
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "mask").mkdir()
+    for k in range(5):
+        Image.fromarray(rng.integers(0, 256, (37, 29, 3), dtype=np.uint8)).save(tmp_path / "img" / f"p{k}.png")
+        Image.fromarray((rng.random((37, 29)) > 0.5).astype(np.uint8) * 255).save(tmp_path / "mask" / f"p{k}.png")
+    folder = PortraitFolder(tmp_path / "img", tmp_path / "mask")
+    pre = PreloadedPortraits(folder, (20, 16), progress=False)
+    streamed = StreamedPortraits(folder, (20, 16))
+    assert len(streamed) == len(pre) == 5
+    for k in range(5):
+        for a, b in zip(streamed[k], pre[k]):
+            assert torch.equal(a, b)
+    aug = PortraitAugment((20, 16))
+    pre.augment, streamed.augment = aug, aug
+    torch.manual_seed(3)
+    first = streamed[2]
+    torch.manual_seed(3)
+    assert all(torch.equal(a, b) for a, b in zip(first, pre[2]))

@@ -50,7 +50,8 @@ def cmd_train(args) -> int:
     from ..core.training import data_fingerprint, run_checkpoint_path
     from .portraits import PortraitAugment, synthetic_portraits, train_val_split
     from .pspnet import PSPNet, pspnet
-    from .train import TTA, PreloadedPortraits, evaluate_segmentation, load_pspnet, train_segmentation
+    from .train import (TTA, PreloadedPortraits, StreamedPortraits, evaluate_segmentation, load_pspnet,
+                        train_segmentation)
 
     set_threads(args.threads)
     # the default run checkpoint is named after a hash of the run's settings: another training, another file
@@ -85,7 +86,13 @@ def cmd_train(args) -> int:
                               blur_p=0.2) if not args.no_augment else None
     tag = "x".join(map(str, size))
     cache = {part: None if synthetic else cache_dir() / "portraits" / f"{part}_{tag}.pt" for part in ("train", "val")}
-    train_data = PreloadedPortraits(train_set, size, augment=augment, cache=cache["train"])
+    preload_bytes = len(train_set) * 4 * size[0] * size[1]
+    if args.stream or preload_bytes > 2e9:  # a large folder is read per sample, never held in memory
+        print(f"reading the {len(train_set)} training portraits from disk for every sample"
+              + ("" if args.stream else f" (preloading them would take {preload_bytes / 1e9:.1f} GB)"))
+        train_data = StreamedPortraits(train_set, size, augment=augment)
+    else:
+        train_data = PreloadedPortraits(train_set, size, augment=augment, cache=cache["train"])
     val_small = PreloadedPortraits(val_set, size, limit=args.val_limit, cache=cache["val"])
     torch.manual_seed(args.seed)
     init_desc = None
@@ -241,6 +248,9 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes for the augmentation (on a GPU machine: 4 or more)")
+    t.add_argument("--stream", action="store_true",
+                   help="read the portraits from disk for every sample instead of holding them in memory "
+                        "(automatic when they would take more than 2 GB)")
     add_scale_arguments(t)
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", parents=[folders, checkpoint, threads],

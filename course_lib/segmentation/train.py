@@ -180,6 +180,35 @@ class PreloadedPortraits(Dataset):
         return float(self.masks.float().mean())
 
 
+class StreamedPortraits(Dataset):
+    """The items of :class:`PreloadedPortraits`, read from disk each time: for folders too large for memory.
+
+    Each pair is decoded, resized and rounded to 8 bits exactly as ``PreloadedPortraits`` stores it, so
+    training sees the same values; only the memory (none) and the time per item (a decode) differ. Use
+    DataLoader workers (``--workers``) to hide the decoding. 30,000 portraits at 320x224 would take 8.6 GB
+    per process preloaded.
+    """
+
+    def __init__(self, source, size, *, augment: Optional[Callable] = None, limit: Optional[int] = None):
+        self.size = check_size(size, "StreamedPortraits: size", minimum=8)
+        if augment is not None and not callable(augment):
+            raise TypeError(f"StreamedPortraits: augment must be callable or None, got {type(augment).__name__}")
+        self.augment = augment
+        self.source, self.n, self._get = _pairs(source, limit, "StreamedPortraits")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        from .portraits import _resize_pair
+
+        img, mask = _resize_pair(*self._get(i), self.size)
+        img, mask = (img.clamp(0, 1) * 255).round() / 255, (mask >= 0.5).float()
+        if self.augment is not None:
+            img, mask = self.augment(img, mask)
+        return img, mask
+
+
 def poly_schedule(steps: int, power: float = 0.9, warmup: int = 0) -> Callable:
     """``optimizer -> LambdaLR``: linear warm-up, then ``(1 - t/steps)^power`` (the PSPNet paper's "poly")."""
     check_int(steps, "poly_schedule: steps", minimum=1)
