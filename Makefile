@@ -64,8 +64,10 @@ publish: setup
 	$(PY) -m course_lib.exercises publish --repo "$(REPO)" $(if $(BRANCH),--branch "$(BRANCH)")
 
 # Static HTML that works from the file system and on GitHub Pages (build/site/index.html).
+# SITE_DATA=offline (default): only images that may be published; SITE_DATA=local: this machine's data too.
+SITE_DATA ?= offline
 site: setup
-	$(PY) notebooks/site.py --profile lecture --out build/site $(NOTEBOOKS)
+	$(PY) notebooks/site.py --profile lecture --data $(SITE_DATA) --out build/site $(NOTEBOOKS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -8,6 +8,11 @@ written with nbconvert to ``<out>/notebooks/<name>.html``; ``<out>/index.html`` 
 ``pyproject.toml``) and the published-versus-measured table of the README. All links are relative and
 nothing is fetched while building, so the folder opens from the file system and on GitHub Pages
 (``.nojekyll`` included). A notebook that fails is listed on the index as not built and the exit status is 1.
+
+A public site must only show what may be published: by default (``--data offline``) the notebooks see
+only the images that installed packages ship and the public-domain paintings, not the EG1800 portraits
+a development machine may hold (Flickr photos of people, for research use); ``--data local`` shows
+whatever this machine has (for a site that stays internal).
 A repository tool, like ``execute.py``; not part of the installed package.
 """
 from __future__ import annotations
@@ -44,7 +49,7 @@ def _welcome_table(notebooks) -> str:
     return ""
 
 
-def index_html(pages: list[tuple[Path, str | None]], seconds: float, profile: str) -> str:
+def index_html(pages: list[tuple[Path, str | None]], seconds: float, profile: str, data: str = "offline") -> str:
     """The index page; ``pages`` holds ``(notebook, html path relative to the index or None if it failed)``."""
     import mistune
     import nbformat
@@ -80,12 +85,13 @@ notebooks executed in the <code>{html.escape(profile)}</code> profile; open a no
 </table>
 <h2>Published and measured</h2>
 {mistune.html(results)}
-<p><small>Built in {seconds:.0f} s by <code>make site</code>.</small></p>
+<p><small>Built in {seconds:.0f} s by <code>make site</code> with {"the offline images only (no local portrait data)"
+if data == "offline" else "the data of the machine that built it"}.</small></p>
 </body></html>
 """
 
 
-def build_site(notebooks, out: Path, *, profile: str = "lecture", cell_timeout: float = 600,
+def build_site(notebooks, out: Path, *, profile: str = "lecture", data: str = "offline", cell_timeout: float = 600,
                notebook_timeout: float = 1800) -> list[str]:
     """Execute ``notebooks`` and write the site into ``out``; returns the failures (one line each)."""
     from nbconvert import HTMLExporter
@@ -94,11 +100,14 @@ def build_site(notebooks, out: Path, *, profile: str = "lecture", cell_timeout: 
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     pages, failed = [], []
+    env = {"COURSE_PROFILE": profile}
+    if data == "offline":  # the portrait notebooks fall back to synthetic portraits
+        env["COURSE_PORTRAITS"] = str(out / "no-local-portraits")
     for path in map(Path, notebooks):
         t0 = time.monotonic()
         try:
             nb, _ = execute_notebook(path, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout,
-                                     env={"COURSE_PROFILE": profile})
+                                     env=env)
         except (NotebookFailed, FileNotFoundError) as exc:
             failed.append(str(exc))
             pages.append((path, None))
@@ -109,7 +118,7 @@ def build_site(notebooks, out: Path, *, profile: str = "lecture", cell_timeout: 
         _write(out / page, body)
         pages.append((path, page))
         print(f"{path.name:45s} {time.monotonic() - t0:7.1f} s", flush=True)
-    _write(out / "index.html", index_html(pages, time.monotonic() - start, profile))
+    _write(out / "index.html", index_html(pages, time.monotonic() - start, profile, data))
     _write(out / ".nojekyll", "")
     return failed
 
@@ -125,11 +134,14 @@ def main(argv=None) -> int:
     p.add_argument("notebooks", nargs="+")
     p.add_argument("--out", default="build/site")
     p.add_argument("--profile", default="lecture", choices=("ci", "lecture", "full"))
+    p.add_argument("--data", default="offline", choices=("offline", "local"),
+                   help="offline: only images that may be published (default); local: this machine's data too")
     p.add_argument("--cell-timeout", type=float, default=600)
     p.add_argument("--notebook-timeout", type=float, default=1800)
     args = p.parse_args(argv)
     t0 = time.monotonic()
-    failed = build_site(args.notebooks, Path(args.out), profile=args.profile, cell_timeout=args.cell_timeout,
+    failed = build_site(args.notebooks, Path(args.out), profile=args.profile, data=args.data,
+                        cell_timeout=args.cell_timeout,
                         notebook_timeout=args.notebook_timeout)
     print(f"site in {Path(args.out) / 'index.html'} ({time.monotonic() - t0:.0f} s)")
     if failed:

@@ -57,6 +57,7 @@ def test_index_and_page_are_static_and_linked(site):
     assert colab_url(setting, "notebooks/student/00_welcome.ipynb") in index
     assert "<table>" in index and "PortraitNet 96.62" in index and "welcome (this one)" in index
     assert "not built" not in index and (site / ".nojekyll").exists()
+    assert "offline images only (no local portrait data)" in index  # a public site shows only publishable images
     page = _Links()
     page.feed((site / "notebooks" / "00_welcome.html").read_text())
     assert page.images >= 1, "the executed notebook's figures are embedded in its page"
