@@ -116,7 +116,8 @@ def test_library_evaluation_and_preloading_never_count_a_stand_in(portraits):
     assert all(not torch.equal(pre.images[i], pre.images[j]) for i in range(12) for j in range(i))
 
 
-def test_segmentation_train_counts_unreadable_pairs_in_the_sidecar(portraits, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("stream", [[], ["--stream"]], ids=["preloaded", "streamed"])
+def test_segmentation_train_counts_unreadable_pairs_in_the_sidecar(portraits, tmp_path, monkeypatch, capsys, stream):
     from course_lib.segmentation.__main__ import main
 
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "cache"))
@@ -124,7 +125,7 @@ def test_segmentation_train_counts_unreadable_pairs_in_the_sidecar(portraits, tm
     out = tmp_path / "m.pt"
     assert main(["train", "--images", str(img), "--masks", str(mask), "--preset", "light", "--size", "48", "40",
                  "--steps", "1", "--batch-size", "2", "--val-fraction", "0.3", "--eval-every", "1",
-                 "--warmup", "0", "--out", str(out), "--checkpoint", str(tmp_path / "run.pt")]) == 0
+                 "--warmup", "0", "--out", str(out), "--checkpoint", str(tmp_path / "run.pt"), *stream]) == 0
     side = json.loads((tmp_path / "m.pt.json").read_text())
     assert side["train_images"] + side["val_images"] == 12  # not 15: no readable pair stands in twice
     assert side["skipped_unreadable"] == 3

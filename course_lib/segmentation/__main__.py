@@ -107,7 +107,13 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     # what defines the run besides train_segmentation's settings: the portraits as decoded, their augmentation,
     # the starting weights
-    run = {"data": data_fingerprint([train_data.images, train_data.masks]),
+    if isinstance(train_data, StreamedPortraits):  # the files' names and sizes: decoding all is what it avoids
+        pairs = getattr(train_set, "pairs", None)
+        data_id = {"files": data_fingerprint([[img, mask] for _, img, mask in pairs]) if pairs else desc,
+                   "size": list(size), "n": len(train_data)}
+    else:
+        data_id = data_fingerprint([train_data.images, train_data.masks])
+    run = {"data": data_id,
            "augment": None if augment is None else {"rotate": args.rotate},
            "init": data_fingerprint(args.init) if args.init else None}
     t0 = time.perf_counter()
