@@ -1,6 +1,5 @@
-"""The shared core: profiles, device, training loop, checkpoints, images,
-datasets registry, metrics and plotting. Units import from here; core never
-imports a unit."""
+"""The shared core: profiles, device, training loop, checkpoints, images, datasets registry, metrics
+and plotting. Units import from here; core never imports a unit."""
 import os
 import sys
 
@@ -25,12 +24,8 @@ def colab_storage(drive: bool = False) -> str:
     if os.environ.get("COURSE_DATA"):
         return f"data and checkpoints in {os.environ['COURSE_DATA']} (COURSE_DATA)"
     drive = drive or os.environ.get("COURSE_DRIVE", "") not in ("", "0")
-    if drive and os.environ.get("CI"):
-        drive = False
-        note = " (Drive not mounted under CI)"
-    else:
-        note = ""
-    if drive:
+    note = " (Drive not mounted under CI)" if drive and os.environ.get("CI") else ""
+    if drive and not note:
         from google.colab import drive as colab_drive
 
         colab_drive.mount(DRIVE_MOUNT)
@@ -44,10 +39,9 @@ def colab_storage(drive: bool = False) -> str:
 def setup_notebook(seed: int = 0, quiet: bool = False, drive: bool = False) -> dict:
     """What every notebook's first cell calls: seed, pick the device, report.
 
-    Prints the versions, device and profile, and, when no GPU is present on
-    Colab, how to switch one on. On Colab it also chooses where data and run
-    checkpoints go (:func:`colab_storage`; ``drive=True`` opts in to Google
-    Drive). Returns the environment description.
+    Prints the versions, device and profile, and, when no GPU is present on Colab, how to switch one
+    on. On Colab it also chooses where data and run checkpoints go (:func:`colab_storage`;
+    ``drive=True`` opts in to Google Drive). Returns the environment description.
     """
     seed_everything(seed)
     on_colab = "google.colab" in sys.modules

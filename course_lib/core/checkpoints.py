@@ -1,17 +1,9 @@
 """Atomic checkpoint writing and safe, explained loading.
 
-* **Atomic save**: write to a temporary file in the same folder, flush and
-  fsync it, then ``os.replace`` it over the target. An interrupted save never
-  leaves a half-written checkpoint behind: the old one stays intact.
-* **Safe load**: ``torch.load(..., weights_only=True)`` -- a checkpoint can hold
-  tensors, numbers, strings, lists and dicts, never arbitrary pickled code.
-* **Clear errors**: a missing, truncated or foreign file raises
-  :class:`CheckpointError` naming the file; a state dict that does not fit a
-  model lists the missing/unexpected keys and shape mismatches.
-
-Shipped weights (``data/checkpoints/``) are saved by :func:`save_pretrained`
-with a JSON sidecar describing how they were made (command, data, steps,
-metrics) and the architecture they fit.
+A save goes to a temporary file in the same folder, flushed and fsynced, then ``os.replace``-d over
+the target: an interrupted save never leaves a half-written checkpoint, the old one stays intact. A
+load uses ``weights_only=True``: tensors, numbers, strings, lists and dicts, never arbitrary pickled
+code. Shipped weights get a JSON sidecar (:func:`save_pretrained`).
 """
 from __future__ import annotations
 
@@ -24,10 +16,8 @@ from typing import Any, Mapping
 
 import torch
 
-__all__ = [
-    "CheckpointError", "atomic_save", "load_checkpoint", "check_state_dict",
-    "save_pretrained", "load_pretrained", "as_stored", "atomic_write_text",
-]
+__all__ = ["CheckpointError", "atomic_save", "load_checkpoint", "check_state_dict", "save_pretrained",
+           "load_pretrained", "as_stored", "atomic_write_text"]
 
 FORMAT_VERSION = 1
 
@@ -46,8 +36,7 @@ def _atomic_write(path: Path, write) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        # KeyboardInterrupt included: remove the partial temp file, keep the old target.
+    except BaseException:  # KeyboardInterrupt included: remove the partial file, keep the old target
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
@@ -66,11 +55,8 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """Load a checkpoint written by :func:`atomic_save` with ``weights_only=True``.
-
-    Raises :class:`CheckpointError` naming the file when it is missing, empty,
-    truncated, not a torch file, or holds anything but plain data.
-    """
+    """Load a checkpoint written by :func:`atomic_save` with ``weights_only=True``; :class:`CheckpointError`
+    naming the file when it is missing, empty, truncated, not a torch file, or holds anything but plain data."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"load_checkpoint: path must be a str or PathLike, got {type(path).__name__}")
     path = Path(path)
@@ -82,11 +68,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError/...
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"checkpoint {path} could not be read ({type(exc).__name__}: {msg}). "
-            "The file is corrupt or truncated, or was not written by course_lib; "
-            "delete it (training restarts from scratch) or restore it from a backup."
-        ) from None
+        raise CheckpointError(f"checkpoint {path} could not be read ({type(exc).__name__}: {msg}). The file is corrupt "
+                              "or truncated, or was not written by course_lib; delete it (training restarts from "
+                              "scratch) or restore it from a backup.") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
     return obj
@@ -97,11 +81,8 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in own
+              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
     parts = [f"{what} keys {keys[:8]}{' ...' if len(keys) > 8 else ''}"
              for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
     parts += ["shape mismatches: " + "; ".join(shapes[:8])] if shapes else []
@@ -122,15 +103,6 @@ def _jsonable(value: Any) -> Any:
 
 
 _Q_SUFFIX, _SCALE_SUFFIX = ".__int8", ".__scale"
-
-
-def _quantize_int8(w: torch.Tensor):
-    """Symmetric per-output-channel int8: ``(q int8 same shape, scale float32 (C_out,))``."""
-    w = w.float()
-    flat = w.reshape(w.shape[0], -1)
-    scale = (flat.abs().amax(dim=1) / 127).clamp_min(1e-12)
-    q = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(w.shape)
-    return q, scale
 
 
 def _dequantize_state(state: Mapping[str, torch.Tensor]) -> dict:
@@ -155,8 +127,9 @@ def _stored_state(model: torch.nn.Module, half: bool, int8: bool) -> dict:
     for k, v in model.state_dict().items():
         v = v.detach().cpu()
         if int8 and v.is_floating_point() and v.dim() >= 2 and v.numel() >= 4096:  # conv and linear weights
-            q, scale = _quantize_int8(v)
-            state[k + _Q_SUFFIX] = q
+            flat = v.float().reshape(v.shape[0], -1)  # symmetric, one float32 scale per output channel
+            scale = (flat.abs().amax(dim=1) / 127).clamp_min(1e-12)
+            state[k + _Q_SUFFIX] = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(v.shape)
             state[k + _SCALE_SUFFIX] = scale
         else:
             state[k] = v.to(torch.float16) if half and v.is_floating_point() else v
@@ -177,66 +150,43 @@ def as_stored(model: torch.nn.Module, *, half: bool = True, int8: bool = False) 
     return model
 
 
-def save_pretrained(
-    path: str | os.PathLike,
-    model: torch.nn.Module,
-    *,
-    arch: str,
-    config: Mapping[str, Any],
-    meta: Mapping[str, Any] | None = None,
-    half: bool = True,
-    int8: bool = False,
-) -> Path:
+def save_pretrained(path: str | os.PathLike, model: torch.nn.Module, *, arch: str, config: Mapping[str, Any],
+                    meta: Mapping[str, Any] | None = None, half: bool = True, int8: bool = False) -> Path:
     """Save shipped weights plus a JSON sidecar (``<path>.json``).
 
-    ``arch`` names the architecture and ``config`` holds the keyword arguments
-    that rebuild it; :func:`load_pretrained` checks both. ``meta`` records how
-    the weights were made (command, data, steps, metrics). Weights are stored
-    in float16 when ``half`` (restored to float32 on load) to keep files small.
+    ``arch`` names the architecture and ``config`` holds the keyword arguments that rebuild it;
+    :func:`load_pretrained` checks both. ``meta`` records how the weights were made (command, data,
+    steps, metrics). Weights are stored in float16 when ``half`` (restored to float32 on load).
 
-    ``int8=True`` stores every floating tensor of at least 2 dimensions and
-    4,096 values (convolution and linear weights) as int8 with one float32
-    scale per output channel (symmetric, ``w ~ scale * q``, ``|q| <= 127``):
-    half the size of float16, for networks that would not fit the course's
-    20 MB per checkpoint otherwise. The rounding error is at most ``scale / 2``
-    per weight (0.4 % of the channel's largest weight); measure the model
-    after :func:`load_pretrained`, which restores float32 weights.
+    ``int8=True`` stores every floating tensor of at least 2 dimensions and 4,096 values (convolution
+    and linear weights) as int8 with one float32 scale per output channel (symmetric, ``w ~ scale * q``,
+    ``|q| <= 127``): half the size of float16, for networks that would not fit the course's 20 MB per
+    checkpoint otherwise. The rounding error is at most ``scale / 2`` per weight (0.4 % of the
+    channel's largest weight); measure the model after :func:`load_pretrained`, which restores float32 weights.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"save_pretrained: model must be an nn.Module, got {type(model).__name__}")
     path = Path(path)
     state = _stored_state(model, half, int8)
-    payload = {"format": FORMAT_VERSION, "arch": arch, "config": dict(config), "state_dict": state}
-    atomic_save(payload, path)
-    sidecar = {
-        "arch": arch,
-        "config": _jsonable(dict(config)),
-        "format": FORMAT_VERSION,
-        "dtype": ("int8 weights (per-channel scales), " if int8 else "") + ("float16" if half else "float32"),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "bytes": path.stat().st_size,
-        **_jsonable(dict(meta or {})),
-    }
+    atomic_save({"format": FORMAT_VERSION, "arch": arch, "config": dict(config), "state_dict": state}, path)
+    sidecar = {"arch": arch, "config": _jsonable(dict(config)), "format": FORMAT_VERSION,
+               "dtype": ("int8 weights (per-channel scales), " if int8 else "") + ("float16" if half else "float32"),
+               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+               "torch": torch.__version__, "bytes": path.stat().st_size, **_jsonable(dict(meta or {}))}
     atomic_write_text(json.dumps(sidecar, indent=2) + "\n", path.with_suffix(path.suffix + ".json"))
     return path
 
 
 def load_pretrained(path: str | os.PathLike, build, *, arch: str, map_location: Any = "cpu"):
-    """Load weights saved by :func:`save_pretrained` into ``build(**config)``.
-
-    ``build`` is the model constructor; ``arch`` must match the one recorded in
-    the file. Returns ``(model, sidecar_dict)`` with the model in eval mode.
-    """
+    """Load weights saved by :func:`save_pretrained` into ``build(**config)`` (``build``: the model
+    constructor; ``arch`` must match the file's). Returns ``(model, sidecar_dict)``, the model in eval mode."""
     ckpt = load_checkpoint(path, map_location=map_location)
     for key in ("arch", "config", "state_dict"):
         if key not in ckpt:
             raise CheckpointError(f"checkpoint {path} lacks {key!r}; it was not made by save_pretrained")
     if ckpt.get("format", 0) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format {ckpt['format']}, newer than this course_lib "
-            f"understands ({FORMAT_VERSION}); update course_lib"
-        )
+        raise CheckpointError(f"checkpoint {path} has format {ckpt['format']}, newer than this course_lib "
+                              f"understands ({FORMAT_VERSION}); update course_lib")
     if ckpt["arch"] != arch:
         raise CheckpointError(f"checkpoint {path} holds a {ckpt['arch']!r} model, expected {arch!r}")
     model = build(**ckpt["config"])
@@ -244,6 +194,5 @@ def load_pretrained(path: str | os.PathLike, build, *, arch: str, map_location: 
     check_state_dict(model, state, source=f"checkpoint {path}")
     model.load_state_dict(state)
     model.eval()
-    sidecar_path = Path(str(path) + ".json")
-    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
-    return model, sidecar
+    sidecar = Path(str(path) + ".json")
+    return model, json.loads(sidecar.read_text()) if sidecar.is_file() else {}

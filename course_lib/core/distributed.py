@@ -2,12 +2,9 @@
 
 ``torchrun --nproc_per_node N -m course_lib.<unit> train ...`` starts N copies of the command with
 ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set. Each copy calls :func:`context`, which joins the
-process group (NCCL on CUDA, gloo on the CPU) and pins its GPU; ``fit`` then wraps the model in
-``DistributedDataParallel`` (PyTorch averages the gradients during ``backward``), gives each process
-its slice of every global batch (:func:`shard`), averages the logged loss and the validation metrics
-over the processes, and lets only rank 0 write checkpoints, logs and the progress bar. Nothing here
-communicates by itself: every collective is PyTorch's. Without ``torchrun`` :func:`context` returns
-the single-process context and nothing changes.
+process group (NCCL on CUDA, gloo on the CPU) and pins its GPU; ``fit`` does the rest (see its
+module). Every collective is PyTorch's. Without ``torchrun`` :func:`context` returns the
+single-process context and nothing changes.
 """
 from __future__ import annotations
 

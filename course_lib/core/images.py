@@ -1,25 +1,18 @@
 """Loading, saving and converting images, with validation.
 
-Conventions: a *tensor image* is a float tensor ``(C, H, W)`` (or a batch
-``(N, C, H, W)``) with values in ``[0, 1]``; a PIL image is 8-bit RGB or L.
+Conventions: a *tensor image* is a float tensor ``(C, H, W)`` (or a batch ``(N, C, H, W)``) with
+values in ``[0, 1]``; a PIL image is 8-bit RGB or L.
 
-* :func:`load_image` reads a path, bytes or a file object, applies the EXIF
-  orientation (phones store portraits sideways plus a rotation tag), and
-  converts palette, alpha (composited over a background), 16-bit and
-  grayscale images to ``RGB`` or ``L``. A file that is not an image, or is
-  truncated, raises ``ValueError`` naming the file; one whose header claims
-  more pixels than PIL's safety limit (a decompression bomb) raises
-  :class:`ImageTooLargeError` (a ``ValueError``, so folder loaders skip and
-  count it like any unreadable file).
-* :func:`load_tensor` keeps the full precision of 16-bit files.
-* :func:`rgb_to_ycbcr` / :func:`ycbcr_to_rgb` use ITU-R BT.601 "studio swing"
-  (Y in [16, 235]/255), the convention of MATLAB's ``rgb2ycbcr`` that the
-  super-resolution literature evaluates PSNR on.
+A file that is not an image, or is truncated, raises ``ValueError`` naming the file; a decompression
+bomb raises :class:`ImageTooLargeError`, a ``ValueError`` too, so folder loaders skip and count it
+like any unreadable file. YCbCr is ITU-R BT.601 "studio swing" (Y in [16, 235]/255), the convention
+of MATLAB's ``rgb2ycbcr`` that the super-resolution literature evaluates PSNR on.
 """
 from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Union
 
@@ -29,11 +22,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .checks import check_choice, check_finite  # check_finite is re-exported: callers import it from here
 
-__all__ = [
-    "load_image", "load_tensor", "open_image", "save_image", "to_tensor", "to_pil", "to_numpy",
-    "rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y", "check_image_tensor", "check_finite", "IMAGE_EXTENSIONS",
-    "ImageTooLargeError",
-]
+__all__ = ["load_image", "load_tensor", "open_image", "save_image", "to_tensor", "to_pil", "to_numpy", "rgb_to_ycbcr",
+           "ycbcr_to_rgb", "rgb_to_y", "check_image_tensor", "check_finite", "IMAGE_EXTENSIONS", "ImageTooLargeError"]
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a grey bottom
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
@@ -41,25 +31,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 Source = Union[str, os.PathLike, bytes, bytearray, io.IOBase, Image.Image]
 
 
-def _describe(source) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return str(source)
-    if isinstance(source, (bytes, bytearray)):
-        return f"<{len(source)} bytes>"
-    return getattr(source, "name", repr(source))
-
-
 class ImageTooLargeError(ValueError):
-    """An image file whose header claims more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` allows (x 2).
-
-    PIL refuses such files (``DecompressionBombError``) because a few kilobytes can claim
-    gigabytes of pixels; this says which file, what it claims and how to allow it on purpose.
-    """
+    """An image file whose header claims more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` allows (x 2): a
+    few kilobytes can claim gigabytes of pixels. Says which file, what it claims and how to allow it."""
 
     @classmethod
     def from_pil(cls, name: str, exc: BaseException) -> "ImageTooLargeError":
-        import re
-
         tb = exc.__traceback__  # PIL's check holds the claimed (width, height) as ``size``
         while tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
@@ -80,15 +57,15 @@ def open_image(source: Source) -> Image.Image:
     for a missing, unreadable or over-large (decompression bomb) file."""
     if isinstance(source, Image.Image):
         return source
-    name = _describe(source)
     if isinstance(source, (str, os.PathLike)):
+        name = str(source)
         if not Path(source).is_file():
             raise FileNotFoundError(f"image file {name} does not exist")
         fh = open(source, "rb")
     elif isinstance(source, (bytes, bytearray)):
-        fh = io.BytesIO(bytes(source))
+        name, fh = f"<{len(source)} bytes>", io.BytesIO(bytes(source))
     elif hasattr(source, "read"):
-        fh = source
+        name, fh = getattr(source, "name", repr(source)), source
     else:
         raise TypeError(f"load_image: source must be a path, bytes, a file object or a PIL image, "
                         f"got {type(source).__name__}")
@@ -126,12 +103,10 @@ def _open_oriented(source: Source, mode: str, func: str) -> Image.Image:
 
 
 def load_image(source: Source, mode: str = "RGB", background=(255, 255, 255)) -> Image.Image:
-    """Read an image as an 8-bit PIL image in ``mode`` (``"RGB"`` or ``"L"``).
-
-    EXIF orientation is applied; transparency is composited over
-    ``background``; 16-bit images are scaled to 8 bits (use
-    :func:`load_tensor` to keep their precision).
-    """
+    """Read a path, bytes, a file object or a PIL image as an 8-bit PIL image in ``mode`` (``"RGB"`` or
+    ``"L"``): EXIF orientation applied (phones store portraits sideways plus a rotation tag),
+    transparency composited over ``background``, 16-bit images scaled to 8 bits (:func:`load_tensor`
+    keeps their precision)."""
     img = _open_oriented(source, mode, "load_image")
     if img.mode in _HIGH_DEPTH:
         img = Image.fromarray(np.round(_to_float_array(img) * 255).astype(np.uint8), mode="L")
@@ -144,10 +119,8 @@ def load_image(source: Source, mode: str = "RGB", background=(255, 255, 255)) ->
 
 
 def load_tensor(source: Source, mode: str = "RGB", background=(255, 255, 255)) -> torch.Tensor:
-    """Read an image as a float tensor ``(C, H, W)`` in [0, 1] (C = 3 for RGB, 1 for L).
-
-    16-bit files keep their full precision.
-    """
+    """Read an image as a float tensor ``(C, H, W)`` in [0, 1] (C = 3 for RGB, 1 for L); 16-bit files
+    keep their full precision."""
     img = _open_oriented(source, mode, "load_tensor")
     if img.mode in _HIGH_DEPTH:
         t = torch.from_numpy(_to_float_array(img)).float()[None]
@@ -218,8 +191,7 @@ def to_pil(x: torch.Tensor) -> Image.Image:
         return x
     check_image_tensor(x, "x", channels=(1, 3), batched=False)
     check_finite(x, "to_pil: x")
-    arr = (x.detach().cpu().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-    arr = arr.permute(1, 2, 0).numpy()
+    arr = (x.detach().cpu().float().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.fromarray(arr[..., 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")
 
 
@@ -238,11 +210,9 @@ def save_image(x, path: str | os.PathLike, quality: int = 95) -> Path:
 
 
 # BT.601 studio swing, as MATLAB rgb2ycbcr (inputs in [0, 1], outputs in [0, 1]).
-_RGB2YCBCR = torch.tensor([
-    [65.481, 128.553, 24.966],
-    [-37.797, -74.203, 112.0],
-    [112.0, -93.786, -18.214],
-], dtype=torch.float64) / 255.0
+_RGB2YCBCR = torch.tensor([[65.481, 128.553, 24.966],
+                           [-37.797, -74.203, 112.0],
+                           [112.0, -93.786, -18.214]], dtype=torch.float64) / 255.0
 _YCBCR_OFFSET = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64) / 255.0
 
 

@@ -1,20 +1,14 @@
 """Image quality metrics shared by the units: PSNR and SSIM.
 
-Both take float tensors in ``[0, data_range]`` of shape ``(C, H, W)`` or
-``(N, C, H, W)`` and return one value per image (a tensor of shape ``(N,)``,
-or a 0-d tensor for a single image).
+Both take float tensors in ``[0, data_range]`` of shape ``(C, H, W)`` or ``(N, C, H, W)`` and return
+one value per image (a tensor of shape ``(N,)``, or a 0-d tensor for a single image).
 
-PSNR optionally follows the super-resolution protocol: evaluate the luma
-channel Y of BT.601 (``y_channel=True``) after shaving ``shave`` pixels from
-each border.
-
-SSIM (Wang et al., "Image quality assessment: from error visibility to
-structural similarity", IEEE TIP 2004, eq. 13) is written out here in torch so
-that it runs batched on the GPU and can be differentiated; it uses an 11x11
-Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03 and population
-covariances, and averages over the "valid" region. That is exactly
-``skimage.metrics.structural_similarity(..., gaussian_weights=True,
-sigma=1.5, use_sample_covariance=False)``, which the tests compare against.
+SSIM (Wang et al., "Image quality assessment: from error visibility to structural similarity", IEEE
+TIP 2004, eq. 13) is written out in torch so that it runs batched on the GPU and can be
+differentiated; with an 11x11 Gaussian window of sigma 1.5, K1 = 0.01, K2 = 0.03, population
+covariances and the mean over the "valid" region it is exactly
+``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False)``, which the tests compare against.
 """
 from __future__ import annotations
 
@@ -45,8 +39,7 @@ def _prepare(pred, target, fn, y_channel=False, shave=0):
     if check_int(shave, f"{fn}: shave", minimum=0):
         if 2 * shave >= min(pred.shape[-2:]):
             raise InputError(f"{fn}: shave={shave} removes the whole {tuple(pred.shape[-2:])} image")
-        pred = pred[..., shave:-shave, shave:-shave]
-        target = target[..., shave:-shave, shave:-shave]
+        pred, target = pred[..., shave:-shave, shave:-shave], target[..., shave:-shave, shave:-shave]
     return pred, target, single
 
 
@@ -61,9 +54,8 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
          y_channel: bool = False, shave: int = 0) -> torch.Tensor:
     """Peak signal-to-noise ratio ``10 log10(data_range^2 / MSE)`` in dB, per image.
 
-    ``y_channel=True`` evaluates BT.601 luma (RGB inputs in [0, 1]); ``shave``
-    crops that many pixels from each border first (the SR protocol uses the
-    scale factor). Identical images give ``inf``.
+    ``y_channel=True`` evaluates BT.601 luma (RGB inputs in [0, 1]); ``shave`` crops that many pixels
+    from each border first (the SR protocol uses the scale factor). Identical images give ``inf``.
 
     >>> import torch
     >>> a = torch.zeros(1, 4, 4); b = torch.full((1, 4, 4), 0.1)
@@ -77,14 +69,12 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
     return out[0] if single else out
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
-         y_channel: bool = False, shave: int = 0, win_size: int = 11, sigma: float = 1.5,
-         k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, y_channel: bool = False, shave: int = 0,
+         win_size: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
     """Structural similarity per image (mean over channels and valid positions).
 
     ``SSIM = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2))``
-    with local statistics from a separable Gaussian window, ``C1 = (k1 L)^2``,
-    ``C2 = (k2 L)^2``, ``L = data_range``.
+    with local statistics from a separable Gaussian window, ``C1 = (k1 L)^2``, ``C2 = (k2 L)^2``, ``L = data_range``.
     """
     check_number(data_range, "ssim: data_range", low=0, low_open=True)
     if check_int(win_size, "ssim: win_size", minimum=3) % 2 != 1:

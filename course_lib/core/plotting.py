@@ -1,7 +1,9 @@
 """Figures the notebooks share: image grids with zoom insets, training curves, tables."""
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
 from typing import Mapping, Sequence
 
@@ -34,25 +36,15 @@ def as_display_array(img) -> np.ndarray:
     return arr
 
 
-def show_images(
-    images: Sequence,
-    titles: Sequence[str] | None = None,
-    *,
-    ncols: int | None = None,
-    zoom: tuple[int, int, int, int] | None = None,
-    zoom_factor: float = 0.42,
-    size: float = 3.2,
-    cmap: str = "gray",
-    suptitle: str | None = None,
-    interpolation: str = "nearest",
-):
+def show_images(images: Sequence, titles: Sequence[str] | None = None, *, ncols: int | None = None,
+                zoom: tuple[int, int, int, int] | None = None, zoom_factor: float = 0.42, size: float = 3.2,
+                cmap: str = "gray", suptitle: str | None = None, interpolation: str = "nearest"):
     """Show images side by side; returns the matplotlib figure.
 
-    ``zoom=(top, left, height, width)`` draws a magnified inset of that region in
-    the lower-right corner of every image (coordinates relative to the *first*
-    image and scaled to each image's size, so LR and HR images line up), with
-    a rectangle marking the region: where the fine detail of SR shows.
-    ``interpolation="nearest"`` shows pixels as they are (no display smoothing).
+    ``zoom=(top, left, height, width)`` draws a magnified inset of that region in the lower-right
+    corner of every image (coordinates relative to the *first* image and scaled to each image's size,
+    so LR and HR images line up), with a rectangle marking the region: where the fine detail of SR
+    shows. ``interpolation="nearest"`` shows pixels as they are (no display smoothing).
     """
     import matplotlib.pyplot as plt
 
@@ -94,11 +86,8 @@ def show_images(
 
 def plot_history(history: Mapping, keys: Sequence[str] = ("loss",), *, smooth: int = 20, ax=None,
                  logy: bool = False, label: str | None = None):
-    """Training curves from :func:`course_lib.core.training.fit`'s history.
-
-    Train loss is drawn raw (faint) and as a running mean over ``smooth``
-    steps; validation values as markers. Returns the matplotlib axes (one per key).
-    """
+    """Training curves from :func:`course_lib.core.training.fit`'s history: train values raw (faint) and
+    as a running mean over ``smooth`` steps, validation values as markers. Returns the axes (one per key)."""
     import matplotlib.pyplot as plt
 
     if not isinstance(history, Mapping) or "train" not in history:
@@ -150,14 +139,12 @@ class _Table:
         lines += ["| " + " | ".join(self._fmt(r.get(c)) for c in self.columns) + " |" for r in self.rows]
         return "\n".join(lines)
 
-    def __repr__(self) -> str:
-        return self.to_markdown()
+    __repr__ = to_markdown
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(self._fmt(r.get(c)))}</td>" for c in self.columns) + "</tr>"
-            for r in self.rows)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(self._fmt(r.get(c)))}</td>" for c in self.columns)
+                       + "</tr>" for r in self.rows)
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -165,10 +152,7 @@ def results_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None,
     """A list of dicts as a table (HTML in Jupyter, markdown as text)."""
     if not isinstance(rows, (list, tuple)) or not all(isinstance(r, Mapping) for r in rows):
         raise ValueError("results_table: rows must be a list of dicts")
-    if columns is None:
-        columns = []
-        for r in rows:
-            columns.extend(k for k in r if k not in columns)
+    columns = list(dict.fromkeys(k for r in rows for k in r)) if columns is None else columns  # first-seen order
     return _Table(list(rows), list(columns), floatfmt)
 
 
@@ -176,17 +160,11 @@ def show_in_output(out, content) -> None:
     """Make an ``ipywidgets.Output`` show one matplotlib figure (closed afterwards) or one line of text.
 
     The widget's ``outputs`` are replaced in one assignment from the kernel. The usual idiom,
-    ``with out: out.clear_output(wait=True); display(fig)``, sends the figure through the front
-    end instead: the kernel marks the widget as capturing the cell's messages and the front end
-    copies them into the widget and syncs its state back over the shell channel. A headless
-    executor (nbclient, hence nbconvert, nbval and ``make course``) mimics that front end, and its
-    sync message crosses the cell's execute_reply when the figure is drawn as the cell ends:
-    in 4 runs out of 5 the reply was never read and the notebook waited for ever. Setting the
-    state directly has no round trip, no flicker, and works in JupyterLab, Colab and the HTML.
+    ``with out: out.clear_output(wait=True); display(fig)``, goes through the front end, and under a
+    headless executor (nbclient, hence nbconvert, nbval and ``make course``) its state sync can cross
+    the cell's execute_reply so that the notebook waits for ever. Setting the state directly has no
+    round trip, no flicker, and works in JupyterLab, Colab and the HTML.
     """
-    import base64
-    import io
-
     if isinstance(content, str):
         outputs = ({"output_type": "stream", "name": "stdout", "text": content + "\n"},)
     else:

@@ -1,22 +1,9 @@
 """Run profiles: one notebook, three budgets.
 
-A *profile* is a small frozen dataclass of sizes -- image size, training steps,
-dataset sizes, batch size -- that every notebook reads in its ``parameters``
-cell. The same notebook then runs
-
-* ``ci``      in seconds on a 2-core CI machine (tiny images, few steps),
-* ``lecture`` in minutes on a lecturer's laptop CPU,
-* ``full``    at the published sizes on a GPU (Colab or a workstation).
-
-The profile is chosen by the environment variable ``COURSE_PROFILE``; when it
-is unset, ``full`` is used if CUDA is available and ``lecture`` otherwise.
-
-Example
--------
->>> from course_lib.core.profiles import profile
->>> p = profile("ci")
->>> p.name, p.image_size
-('ci', 64)
+A *profile* is a frozen dataclass of sizes that every notebook reads in its ``parameters`` cell. The
+same notebook then runs ``ci`` in seconds on a 2-core CI machine (tiny images, few steps), ``lecture``
+in minutes on a laptop CPU, ``full`` at the published sizes on a GPU. ``COURSE_PROFILE`` chooses;
+when it is unset, ``full`` is used if CUDA is available and ``lecture`` otherwise.
 """
 from __future__ import annotations
 
@@ -31,21 +18,10 @@ ENV_VAR = "COURSE_PROFILE"
 
 @dataclass(frozen=True)
 class Profile:
-    """Sizes that scale a notebook's work. All counts are upper bounds.
-
-    Attributes
-    ----------
-    name: ``"ci"``, ``"lecture"`` or ``"full"``.
-    image_size: side length (pixels) of images shown and processed.
-    patch_size: side of HR training patches (super-resolution, fast style).
-    batch_size: training batch size.
-    train_steps: optimiser steps for a training run inside a notebook.
-    eval_every: validate every this many steps.
-    n_train, n_val, n_test: dataset sizes (images) used by a notebook.
-    optim_steps: iterations of an optimisation method (Gatys L-BFGS steps,
-        phase-retrieval iterations).
-    num_workers: DataLoader worker processes.
-    """
+    """Sizes that scale a notebook's work; all counts are upper bounds. ``image_size``: side (pixels) of
+    images shown and processed; ``patch_size``: side of HR training patches; ``train_steps``: optimiser
+    steps of a training run in a notebook; ``n_train``, ``n_val``, ``n_test``: images used;
+    ``optim_steps``: iterations of an optimisation method (Gatys L-BFGS, phase retrieval)."""
 
     name: str
     image_size: int
@@ -71,19 +47,12 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "ci": Profile(
-        name="ci", image_size=64, patch_size=24, batch_size=8, train_steps=30,
-        eval_every=15, n_train=8, n_val=4, n_test=16, optim_steps=20, num_workers=0,
-    ),
-    "lecture": Profile(
-        name="lecture", image_size=256, patch_size=51, batch_size=16, train_steps=600,
-        eval_every=200, n_train=24, n_val=4, n_test=256, optim_steps=150, num_workers=0,
-    ),
-    "full": Profile(
-        name="full", image_size=512, patch_size=96, batch_size=64, train_steps=20000,
-        eval_every=1000, n_train=100000, n_val=100, n_test=1024, optim_steps=1000,
-        num_workers=4,
-    ),
+    "ci": Profile(name="ci", image_size=64, patch_size=24, batch_size=8, train_steps=30, eval_every=15,
+                  n_train=8, n_val=4, n_test=16, optim_steps=20, num_workers=0),
+    "lecture": Profile(name="lecture", image_size=256, patch_size=51, batch_size=16, train_steps=600,
+                       eval_every=200, n_train=24, n_val=4, n_test=256, optim_steps=150, num_workers=0),
+    "full": Profile(name="full", image_size=512, patch_size=96, batch_size=64, train_steps=20000,
+                    eval_every=1000, n_train=100000, n_val=100, n_test=1024, optim_steps=1000, num_workers=4),
 }
 
 
@@ -101,8 +70,7 @@ def profile_name() -> str:
 
 def profile(name: str | None = None) -> Profile:
     """Return the profile ``name`` (or the active one when ``name`` is None)."""
-    if name is None:
-        name = profile_name()
+    name = profile_name() if name is None else name
     if not isinstance(name, str) or name.lower() not in PROFILES:
         raise ValueError(f"profile: name must be one of {sorted(PROFILES)}, got {name!r}")
     return PROFILES[name.lower()]

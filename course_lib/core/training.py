@@ -1,52 +1,30 @@
 """One training loop for every unit of the course.
 
-:func:`fit` trains any model given a loss and data. A unit supplies the model,
-the loss and the data; it does not write a loop of its own. The loop gives
+:func:`fit` trains any model given a loss and data; a unit supplies the model, the loss and the
+data, never a loop of its own. Beyond the usual (see its parameters) it gives
 
-* a ``tqdm.auto`` progress bar with the running loss and the last validation
-  metrics (a text bar in a terminal, a widget in Jupyter),
-* validation every ``eval_every`` steps, collected in a plain-dict history
-  (``history["train"]`` and ``history["val"]``, lists of dicts) to plot from,
-* mixed precision (float16 + gradient scaling) on CUDA, gradient clipping,
-  and a learning-rate scheduler stepped once per optimiser step,
-* checkpoints every ``checkpoint_every`` steps and at the end, written
-  atomically, and **resume**: call :func:`fit` again with the same
-  ``checkpoint`` path and it continues from the last checkpoint. On the CPU
-  with a fixed seed (and ``num_workers=0``) a resumed run ends with exactly
-  the weights of an uninterrupted one (the data order, the optimiser and
-  scheduler state and the random generators are all restored).
-* Ctrl-C (Jupyter's "interrupt kernel") is caught: the state at the start of
-  the step it interrupted (or at the end of the step, if it came after the
-  update) is saved and :func:`fit` returns with ``result.interrupted`` set;
-  resuming from it is exact too. A run stopped without that chance (the
-  process killed, an exception) resumes from its last periodic checkpoint.
-* **run identity**: a run checkpoint records what defines its training
-  (model, loss, optimiser, learning rate, batch size, seed, ... and what the
-  caller adds in ``run_config``: the data, the schedule). Resuming with
-  other settings is refused with one line naming what differs, never a
-  silent reuse of another training's weights. A ``{run}`` in the checkpoint
-  path becomes a short hash of those settings, so that each training gets
-  its own file (the command lines' default run checkpoints use it).
+* **exact resume**: checkpoints are written atomically, and :func:`fit` called again with the same
+  ``checkpoint`` continues from the last one. On the CPU with a fixed seed (and ``num_workers=0``) a
+  resumed run ends with exactly the weights of an uninterrupted one: the data order, the optimiser
+  and scheduler state and the random generators are all restored.
+* **Ctrl-C** (Jupyter's "interrupt kernel") saves the state at the start of the step it interrupted
+  (or at its end, if it came after the update) and returns with ``result.interrupted`` set; resuming
+  is exact too. A run stopped without that chance (killed, an exception) resumes from its last
+  periodic checkpoint.
+* **run identity**: resuming a run checkpoint with other settings (see ``run_config``) is refused
+  with one line naming what differs, never a silent reuse of another training's weights.
+* **several processes**: under ``torchrun`` the same call trains with ``DistributedDataParallel``
+  (see :func:`~course_lib.core.distributed.shard` for the batches); only rank 0 shows the bar and
+  writes checkpoints and logs. After a Ctrl-C (no collective is safe then) all ranks resume with rank
+  0's random state: the weights and data order are exact, the other ranks' random augmentation is not.
 
-* **several processes**: started by ``torchrun`` the same call trains with
-  ``DistributedDataParallel`` (:mod:`course_lib.core.distributed`): each of the
-  N processes takes its slice of every global batch of ``batch_size * N``
-  samples (the order one process with that batch would see), PyTorch averages
-  the gradients, the validation metrics are averaged over all held-out samples,
-  and only rank 0 shows the bar and writes checkpoints and logs. A periodic
-  checkpoint holds every process's random state; after a Ctrl-C (no collective
-  is safe then) all resume with rank 0's, so the weights and the data order
-  are exact but the other ranks' random augmentation takes another stream than
-  an uninterrupted run's. ``accumulate=K``
-  sums the gradients of K batches before each step (a large global batch on
-  one small GPU). ``log_dir`` writes the curves for TensorBoard.
-
-Training is counted in optimiser *steps*, not epochs: the data is cycled with a
-fresh shuffle each epoch, so budgets are the same whatever the dataset size.
+Training is counted in optimiser *steps*, not epochs: the data is cycled with a fresh shuffle each
+epoch, so budgets are the same whatever the dataset size.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -91,10 +69,7 @@ class FitResult:
 
     def last(self, key: str = "loss", split: str = "val"):
         """The last recorded value of ``key`` in ``history[split]`` (None if absent)."""
-        for row in reversed(self.history.get(split, [])):
-            if key in row:
-                return row[key]
-        return None
+        return next((row[key] for row in reversed(self.history.get(split, [])) if key in row), None)
 
 
 def default_forward(model: torch.nn.Module, batch: Any, device: torch.device):
@@ -106,24 +81,13 @@ def default_forward(model: torch.nn.Module, batch: Any, device: torch.device):
     return model(batch[0].to(device, non_blocking=True)), batch[1].to(device, non_blocking=True)
 
 
-def _epoch_order(n: int, seed: int, epoch: int, shuffle: bool) -> list[int]:
-    """The sample order of one epoch: a reproducible permutation, so a resumed run can start mid-epoch."""
-    if not shuffle:
-        return list(range(n))
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
-
-
 def _rng_state() -> dict:
     np_state = np.random.get_state()
     py_state = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": int(np_state[2]),
-        "numpy_gauss": [int(np_state[3]), float(np_state[4])],
-        "python": [py_state[0], list(py_state[1]), py_state[2]],
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
+    return {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "numpy_pos": int(np_state[2]), "numpy_gauss": [int(np_state[3]), float(np_state[4])],
+            "python": [py_state[0], list(py_state[1]), py_state[2]],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def _set_rng_state(state: Mapping) -> None:
@@ -136,27 +100,19 @@ def _set_rng_state(state: Mapping) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# --- run identity -------------------------------------------------------------------
-# A run checkpoint holds one training's state. Resuming it with other settings would
-# continue *another* training and save its weights under this one's name, so the
-# settings are recorded and compared (plain JSON values, flattened to "a.b" keys).
-
+# --- run identity: the settings are recorded and compared as plain JSON values, flattened to "a.b" keys
 def _run_config(model, loss_fn, opt, sched, *, batch_size, seed, shuffle, grad_clip, train_size, extra) -> dict:
     """What defines a training run: what fit knows, then the caller's ``run_config``."""
     group = opt.param_groups[0]
     model_config = getattr(model, "config_dict", None)
     shapes = ";".join(f"{k}{tuple(v.shape)}" for k, v in model.state_dict().items())
     config = {
-        "model": type(model).__name__,
-        "model_config": model_config() if callable(model_config) else None,
+        "model": type(model).__name__, "model_config": model_config() if callable(model_config) else None,
         "parameter_shapes": hashlib.sha256(shapes.encode()).hexdigest()[:8],
-        "loss": getattr(loss_fn, "__name__", type(loss_fn).__name__),
-        "optimizer": type(opt).__name__,
+        "loss": getattr(loss_fn, "__name__", type(loss_fn).__name__), "optimizer": type(opt).__name__,
         "lr": group.get("initial_lr", group["lr"]),  # a scheduler has already scaled group["lr"]
-        "weight_decay": group.get("weight_decay"),
-        "scheduler": type(sched).__name__ if sched is not None else None,
-        "batch_size": batch_size, "seed": seed, "shuffle": shuffle, "grad_clip": grad_clip,
-        "train_size": train_size,
+        "weight_decay": group.get("weight_decay"), "scheduler": type(sched).__name__ if sched is not None else None,
+        "batch_size": batch_size, "seed": seed, "shuffle": shuffle, "grad_clip": grad_clip, "train_size": train_size,
         **dict(extra or {}),
     }
     return _flatten(_jsonable(config))
@@ -170,11 +126,6 @@ def _flatten(config: Mapping, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{key}"] = value
     return out
-
-
-def _run_hash(config: Mapping) -> str:
-    """8 hex digits that change with any setting of the run."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _check_run_config(stored, now: Mapping, path: Path) -> None:
@@ -209,11 +160,7 @@ def data_fingerprint(source) -> str:
     read, so it is cheap for 80k images); a file: its path and a hash of its name and size; tensors
     and PIL images (alone, or in a list or dict): their number and a hash of the values; a string
     that is not a path: itself. Anything else: its type and length.
-
-    Example::
-
-        >>> data_fingerprint({"a": torch.zeros(3, 8, 8)})
-        '1 tensor, beba550b'
+    ``data_fingerprint({"a": torch.zeros(3, 8, 8)})`` is ``'1 tensor, beba550b'``.
     """
     from PIL import Image
 
@@ -258,13 +205,10 @@ def data_fingerprint(source) -> str:
 
 
 def run_checkpoint_path(checkpoint, out, default: str) -> Path:
-    """The run checkpoint of a unit's ``train`` command.
-
-    ``checkpoint`` (``--checkpoint``) when given, else ``<cache>/runs/<default>``. ``default``
-    should hold ``{run}`` (e.g. ``"espcn_x3_paper-{run}.ckpt"``): :func:`fit` replaces it with a
-    hash of the run's settings, so that another training starts afresh in its own file instead
-    of resuming this one. A ``--checkpoint`` that is the ``--out`` file is refused: the trained
-    weights would overwrite the run checkpoint (or the other way round).
+    """The run checkpoint of a unit's ``train`` command: ``checkpoint`` (``--checkpoint``) when given,
+    else ``<cache>/runs/<default>``. ``default`` should hold ``{run}`` (e.g. ``"espcn_x3_paper-{run}.ckpt"``):
+    :func:`fit` replaces it with a hash of the run's settings, so that another training starts afresh in
+    its own file. A ``--checkpoint`` that is the ``--out`` file is refused: one would overwrite the other.
     """
     if checkpoint is None:
         from .datasets import cache_dir
@@ -297,14 +241,6 @@ def _split_loss(out) -> tuple[torch.Tensor, dict]:
     return loss.reshape(()), {k: float(v) for k, v in logs.items()}
 
 
-def _as_loader(data, batch_size, name):
-    if isinstance(data, DataLoader):
-        return data
-    if isinstance(data, Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
-        return DataLoader(data, batch_size=batch_size, shuffle=False)
-    raise TypeError(f"fit: {name} must be a torch Dataset or DataLoader, got {type(data).__name__}")
-
-
 def _resume(path: Path, model, opt, sched, scaler, config: dict, device, rank: int = 0) -> tuple:
     """Load a run checkpoint of :func:`fit` into the training state; ``(step, epoch, position, history)``."""
     ckpt = load_checkpoint(path, map_location=device)
@@ -332,39 +268,25 @@ def _resume(path: Path, model, opt, sched, scaler, config: dict, device, rank: i
 
 
 def _diverged(loss, step: int, ckpt_path: Path | None, checkpoint_every: int) -> FloatingPointError:
-    if ckpt_path is None:
-        kept = ""
-    elif ckpt_path.is_file():
-        kept = f"The last checkpoint {ckpt_path} is intact. "
-    else:
-        kept = f"No checkpoint was written yet (the first is due at step {checkpoint_every}). "
+    kept = ("" if ckpt_path is None else f"The last checkpoint {ckpt_path} is intact. " if ckpt_path.is_file()
+            else f"No checkpoint was written yet (the first is due at step {checkpoint_every}). ")
     return FloatingPointError(f"fit: the loss became {float(loss.detach())} at step {step}; "
                               f"training stopped. {kept}Try a smaller learning rate or grad_clip.")
 
 
 @torch.no_grad()
-def evaluate(
-    model: torch.nn.Module,
-    data,
-    loss_fn: Callable | None = None,
-    metrics: Mapping[str, Callable] | None = None,
-    *,
-    device: torch.device | str | None = None,
-    batch_size: int = 16,
-    forward: Callable = default_forward,
-    amp: bool = True,
-) -> dict:
-    """Average loss and metrics of ``model`` over ``data`` (a Dataset or DataLoader).
-
-    Each metric is ``fn(pred, target) -> tensor`` (a scalar, or one value per
-    sample); values are averaged over samples.
-    """
+def evaluate(model: torch.nn.Module, data, loss_fn: Callable | None = None,
+             metrics: Mapping[str, Callable] | None = None, *, device: torch.device | str | None = None,
+             batch_size: int = 16, forward: Callable = default_forward, amp: bool = True) -> dict:
+    """Average loss and metrics of ``model`` over ``data`` (a Dataset or DataLoader). Each metric is
+    ``fn(pred, target) -> tensor`` (a scalar, or one value per sample); values are averaged over samples."""
     device = get_device(device) if not isinstance(device, torch.device) else device
-    loader = _as_loader(data, batch_size, "val_data")
+    if not isinstance(data, (DataLoader, Dataset)) and not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
+        raise TypeError(f"fit: val_data must be a torch Dataset or DataLoader, got {type(data).__name__}")
+    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size, shuffle=False)
     was_training = model.training
     model.eval()
-    totals: dict[str, float] = defaultdict(float)
-    count = 0
+    totals, count = defaultdict(float), 0
     for batch in loader:
         with autocast(device, amp):
             pred, target = forward(model, batch, device)
@@ -385,77 +307,49 @@ def evaluate(
     return {k: v / count for k, v in totals.items()}
 
 
-def fit(
-    model: torch.nn.Module,
-    loss_fn: Callable,
-    train_data,
-    val_data=None,
-    *,
-    steps: int,
-    batch_size: int = 16,
-    lr: float = 1e-3,
-    optimizer=None,
-    scheduler=None,
-    metrics: Mapping[str, Callable] | None = None,
-    eval_every: int | None = None,
-    checkpoint: str | Path | None = None,
-    checkpoint_every: int | None = None,
-    grad_clip: float | None = None,
-    amp: bool = True,
-    device: torch.device | str | None = None,
-    seed: int = 0,
-    shuffle: bool = True,
-    num_workers: int = 0,
-    forward: Callable = default_forward,
-    callback: Callable[[int, dict], None] | None = None,
-    progress: bool = True,
-    desc: str = "train",
-    run_config: Mapping[str, Any] | None = None,
-    accumulate: int = 1,
-    log_dir: str | Path | None = None,
-) -> FitResult:
-    """Train ``model`` for ``steps`` optimiser steps; resume if ``checkpoint`` exists.
+def fit(model: torch.nn.Module, loss_fn: Callable, train_data, val_data=None, *, steps: int, batch_size: int = 16,
+        lr: float = 1e-3, optimizer=None, scheduler=None, metrics: Mapping[str, Callable] | None = None,
+        eval_every: int | None = None, checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
+        grad_clip: float | None = None, amp: bool = True, device: torch.device | str | None = None, seed: int = 0,
+        shuffle: bool = True, num_workers: int = 0, forward: Callable = default_forward,
+        callback: Callable[[int, dict], None] | None = None, progress: bool = True, desc: str = "train",
+        run_config: Mapping[str, Any] | None = None, accumulate: int = 1,
+        log_dir: str | Path | None = None) -> FitResult:
+    """Train ``model`` for ``steps`` optimiser steps (resuming if ``checkpoint`` exists); returns a
+    :class:`FitResult` whose ``history["train"]`` and ``history["val"]`` are lists of dicts to plot from.
 
     Parameters
     ----------
     model: the network (moved to ``device``).
     loss_fn: ``loss_fn(pred, target) -> scalar`` or ``(scalar, {name: value})``.
-    train_data, val_data: torch Datasets (``fit`` makes the loaders, with a
-        reproducible shuffle that survives a resume) or DataLoaders (resume then
-        skips the batches already seen in the current epoch; it is exact only
-        when that loader's order and samples are deterministic).
+    train_data, val_data: torch Datasets (``fit`` makes the loaders, with a reproducible shuffle that
+        survives a resume) or DataLoaders (resume then skips the batches already seen in the current
+        epoch; it is exact only when that loader's order and samples are deterministic).
     steps: total number of optimiser steps (a resumed run counts from its checkpoint).
     optimizer: None (Adam with ``lr``), an Optimizer, or ``params -> Optimizer``.
     scheduler: None, an LR scheduler, or ``optimizer -> scheduler``; stepped every step.
     metrics: ``{name: fn(pred, target)}`` computed on the validation data.
     eval_every: validate every this many steps (and at the end). Default: steps // 10.
-    checkpoint: file path; saved every ``checkpoint_every`` steps (default
-        ``eval_every``), at the end, and on Ctrl-C. Loaded when it exists, if
-        it was written by the same training (see ``run_config``). A ``{run}``
-        in the path is replaced by a short hash of the run's settings
+    checkpoint: file path; saved every ``checkpoint_every`` steps (default ``eval_every``), at the end,
+        and on Ctrl-C. Loaded when it exists, if it was written by the same training (see
+        ``run_config``). A ``{run}`` in the path is replaced by a short hash of the run's settings
         (``result.checkpoint`` is the file used).
     grad_clip: clip the global gradient norm to this value.
     amp: float16 autocast + gradient scaling when on CUDA (ignored on CPU).
     forward: ``forward(model, batch, device) -> (pred, target)``.
     callback: ``callback(step, logs)`` after every step (raise to stop).
-    accumulate: batches whose gradients are summed before each optimiser step
-        (the global batch is ``batch_size * accumulate * processes``).
-    log_dir: a folder for TensorBoard's event files (training loss and learning
-        rate every step, validation metrics; rank 0 only), or None.
-    run_config: what else defines this training, as JSON-like values: the data
-        (e.g. :func:`data_fingerprint`), the loss's settings, and the number
-        of steps when the schedule depends on it. ``fit`` itself records the
-        model (class, ``config_dict()``, parameter shapes), the loss's name,
-        the optimiser and its ``lr`` and weight decay, the scheduler's class,
-        ``batch_size``, ``seed``, ``shuffle``, ``grad_clip`` and the size of
-        ``train_data``. Resuming a checkpoint whose settings differ raises a
-        :class:`~course_lib.core.checkpoints.CheckpointError` naming them.
-        (``steps`` alone is not recorded: with a schedule that does not depend
-        on it, a larger ``steps`` trains the same run longer.)
-
-    Returns
-    -------
-    :class:`FitResult` with the trained model and ``history``.
+    accumulate: batches whose gradients are summed before each optimiser step (the global batch is
+        ``batch_size * accumulate * processes``).
+    log_dir: a folder for TensorBoard's event files (training loss and learning rate every step,
+        validation metrics; rank 0 only), or None.
+    run_config: what else defines this training, as JSON-like values: the data (e.g.
+        :func:`data_fingerprint`), the loss's settings, and the number of steps when the schedule
+        depends on it. ``fit`` itself records the model (class, ``config_dict()``, parameter shapes),
+        the loss's name, the optimiser and its ``lr`` and weight decay, the scheduler's class,
+        ``batch_size``, ``seed``, ``shuffle``, ``grad_clip`` and the size of ``train_data``. Resuming
+        a checkpoint whose settings differ raises a :class:`~course_lib.core.checkpoints.CheckpointError`
+        naming them. (``steps`` alone is not recorded: with a schedule that does not depend on it, a
+        larger ``steps`` trains the same run longer.)
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"fit: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -492,20 +386,16 @@ def fit(
 
     def epoch_iter(epoch: int, position: int):
         if own_loader:
-            order = _epoch_order(len(train_data), seed, epoch, shuffle)
+            # a reproducible permutation per epoch, so that a resumed run can start mid-epoch
+            n, gen = len(train_data), torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=gen).tolist() if shuffle else list(range(n))
             sampler = distributed.shard(order, batch_size, ctx, accumulate)[position * batch_size:]
-            loader = DataLoader(train_data, batch_size=batch_size, sampler=sampler, drop_last=True,
-                                num_workers=num_workers,
-                                pin_memory=device.type == "cuda",
-                                # Its own generator: creating an iterator then draws the worker
-                                # base seed from it, not from the global RNG, so a resumed run
-                                # (which creates its iterator mid-epoch) sees the same stream.
-                                generator=torch.Generator().manual_seed(seed * 7919 + epoch + 104_729 * ctx.rank))
-            return iter(loader)
-        it = iter(train_data)
-        for _ in range(position):
-            next(it, None)
-        return it
+            # its own generator: the worker base seed is drawn from it, not from the global RNG, so a
+            # resumed run (which creates its iterator mid-epoch) sees the same stream
+            return iter(DataLoader(train_data, batch_size=batch_size, sampler=sampler, drop_last=True,
+                                   num_workers=num_workers, pin_memory=device.type == "cuda",
+                                   generator=torch.Generator().manual_seed(seed * 7919 + epoch + 104_729 * ctx.rank)))
+        return itertools.islice(iter(train_data), position, None)
 
     # --- state ------------------------------------------------------------------
     model.to(device)
@@ -523,7 +413,8 @@ def fit(
                          grad_clip=grad_clip, train_size=len(train_data), extra=run_config)
     if global_batch != batch_size:  # recorded only when it differs, so single-process run names stay as they were
         config.update({"world_size": ctx.world_size, "accumulate": accumulate, "global_batch": global_batch})
-    ckpt_path = Path(str(checkpoint).replace("{run}", _run_hash(config))) if checkpoint is not None else None
+    run = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]  # changes with any setting
+    ckpt_path = Path(str(checkpoint).replace("{run}", run)) if checkpoint is not None else None
 
     if ckpt_path is not None and ckpt_path.exists():
         step, epoch, position, history = _resume(ckpt_path, model, opt, sched, scaler, config, device, ctx.rank)
@@ -534,19 +425,13 @@ def fit(
         if not ctx.is_main:  # one writer; every process holds the same weights
             return
         atomic_save({
-            "kind": CHECKPOINT_KIND,
-            "model_class": type(model).__name__,
-            "run_config": config,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
+            "kind": CHECKPOINT_KIND, "model_class": type(model).__name__, "run_config": config,
+            "model": model.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict() if sched is not None else None,
             "scaler": scaler.state_dict() if use_amp else None,
-            "step": step, "epoch": epoch, "position": position,
-            "history": history,
-            "rng": rng if rng is not None else _rng_state(),
-            "rng_ranks": rng_ranks,
-            "world_size": ctx.world_size,
-            "reason": reason,
+            "step": step, "epoch": epoch, "position": position, "history": history,
+            "rng": rng if rng is not None else _rng_state(), "rng_ranks": rng_ranks,
+            "world_size": ctx.world_size, "reason": reason,
         }, ckpt_path)
 
     result = FitResult(model=model, history=history, step=step, resumed_from=step, checkpoint=ckpt_path,
@@ -558,8 +443,7 @@ def fit(
         return result
 
     def validate() -> dict:
-        # Validation leaves the random generators as it found them: the training's random stream
-        # (and so its weights) does not depend on eval_every or on validation data that draws.
+        # the random generators are restored, so that the training does not depend on eval_every or the val data
         rng = _rng_state()
         shared = ctx.distributed and not isinstance(val_data, DataLoader) and len(val_data) >= ctx.world_size
         part = Subset(val_data, range(ctx.rank, len(val_data), ctx.world_size)) if shared else val_data
@@ -585,8 +469,7 @@ def fit(
     bar = tqdm(total=steps, initial=step, desc=desc, disable=not progress or not ctx.is_main, dynamic_ncols=True)
     it = epoch_iter(epoch, position)
     t0, samples, running, consistent = time.perf_counter(), 0, None, True
-    top_rng: dict | None = None
-    last_val: dict = {}
+    top_rng, last_val = None, {}
     try:
         while step < steps:
             # The consistent point: a Ctrl-C from here until the update saves this random state,
@@ -666,8 +549,7 @@ def fit(
     if not result.interrupted:
         ctx.barrier()  # the last checkpoint is written before any process moves on
     elapsed = time.perf_counter() - t0
-    result.step = step
-    result.seconds = elapsed
+    result.step, result.seconds = step, elapsed
     result.samples_per_s = samples / elapsed if elapsed > 0 and samples else float("nan")
     model.eval()
     return result

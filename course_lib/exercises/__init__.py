@@ -1,12 +1,9 @@
 """Exercise checks: compare a student's function with the library's reference.
 
-Each ``check_<name>(fn)`` calls ``fn`` on fixed inputs, compares with the
-reference implementation in ``course_lib`` and either prints one pass line or
-raises ``AssertionError`` with a message that helps: which output, the shape
-or value expected versus received, and the largest relative error.
-
-A stub that still raises ``NotImplementedError`` gets a friendly reminder
-instead of a traceback from deep inside the check.
+Each ``check_<name>(fn)`` calls ``fn`` on fixed inputs, compares with the reference implementation in
+``course_lib`` and either prints one pass line or raises ``AssertionError`` saying which output, the shape or
+value expected versus received, and the largest relative error. A stub that still raises
+``NotImplementedError`` gets a friendly reminder instead of a traceback from deep inside the check.
 """
 from __future__ import annotations
 
@@ -17,8 +14,8 @@ import numpy as np
 import torch
 
 __all__ = ["compare", "check_rgb_to_y", "check_psnr", "check_pixel_shuffle", "check_gram_matrix",
-           "check_bicubic_downscale", "check_soft_jaccard_loss", "check_pyramid_pooling",
-           "check_hio_step", "check_rotation_invariant_loss"]
+           "check_bicubic_downscale", "check_soft_jaccard_loss", "check_pyramid_pooling", "check_hio_step",
+           "check_rotation_invariant_loss"]
 
 class _NotDone(Exception):
     """The student's function still raises NotImplementedError (the stub)."""
@@ -64,8 +61,7 @@ def compare(name: str, got, expected, *, rtol: float = 1e-4, atol: float = 1e-5)
         raise AssertionError(
             f"{name}: values differ. At index {tuple(int(w) for w in where)} expected "
             f"{exp_a[finite][i]:.6g}, got {got_a[finite][i]:.6g}; max abs error {diff.max():.3g}, "
-            f"max relative error {rel.max():.3g} (tolerance rtol={rtol}, atol={atol})"
-        )
+            f"max relative error {rel.max():.3g} (tolerance rtol={rtol}, atol={atol})")
 
 
 def _passed(name: str, detail: str = "") -> None:

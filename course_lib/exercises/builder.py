@@ -8,13 +8,9 @@ In an instructor notebook, a solution sits between two marker lines::
         return 10 * torch.log10(1 / mse)
         # END SOLUTION
 
-The builder replaces everything from ``# BEGIN SOLUTION`` to ``# END
-SOLUTION`` (inclusive) with a stub at the marker's indentation::
-
-        raise NotImplementedError("Exercise: psnr")
-
-The text after ``# BEGIN SOLUTION`` (``# BEGIN SOLUTION: hint``) becomes the
-stub's message. Outputs are cleared; every other cell is kept unchanged.
+The builder replaces the block, markers included, by a stub at the marker's indentation,
+``raise NotImplementedError("Exercise: psnr")``; the text after ``# BEGIN SOLUTION:`` becomes its message (default:
+the enclosing function's name). Outputs are cleared; every other cell is kept unchanged.
 """
 from __future__ import annotations
 
@@ -27,8 +23,7 @@ import nbformat
 from ..core.checkpoints import atomic_write_text
 from .publish import BADGE_TAG
 
-__all__ = ["strip_solutions", "build_student_notebook", "build", "out_of_sync", "SOLUTION_BEGIN",
-           "SOLUTION_END"]
+__all__ = ["strip_solutions", "build_student_notebook", "build", "out_of_sync", "SOLUTION_BEGIN", "SOLUTION_END"]
 
 SOLUTION_BEGIN = "# BEGIN SOLUTION"
 SOLUTION_END = "# END SOLUTION"

@@ -6,13 +6,11 @@ The course's repository URL and branch live in one place, ``[tool.course]`` in `
     repository = "https://github.com/USER/NAME"
     branch = "main"
 
-``python -m course_lib.exercises publish --repo https://github.com/USER/NAME`` (``make publish REPO=...``)
-writes the setting and rewrites, from it, the first two cells of every instructor and student notebook
-(an "Open in Colab" badge for that notebook's own path, then the setup cell that installs ``course_lib``
-on Colab) and the notebook table in the README between ``<!-- notebooks:begin -->`` and
-``<!-- notebooks:end -->``. ``--check`` only lists what disagrees with the setting (the test suite runs it).
-The environment variables ``COURSE_REPO`` / ``COURSE_BRANCH`` override the setting for one run and, in a
-notebook's setup cell, for one session (a student on a fork).
+``python -m course_lib.exercises publish --repo https://github.com/USER/NAME`` (``make publish REPO=...``) writes
+the setting and rewrites from it the first two cells of every instructor and student notebook (an "Open in
+Colab" badge for the notebook's own path, then the setup cell that installs ``course_lib`` on Colab) and the
+README's notebook table; ``--check`` only lists what disagrees. ``COURSE_REPO`` / ``COURSE_BRANCH`` override the
+setting for one run and, in a notebook's setup cell, for one session (a student on a fork).
 """
 from __future__ import annotations
 
@@ -111,15 +109,12 @@ from course_lib.core import setup_notebook
 ENV = setup_notebook(seed=0)'''
 
 
-def _is_badge(cell) -> bool:
-    return cell.cell_type == "markdown" and BADGE_TAG in cell.get("metadata", {}).get("tags", [])
-
-
 def stamp(nb, setting: Setting, path: str):
     """Give ``nb`` (its repository path is ``path``) the badge as its first cell and the setup cell from ``setting``."""
     badge = nbformat.v4.new_markdown_cell(badge_source(setting, path), metadata={"tags": [BADGE_TAG]})
-    if nb.cells and _is_badge(nb.cells[0]):
-        nb.cells[0].source = badge.source
+    first = nb.cells[0] if nb.cells else None
+    if first is not None and first.cell_type == "markdown" and BADGE_TAG in first.get("metadata", {}).get("tags", []):
+        first.source = badge.source
     else:
         nb.cells.insert(0, badge)
     if nb.nbformat_minor >= 5:
@@ -130,16 +125,6 @@ def stamp(nb, setting: Setting, path: str):
                          f"found {len(setups)}")
     setups[0].source = setup_source(setting)
     return nb
-
-
-def _notebooks(root: Path) -> List[Path]:
-    folder = root / "notebooks"
-    return sorted(folder.glob("[0-9]*.ipynb")) + sorted((folder / "student").glob("[0-9]*.ipynb"))
-
-
-def _serialise(nb) -> str:
-    text = nbformat.writes(nb, version=4)
-    return text if text.endswith("\n") else text + "\n"
 
 
 def notebook_title(nb) -> str:
@@ -180,10 +165,12 @@ def publish(root: Path = Path("."), setting: Optional[Setting] = None, *, check:
         changed.append("pyproject.toml")
         if not check:
             write_setting(root, setting)
-    for path in _notebooks(root):
+    folder = root / "notebooks"
+    for path in sorted(folder.glob("[0-9]*.ipynb")) + sorted((folder / "student").glob("[0-9]*.ipynb")):
         before = path.read_text(encoding="utf-8")
         rel = path.relative_to(root).as_posix()
-        after = _serialise(stamp(nbformat.reads(before, as_version=4), setting, rel))
+        after = nbformat.writes(stamp(nbformat.reads(before, as_version=4), setting, rel), version=4)
+        after = after if after.endswith("\n") else after + "\n"
         if after != before:
             changed.append(rel)
             if not check:

@@ -1,31 +1,12 @@
 """Unit 4 -- Fourier phase retrieval: an image from the magnitude of its Fourier transform.
 
-The measurement is ``y = |F P x|``: ``P`` zero-pads the ``h x w`` image (at the top left) by
-``pad`` per axis, ``F`` is the orthonormal 2-D DFT. What no method can recover: a circular shift
-and the 180° rotation (the "twin") of the image.
+The measurement is ``y = |F P x|``: ``P`` zero-pads the ``h x w`` image (at the top left) by ``pad`` per axis,
+``F`` is the orthonormal 2-D DFT. What no method can recover: a circular shift and the 180° rotation (the "twin")
+of the image.
 
-* :mod:`.fourier`    the forward model (``pad_image``, ``support_mask``, ``fourier_magnitude``), the DFT
-                     written out (``dft_matrix``, ``dft2_sum``), "how critical is the phase"
-                     (``swap_phase_magnitude``, ``random_phase``), the one noise model ``add_noise``
-                     (Poisson: alpha 1 ~ 24 dB, alpha 3 ~ 15-16 dB on digits) and ``snr_db``
-* :mod:`.classical`  ER (Gerchberg-Saxton), HIO (Fienup) and RAAR (Luke) as in the lecture: ``er_step``,
-                     ``hio_step``, ``raar_step``, the loop ``alternating_projections``; and the batched
-                     ``error_reduction``, ``hio``, ``raar`` the notebooks call, which run on
-* :mod:`.engines`    the fast engine (rfft, cache-sized chunks on threads, numba kernels in :mod:`._kernels`),
-                     tested equal to the loop in :mod:`.classical`
-* :mod:`.metrics`    scoring up to the ambiguities: ``rotation_invariant_mse``, ``best_of_twins``,
-                     ``register_translation``, ``evaluate_reconstructions`` with the 'uelwer' and 'prdad' protocols
-* :mod:`.wavelets`   the orthonormal Haar wavelet packet (``haar_packet``, ``inverse_haar_packet``),
-                     PR-DAD I's encoding; ``packet_mosaic``, ``sparsity_stats``
-* :mod:`.prdad`      the networks, layer by layer: ``MagnitudeMLP`` (end-to-end baseline), ``PRDAD1``,
-                     ``SparseAutoEncoder`` + ``PRDAD2``; ``PRConfig``, ``build_model``
-* :mod:`.losses`     ``rotation_invariant_loss`` (the twin costs nothing), ``autoencoder_loss``
-* :mod:`.train`      ``train_network`` (both PR-DAD II stages, resumable, through ``core.training.fit``),
-                     ``PhaseLoss``, ``cosine_schedule``
-* :mod:`.shipped`    the shipped networks per regime (``pretrained``, ``regime_name``, ``available``) and
-                     ``refine`` (HIO + ER from a network's output), ``magnitude_error``
-* :mod:`.data`       ``read_idx`` / ``read_array`` / ``load_images`` (files and named data sets, the fixed
-                     ``offline_digit_split``), ``simulate_measurement``, ``PhaseDataset`` with ``Augment``
+Modules, in teaching order: :mod:`.fourier`, :mod:`.classical` (the lecture's ER, HIO and RAAR; the batched versions
+run on :mod:`.engines`), :mod:`.metrics`, :mod:`.wavelets`, :mod:`.prdad` (the networks), :mod:`.losses`,
+:mod:`.train`, :mod:`.shipped` (the shipped networks, ``refine``) and :mod:`.data`.
 
 Command line: ``python -m course_lib.phase {train,evaluate}`` (see :mod:`.__main__`); benchmarks:
 ``python -m benchmarks phase`` in the repository.
@@ -53,25 +34,22 @@ from .wavelets import (frequency_order, gini_index, haar_packet, haar_step, inve
 
 __all__ = [
     # fourier
-    "padded_size", "pad_image", "unpad_image", "support_mask", "fourier_magnitude",
-    "dft_matrix", "dft2_matrix", "dft2_sum",
-    "magnitude_phase", "combine_magnitude_phase", "swap_phase_magnitude", "random_phase", "random_magnitude",
-    "NOISE_KINDS", "add_noise", "snr_db",
+    "padded_size", "pad_image", "unpad_image", "support_mask", "fourier_magnitude", "dft_matrix", "dft2_matrix",
+    "dft2_sum", "magnitude_phase", "combine_magnitude_phase", "swap_phase_magnitude", "random_phase",
+    "random_magnitude", "NOISE_KINDS", "add_noise", "snr_db",
     # classical
-    "DEFAULT_CONSTRAINTS", "PhaseRetrievalResult", "project_magnitude", "project_constraints",
-    "er_step", "hio_step", "raar_step", "alternating_projections",
-    "error_reduction", "gerchberg_saxton", "hio", "raar", "available_engines",
+    "DEFAULT_CONSTRAINTS", "PhaseRetrievalResult", "project_magnitude", "project_constraints", "er_step", "hio_step",
+    "raar_step", "alternating_projections", "error_reduction", "gerchberg_saxton", "hio", "raar", "available_engines",
     # metrics
     "PROTOCOLS", "rotate_180", "circular_shift", "register_translation", "best_of_twins", "align_to_target",
     "rotation_invariant_mse", "evaluate_reconstructions",
     # wavelets
-    "haar_step", "inverse_haar_step", "haar_packet", "inverse_haar_packet",
-    "packet_paths", "frequency_order", "packet_mosaic", "sparsity_stats", "gini_index",
+    "haar_step", "inverse_haar_step", "haar_packet", "inverse_haar_packet", "packet_paths", "frequency_order",
+    "packet_mosaic", "sparsity_stats", "gini_index",
     # prdad
-    "magnitude_features", "feature_shape", "rotation_invariant_loss",
-    "FCBlock", "DoubleConv",
-    "MagnitudeMLP", "PRDAD1", "SparseAutoEncoder", "autoencoder_loss", "AutoEncoderLoss",
-    "PRDAD2", "PRConfig", "default_config", "build_model", "count_parameters", "METHODS",
+    "magnitude_features", "feature_shape", "rotation_invariant_loss", "FCBlock", "DoubleConv", "MagnitudeMLP",
+    "PRDAD1", "SparseAutoEncoder", "autoencoder_loss", "AutoEncoderLoss", "PRDAD2", "PRConfig", "default_config",
+    "build_model", "count_parameters", "METHODS",
     # train, pretrained
     "train_network", "PhaseLoss", "cosine_schedule",
     "REGIMES", "regime_name", "available", "pretrained", "refine", "magnitude_error",

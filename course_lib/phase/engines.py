@@ -1,29 +1,25 @@
 """The fast engine behind :func:`~.classical.hio`, :func:`~.classical.error_reduction` and :func:`~.classical.raar`.
 
-The algorithms are those of :mod:`.classical` (the reference: :func:`~.classical.alternating_projections`,
-full ``fft2``, one step at a time); ``tests/test_phase_classical.py`` checks that this engine gives
-the same iterates (float64: to 1e-9 after 20 HIO iterations; float32: 1e-5 after 3 -- HIO amplifies
-rounding in its transient). What is different here, and why:
+The algorithms are those of :mod:`.classical` (the reference, :func:`~.classical.alternating_projections`), and
+``tests/test_phase_classical.py`` checks that this engine gives the same iterates. What is different here, and why:
 
-* **many images and restarts at once**, in chunks small enough for the CPU caches, one worker
-  thread per core, each running torch with one op thread (:func:`_map_chunks`);
-* **in-place arithmetic**; the constraint logic only touches the image block (outside it the
-  support is violated everywhere and the update is one linear pass);
-* **numba** (optional, ``engine='numba'``): the element-wise passes fused into two compiled loops
-  per iteration (:mod:`._kernels`);
-* **rfft2 / irfft2**: the iterate is real, so its spectrum is Hermitian and half of it
-  (``W // 2 + 1`` columns) determines the rest -- half the work. The magnitude constraint is
-  applied on the half spectrum, which is exact because the magnitude of a real image is even,
-  ``y[-k] = y[k]``. A noisy measurement need not be even; there the half-spectrum algorithm uses
-  ``(y[k] + y[-k]) / 2``, which is exactly what the full-spectrum algorithm does when it takes
-  the real part of ``F^-1``; the magnitude errors are still measured against ``y`` itself (the
-  difference is a constant, ``||y - y_even||``).
+* **many images and restarts at once**, in chunks small enough for the CPU caches, one worker thread per core,
+  each running torch with one op thread (:func:`_map_chunks`);
+* **in-place arithmetic**; the constraint logic only touches the image block (outside it the support is violated
+  everywhere and the update is one linear pass);
+* **numba** (optional, ``engine='numba'``): the element-wise passes fused into two compiled loops per iteration
+  (:mod:`._kernels`);
+* **rfft2 / irfft2**: the iterate is real, so half of its spectrum (``W // 2 + 1`` columns) determines the rest.
+  The magnitude of a real image is even, ``y[-k] = y[k]``; a noisy ``y`` need not be, and there the engine uses
+  ``(y[k] + y[-k]) / 2``, which is what the full-spectrum algorithm does when it takes the real part of ``F^-1``;
+  the magnitude errors are still measured against ``y`` itself (they differ by a constant, ``||y - y_even||``).
 
 :func:`solve` is the one entry point; it checks the arguments (the notebooks' edge) once.
 """
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Tuple
 
 import numpy as np
@@ -37,9 +33,7 @@ from .fourier import check_magnitude, image_size
 __all__ = ["solve"]
 
 
-# ---------------------------------------------------------------------------
-# Checks and preparation (once per call)
-# ---------------------------------------------------------------------------
+# ---- Checks and preparation (once per call) ---------------------------------
 
 def check_constraints(constraints, fn: str) -> Tuple[str, ...]:
     if isinstance(constraints, str):
@@ -107,16 +101,11 @@ def _prepare_init(init, n: int, restarts: int, H: int, W: int, h: int, w: int, s
     return torch.cat(starts)
 
 
-# ---------------------------------------------------------------------------
-# Chunks of images, their buffers and one iteration of each algorithm
-# ---------------------------------------------------------------------------
+# ---- Chunks of images, their buffers and one iteration of each algorithm ----
 
 class _Chunk:
-    """Buffers and precomputed tensors for one chunk of ``n`` images.
-
-    The support lies in the top-left ``(bh, bw)`` block (the whole grid without 'support'); outside it
-    the updates are linear, one pass; the clipping and the mask only touch the block.
-    """
+    """Buffers and precomputed tensors for one chunk of images; the support lies in the top-left ``(bh, bw)`` block
+    (the whole grid without 'support'), and the clipping and the mask only touch that block."""
 
     def __init__(self, y: torch.Tensor, block: Tuple[int, int], support_block: Optional[torch.Tensor], lo, hi,
                  fused: bool = False):
@@ -160,16 +149,13 @@ class _Chunk:
         return torch.sqrt(err2.clamp_min(0) / self.y_energy)
 
     def spectrum_magnitude(self, z: torch.Tensor) -> torch.Tensor:
-        # |z| = sqrt(re^2 + im^2), with re and im first copied out of the interleaved complex
-        # layout into planes: arithmetic on the strided views is not vectorised, and torch.abs
-        # of a complex tensor is slower still (measured 2.5 vs 8 vs 10 us per 64x64 image)
+        # re and im copied out of the interleaved complex layout first: faster than strided views or torch.abs
         self.planes.copy_(torch.view_as_real(z).movedim(-1, 0))
         re, im = self.planes
         return (re * re).addcmul_(im, im).sqrt_()
 
     def project_magnitude(self, u: torch.Tensor, errors: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``P_M(u)`` (a new tensor); the magnitude error of ``u`` into ``errors`` when given."""
-        # (the FFTs allocate their outputs: with out= torch copies, which is slower)
         z = torch.fft.rfft2(u, norm="ortho")
         if self.fused:
             zf = torch.view_as_real(z).view(z.shape[0], -1).numpy()
@@ -209,8 +195,7 @@ class _Chunk:
     def hio(self, u, beta, errors):
         xp = self.project_magnitude(u, errors)
         if self.fused:
-            _kernels.hio_update(self._np3(u), self._np3(xp), beta, self.bh, self.bw, self.lo_f, self.hi_f,
-                                self.mask_np)
+            _kernels.hio_update(self._np3(u), self._np3(xp), beta, self.bh, self.bw, self.lo_f, self.hi_f, self.mask_np)
             return
         xi, u_in = self.block(xp), self.block(u)
         u.sub_(xp, alpha=beta)                    # u - beta u': the update wherever the support is violated
@@ -237,17 +222,15 @@ def _chunk_size(n_total: int, H: int, W: int, chunk_size, device) -> int:
         return check_int(chunk_size, "chunk_size", minimum=1)
     if device.type != "cpu":
         return n_total  # a GPU wants the whole batch at once
-    # about 0.5 MiB per (H, W) float32 buffer (32 images of 64 x 64): the chunk's buffers stay in the
-    # caches; measured on a 2-core EPYC, 16..64 images per chunk were best, the whole batch 2-4x slower
+    # about 0.5 MiB per (H, W) float32 buffer (32 images of 64 x 64): the chunk's buffers stay in the caches
     return max(1, min(n_total, (1 << 17) // (H * W)))
 
 
 def _map_chunks(solve, starts, bar, workers: int) -> None:
     """Run ``solve(start, bar)`` for every chunk: in turn, or on ``workers`` threads (0: a GPU, as it is).
 
-    Each CPU thread runs torch with one op thread: on small chunks OpenMP's threads gain little and, on a
-    busy machine, wait for each other (measured 10-70x slower on a loaded 2-core machine); whole chunks
-    per thread scale (the FFTs and the arithmetic release the GIL).
+    Each CPU thread runs torch with one op thread: on small chunks OpenMP's threads gain little and, on a busy
+    machine, wait for each other; whole chunks per thread scale (the FFTs and the arithmetic release the GIL).
     """
     def work(my_starts):
         if workers:
@@ -261,8 +244,6 @@ def _map_chunks(solve, starts, bar, workers: int) -> None:
         if workers <= 1 or len(starts) == 1:
             work(starts)
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 for f in [pool.submit(work, starts[i::workers]) for i in range(workers)]:
                     f.result()

@@ -1,37 +1,24 @@
 """The Fourier phase retrieval measurement and the lecture's Fourier toys.
 
-The problem of the unit: recover a real image ``x`` of shape ``(N, 1, h, w)``
-with values in ``[0, 1]`` from its oversampled Fourier magnitude
+The problem of the unit: recover a real image ``x`` of shape ``(N, 1, h, w)`` with values in ``[0, 1]`` from its
+oversampled Fourier magnitude
 
     y = |F P x|
 
-* ``P`` zero-pads ``x`` to ``(H, W) = (pad * h, pad * w)``, **the image at the
-  top-left corner** (rows ``0..h-1``, columns ``0..w-1``). That is what
-  ``torch.fft.fft2(x, s=(H, W))`` and ``numpy.fft.fft2(x, s=(H, W))`` do, so
-  the padding needs no bookkeeping, and the support of the padded image is
-  the top-left ``h x w`` block (:func:`support_mask`). ``pad = 1`` is no
-  oversampling; ``pad = 2`` doubles each axis (4x as many measurements as
-  unknowns). Fractional factors work when ``pad * h`` is an integer
-  (PR-DAD pads 32 -> 48, ``pad = 1.5``).
+* ``P`` zero-pads ``x`` to ``(H, W) = (pad * h, pad * w)``, **the image at the top-left corner** (rows
+  ``0..h-1``, columns ``0..w-1``), as ``torch.fft.fft2(x, s=(H, W))`` and ``numpy.fft.fft2(x, s=(H, W))`` do;
+  the support of the padded image is the top-left ``h x w`` block (:func:`support_mask`). ``pad = 1`` is no
+  oversampling; ``pad = 2`` doubles each axis (4x as many measurements as unknowns). Fractional factors work
+  when ``pad * h`` is an integer (PR-DAD pads 32 -> 48, ``pad = 1.5``).
 * ``F`` is the 2-D DFT with ``norm='ortho'`` (unitary: ``||F x|| = ||x||``),
   ``F[k, l] = (H W)^(-1/2) sum_{m, n} x[m, n] exp(-2 pi i (k m / H + l n / W))``.
 
-What cannot be recovered, whatever the algorithm (the "trivial ambiguities",
-see :mod:`course_lib.phase.metrics`): a circular shift of ``P x`` and its 180°
-rotation ``x[::-1, ::-1]`` have the same magnitude. (A global sign too, but the
-images here are non-negative.)
+What no algorithm can recover (the "trivial ambiguities", see :mod:`course_lib.phase.metrics`): a circular shift
+of ``P x`` and its 180° rotation ``x[::-1, ::-1]`` have the same magnitude. (A global sign too, but the images
+here are non-negative.)
 
-Read top to bottom:
-
-1. :func:`pad_image`, :func:`unpad_image`, :func:`support_mask` -- ``P``,
-   ``P^T`` and the support of ``P x``.
-2. :func:`fourier_magnitude` -- the measurement ``y``.
-3. :func:`dft_matrix`, :func:`dft2_matrix`, :func:`dft2_sum` -- the DFT
-   written out (for teaching; tested equal to ``numpy.fft.fft2``).
-4. :func:`magnitude_phase`, :func:`combine_magnitude_phase`,
-   :func:`swap_phase_magnitude`, :func:`random_phase`,
-   :func:`random_magnitude` -- "how critical is the phase".
-5. :func:`add_noise`, :func:`snr_db` -- noisy measurements.
+Read top to bottom: 1. ``P``, ``P^T`` and the support of ``P x``; 2. the measurement ``y``; 3. the DFT written out
+(tested equal to ``numpy.fft.fft2``); 4. "how critical is the phase"; 5. noisy measurements.
 
 Example::
 
@@ -67,9 +54,7 @@ NOISE_KINDS = ("gaussian", "poisson")
 Seed = Union[None, int, torch.Generator]
 
 
-# ---------------------------------------------------------------------------
-# Edge checks (the public functions below check their arguments once, with these)
-# ---------------------------------------------------------------------------
+# ---- Edge checks (the public functions below check their arguments once, with these) ----
 
 def check_real(x, name: str) -> torch.Tensor:
     """``x`` if it is a finite, non-empty, real float tensor ``(..., H, W)``; ``name`` like ``"pad_image: x"``."""
@@ -120,9 +105,7 @@ def image_size(H: int, W: int, pad: float = 2, fn: str = "image_size") -> Tuple[
                                        "of pixels")
 
 
-# ---------------------------------------------------------------------------
-# 1. Padding and support
-# ---------------------------------------------------------------------------
+# ---- 1. Padding and support -------------------------------------------------
 
 def pad_image(x: torch.Tensor, pad: float = 2) -> torch.Tensor:
     """``P x``: zero-pad ``(..., h, w)`` to ``(..., pad*h, pad*w)``, the image at the top-left corner.
@@ -164,15 +147,12 @@ def support_mask(shape: Sequence[int], pad: float = 2, device=None) -> torch.Ten
     return mask
 
 
-# ---------------------------------------------------------------------------
-# 2. The measurement
-# ---------------------------------------------------------------------------
+# ---- 2. The measurement -----------------------------------------------------
 
 def fourier_magnitude(x: torch.Tensor, pad: float = 2) -> torch.Tensor:
     """The measurement ``y = |F P x|``: ``(..., h, w)`` real -> ``(..., pad*h, pad*w)``, non-negative.
 
-    ``F`` is the orthonormal 2-D DFT, so ``sum(y**2) == sum(x**2)`` (Parseval).
-    Computed in the input's precision (float64 stays float64).
+    ``F`` is the orthonormal 2-D DFT, so ``sum(y**2) == sum(x**2)`` (Parseval). Computed in the input's precision.
 
     >>> x = torch.zeros(1, 1, 4, 4); x[..., 0, 0] = 1
     >>> fourier_magnitude(x, pad=2).unique()        # a delta has a flat spectrum, 1/sqrt(64)
@@ -183,16 +163,13 @@ def fourier_magnitude(x: torch.Tensor, pad: float = 2) -> torch.Tensor:
     return torch.fft.fft2(x, s=(H, W), norm="ortho").abs()
 
 
-# ---------------------------------------------------------------------------
-# 3. The DFT written out (teaching)
-# ---------------------------------------------------------------------------
+# ---- 3. The DFT written out (teaching) --------------------------------------
 
 def dft_matrix(n: int, norm: str = "ortho", dtype=torch.complex128) -> torch.Tensor:
     """The ``n x n`` DFT matrix ``W[k, m] = c * exp(-2 pi i k m / n)``.
 
-    ``c = 1/sqrt(n)`` for ``norm='ortho'`` (then ``W`` is unitary: ``W^-1 = W^H``),
-    1 for ``'backward'`` (numpy's default), ``1/n`` for ``'forward'``.
-    ``W @ v == numpy.fft.fft(v, norm=norm)``.
+    ``c = 1/sqrt(n)`` for ``norm='ortho'`` (then ``W`` is unitary: ``W^-1 = W^H``), 1 for ``'backward'`` (numpy's
+    default), ``1/n`` for ``'forward'``. ``W @ v == numpy.fft.fft(v, norm=norm)``.
     """
     check_int(n, "dft_matrix: n", minimum=1)
     check_choice(norm, ("ortho", "backward", "forward"), "dft_matrix: norm")
@@ -206,10 +183,9 @@ def dft_matrix(n: int, norm: str = "ortho", dtype=torch.complex128) -> torch.Ten
 def dft2_matrix(h: int, w: Optional[int] = None, norm: str = "ortho") -> torch.Tensor:
     """The 2-D DFT as one ``(h*w, h*w)`` matrix acting on the row-major flattened image.
 
-    The 2-D DFT is separable, ``F x = W_h x W_w^T``, so its matrix is the
-    Kronecker product ``W_h (x) W_w``:
-    ``dft2_matrix(h, w) @ x.reshape(-1) == numpy.fft.fft2(x).reshape(-1)`` (with ``norm``).
-    Only for small images: 64 x 64 already needs a 4096 x 4096 complex matrix.
+    The 2-D DFT is separable, ``F x = W_h x W_w^T``, so its matrix is the Kronecker product ``W_h (x) W_w``:
+    ``dft2_matrix(h, w) @ x.reshape(-1) == numpy.fft.fft2(x).reshape(-1)`` (with ``norm``). Only for small
+    images: 64 x 64 already needs a 4096 x 4096 complex matrix.
     """
     w = h if w is None else w
     if h * w > 4096:
@@ -221,8 +197,7 @@ def dft2_matrix(h: int, w: Optional[int] = None, norm: str = "ortho") -> torch.T
 def dft2_sum(x: torch.Tensor, norm: str = "ortho") -> torch.Tensor:
     """The 2-D DFT by its definition, ``X[k, l] = c sum_m sum_n x[m, n] exp(-2 pi i (k m / H + l n / W))``.
 
-    ``x`` is ``(..., H, W)`` (real or complex); returns complex128. Slow
-    (``O(H W (H + W))``); for teaching and for checking ``torch.fft.fft2``.
+    ``x`` is ``(..., H, W)`` (real or complex); returns complex128. Slow (``O(H W (H + W))``): for teaching.
     """
     check_tensor(x, "dft2_sum: x")
     check_choice(norm, ("ortho", "backward", "forward"), "dft2_sum: norm")
@@ -233,15 +208,12 @@ def dft2_sum(x: torch.Tensor, norm: str = "ortho") -> torch.Tensor:
     return torch.einsum("km,...mn,ln->...kl", wh, x.to(torch.complex128), ww)
 
 
-# ---------------------------------------------------------------------------
-# 4. How critical is the phase
-# ---------------------------------------------------------------------------
+# ---- 4. How critical is the phase -------------------------------------------
 
 def magnitude_phase(x: torch.Tensor, pad: float = 1) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(|F P x|, angle(F P x))`` of real images ``(..., h, w)``; the phase in ``(-pi, pi]``.
 
-    ``pad=1`` (the default here) transforms the image as it is.
-    :func:`combine_magnitude_phase` inverts it.
+    ``pad=1`` (the default here) transforms the image as it is. :func:`combine_magnitude_phase` inverts it.
     """
     check_real(x, "magnitude_phase: x")
     z = torch.fft.fft2(x, s=padded_size(x.shape[-2], x.shape[-1], pad, "magnitude_phase"), norm="ortho")
@@ -251,8 +223,8 @@ def magnitude_phase(x: torch.Tensor, pad: float = 1) -> Tuple[torch.Tensor, torc
 def combine_magnitude_phase(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     """``real(F^-1 (magnitude * exp(i phase)))``: a real image from a magnitude and a phase.
 
-    When both come from real images (``magnitude`` even, ``phase`` odd under
-    ``k -> -k``), the inverse is real already and nothing is lost by ``real``.
+    When both come from real images (``magnitude`` even, ``phase`` odd under ``k -> -k``), the inverse is real
+    already and nothing is lost by ``real``.
     """
     check_magnitude(magnitude, "combine_magnitude_phase: magnitude")
     check_same_shape(magnitude, check_real(phase, "combine_magnitude_phase: phase"),
@@ -267,10 +239,9 @@ def _combine(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
 def swap_phase_magnitude(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(|F a| with the phase of F b, |F b| with the phase of F a)``, as real images.
 
-    The classic experiment (Oppenheim and Lim, "The importance of phase in
-    signals", Proc. IEEE 1981): each output looks like the image whose
-    *phase* it carries. Applying it twice gives ``(a, b)`` back.
-    Values are not clipped to [0, 1]; rescale for display.
+    The classic experiment (Oppenheim and Lim, "The importance of phase in signals", Proc. IEEE 1981): each
+    output looks like the image whose *phase* it carries. Applying it twice gives ``(a, b)`` back. Values are
+    not clipped to [0, 1]; rescale for display.
     """
     check_same_shape(check_real(a, "swap_phase_magnitude: a"), check_real(b, "swap_phase_magnitude: b"),
                      "swap_phase_magnitude: a and b")
@@ -279,9 +250,8 @@ def swap_phase_magnitude(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor
 
 
 def _noise_spectrum(x: torch.Tensor, seed: Seed, fn: str) -> torch.Tensor:
-    # The spectrum of a real white-noise image: its phase is uniformly random
-    # and odd (phase(-k) = -phase(k)), its magnitude flat on average and even,
-    # so combining it with half of a real image's spectrum gives a real image.
+    # The spectrum of a real white-noise image: its phase is uniformly random and odd (phase(-k) = -phase(k)), its
+    # magnitude flat on average and even, so combining it with half of a real image's spectrum gives a real image.
     noise = torch.rand(x.shape, generator=make_generator(seed, f"{fn}: seed"), dtype=x.dtype).to(x.device)
     return torch.fft.fft2(noise - noise.mean(dim=(-2, -1), keepdim=True), norm="ortho")
 
@@ -298,8 +268,8 @@ def random_phase(x: torch.Tensor, seed: Seed = None) -> torch.Tensor:
 def random_magnitude(x: torch.Tensor, seed: Seed = None) -> torch.Tensor:
     """The phase of ``x`` with a random magnitude (that of white noise, same energy): edges survive.
 
-    The random magnitude is rescaled so that the result has the energy
-    ``sum(x**2)`` of ``x``; ``angle(F result) == angle(F x)`` wherever ``F x != 0``.
+    The random magnitude is rescaled so that the result has the energy ``sum(x**2)`` of ``x``;
+    ``angle(F result) == angle(F x)`` wherever ``F x != 0``.
     """
     check_real(x, "random_magnitude: x")
     z = torch.fft.fft2(x, norm="ortho")
@@ -311,20 +281,16 @@ def random_magnitude(x: torch.Tensor, seed: Seed = None) -> torch.Tensor:
     return _combine(noise_mag, z.angle())
 
 
-# ---------------------------------------------------------------------------
-# 5. Noise
-# ---------------------------------------------------------------------------
+# ---- 5. Noise ---------------------------------------------------------------
 
 def add_noise(y: torch.Tensor, kind: str = "poisson", level: float = 1.0, *, seed: Seed = None) -> torch.Tensor:
     """Noisy magnitudes ``(..., H, W)`` from clean ones ``y = |F P x|`` (the DFT with ``norm='ortho'``).
 
-    ``kind='poisson'``, ``level = alpha`` -- **the noise model of the unit**
-    (PRCGAN, Uelwer et al. ICPR 2020, and CPR, after prDeep, Metzler et al.
-    ICML 2018, whose intensities ``|A x|**2 + w`` have ``Var(w) = alpha**2 |A x|**2``),
-    realised with true Poisson counts. The intensities are counted on the scale
-    of the *unnormalised* DFT (``numpy.fft.fft2``), ``Y = sqrt(M) y`` with
-    ``M = H W``, so that a [0, 1] image has the same photon budget whatever the
-    normalisation of ``F``::
+    ``kind='poisson'``, ``level = alpha`` -- **the noise model of the unit** (PRCGAN, Uelwer et al. ICPR 2020,
+    and CPR, after prDeep, Metzler et al. ICML 2018, whose intensities ``|A x|**2 + w`` have
+    ``Var(w) = alpha**2 |A x|**2``), realised with true Poisson counts. The intensities are counted on the scale
+    of the *unnormalised* DFT (``numpy.fft.fft2``), ``Y = sqrt(M) y`` with ``M = H W``, so that a [0, 1] image
+    has the same photon budget whatever the normalisation of ``F``::
 
         counts ~ Poisson(Y**2 / alpha**2),      Y_noisy = alpha sqrt(counts),
 
@@ -333,27 +299,20 @@ def add_noise(y: torch.Tensor, kind: str = "poisson", level: float = 1.0, *, see
         E[Y_noisy**2] = Y**2,   Var[Y_noisy**2] = alpha**2 Y**2
         (E[y_noisy**2] = y**2,  Var[y_noisy**2] = alpha**2 y**2 / M):
 
-    a larger ``alpha`` means fewer photons per unit of intensity and more
-    noise, and the noise of ``Y`` grows like ``alpha`` (with many photons
-    ``Y_noisy ~ Y + N(0, alpha**2 / 4)``). So the noise energy is about
-    ``alpha**2 / 4`` per image whatever ``pad``, and
-    ``SNR ~ 10 log10(4 sum(x**2) / alpha**2)`` dB; coefficients with few
-    photons make it a little lower. Measured with :func:`snr_db` (mean of the
-    per-image SNRs) on the 1,000 held-out offline MNIST digits
-    (:func:`course_lib.phase.data.offline_digit_split`, 28x28,
-    ``sum(x**2) = 90`` on average), the same at ``pad = 1`` and ``pad = 2``:
-    **24.4 dB at alpha 1, 15.4 dB at alpha 3** -- the "alpha 1, 24 dB" and
-    "alpha 3, about 16 dB" of REFERENCE_RESULTS and the PRCGAN paper.
-    (Counting ``Poisson(Y**2 / alpha)`` instead would give 24 dB and 19 dB.)
+    a larger ``alpha`` means fewer photons per unit of intensity and more noise, and the noise of ``Y`` grows like
+    ``alpha`` (with many photons ``Y_noisy ~ Y + N(0, alpha**2 / 4)``). So the noise energy is about
+    ``alpha**2 / 4`` per image whatever ``pad``, and ``SNR ~ 10 log10(4 sum(x**2) / alpha**2)`` dB; coefficients
+    with few photons make it a little lower. Measured with :func:`snr_db` (mean of the per-image SNRs) on the
+    1,000 held-out offline MNIST digits (:func:`course_lib.phase.data.offline_digit_split`, 28x28,
+    ``sum(x**2) = 90`` on average), the same at ``pad = 1`` and ``pad = 2``: **24.4 dB at alpha 1, 15.4 dB at
+    alpha 3** -- the "alpha 1, 24 dB" and "alpha 3, about 16 dB" of REFERENCE_RESULTS and the PRCGAN paper.
 
-    ``kind='gaussian'``, ``level = sigma``: ``y + sigma n``, ``n ~ N(0, 1)``
-    per coefficient, clipped at 0 (a magnitude is never negative). ``sigma``
-    is in the units of ``y``. (:func:`course_lib.phase.data.simulate_measurement`'s
-    ``'gaussian:SIGMA'`` scales ``sigma`` by each image's RMS magnitude.)
+    ``kind='gaussian'``, ``level = sigma``: ``y + sigma n``, ``n ~ N(0, 1)`` per coefficient, clipped at 0 (a
+    magnitude is never negative). ``sigma`` is in the units of ``y``
+    (:func:`course_lib.phase.data.simulate_measurement`'s ``'gaussian:SIGMA'`` scales it by each image's RMS
+    magnitude).
 
-    ``seed``: None (torch's global generator: reproducible after
-    ``torch.manual_seed``), an int or a ``torch.Generator`` (on the CPU; the
-    noise is drawn there and moved to ``y``'s device).
+    ``seed``: None (torch's global generator), an int or a CPU ``torch.Generator`` (the noise is moved to ``y``).
 
     >>> y = fourier_magnitude(torch.rand(1, 1, 16, 16))
     >>> snr = float(snr_db(y, add_noise(y, 'poisson', 1.0, seed=0)))
@@ -380,11 +339,10 @@ def add_noise(y: torch.Tensor, kind: str = "poisson", level: float = 1.0, *, see
 def snr_db(clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     """Signal-to-noise ratio ``10 log10(||clean||^2 / ||noisy - clean||^2)`` in dB, per image.
 
-    ``(H, W)`` or ``(C, H, W)`` -> a 0-d tensor; ``(N, ...)`` with 4 or more
-    dimensions -> ``(N,)``. Identical inputs give ``inf``.
+    ``(H, W)`` or ``(C, H, W)`` -> a 0-d tensor; ``(N, ...)`` with 4 or more dimensions -> ``(N,)``. Identical
+    inputs give ``inf``.
     """
-    check_same_shape(check_real(clean, "snr_db: clean"), check_real(noisy, "snr_db: noisy"),
-                     "snr_db: clean and noisy")
+    check_same_shape(check_real(clean, "snr_db: clean"), check_real(noisy, "snr_db: noisy"), "snr_db: clean and noisy")
     single = clean.dim() < 4
     shape = (1, -1) if single else (len(clean), -1)
     c, n = clean.double().reshape(shape), noisy.double().reshape(shape)

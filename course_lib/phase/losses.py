@@ -1,7 +1,6 @@
 """The losses of the phase-retrieval networks: each a function under its formula (+ a thin wrapper for ``fit``).
 
-``x`` and its 180° rotation have the same Fourier magnitude (the "twin image"), so a network cannot
-know which of the two it is asked for: both losses here accept either. The training loss of
+Both accept either the image or its 180° rotation (the "twin"). The training loss of
 :func:`~course_lib.phase.train.train_network` is :class:`~course_lib.phase.train.PhaseLoss`.
 """
 from __future__ import annotations
@@ -16,10 +15,10 @@ __all__ = ["rotation_invariant_loss", "autoencoder_loss", "AutoEncoderLoss"]
 def rotation_invariant_loss(pred: torch.Tensor, target: torch.Tensor, base: str = "mse") -> torch.Tensor:
     """``mean_n min(base(pred_n, target_n), base(rot180(pred_n), target_n))``; ``base``: 'mse' or 'l1'.
 
-    ``x`` and its 180° rotation have the same Fourier magnitude (the "twin image"), so a network
-    cannot know which one it is asked for and must not be punished for choosing the other.
-    (In the padded frame the twin is also shifted; for a network that outputs the image at its own
-    size, the shift carries no information.) ``pred``, ``target``: ``(N, C, h, w)``.
+    ``x`` and its 180° rotation have the same Fourier magnitude (the "twin image"), so a network cannot know
+    which one it is asked for and must not be punished for choosing the other. (In the padded frame the twin is
+    also shifted; for a network that outputs the image at its own size, the shift carries no information.)
+    ``pred``, ``target``: ``(N, C, h, w)``.
 
         >>> x = torch.rand(2, 1, 8, 8)
         >>> float(rotation_invariant_loss(torch.rot90(x, 2, dims=(-2, -1)), x))
@@ -36,10 +35,10 @@ def rotation_invariant_loss(pred: torch.Tensor, target: torch.Tensor, base: str 
 def autoencoder_loss(x: torch.Tensor, enc, dec, lam: float = 1e-3):
     """PR-DAD II's auto-encoder objective: ``||x - dec(enc(x))||^2`` (180°-invariant) ``+ lam * mean|enc(x)|``.
 
-    The reconstruction term is :func:`rotation_invariant_loss`: the phase-retrieval network will
-    predict codes only up to the twin, so the auto-encoder may answer with either; the L1 term makes
-    the code sparse. ``enc``, ``dec``: callables (e.g. ``ae.encode``, ``ae.decode``). Returns
-    ``(loss, {'reconstruction': ..., 'sparsity': ...})``, the form ``core.training.fit`` accepts.
+    The reconstruction term is :func:`rotation_invariant_loss`: the phase-retrieval network will predict codes
+    only up to the twin, so the auto-encoder may answer with either; the L1 term makes the code sparse. ``enc``,
+    ``dec``: callables (e.g. ``ae.encode``, ``ae.decode``). Returns ``(loss, {'reconstruction': ...,
+    'sparsity': ...})``, the form ``core.training.fit`` accepts.
     """
     code = enc(x)
     return _autoencoder_terms(x, dec(code), code, check_number(lam, "autoencoder_loss: lam", low=0))

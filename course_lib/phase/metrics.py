@@ -2,33 +2,25 @@
 
 ``|F P x|`` does not change when ``x`` is
 
-* multiplied by a global phase ``e^{i c}`` -- for the real, non-negative
-  images here that leaves only ``x`` itself;
-* circularly shifted on the padded grid (with padding, only shifts that keep
-  the object inside the support block survive the support constraint; an
-  object that does not fill its block -- an MNIST digit in its 28 x 28 frame
-  -- can still move);
-* rotated by 180° (the "twin", the conjugate flip ``x[-n]``): for the image
-  at the top-left of the padded grid, ``x[::-1, ::-1]`` (= ``torch.rot90(x,
-  2)``) is the conjugate flip shifted back into the support block, so it has
-  exactly the same magnitude; without padding it is the conjugate flip up to a
-  circular shift by one pixel, so again the same magnitude.
+* multiplied by a global phase ``e^{i c}`` -- for the real, non-negative images here that leaves only ``x``;
+* circularly shifted on the padded grid (with padding, only shifts that keep the object inside the support block
+  survive the support constraint, but an MNIST digit in its 28 x 28 frame can still move);
+* rotated by 180° (the "twin", the conjugate flip ``x[-n]``): ``x[::-1, ::-1]`` (= ``torch.rot90(x, 2)``) is the
+  conjugate flip shifted back into the support block (without padding: circularly shifted by one pixel), so it
+  has exactly the same magnitude.
 
-A reconstruction is therefore scored against the target with the best of
-the candidates, **per image and per metric**:
+A reconstruction is therefore scored against the target with the best of the candidates, **per image and per
+metric**:
 
-* ``protocol='prdad'`` (Gugel and Dekel, PR-DAD, arXiv 2204.09051): the best
-  of the prediction and its 180° rotation, no registration;
-* ``protocol='uelwer'`` (Uelwer, Oberstrass and Harmeling, PRCGAN, ICPR 2020;
-  Uelwer et al., CPR, ICANN 2021; also the course's REFERENCE_RESULTS): the
-  best of the prediction and its 180° rotation, each first registered to the
-  target by the integer circular shift that maximises the cross-correlation
-  (:func:`register_translation`);
+* ``protocol='prdad'`` (Gugel and Dekel, PR-DAD, arXiv 2204.09051): the best of the prediction and its 180°
+  rotation, no registration;
+* ``protocol='uelwer'`` (Uelwer, Oberstrass and Harmeling, PRCGAN, ICPR 2020; Uelwer et al., CPR, ICANN 2021;
+  also the course's REFERENCE_RESULTS): the best of the prediction and its 180° rotation, each first registered
+  to the target by the integer circular shift that maximises the cross-correlation (:func:`register_translation`);
 * ``protocol='none'``: the plain metric.
 
-Metrics: MSE and MAE per image (lower is better), SSIM and PSNR from
-:mod:`course_lib.core.metrics` (11 x 11 Gaussian window, data range 1; higher
-is better). Images are ``(N, C, H, W)`` (or ``(C, H, W)`` / ``(H, W)`` for one).
+Metrics: MSE and MAE per image (lower is better), SSIM and PSNR from :mod:`course_lib.core.metrics` (11 x 11
+Gaussian window, data range 1; higher is better). Images are ``(N, C, H, W)`` (or ``(C, H, W)`` / ``(H, W)``).
 
 Example::
 
@@ -53,8 +45,7 @@ from ..core.metrics import ssim as _ssim
 
 __all__ = [
     "PROTOCOLS", "rotate_180", "circular_shift", "register_translation", "best_of_twins", "align_to_target",
-    "rotation_invariant_mse",
-    "evaluate_reconstructions",
+    "rotation_invariant_mse", "evaluate_reconstructions",
 ]
 
 PROTOCOLS = ("uelwer", "prdad", "none")
@@ -78,14 +69,10 @@ def _mse(pred, target):
     return (pred.double() - target.double()).square().flatten(1).mean(1)
 
 
-def _mae(pred, target):
-    return (pred.double() - target.double()).abs().flatten(1).mean(1)
-
-
 # name -> (per-image metric on (N, C, H, W), higher is better)
 _METRICS: Dict[str, Tuple[Callable, bool]] = {
     "mse": (_mse, False),
-    "mae": (_mae, False),
+    "mae": (lambda p, t: (p.double() - t.double()).abs().flatten(1).mean(1), False),
     "ssim": (lambda p, t: _ssim(p, t, data_range=1.0), True),
     "psnr": (lambda p, t: _psnr(p, t, data_range=1.0), True),
 }
@@ -97,10 +84,8 @@ def rotate_180(x: torch.Tensor) -> torch.Tensor:
 
 
 def circular_shift(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
-    """Roll each image ``(N, C, H, W)`` by its own ``shifts[n] = (dy, dx)``: ``out[n][i, j] = x[n][i - dy, j - dx]``.
-
-    ``torch.roll`` with one shift per image (integer pixels, wrapping around).
-    """
+    """Roll each image ``(N, C, H, W)`` by its own ``shifts[n] = (dy, dx)``: ``out[n][i, j] = x[n][i - dy, j - dx]``
+    (``torch.roll`` with one shift per image: integer pixels, wrapping around)."""
     n, c, h, w = x.shape
     shifts = torch.as_tensor(shifts, device=x.device).long().reshape(n, 2)
     rows = (torch.arange(h, device=x.device)[None, :] - shifts[:, :1]) % h       # (N, H)
@@ -113,11 +98,10 @@ def circular_shift(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 def register_translation(pred: torch.Tensor, target: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Shift each prediction circularly (integer pixels) to best match its target.
 
-    The shift ``d`` maximises the cross-correlation ``sum_n pred[n - d] target[n]``,
-    computed for all shifts at once with the FFT,
-    ``corr = F^-1(conj(F pred) F target)`` (summed over channels). A circular
-    shift does not change ``||pred||``, so this is also the shift with the
-    smallest MSE. Returns ``(registered (N, C, H, W), shifts (N, 2) as (dy, dx))``.
+    The shift ``d`` maximises the cross-correlation ``sum_n pred[n - d] target[n]``, computed for all shifts at
+    once with the FFT, ``corr = F^-1(conj(F pred) F target)`` (summed over channels). A circular shift does not
+    change ``||pred||``, so this is also the shift with the smallest MSE. Returns
+    ``(registered (N, C, H, W), shifts (N, 2) as (dy, dx))``.
     """
     pred, target, single = _as_batch(pred, target, "register_translation")
     out, shifts = _register(pred, target)
@@ -137,29 +121,24 @@ def _candidates(pred, target, register: bool):
     return [_register(c, target)[0] for c in cands] if register else cands
 
 
-def _resolve_metric(metric: Metric, higher_is_better, fn: str):
-    if callable(metric):
-        return metric, bool(higher_is_better)
-    f, higher = _METRICS[check_choice(metric, tuple(_METRICS), f"{fn}: metric")]
-    if higher_is_better is not None and higher_is_better != higher:
-        raise InputError(f"{fn}: higher_is_better={higher_is_better} contradicts metric {metric!r}")
-    return f, higher
-
-
 def best_of_twins(pred: torch.Tensor, target: torch.Tensor, metric: Metric = "mse", *, register: bool = False,
                   higher_is_better=None) -> torch.Tensor:
     """Per image, the best value of ``metric`` over ``pred`` and its 180° rotation.
 
-    metric: 'mse', 'mae', 'ssim', 'psnr', or a callable ``(pred, target) -> (N,)``
-        on ``(N, C, H, W)`` tensors; for a callable say ``higher_is_better``
-        (default False: an error).
-    register: register each candidate to the target by a circular shift
-        first (:func:`register_translation`; the 'uelwer' protocol).
+    metric: 'mse', 'mae', 'ssim', 'psnr', or a callable ``(pred, target) -> (N,)`` on ``(N, C, H, W)`` tensors;
+        for a callable say ``higher_is_better`` (default False: an error).
+    register: register each candidate to the target by a circular shift first (:func:`register_translation`;
+        the 'uelwer' protocol).
 
     Returns ``(N,)`` (a 0-d tensor for a single image).
     """
     pred, target, single = _as_batch(pred, target, "best_of_twins")
-    f, higher = _resolve_metric(metric, higher_is_better, "best_of_twins")
+    if callable(metric):
+        f, higher = metric, bool(higher_is_better)
+    else:
+        f, higher = _METRICS[check_choice(metric, tuple(_METRICS), "best_of_twins: metric")]
+        if higher_is_better is not None and higher_is_better != higher:
+            raise InputError(f"best_of_twins: higher_is_better={higher_is_better} contradicts metric {metric!r}")
     values = torch.stack([torch.as_tensor(f(c, target)).reshape(-1) for c in _candidates(pred, target, register)])
     out = values.max(0).values if higher else values.min(0).values
     return out[0] if single else out
@@ -190,14 +169,11 @@ def evaluate_reconstructions(pred: torch.Tensor, target: torch.Tensor, protocol:
                              per_image: bool = False) -> Dict[str, object]:
     """Mean MSE, MAE, SSIM and PSNR of reconstructions ``(N, C, H, W)`` under a scoring protocol.
 
-    protocol: 'uelwer' (best of the prediction and its 180° rotation after
-        circular-shift registration), 'prdad' (the same without registration)
-        or 'none' (plain). Each metric takes its own best candidate per image.
+    protocol: 'uelwer', 'prdad' or 'none' (see the module docstring); each metric takes its own best candidate.
     per_image: return the ``(N,)`` tensors instead of their means.
 
-    Returns ``{'mse', 'mae', 'ssim', 'psnr'}`` (floats, or tensors with
-    ``per_image``); the mean PSNR is the mean of the per-image PSNRs (``inf``
-    if one reconstruction is exact).
+    Returns ``{'mse', 'mae', 'ssim', 'psnr'}`` (floats, or tensors with ``per_image``); the mean PSNR is the mean
+    of the per-image PSNRs (``inf`` if one reconstruction is exact).
     """
     check_choice(protocol, PROTOCOLS, "evaluate_reconstructions: protocol")
     pred, target, _ = _as_batch(pred, target, "evaluate_reconstructions")

@@ -28,9 +28,9 @@ from .losses import AutoEncoderLoss, autoencoder_loss, rotation_invariant_loss  
 from .wavelets import inverse_haar_packet
 
 __all__ = [
-    "magnitude_features", "feature_shape", "rotation_invariant_loss", "FCBlock", "DoubleConv",
-    "MagnitudeMLP", "PRDAD1", "SparseAutoEncoder", "autoencoder_loss", "AutoEncoderLoss",
-    "PRDAD2", "PRConfig", "default_config", "build_model", "count_parameters", "METHODS",
+    "magnitude_features", "feature_shape", "rotation_invariant_loss", "FCBlock", "DoubleConv", "MagnitudeMLP",
+    "PRDAD1", "SparseAutoEncoder", "autoencoder_loss", "AutoEncoderLoss", "PRDAD2", "PRConfig", "default_config",
+    "build_model", "count_parameters", "METHODS",
 ]
 
 METHODS = ("mlp", "prdad1", "prdad2")
@@ -75,15 +75,14 @@ class MagnitudeMLP(nn.Module):
 class PRDAD1(nn.Module):
     """PR-DAD I: features -> FC blocks -> Haar packet coefficients (+ a conv correction) -> inverse packet.
 
-    The MLP predicts ``h * w`` numbers read as the coefficients ``(N, 4**depth, h / 2**depth,
-    w / 2**depth)`` (orthonormal: as many as pixels); a DoubleConv adds a residual correction that sees
-    all sub-bands of a neighbourhood; the fixed inverse packet transform is the decoder. The decoder is
-    linear, so the image is clamped to [0, 1] in eval mode only (a clamp in training would stop the
-    gradient of pixels outside the range). ``forward(y, return_coeffs=True)`` also returns the coefficients.
+    The MLP predicts ``h * w`` numbers read as the coefficients ``(N, 4**depth, h / 2**depth, w / 2**depth)``
+    (orthonormal: as many as pixels); a DoubleConv adds a residual correction that sees all sub-bands of a
+    neighbourhood; the fixed inverse packet transform is the decoder. The decoder is linear, so the image is
+    clamped to [0, 1] in eval mode only (a clamp in training would stop the gradient of pixels outside the range).
+    ``forward(y, return_coeffs=True)`` also returns the coefficients.
     """
 
-    def __init__(self, mag_shape, image_shape, depth: int = 2, hidden: int = 512, layers: int = 2,
-                 channels: int = 32):
+    def __init__(self, mag_shape, image_shape, depth: int = 2, hidden: int = 512, layers: int = 2, channels: int = 32):
         super().__init__()
         self.mag_shape, self.image_shape = check_size(mag_shape, "mag_shape"), check_size(image_shape, "image_shape")
         h, w = self.image_shape
@@ -158,10 +157,9 @@ class SparseAutoEncoder(nn.Module):
 class PRDAD2(nn.Module):
     """PR-DAD II: features -> FC blocks -> a small map -> DoubleConv -> code -> the frozen decoder -> image.
 
-    The auto-encoder is frozen at construction (:meth:`freeze_decoder`); :meth:`unfreeze_decoder`
-    allows fine-tuning the decoder at the end. Its encoder is kept (frozen) so that a loss can
-    compare the predicted code with ``autoencoder.encode(target)``. ``forward(y, return_code=True)``
-    also returns the code.
+    The auto-encoder is frozen at construction (:meth:`freeze_decoder`); :meth:`unfreeze_decoder` allows fine-tuning
+    the decoder at the end. Its encoder is kept (frozen) so that a loss can compare the predicted code with
+    ``autoencoder.encode(target)``. ``forward(y, return_code=True)`` also returns the code.
     """
 
     def __init__(self, mag_shape, autoencoder: SparseAutoEncoder, hidden: int = 512, layers: int = 2,

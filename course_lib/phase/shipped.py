@@ -12,17 +12,13 @@ regime          pad   noise            what happens to the classical algorithms
 ``pad2_poisson3`` 2   Poisson alpha 3  oversampled, with shot noise (~15-16 dB SNR): HIO degrades
 ============== ===== ================ ===========================================================
 
-Every regime has an end-to-end MLP, a PR-DAD I and a PR-DAD II for 28 x 28 digits, trained on the
-4,000 offline MNIST training digits by ``python -m course_lib.phase train`` (the sidecar next to each
-file records the command, the data, the steps and the held-out metrics). :func:`pretrained` picks
-the one that matches ``(pad, noise)``; ``python -m course_lib.phase evaluate --method prdad1 --pad 2``
-does the same when no ``--checkpoint`` is given.
+Every regime has an end-to-end MLP, a PR-DAD I and a PR-DAD II for 28 x 28 digits, trained on the 4,000 offline
+MNIST training digits by ``python -m course_lib.phase train`` (the sidecar next to each file records the command,
+the data, the steps and the held-out metrics). :func:`pretrained` picks the one that matches ``(pad, noise)``;
+``python -m course_lib.phase evaluate --method prdad1 --pad 2`` does the same when no ``--checkpoint`` is given.
 
-:func:`refine` runs HIO then ER *started from* a network's output (the "optional refinement" of
-the unit), from the output itself and from a few jittered copies of it: the network supplies a good
-initial phase, the iterations enforce the measurement. Per image it keeps the candidate (or the
-network's output) that fits the measured magnitude best -- a choice made from the data alone, not
-from the ground truth.
+:func:`refine` runs HIO then ER *started from* a network's output (the "optional refinement" of the unit): the
+network supplies a good initial phase, the iterations enforce the measurement.
 """
 from __future__ import annotations
 
@@ -42,18 +38,15 @@ __all__ = ["REGIMES", "CHECKPOINT_DIR", "regime_name", "shipped_path", "availabl
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 #: regime tag -> (pad, noise) of the measurements the shipped networks were trained on
 REGIMES: Dict[str, Tuple[float, Optional[Tuple[str, float]]]] = {
-    "pad1": (1.0, None),
-    "pad2": (2.0, None),
-    "pad2_poisson3": (2.0, ("poisson", 3.0)),
-}
+    "pad1": (1.0, None), "pad2": (2.0, None), "pad2_poisson3": (2.0, ("poisson", 3.0))}
 _METHODS = ("mlp", "prdad1", "prdad2")
 
 
 def regime_name(pad=1, noise=None) -> str:
     """The regime tag (``'pad1'``, ``'pad2'``, ``'pad2_poisson3'``) of measurements made with ``pad`` and ``noise``.
 
-    ``noise``: None / ``'none'``, ``'poisson:3'`` or ``('poisson', 3.0)``. Raises ``ValueError`` naming
-    the regimes that exist when there is no shipped network for this one.
+    ``noise``: None / ``'none'``, ``'poisson:3'`` or ``('poisson', 3.0)``. Raises ``ValueError`` naming the
+    regimes that exist when there is no shipped network for this one.
     """
     pad = check_pad(pad, "regime_name: pad")
     noise = parse_noise(tuple(noise) if isinstance(noise, list) else noise)
@@ -77,8 +70,7 @@ def shipped_path(method: str, pad=1, noise=None) -> Path:
 
 def available() -> Dict[str, Tuple[str, ...]]:
     """``{regime: (methods with a shipped checkpoint, ...)}``."""
-    return {tag: tuple(m for m in _METHODS if (CHECKPOINT_DIR / f"phase_{m}_{tag}.pt").is_file())
-            for tag in REGIMES}
+    return {tag: tuple(m for m in _METHODS if (CHECKPOINT_DIR / f"phase_{m}_{tag}.pt").is_file()) for tag in REGIMES}
 
 
 def pretrained(method: str = "prdad1", pad=1, noise=None):
@@ -123,19 +115,18 @@ def refine(y: torch.Tensor, start: torch.Tensor, *, pad=2, hio_iters: int = 200,
            keep_better: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
     """HIO then ER started from ``start`` (e.g. a network's output), keeping what fits the magnitude best.
 
-    y: ``(N, 1, H, W)`` measured magnitudes; start: ``(N, 1, h, w)`` images. HIO (``hio_iters``,
-    feedback ``beta``) moves away from the start towards a point that fits the magnitude; ER
-    (``er_iters``) then settles into the nearest such point that meets the constraints.
+    y: ``(N, 1, H, W)`` measured magnitudes; start: ``(N, 1, h, w)`` images. HIO (``hio_iters``, feedback
+    ``beta``) moves away from the start towards a point that fits the magnitude; ER (``er_iters``) then settles
+    into the nearest such point that meets the constraints.
 
-    starts: how many runs per image, all in one batch: the first from ``start`` itself, the others
-    from ``start`` plus Gaussian noise of standard deviation ``jitter`` (clipped to [0, 1]; ``seed``).
-    Without oversampling one start often stagnates where a nearby one does not. The defaults (4 starts
-    of 200 HIO + 100 ER iterations: 1,200 per image) cost 40 % of HIO's 1,000 iterations x 3 restarts.
+    starts: how many runs per image, all in one batch: the first from ``start`` itself, the others from ``start``
+    plus Gaussian noise of standard deviation ``jitter`` (clipped to [0, 1]; ``seed``). Without oversampling one
+    start often stagnates where a nearby one does not.
 
-    Per image the candidate with the lowest :func:`magnitude_error` is kept -- among the refined runs
-    and, with ``keep_better``, the (clipped) start itself, so the result never fits the measurement
-    worse than the start. Returns ``(images, refined)``: ``refined`` is a bool ``(N,)``, True where a
-    refined run was kept.
+    Per image the candidate with the lowest :func:`magnitude_error` is kept -- among the refined runs and, with
+    ``keep_better``, the (clipped) start itself, so the result never fits the measurement worse than the start
+    (a choice made from the data alone, not from the ground truth). Returns ``(images, refined)``: ``refined``
+    is a bool ``(N,)``, True where a refined run was kept.
     """
     check_magnitude(y, "refine: y")
     if not isinstance(start, torch.Tensor) or start.dim() != 4 or start.shape[0] != y.shape[0]:

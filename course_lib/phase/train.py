@@ -4,13 +4,12 @@
 
 1. PR-DAD II only: pre-train the sparse auto-encoder on the images alone (``x -> code -> x``,
    :class:`~course_lib.phase.losses.AutoEncoderLoss`), then freeze it;
-2. the magnitude network: every step draws new magnitudes (new noise, new augmentation) of the
-   training images (:class:`Redrawn` over a :class:`~course_lib.phase.data.PhaseDataset`), the loss
-   is :class:`PhaseLoss` (image L2 + L1 against the nearer twin, plus the same on the encoding for
-   PR-DAD), Adam with a cosine learning-rate decay, gradient clipping at 1.
+2. the magnitude network: every step draws new magnitudes (new noise, new augmentation) of the training images
+   (:class:`Redrawn` over a :class:`~course_lib.phase.data.PhaseDataset`), the loss is :class:`PhaseLoss`, Adam
+   with a cosine learning-rate decay, gradient clipping at 1.
 
-Both stages go through :func:`course_lib.core.training.fit`: progress bars, validation, atomic run
-checkpoints, and resuming by calling again with the same ``checkpoint``.
+Both stages go through :func:`course_lib.core.training.fit`: progress bars, validation, atomic run checkpoints,
+and resuming by calling again with the same ``checkpoint``.
 """
 from __future__ import annotations
 
@@ -30,11 +29,10 @@ __all__ = ["PhaseLoss", "forward_with_encoding", "Redrawn", "cosine_schedule", "
 class PhaseLoss:
     """The training loss: image L2 + L1 against the nearer twin, plus the same on the encoding.
 
-    For each image the target is ``x`` or its 180° rotation, whichever the prediction is closer to
-    in MSE (the magnitude cannot tell them apart); then ``MSE + l1_weight * MAE`` on the image and,
-    for PR-DAD, ``feature_weight * (MSE + l1_weight * MAE)`` between the predicted encoding
-    (PR-DAD I: Haar packet coefficients, PR-DAD II: the auto-encoder's code) and the encoding of that
-    target. ``output`` is ``(image, features)`` (:func:`forward_with_encoding`) or an image.
+    For each image the target is ``x`` or its 180° rotation, whichever the prediction is closer to in MSE; then
+    ``MSE + l1_weight * MAE`` on the image and, for PR-DAD, ``feature_weight`` times the same between the predicted
+    encoding (Haar packet coefficients, or the auto-encoder's code) and the encoding of that target. ``output`` is
+    ``(image, features)`` (:func:`forward_with_encoding`) or an image.
     """
 
     def __init__(self, encode=None, l1_weight: float = 1.0, feature_weight: float = 1.0):
@@ -74,8 +72,8 @@ def forward_with_encoding(model, batch, device):
 class Redrawn:
     """``repeats`` passes over a :class:`~course_lib.phase.data.PhaseDataset` as one data set.
 
-    Item ``i`` is item ``i % n`` of pass ``i // n``: new noise and augmentation in every pass, and
-    reproducible (and exactly resumable by ``fit``) because each item depends only on its index.
+    Item ``i`` is item ``i % n`` of pass ``i // n``: new noise and augmentation in every pass, and reproducible
+    (and exactly resumable by ``fit``) because each item depends only on its index.
     """
 
     def __init__(self, dataset, repeats: int):
@@ -102,18 +100,17 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
                   progress: bool = True, device=None, accumulate: int = 1, log_dir=None, **overrides):
     """Build and train an ``'mlp'``, ``'prdad1'`` or ``'prdad2'`` for ``train_x`` images ``(N, 1, s, s)`` in [0, 1].
 
-    pad, noise: the measurement the network will see (``noise``: None, ``'poisson:ALPHA'``, ...).
-    augment: probability of each augmentation (0: none). ae_steps: PR-DAD II's auto-encoder
-    pre-training (default ``steps // 2``); sparsity: its L1 weight on the code. checkpoint: a run
-    checkpoint path (the auto-encoder's goes next to it, ``*_autoencoder.pt``); calling again with
-    it and the same settings resumes, a checkpoint of other settings (data, pad, noise, ``steps``:
-    the cosine spans them, ...) is refused. ``overrides``: :class:`~course_lib.phase.prdad.PRConfig`
-    fields (e.g. ``hidden=256``). ``accumulate``, ``log_dir``: passed to ``fit`` (under ``torchrun``
-    ``batch_size`` is per process).
+    pad, noise: the measurement the network will see (``noise``: None, ``'poisson:ALPHA'``, ...). augment:
+    probability of each augmentation (0: none). ae_steps: PR-DAD II's auto-encoder pre-training (default
+    ``steps // 2``); sparsity: its L1 weight on the code. checkpoint: a run checkpoint path (the auto-encoder's
+    goes next to it, ``*_autoencoder.pt``); calling again with it and the same settings resumes, a checkpoint of
+    other settings (data, pad, noise, ``steps``: the cosine spans them, ...) is refused. ``overrides``:
+    :class:`~course_lib.phase.prdad.PRConfig` fields (e.g. ``hidden=256``). ``accumulate``, ``log_dir``: passed
+    to ``fit`` (under ``torchrun`` ``batch_size`` is per process).
 
-    Returns ``(model, result, ae_result)``: the model (``fit``'s, eval mode not set), ``fit``'s result
-    for the magnitude network and for the auto-encoder (None unless PR-DAD II). ``result.interrupted``
-    tells whether it stopped early (Ctrl-C / the kernel's stop button).
+    Returns ``(model, result, ae_result)``: the model (``fit``'s, eval mode not set), ``fit``'s result for the
+    magnitude network and for the auto-encoder (None unless PR-DAD II). ``result.interrupted`` tells whether it
+    stopped early (Ctrl-C / the kernel's stop button).
     """
     from ..core.training import data_fingerprint, fit
     from .data import Augment, PhaseDataset, parse_noise
@@ -143,15 +140,14 @@ def train_network(method: str, train_x: torch.Tensor, val_x: Optional[torch.Tens
         ae = model.autoencoder.requires_grad_(True)
         ae_steps = max(1, steps // 2) if ae_steps is None else ae_steps
         ae_val = torch.utils.data.TensorDataset(val_x, val_x) if val_x is not None else None
+        ae_ckpt = run_ckpt.with_name(run_ckpt.stem + "_autoencoder" + run_ckpt.suffix) if run_ckpt is not None else None
+        ae_run = {"data": data, "model_config": model.config.to_dict(), "sparsity": sparsity,
+                  "schedule": f"cosine to 0 over {ae_steps} steps"}
         ae_result = fit(ae, AutoEncoderLoss(sparsity), torch.utils.data.TensorDataset(train_x, train_x), ae_val,
-                        steps=ae_steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
-                        checkpoint=run_ckpt.with_name(run_ckpt.stem + "_autoencoder" + run_ckpt.suffix)
-                        if run_ckpt is not None else None,
+                        steps=ae_steps, batch_size=batch_size, lr=lr, eval_every=eval_every, checkpoint=ae_ckpt,
                         scheduler=cosine_schedule(ae_steps), seed=seed, progress=progress, device=device,
                         accumulate=accumulate, log_dir=None if log_dir is None else Path(log_dir) / "autoencoder",
-                        desc="auto-encoder", run_config={"data": data, "model_config": model.config.to_dict(),
-                                                         "sparsity": sparsity,
-                                                         "schedule": f"cosine to 0 over {ae_steps} steps"})
+                        desc="auto-encoder", run_config=ae_run)
         if ae_result.interrupted:
             return model, ae_result, ae_result
         model.freeze_decoder()

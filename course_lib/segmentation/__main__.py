@@ -60,14 +60,13 @@ def cmd_train(args) -> int:
         raise ValueError(f"--workers must be >= 0, got {args.workers}")
     if args.init and not Path(args.init).is_file():
         raise FileNotFoundError(f"--init: no checkpoint at {args.init}")
-    size = tuple(args.size)
+    size, synthetic = tuple(args.size), False
     try:
         folder, desc = _folder(args.images, args.masks)
         train_set, val_set = train_val_split(folder, val_fraction=args.val_fraction, seed=0)
         # only pairs that decode: the folder would serve a readable pair in place of a bad one
         train_set, val_set = train_set.readable(limit=args.limit), val_set.readable()
         skipped = {**train_set.skipped, **val_set.skipped}
-        synthetic = False
     except DatasetUnavailableError as exc:
         if args.images is not None:
             raise
@@ -113,8 +112,7 @@ def cmd_train(args) -> int:
                    "size": list(size), "n": len(train_data)}
     else:
         data_id = data_fingerprint([train_data.images, train_data.masks])
-    run = {"data": data_id,
-           "augment": None if augment is None else {"rotate": args.rotate},
+    run = {"data": data_id, "augment": None if augment is None else {"rotate": args.rotate},
            "init": data_fingerprint(args.init) if args.init else None}
     t0 = time.perf_counter()
     result = train_segmentation(model, train_data, val_small, steps=args.steps, loss=args.loss,
@@ -143,9 +141,9 @@ def cmd_train(args) -> int:
     meta = {"command": command_line("course_lib.segmentation", args.argv), "data": desc, "synthetic_data": synthetic,
             "train_images": len(train_set), "val_images": len(val_set), "skipped_unreadable": len(skipped),
             "validation_split": f"train_val_split(val_fraction={args.val_fraction}, seed=0): by a hash of each name",
-            "steps": result.step, "input_size_hw": list(size), "batch_size": args.batch_size, **scale_meta(result), "loss": args.loss,
-            "jaccard_weight": args.jaccard_weight, "weights_used": getattr(model, "weights_used", None),
-            "init": init_desc,
+            "steps": result.step, "input_size_hw": list(size), "batch_size": args.batch_size, **scale_meta(result),
+            "loss": args.loss, "jaccard_weight": args.jaccard_weight,
+            "weights_used": getattr(model, "weights_used", None), "init": init_desc,
             "val_miou": round(metrics["miou"], 5), "val_dataset_iou": round(metrics["dataset_iou"], 5),
             "tta": f"scales {list(TTA['scales'])}, flip {TTA['flip']} (evaluate --tta)",
             "val_miou_tta": round(tta["miou"], 5), "val_dataset_iou_tta": round(tta["dataset_iou"], 5),

@@ -23,22 +23,17 @@ __all__ = ["BACKBONES", "CHANNELS", "dilate_stage", "ResNetBackbone", "build_res
 BACKBONES = ("light", "resnet18", "resnet34", "resnet50")
 #: (layer3 channels, layer4 channels)
 CHANNELS = {"light": (64, 128), "resnet18": (256, 512), "resnet34": (256, 512), "resnet50": (1024, 2048)}
-# The light backbone: ResNet-18's layout at a quarter of its width (16, 32, 64,
-# 128 channels), one BasicBlock per stage.
-_LIGHT_WIDTHS = (16, 32, 64, 128)
-_LIGHT_BLOCKS = (1, 1, 1, 1)
+DOWNLOAD_TIMEOUT_S = 10.0
 
 
 def dilate_stage(stage: nn.Sequential, dilation: int, previous_dilation: int = 1) -> nn.Sequential:
     """Turn a stride-2 ResNet stage into a stride-1 stage with dilated 3x3 convs, in place.
 
-    A 3x3 conv with dilation ``d`` samples its inputs ``d`` pixels apart: it
-    keeps the receptive field the stride-2 version had without shrinking the
-    map (Yu & Koltun 2016; DeepLab). Rule, as torchvision's
-    ``replace_stride_with_dilation`` builds it for Bottleneck blocks: the conv
-    that had the stride loses it and keeps ``previous_dilation``, every 3x3
-    conv after it in the stage gets ``dilation``; the 1x1 shortcut loses its
-    stride. ``padding = dilation`` keeps "same" sizes.
+    A 3x3 conv with dilation ``d`` samples its inputs ``d`` pixels apart: it keeps the receptive field the
+    stride-2 version had without shrinking the map (Yu & Koltun 2016; DeepLab). Rule, as torchvision's
+    ``replace_stride_with_dilation`` builds it for Bottleneck blocks: the conv that had the stride loses it and
+    keeps ``previous_dilation``, every 3x3 conv after it in the stage gets ``dilation``; the 1x1 shortcut loses
+    its stride. ``padding = dilation`` keeps "same" sizes.
 
     torchvision refuses ``replace_stride_with_dilation`` for BasicBlock
     networks (ResNet-18/34), hence this function; it works for both block types.
@@ -58,21 +53,17 @@ def dilate_stage(stage: nn.Sequential, dilation: int, previous_dilation: int = 1
 
 
 def _light_resnet() -> nn.Module:
-    """ResNet-18's architecture at quarter width, built from torchvision's BasicBlock."""
-    w0 = _LIGHT_WIDTHS[0]
+    """ResNet-18's layout at a quarter of its width (16, 32, 64, 128 channels), one BasicBlock per stage."""
     net = nn.Module()
-    net.conv1 = nn.Conv2d(3, w0, 7, stride=2, padding=3, bias=False)
-    net.bn1 = nn.BatchNorm2d(w0)
+    net.conv1 = nn.Conv2d(3, 16, 7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(16)
     net.relu = nn.ReLU(inplace=True)
     net.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-    c_in = w0
-    for i, (width, n) in enumerate(zip(_LIGHT_WIDTHS, _LIGHT_BLOCKS), start=1):
+    c_in = 16
+    for i, width in enumerate((16, 32, 64, 128), start=1):
         stride = 1 if i == 1 else 2
-        down = None
-        if stride != 1 or c_in != width:
-            down = nn.Sequential(nn.Conv2d(c_in, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width))
-        blocks = [BasicBlock(c_in, width, stride, down)] + [BasicBlock(width, width) for _ in range(n - 1)]
-        setattr(net, f"layer{i}", nn.Sequential(*blocks))
+        down = None if i == 1 else nn.Sequential(nn.Conv2d(c_in, width, 1, stride=2, bias=False), nn.BatchNorm2d(width))
+        setattr(net, f"layer{i}", nn.Sequential(BasicBlock(c_in, width, stride, down)))
         c_in = width
     for m in net.modules():  # torchvision's ResNet initialisation
         if isinstance(m, nn.Conv2d):
@@ -118,23 +109,12 @@ def build_resnet(backbone: str, output_stride: int) -> nn.Module:
     return net
 
 
-DOWNLOAD_TIMEOUT_S = 10.0
-
-
-def _imagenet_url(backbone: str) -> str:
-    enum = {"resnet18": torchvision.models.ResNet18_Weights, "resnet34": torchvision.models.ResNet34_Weights,
-            "resnet50": torchvision.models.ResNet50_Weights}[backbone]
-    return enum.IMAGENET1K_V1.url
-
-
-def _imagenet_cache_path(backbone: str) -> Path:
-    # where torchvision (torch.hub.load_state_dict_from_url) stores and looks for it
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(_imagenet_url(backbone))
-
-
 def imagenet_state(backbone: str, allow_download: bool) -> Tuple[Optional[dict], str]:
     """``(state_dict, how)``, or ``(None, why not)`` when not cached and downloading is not allowed."""
-    url, cached = _imagenet_url(backbone), _imagenet_cache_path(backbone)
+    weights = {"resnet18": torchvision.models.ResNet18_Weights, "resnet34": torchvision.models.ResNet34_Weights,
+               "resnet50": torchvision.models.ResNet50_Weights}[backbone]
+    url = weights.IMAGENET1K_V1.url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)  # where torch.hub keeps it
     if cached.is_file():
         try:
             return torch.load(cached, map_location="cpu", weights_only=True), f"ImageNet, from the torch hub cache ({cached})"

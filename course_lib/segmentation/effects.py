@@ -1,10 +1,9 @@
 """Portrait effects from a predicted mask: background blur ("portrait mode") and background replacement.
 
-Both composite ``out = alpha * image + (1 - alpha) * background`` with a *soft* alpha: the
-network's probability map, or the hard mask, feathered by a Gaussian blur of ``feather`` pixels so
-that hair and shoulders do not get a cut-out edge. The blurred background of
-:func:`blur_background` is computed from the background only (the person is masked out and the
-blur renormalised), so the person does not leak a halo into the background around them.
+Both composite ``out = alpha * image + (1 - alpha) * background`` with a *soft* alpha: the network's probability map,
+or the hard mask, feathered by a Gaussian blur of ``feather`` pixels so that hair and shoulders do not get a cut-out
+edge. The blurred background of :func:`blur_background` is computed from the background only (the person is masked
+out and the blur renormalised), so the person does not leak a halo into the background around them.
 """
 from __future__ import annotations
 

@@ -1,17 +1,15 @@
 """Inference with a trained :class:`~course_lib.segmentation.pspnet.PSPNet`: one checked image, and a faster copy.
 
-* :func:`predict_mask` -- the entry point for one photo (PIL or tensor, any size): checks the image
-  once, runs the model in eval mode without gradients and returns the mask at the photo's size.
-* :func:`optimize_for_inference` -- the speed engine: an eval-only copy with BatchNorm folded into
-  the convolutions, no auxiliary head, channels-last weights; built on the readable model and
-  checked against it (logits equal to ``1e-4 * max(1, |logits|)``; tested in
-  ``tests/test_segmentation_pspnet.py::test_optimize_for_inference_equals_eager``).
+* :func:`predict_mask` -- one photo (PIL or tensor, any size), checked once, run in eval mode without
+  gradients; the mask comes back at the photo's size.
+* :func:`optimize_for_inference` -- the speed engine: an eval-only copy with BatchNorm folded, no
+  auxiliary head, channels-last weights, checked against the readable model (and tested equal to it).
 * :func:`count_parameters`.
 """
 from __future__ import annotations
 
 import copy
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Optional
 
 import torch
 import torch.nn as nn
@@ -53,33 +51,21 @@ def _single_image(image) -> torch.Tensor:
     return x.reshape(1, 3, *x.shape[-2:])
 
 
-def _resize_target(size, h: int, w: int, stride: int) -> Tuple[int, int]:
-    if isinstance(size, (tuple, list)):
-        return check_size(size, "predict_mask: size")
-    check_int(size, "predict_mask: size", minimum=1)
-    scale = size / max(h, w)  # longer side -> size, both sides a multiple of the output stride
-    return (max(stride, round(h * scale / stride) * stride), max(stride, round(w * scale / stride) * stride))
-
-
 def predict_mask(model: nn.Module, image, size=None, threshold: Optional[float] = 0.5) -> torch.Tensor:
     """Segment one image; returns ``(H, W)`` float at the image's own resolution.
 
     Args:
         model: a :class:`PSPNet` (or any model ``(1, 3, h, w) -> (1, K, h, w)`` logits);
             run in eval mode and without gradients, its mode restored afterwards.
-        image: PIL image (any mode; converted to RGB) or float tensor
-            ``(3, H, W)`` / ``(1, 3, H, W)`` in [0, 1].
-        size: ``None`` runs at the image's size; an int scales the longer
-            side to ``size`` and rounds both sides to a multiple of the
-            model's output stride; ``(h, w)`` resizes to exactly that. The
-            logits are resized back to ``H x W`` before the sigmoid.
-        threshold: ``None`` returns the foreground probability map in [0, 1];
-            a number (default 0.5) returns the mask ``probability >= threshold``
-            as 0./1. floats.
+        image: PIL image (any mode; converted to RGB) or float tensor ``(3, H, W)`` / ``(1, 3, H, W)`` in [0, 1].
+        size: ``None`` runs at the image's size; an int scales the longer side to ``size`` and rounds
+            both sides to a multiple of the model's output stride; ``(h, w)`` resizes to exactly that.
+            The logits are resized back to ``H x W`` before the sigmoid.
+        threshold: ``None`` returns the foreground probability map in [0, 1]; a number (default 0.5)
+            returns the mask ``probability >= threshold`` as 0./1. floats.
 
-    The foreground probability is ``sigmoid(logit)`` for one class and the
-    softmax probability of class 1 for two classes; for more classes use the
-    model's logits directly.
+    The foreground probability is ``sigmoid(logit)`` for one class and the softmax probability of
+    class 1 for two classes; for more classes use the model's logits directly.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"predict_mask: model must be an nn.Module, got {type(model).__name__}")
@@ -90,7 +76,12 @@ def predict_mask(model: nn.Module, image, size=None, threshold: Optional[float] 
     param = next(model.parameters(), None)
     x = x.to(param.device if param is not None else "cpu")
     if size is not None:
-        target = _resize_target(size, h, w, getattr(model, "output_stride", 8))
+        stride = getattr(model, "output_stride", 8)
+        if isinstance(size, (tuple, list)):
+            target = check_size(size, "predict_mask: size")
+        else:  # the longer side -> size, both sides a multiple of the output stride
+            scale = check_int(size, "predict_mask: size", minimum=1) / max(h, w)
+            target = (max(stride, round(h * scale / stride) * stride), max(stride, round(w * scale / stride) * stride))
         if target != (h, w):
             x = F.interpolate(x, size=target, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
     was_training = model.training
@@ -131,10 +122,9 @@ class InferencePSPNet(PSPNet):
 def _fold_batchnorm(module: nn.Module) -> int:
     """Fold every BatchNorm2d into the Conv2d registered just before it; returns the count.
 
-    In torchvision's ResNet blocks and in ``nn.Sequential`` a BatchNorm that
-    directly follows a conv in registration order is applied to that conv's
-    output (conv1/bn1, conv2/bn2, downsample[0]/[1], ...), which is what makes
-    the fold valid; :func:`optimize_for_inference` checks the result numerically.
+    In torchvision's ResNet blocks and in ``nn.Sequential`` a BatchNorm that directly follows a conv in
+    registration order is applied to that conv's output (conv1/bn1, conv2/bn2, downsample[0]/[1], ...), which is
+    what makes the fold valid; :func:`optimize_for_inference` checks the result numerically.
     """
     folded = 0
     for child in module.children():
@@ -151,17 +141,14 @@ def _fold_batchnorm(module: nn.Module) -> int:
 def optimize_for_inference(model: PSPNet, verbose: bool = True) -> PSPNet:
     """An eval-mode copy of ``model`` for prediction: outputs equal to the eager model's to 1e-4.
 
-    * BatchNorm folded into the preceding convolutions
-      (``torch.nn.utils.fusion.fuse_conv_bn_eval``: ``W' = W * gamma / sigma``,
-      ``b' = (b - mu) * gamma / sigma + beta``) -- one pass over memory less per layer;
+    * BatchNorm folded into the preceding convolutions (``torch.nn.utils.fusion.fuse_conv_bn_eval``:
+      ``W' = W * gamma / sigma``, ``b' = (b - mu) * gamma / sigma + beta``) -- one pass over memory less per layer;
     * the auxiliary head dropped (it is never used in eval mode);
     * weights in channels_last layout, which oneDNN/cuDNN convolutions prefer.
 
-    ``model`` itself is left unchanged. The copy cannot be trained (its
-    forward raises in training mode). It is checked against the eager model
-    on a small input; a mismatch beyond ``1e-4 * max(1, |logits|)`` raises
-    (untrained networks can have logits in the hundreds, and float32 rounding
-    scales with them).
+    ``model`` itself is left unchanged; the copy cannot be trained. It is checked against the eager
+    model on a small input; a mismatch beyond ``1e-4 * max(1, |logits|)`` raises (untrained networks
+    can have logits in the hundreds, and float32 rounding scales with them).
     """
     if not isinstance(model, PSPNet):
         raise InputError(f"optimize_for_inference: expected a PSPNet, got {type(model).__name__}")
@@ -184,7 +171,6 @@ def optimize_for_inference(model: PSPNet, verbose: bool = True) -> PSPNet:
             err = (fast(probe) - ref).abs().max().item()
     finally:
         model.train(was_training)
-    # float32 rounding grows with the size of the logits: compare relative to them (and to 1)
     scale = max(1.0, ref.abs().max().item())
     if not err <= 1e-4 * scale:
         raise RuntimeError(f"optimize_for_inference: the optimised model differs from the eager one by "

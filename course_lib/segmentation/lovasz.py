@@ -15,17 +15,15 @@ __all__ = ["lovasz_hinge_loss", "LovaszHingeLoss"]
 def _lovasz_jaccard_weights(gt_sorted: torch.Tensor) -> torch.Tensor:
     """Lovász extension weights of the Jaccard loss for errors sorted in decreasing order.
 
-    Along the last dimension, ``gt_sorted`` holds the {0, 1} labels of the
-    pixels in that order. With ``M_i`` = the ``i`` pixels of largest error and
-    ``P = {p = 1}`` the set function of Berman et al. (eq. 4, 7)
+    Along the last dimension, ``gt_sorted`` holds the {0, 1} labels of the pixels in that order. With ``M_i`` =
+    the ``i`` pixels of largest error and ``P = {p = 1}`` the set function of Berman et al. (eq. 4, 7)
 
         ``Δ_J(M) = 1 - |P \\ M| / |P ∪ M|``   (= ``|M| / |P ∪ M|``)
 
-    gives weights ``g_i = Δ_J(M_i) - Δ_J(M_{i-1})`` (``Δ_J(∅) = 0``); the
-    extension of ``Δ_J`` at an error vector ``e`` is ``Σ_i e_(i) g_i`` (eq. 8, 9).
-    ``|P \\ M_i| = |P| - (positives among the first i)`` and
-    ``|P ∪ M_i| = |P| + (negatives among the first i)``; the latter is >= 1 for
-    ``i >= 1``, so there is no division by zero even when ``P`` is empty.
+    gives weights ``g_i = Δ_J(M_i) - Δ_J(M_{i-1})`` (``Δ_J(∅) = 0``); the extension of ``Δ_J`` at an error
+    vector ``e`` is ``Σ_i e_(i) g_i`` (eq. 8, 9). ``|P \\ M_i| = |P| - (positives among the first i)`` and
+    ``|P ∪ M_i| = |P| + (negatives among the first i)``; the latter is >= 1 for ``i >= 1``, so there is no
+    division by zero even when ``P`` is empty.
     """
     n_pos = gt_sorted.sum(-1, keepdim=True)
     pos_seen = gt_sorted.cumsum(-1)
@@ -37,21 +35,17 @@ def _lovasz_jaccard_weights(gt_sorted: torch.Tensor) -> torch.Tensor:
 def lovasz_hinge_loss(pred: torch.Tensor, target: torch.Tensor, *, per_image: bool = True) -> torch.Tensor:
     """Binary Lovász hinge loss (Berman et al., CVPR 2018, Sec. 3.1 and eq. 9).
 
-    A convex surrogate of the Jaccard loss ``1 - IoU`` of the person class.
-    With logits ``x`` and signs ``s = 2p - 1`` the hinge errors are
-    ``e_i = max(0, 1 - s_i x_i)``; sorting them in decreasing order
+    A convex surrogate of the Jaccard loss ``1 - IoU`` of the person class. With logits ``x`` and signs
+    ``s = 2p - 1`` the hinge errors are ``e_i = max(0, 1 - s_i x_i)``; sorting them in decreasing order
     ``e_(1) >= e_(2) >= ...``,
 
         ``loss = Σ_i e_(i) · [Δ_J(M_i) - Δ_J(M_{i-1})]``,
 
-    where ``M_i`` holds the ``i`` pixels of largest error and
-    ``Δ_J(M) = |M| / |P ∪ M|`` is the Jaccard loss when exactly the pixels
-    ``M`` are wrong (``P``: the person pixels). This is the Lovász extension
-    of ``Δ_J`` evaluated at ``e``: where the errors are 0/1 (each pixel
-    either right with margin >= 1 or at logit 0) it is the Jaccard loss of
-    the wrong pixels; in between it interpolates linearly. The loss is
-    piecewise linear in ``x``; the weights depend only on the order of the
-    errors (ties may be broken either way: the value does not change).
+    where ``M_i`` holds the ``i`` pixels of largest error and ``Δ_J(M) = |M| / |P ∪ M|`` is the Jaccard loss when
+    exactly the pixels ``M`` are wrong (``P``: the person pixels). This is the Lovász extension of ``Δ_J`` evaluated
+    at ``e``: where the errors are 0/1 (each pixel either right with margin >= 1 or at logit 0) it is the Jaccard
+    loss of the wrong pixels; in between it interpolates linearly. The loss is piecewise linear in ``x``; the weights
+    depend only on the order of the errors (ties may be broken either way: the value does not change).
 
     Empty masks: with no person pixels ``Δ_J(M) = 1`` for any non-empty ``M``: the loss is the
     largest hinge error, 0 once every logit is <= -1.

@@ -5,24 +5,16 @@
 * :func:`boundary_f_score` F-measure of the mask boundaries within a pixel tolerance
 * :class:`IoUMeter`        accumulates over batches: mean per-image IoU and dataset IoU
 
-Shapes and values as in :mod:`course_lib.segmentation.losses`: ``pred`` is
-``(N, 1, H, W)`` or ``(N, H, W)`` and holds probabilities in [0, 1] (the
-default here), logits (``from_logits=True``), or a hard bool/{0, 1} mask;
-``target`` is a {0, 1} mask of the same spatial shape. A pixel is
-predicted as person when ``p̂ > threshold`` (strictly; with logits,
-``σ(x) > threshold``).
+Shapes and values as in :mod:`course_lib.segmentation.losses`: ``pred`` is ``(N, 1, H, W)`` or ``(N, H, W)`` and
+holds probabilities in [0, 1] (the default here), logits (``from_logits=True``), or a hard bool/{0, 1} mask;
+``target`` is a {0, 1} mask of the same spatial shape. A pixel is predicted as person when ``p̂ > threshold``
+(strictly; with logits, ``σ(x) > threshold``).
 
-Two averages, both reported in papers:
+Two averages, both reported in papers: **mean IoU** (``miou``), the IoU of each image averaged over images, and
+**dataset IoU** (``dataset_iou``), total intersection / total union over all pixels (large people weigh more).
 
-* **mean IoU** (``miou``): IoU of each image, then the mean over images
-  (EG1800 papers: PortraitNet 96.62, ...);
-* **dataset IoU** (``dataset_iou``): total intersection / total union over
-  all pixels of the dataset; large people weigh more.
-
-Conventions for empty masks (stated once, used everywhere): truth and
-prediction both empty -> IoU 1 (nothing to find, nothing predicted); truth
-empty but prediction not (or the reverse) -> IoU 0. Metrics are computed
-without gradients, in float64 for the ratios.
+Empty masks (stated once, used everywhere): truth and prediction both empty -> IoU 1 (nothing to find, nothing
+predicted); exactly one of them empty -> IoU 0. Metrics run without gradients, in float64 for the ratios.
 """
 from __future__ import annotations
 
@@ -90,9 +82,8 @@ def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, *, threshold: float
                    from_logits: bool = False, per_image: bool = True) -> torch.Tensor:
     """Fraction of pixels whose thresholded prediction equals the truth.
 
-    Same arguments as :func:`iou`; ``(N,)`` per image or a 0-d tensor over
-    the batch. Beware: on portraits with small people, predicting only
-    background already scores high.
+    Same arguments as :func:`iou`; ``(N,)`` per image or a 0-d tensor over the batch. Beware: on portraits with
+    small people, predicting only background already scores high.
 
     >>> target = torch.tensor([[[1, 1], [0, 0]]])
     >>> pixel_accuracy(torch.tensor([[[0.9, 0.2], [0.7, 0.1]]]), target)
@@ -107,8 +98,7 @@ def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, *, threshold: float
 def _boundary(mask: torch.Tensor) -> torch.Tensor:
     """Inner boundary of ``(N, H, W)`` bool masks: mask pixels with a 4-neighbour outside the mask.
 
-    The image border is not a boundary (replicate padding): a person cut by
-    the frame has no contour along the frame.
+    The image border is not a boundary (replicate padding): a person cut by the frame has no contour along the frame.
     """
     m = mask.float().unsqueeze(1)
     padded = F.pad(m, (1, 1, 1, 1), mode="replicate")
@@ -131,24 +121,16 @@ def _dilate_disk(mask: torch.Tensor, radius: int) -> torch.Tensor:
 @torch.no_grad()
 def boundary_f_score(pred: torch.Tensor, target: torch.Tensor, *, tolerance_px: int = 2,
                      threshold: float = 0.5, from_logits: bool = False) -> torch.Tensor:
-    """Boundary F-measure ``F = 2 P R / (P + R)`` of the mask contours, per image.
+    """Boundary F-measure ``F = 2 P R / (P + R)`` of the mask contours, per image: float64 ``(N,)``.
 
-    The contour of a mask is its inner boundary (pixels of the mask with a
-    4-neighbour outside it; the image frame is not a contour). Precision
-    ``P`` is the fraction of predicted contour pixels within Euclidean
-    distance ``tolerance_px`` of a true contour pixel, recall ``R`` the
-    fraction of true contour pixels within that distance of a predicted one
-    (the contour accuracy ``F`` of the DAVIS benchmark, Perazzi et al.,
-    CVPR 2016; the BF score of Csurka et al., BMVC 2013). It rewards sharp,
-    well-placed edges (hair, shoulders) that IoU barely notices.
+    The contour of a mask is its inner boundary (pixels of the mask with a 4-neighbour outside it; the image frame is
+    not a contour). Precision ``P`` is the fraction of predicted contour pixels within Euclidean distance
+    ``tolerance_px`` of a true contour pixel, recall ``R`` the fraction of true contour pixels within that distance
+    of a predicted one (the contour accuracy ``F`` of the DAVIS benchmark, Perazzi et al., CVPR 2016; the BF score of
+    Csurka et al., BMVC 2013). It rewards sharp, well-placed edges (hair, shoulders) that IoU barely notices.
 
-    Conventions: both contours empty -> 1; exactly one empty -> 0; ``P = R = 0`` -> 0.
-
-    Args:
-        pred, target, threshold, from_logits: as in :func:`iou`.
-        tolerance_px: distance in pixels (an int >= 0) at which a contour pixel counts as matched.
-    Returns:
-        float64 tensor ``(N,)``.
+    ``tolerance_px``: distance in pixels (an int >= 0) at which a contour pixel counts as matched; the other
+    arguments as in :func:`iou`. Both contours empty -> 1; exactly one empty -> 0; ``P = R = 0`` -> 0.
 
     >>> target = torch.zeros(1, 8, 8); target[0, 2:6, 2:6] = 1
     >>> pred = torch.zeros(1, 8, 8); pred[0, 2:6, 3:7] = 1      # shifted right by one pixel
@@ -175,17 +157,15 @@ def boundary_f_score(pred: torch.Tensor, target: torch.Tensor, *, tolerance_px: 
 class IoUMeter:
     """Accumulate IoU (and pixel accuracy) over the batches of a validation pass.
 
-    ``update(pred, target)`` takes one batch (arguments as in :func:`iou`);
-    ``compute()`` returns a dict
+    ``update(pred, target)`` takes one batch (arguments as in :func:`iou`); ``compute()`` returns a dict
 
     * ``'miou'``: mean over all images seen of the per-image IoU,
     * ``'dataset_iou'``: total intersection / total union over all pixels seen,
     * ``'pixel_accuracy'``: correct pixels / pixels over all pixels seen,
     * ``'n'``: the number of images.
 
-    Images of different sizes in different batches are fine. Pixel counts
-    are kept as exact integers, so ``dataset_iou`` does not depend on how the
-    data was split into batches.
+    Images of different sizes in different batches are fine. Pixel counts are kept as exact integers, so
+    ``dataset_iou`` does not depend on how the data was split into batches.
 
     >>> meter = IoUMeter()
     >>> target = torch.tensor([[[1, 1], [0, 0]]])
@@ -206,8 +186,7 @@ class IoUMeter:
         self._n = self._inter = self._union = self._correct = self._pixels = 0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        inter, union, correct, pixels = _counts(pred, target, self.threshold, self.from_logits,
-                                                "IoUMeter.update")
+        inter, union, correct, pixels = _counts(pred, target, self.threshold, self.from_logits, "IoUMeter.update")
         self._iou_sum += float(_ratio_or_one(inter, union).sum())
         self._n += int(inter.numel())
         self._inter += int(inter.sum())
@@ -218,12 +197,8 @@ class IoUMeter:
     def compute(self) -> dict:
         if self._n == 0:
             raise ValueError("IoUMeter.compute: no images yet; call update(pred, target) first")
-        return {
-            "miou": self._iou_sum / self._n,
-            "dataset_iou": self._inter / self._union if self._union > 0 else 1.0,
-            "pixel_accuracy": self._correct / self._pixels,
-            "n": self._n,
-        }
+        return {"miou": self._iou_sum / self._n, "dataset_iou": self._inter / self._union if self._union > 0 else 1.0,
+                "pixel_accuracy": self._correct / self._pixels, "n": self._n}
 
     def __repr__(self) -> str:
         return f"IoUMeter(threshold={self.threshold}, from_logits={self.from_logits}, n={self._n})"

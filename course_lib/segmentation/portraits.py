@@ -1,15 +1,11 @@
 """Portrait segmentation data: masks, paired folders, joint augmentation, synthetic portraits.
 
-* :func:`load_mask` turns whatever a data set stores (0/255, 0/1 or 16-bit PNGs, palette PNGs,
-  gray masks saved as RGB, alpha mattes, colour-coded label images, MATLAB ``.mat`` files) into a
-  binary ``uint8`` array ``(H, W)`` with 1 = person.
+* :func:`load_mask` turns whatever a data set stores (see there) into a binary ``uint8`` array ``(H, W)``.
 * :class:`PortraitFolder` pairs images and masks by file stem, decodes them lazily, skips and counts
-  unreadable files and summarises the data's problems in :meth:`~PortraitFolder.report`;
-  :func:`train_val_split` holds out a fixed, name-hashed part.
+  unreadable files (:meth:`~PortraitFolder.report`); :func:`train_val_split` holds out a name-hashed part.
 * :class:`PortraitAugment` moves an image and its mask together (``torchvision.transforms.v2``).
-* :func:`synthetic_portraits` draws head-and-shoulders portraits with exact masks over crops of the
-  *training side* of :func:`course_lib.core.datasets.offline_natural_images`; :func:`imbalanced_blobs`
-  is a tiny task with a rare foreground, for comparing losses under class imbalance.
+* :func:`synthetic_portraits` draws portraits with exact masks over the offline training photos;
+  :func:`imbalanced_blobs` is a tiny task with a rare foreground.
 * :func:`shared_portraits` opens a prepared copy of EG1800 (``$COURSE_PORTRAITS``); :func:`eg1800`
   reads the layout that ``course_lib.core.datasets.fetch("eg1800")`` downloads.
 
@@ -38,6 +34,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+from tqdm.auto import tqdm
 
 from ..core import datasets as _datasets
 from ..core.checks import (InputError, check_choice, check_int, check_number, check_probability, check_size,
@@ -216,9 +213,7 @@ def load_mask(source, *, threshold: float = 0.5, foreground=None, mat_key: Optio
     """Read a segmentation mask as a ``uint8`` array ``(H, W)`` with values {0, 1} (1 = foreground).
 
     ``source``: a path (image file or MATLAB ``.mat``), a PIL image, a numpy array or a tensor
-    ``(H, W)`` / ``(1, H, W)``.
-
-    Decoding:
+    ``(H, W)`` / ``(1, H, W)``. Decoding:
 
     * two levels, 0 and one positive value (0/255, 0/1, 0/65535 16-bit, 0/1.0): nonzero is foreground;
     * palette PNG: index > 0 is foreground, unless ``foreground`` lists the foreground indices;
@@ -231,9 +226,7 @@ def load_mask(source, *, threshold: float = 0.5, foreground=None, mat_key: Optio
     * anything else with intermediate values (JPEG-compressed masks, soft mattes): pixels
       ``>= threshold x full scale`` (255, 65535 or 1.0) are foreground, with a warning that says how
       many pixels were neither 0 nor the maximum. A small-integer label map (e.g. values 1, 2, 3)
-      is an error asking for ``foreground=`` instead.
-
-    Raises ``ValueError`` naming the file for unreadable or ambiguous masks.
+      is an error asking for ``foreground=`` instead; so are unreadable masks (``ValueError``, naming the file).
 
     >>> load_mask(np.array([[0, 255], [255, 0]], dtype=np.uint8)).tolist()
     [[0, 1], [1, 0]]
@@ -259,28 +252,25 @@ def _resize_pair(image: torch.Tensor, mask: torch.Tensor, size: Tuple[int, int])
 class PortraitAugment:
     """Joint augmentation of an image and its mask with ``torchvision.transforms.v2``, output exactly ``size``.
 
-    The image travels as a ``tv_tensors.Image`` and the mask as a ``tv_tensors.Mask``, so every
-    geometric step moves both alike (the mask with nearest-neighbour sampling: it stays {0, 1} and
-    aligned to the pixel); the photometric steps touch the image only:
+    The image travels as a ``tv_tensors.Image`` and the mask as a ``tv_tensors.Mask``, so every geometric step
+    moves both alike (the mask with nearest-neighbour sampling: it stays {0, 1}); photometric steps touch the image:
 
     1. ``Resize(size)``: the input onto the output frame (the aspect ratio follows ``size``);
-    2. ``RandomAffine``: a zoom by a factor in ``scale`` (> 1 zooms in), a rotation by up to
-       ``rotate`` degrees and a shift by up to ``translate`` x the size; what comes from outside the
-       input is 0 (black image, background mask);
+    2. ``RandomAffine``: a zoom by a factor in ``scale`` (> 1 zooms in), a rotation by up to ``rotate`` degrees
+       and a shift by up to ``translate`` x the size; outside the input is 0 (black image, background mask);
     3. ``RandomHorizontalFlip(hflip)``;
     4. ``ColorJitter``: brightness, contrast and saturation factors in ``[1 - j, 1 + j]`` for
        ``jitter = (brightness, contrast, saturation)`` (or one ``j`` for all three);
-    5. with probability ``blur_p``, :func:`course_lib.core.filters.gaussian_blur` with a sigma in
-       ``blur_sigma`` pixels.
+    5. with probability ``blur_p``, :func:`~course_lib.core.filters.gaussian_blur` of sigma in ``blur_sigma`` px.
 
-    Randomness: ``__call__(image, mask, generator=None)`` with a ``torch.Generator`` or an int seed
-    is reproducible (the transforms draw from torch's generator seeded from it, inside
-    ``torch.random.fork_rng``, which leaves the global state as it was); ``None`` draws from torch's
-    global generator, which :func:`course_lib.core.training.fit` seeds and resumes. The geometry is
-    drawn first, so a seed gives the same geometry with or without jitter and blur.
+    Randomness: ``__call__(image, mask, generator=None)`` with a ``torch.Generator`` or an int seed is
+    reproducible (the transforms draw from torch's generator seeded from it, inside ``torch.random.fork_rng``,
+    which leaves the global state as it was); ``None`` draws from torch's global generator, which
+    :func:`~course_lib.core.training.fit` seeds and resumes. The geometry is drawn first, so a seed gives the
+    same geometry with or without jitter and blur.
 
-    Input: ``image (3, H, W)`` float in [0, 1], ``mask (1, H, W)`` or ``(H, W)`` in {0, 1}.
-    Output: ``(image (3, h, w), mask (1, h, w))`` with ``(h, w) = size``.
+    ``image (3, H, W)`` float in [0, 1], ``mask (1, H, W)`` or ``(H, W)`` in {0, 1} -> ``(image (3, h, w),
+    mask (1, h, w))`` with ``(h, w) = size``.
 
     >>> aug = PortraitAugment((64, 48))
     >>> img, m = aug(torch.rand(3, 80, 60), torch.ones(1, 80, 60), generator=0)
@@ -413,13 +403,11 @@ class PortraitFolder(Dataset):
     threshold, foreground, mat_key: passed to :func:`load_mask`.
     names: keep only these stems (a split); masks of other stems are not reported as orphans.
 
-    Returns ``(image, mask)``: float tensors ``(3, H, W)`` in [0, 1] and ``(1, H, W)`` in {0, 1}.
-
-    The folders are listed once (names only); files are decoded when a sample needs them.
-    Unreadable files are skipped with a warning (``dataset.skipped``: stem -> reason) and the next
-    pair is returned instead, so an epoch never stops on one bad file. All-background and
-    all-foreground masks are kept and counted (``empty_masks``, ``full_masks``), as are thresholded
-    non-binary masks (``thresholded_masks``); :meth:`report` summarises, :meth:`scan` checks every pair.
+    Returns ``(image, mask)``: float tensors ``(3, H, W)`` in [0, 1] and ``(1, H, W)`` in {0, 1}. The folders are
+    listed once (names only); files are decoded when a sample needs them. Unreadable files are skipped with a warning
+    (``dataset.skipped``: stem -> reason) and the next pair is returned instead, so an epoch never stops on one bad
+    file. All-background and all-foreground masks are kept and counted (``empty_masks``, ``full_masks``), as are
+    thresholded non-binary masks (``thresholded_masks``); :meth:`report` summarises, :meth:`scan` checks every pair.
     Counters are kept per process: with DataLoader workers, call ``scan()`` in the main process.
     """
 
@@ -467,9 +455,7 @@ class PortraitFolder(Dataset):
             image_files = _list_files(self.image_dir, IMAGE_EXTENSIONS)
             mask_files = _list_files(self.mask_dir, MASK_EXTENSIONS)
 
-        by_stem: dict = {}
-        for p in image_files:
-            by_stem.setdefault(p.stem.lower(), p)
+        by_stem = {p.stem.lower(): p for p in reversed(image_files)}  # the first file of a stem wins
         self.duplicates: list = [p.name for p in image_files if by_stem[p.stem.lower()] is not p]
         candidates: dict = {}  # image stem -> [(suffix rank, mask path)]
         orphans = []
@@ -481,9 +467,7 @@ class PortraitFolder(Dataset):
             elif wanted is None or any(k in wanted for _, k in keys):
                 orphans.append(p.name)
         self.ambiguous, self.pairs, self.unmatched_images = {}, [], []
-        for key in sorted(by_stem):
-            if wanted is not None and key not in wanted:
-                continue
+        for key in sorted(k for k in by_stem if wanted is None or k in wanted):
             found = sorted(candidates.get(key, []), key=lambda c: (c[0], c[1].suffix.lower() == ".mat", c[1].name))
             if not found:
                 self.unmatched_images.append(by_stem[key].name)
@@ -610,12 +594,9 @@ class PortraitFolder(Dataset):
     def scan(self, progress: bool = False, decode_images: bool = True) -> str:
         """Decode every pair once (no augmentation) to fill the counters; returns :meth:`report`.
 
-        Size mismatches are collected in ``size_mismatches`` instead of raising.
-        ``decode_images=False`` reads only the photos' headers (sizes): several times faster, but a
-        truncated photo is then found only when a sample needs it.
+        Size mismatches are collected in ``size_mismatches`` instead of raising. ``decode_images=False`` reads only
+        the photos' headers (sizes): faster, but a truncated photo is then found only when a sample needs it.
         """
-        from tqdm.auto import tqdm
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for k in tqdm(range(len(self.pairs)), desc="scan", disable=not progress, leave=False):
@@ -629,15 +610,12 @@ class PortraitFolder(Dataset):
     def readable(self, limit: Optional[int] = None, progress: bool = False) -> "PortraitFolder":
         """The pairs that decode, in order (at most ``limit`` of them), as a :meth:`subset`.
 
-        ``__getitem__`` serves the next readable pair in place of an unreadable one, so that an
-        epoch never stops; to *count* pairs (evaluation, a training set's size, a sidecar) use
-        this view instead, where every index is a distinct readable pair. Each pair is decoded
-        once here; the unreadable ones are skipped with one warning and listed in the view's
-        ``skipped`` (stem -> reason). A mask whose size differs from its image still raises
-        :class:`MaskSizeError` (a data error to fix, not a bad file).
+        ``__getitem__`` serves the next readable pair in place of an unreadable one, so that an epoch never
+        stops; to *count* pairs (evaluation, a training set's size, a sidecar) use this view instead, where
+        every index is a distinct readable pair. Each pair is decoded once here; the unreadable ones are skipped
+        with one warning and listed in the view's ``skipped`` (stem -> reason). A mask whose size differs from
+        its image still raises :class:`MaskSizeError` (a data error to fix, not a bad file).
         """
-        from tqdm.auto import tqdm
-
         limit = None if limit is None else check_int(limit, "PortraitFolder.readable: limit", minimum=1)
         if getattr(self, "all_readable", False) and (limit is None or limit >= len(self.pairs)):
             return self  # already such a view: every pair decoded once
@@ -732,9 +710,8 @@ def train_val_split(dataset_or_names, val_fraction: float = 0.15, seed: int = 0)
 def shared_portraits(root: Optional[PathLike] = None, **kwargs) -> PortraitFolder:
     """The prepared EG1800 training split (``images/*.jpg`` + ``masks/*.png``) as a :class:`PortraitFolder`.
 
-    Looks at ``root``, else ``$COURSE_PORTRAITS``, else :data:`SHARED_PORTRAITS` (the course's
-    development machines). ``kwargs`` go to :class:`PortraitFolder`. Raises
-    :class:`course_lib.core.datasets.DatasetUnavailableError` saying how to get the data otherwise.
+    Looks at ``root``, else ``$COURSE_PORTRAITS``, else :data:`SHARED_PORTRAITS`; ``kwargs`` go to
+    :class:`PortraitFolder`. Raises ``DatasetUnavailableError`` saying how to get the data otherwise.
     """
     env = os.environ.get(ENV_VAR, "").strip()
     folder = Path(root) if root is not None else Path(env).expanduser() if env else SHARED_PORTRAITS
@@ -750,25 +727,15 @@ def shared_portraits(root: Optional[PathLike] = None, **kwargs) -> PortraitFolde
         f"portraits with exact masks.")
 
 
-def _eg1800_data(root: Path) -> Path:
-    for cand in [root, root / "data"] + sorted(p / "data" for p in root.iterdir() if p.is_dir()):
-        if (cand / "images_data_crop").is_dir() and (cand / "images_mask").is_dir():
-            return cand
-    raise FileNotFoundError(
-        f"eg1800: no EG1800 layout under {root}: expected data/images_data_crop/NNNNN.jpg, "
-        f"data/images_mask/NNNNN_mask.mat and data/testlist.mat (the bio-punk/AutoPortraitMatting mirror, "
-        f"course_lib.core.datasets.fetch('eg1800')), in {root}, {root / 'data'} or one folder below")
-
-
-def _index_list(path: Path, variable: str) -> list:
+def _test_names(path: Path) -> list:
+    """The stems of the test images listed in ``testlist.mat`` (its variable ``testlist``, or the only one)."""
     if not path.is_file():
-        raise FileNotFoundError(f"eg1800: {path} is missing; it lists the test images (use split='all' "
-                                f"without it)")
+        raise FileNotFoundError(f"eg1800: {path} is missing; it lists the test images (use split='all' without it)")
     arrays = {k: v for k, v in _mat_variables(path).items()
               if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number)}
-    if variable not in arrays and len(arrays) != 1:
-        raise ValueError(f"eg1800: {path} has no variable {variable!r} (variables: {', '.join(arrays) or 'none'})")
-    values = np.asarray(arrays.get(variable, next(iter(arrays.values())))).ravel()
+    if "testlist" not in arrays and len(arrays) != 1:
+        raise ValueError(f"eg1800: {path} has no variable 'testlist' (variables: {', '.join(arrays) or 'none'})")
+    values = np.asarray(arrays.get("testlist", next(iter(arrays.values())))).ravel()
     if values.size == 0 or (values <= 0).any() or (values != np.round(values)).any():
         raise ValueError(f"eg1800: {path} must list positive image numbers, got {values[:5].tolist()}...")
     return [f"{int(v):05d}" for v in values]
@@ -788,10 +755,16 @@ def eg1800(root: PathLike, split: str = "train", **kwargs) -> PortraitFolder:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"eg1800: {root} is not a folder")
-    data = _eg1800_data(root)
+    data = next((c for c in [root, root / "data"] + sorted(p / "data" for p in root.iterdir() if p.is_dir())
+                 if (c / "images_data_crop").is_dir() and (c / "images_mask").is_dir()), None)
+    if data is None:
+        raise FileNotFoundError(
+            f"eg1800: no EG1800 layout under {root}: expected data/images_data_crop/NNNNN.jpg, "
+            f"data/images_mask/NNNNN_mask.mat and data/testlist.mat (the bio-punk/AutoPortraitMatting mirror, "
+            f"course_lib.core.datasets.fetch('eg1800')), in {root}, {root / 'data'} or one folder below")
     images, masks = data / "images_data_crop", data / "images_mask"
     kwargs.setdefault("mask_suffixes", ("_mask", ""))
-    names = None if split == "all" else _index_list(data / "testlist.mat", "testlist")
+    names = None if split == "all" else _test_names(data / "testlist.mat")
     if split == "train":  # every image that the test list does not name
         held = set(names)
         names = [p.stem for p in _list_files(images, IMAGE_EXTENSIONS) if p.stem not in held]
@@ -885,9 +858,8 @@ def _render_portrait(rng: np.random.Generator, h: int, w: int, frac_range: Tuple
             head = (u / a) ** 2 + (v / r) ** 2 <= 1.0
             hair_top = ((u / (a * p["hair_puff"])) ** 2 + ((v + 0.06 * r) / (r * p["hair_puff"])) ** 2 <= 1.0) \
                 & (v < p["hair_line"] * r + 0.25 * np.abs(u))
-            hair_back = np.zeros_like(head)
-            if p["hair_long"]:
-                hair_back = (np.abs(u) <= a * p["hair_puff"]) & (v >= 0) & (v <= p["hair_len"] * r)
+            hair_back = ((np.abs(u) <= a * p["hair_puff"]) & (v >= 0) & (v <= p["hair_len"] * r) if p["hair_long"]
+                         else np.zeros_like(head))
             neck = (np.abs(xx - cx - 0.3 * p["shift"] * r) <= p["neck"] * r) & (yy >= cy) & (yy <= ys + r)
             bx = cx + p["shift"] * r + np.tan(p["lean"]) * (yy - ys)
             half = p["shoulder"] * r * (1.0 + p["flare"] * np.clip((yy - ys) / r, 0, None))
@@ -921,12 +893,11 @@ def _render_portrait(rng: np.random.Generator, h: int, w: int, frac_range: Tuple
                      [0.6, 0.6, 0.6]])[rng.choice(5, p=[0.35, 0.3, 0.15, 0.1, 0.1])]
     cloth = rng.uniform(0.05, 0.95, 3)
     cloth2 = np.clip(cloth + rng.uniform(-0.4, 0.4, 3), 0, 1)
-    fg = np.empty((h, w, 3), dtype=np.float32)
     # clothes: plain or striped, with folds (low-frequency shading)
     angle, period = rng.uniform(0, np.pi), rng.uniform(0.3, 0.9) * r
     stripes = (np.sin((np.cos(angle) * xx + np.sin(angle) * yy) * 2 * np.pi / period) > 0) \
         if rng.random() < 0.5 else np.zeros((h, w), dtype=bool)
-    fg[:] = np.where(stripes[..., None], cloth2, cloth)
+    fg = np.where(stripes[..., None], cloth2, cloth).astype(np.float32)
     folds = 1.0 + 0.12 * np.sin(xx / (0.7 * r) + rng.uniform(0, 6)) * np.cos(yy / (0.9 * r))
     fg *= folds[..., None]
     # neckline: skin shows through a round cut of the collar
@@ -956,8 +927,7 @@ class SyntheticPortraits(Dataset):
     """Head-and-shoulders portraits with exact binary masks, drawn on demand (see :func:`synthetic_portraits`).
 
     Sample ``i`` depends only on ``(seed, i)``: the same at every epoch, in every worker, on every machine.
-    Returns ``(image (3, H, W) in [0, 1], 8-bit levels; mask (1, H, W) in {0, 1})``. With ``cache=True``
-    each sample is drawn once and kept as 8-bit (about 4 bytes a pixel).
+    Returns ``(image (3, H, W) in [0, 1], 8-bit levels; mask (1, H, W) in {0, 1})``.
     """
 
     def __init__(self, n: int, size: Size = (128, 128), *, seed: int = 0,
@@ -1008,18 +978,16 @@ def synthetic_portraits(n: int, size: Size = (128, 128), *, seed: int = 0, foreg
                         backgrounds: str = "natural", cache: bool = True) -> SyntheticPortraits:
     """``n`` synthetic head-and-shoulders portraits with exact masks (offline, deterministic by ``seed``).
 
-    Each sample: a head (ellipse, random tilt and aspect) with short or long hair, a neck, and
-    shoulders/torso (a rounded superellipse top widening downwards, random width, lean and offset)
-    running out of the bottom edge; skin of a random tone shaded towards the rim, plain or striped
-    clothes with folds, eyes and mouth when large enough, texture noise; the edge is softened in
-    the image (Gaussian, 0.6 px) while the mask stays exactly binary. The figure is scaled by
-    bisection so that its share of the pixels lies in ``foreground_fraction`` (``(lo, hi)``, or one
-    value ± 0.02).
+    Each sample: a head (ellipse, random tilt and aspect) with short or long hair, a neck, and shoulders/torso
+    (a rounded superellipse top widening downwards, random width, lean and offset) running out of the bottom
+    edge; skin of a random tone shaded towards the rim, plain or striped clothes with folds, eyes and mouth when
+    large enough, texture noise; the edge is softened in the image (Gaussian, 0.6 px) while the mask stays
+    exactly binary. The figure is scaled by bisection so that its share of the pixels lies in
+    ``foreground_fraction`` (``(lo, hi)``, or one value ± 0.02).
 
-    ``backgrounds``: ``"natural"`` crops of the *training* photos of
-    :func:`course_lib.core.datasets.offline_split` (the hold-out photos are never used, nor the
-    astronaut photo, whose unlabelled person would be label noise), often blurred as by a shallow
-    depth of field; ``"noise"`` smooth colour fields; ``"flat"`` one colour.
+    ``backgrounds``: ``"natural"`` crops of the *training* photos of :func:`course_lib.core.datasets.offline_split`
+    (the hold-out photos are never used, nor the astronaut photo, whose unlabelled person would be label noise),
+    often blurred as by a shallow depth of field; ``"noise"`` smooth colour fields; ``"flat"`` one colour.
 
     Returns a :class:`SyntheticPortraits` dataset (``.tensors()`` stacks it); ``cache=True`` keeps
     each drawn sample (8-bit) so that later epochs cost nothing.
@@ -1038,8 +1006,7 @@ def imbalanced_blobs(n: int, size: Size = 64, *, seed: int = 0, foreground_fract
     fraction of the pixels inside ``foreground_fraction`` (default 2-10 %: a network that predicts
     "background everywhere" already scores 90-98 % pixel accuracy, which is the point of the exercise).
 
-    Returns ``(images (n, 1, H, W) float in [0, 1], masks (n, 1, H, W) float in {0, 1})``,
-    deterministic by ``seed``.
+    Returns ``(images (n, 1, H, W) float in [0, 1], masks (n, 1, H, W) float in {0, 1})``, deterministic by ``seed``.
 
     >>> x, y = imbalanced_blobs(4, 32, seed=0)
     >>> bool(((y.mean((1, 2, 3)) >= 0.02) & (y.mean((1, 2, 3)) <= 0.10)).all())
@@ -1052,8 +1019,7 @@ def imbalanced_blobs(n: int, size: Size = 64, *, seed: int = 0, foreground_fract
     if (not isinstance(blobs, (tuple, list)) or len(blobs) != 2 or not 1 <= blobs[0] <= blobs[1]):
         raise ValueError(f"imbalanced_blobs: blobs must be (min, max) counts with 1 <= min <= max, got {blobs!r}")
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
-    images = np.empty((n, h, w), dtype=np.float32)
-    masks = np.empty((n, h, w), dtype=np.float32)
+    images, masks = np.empty((2, n, h, w), dtype=np.float32)
     for i in range(n):
         rng = np.random.default_rng([seed, i])
         for _ in range(50):

@@ -1,19 +1,17 @@
 """Optional: Segment Anything (Kirillov et al. 2023) prompted on the same portraits, next to the PSPNet.
 
-SAM is a promptable, class-agnostic segmenter: given an image and a box or a point, it returns the mask of
-"the thing there". It was trained on 11 million images; the PSPNet of this unit on 1,149 portraits. Comparing the
-two on the held-out portraits shows what a general model does without any portrait training, and what a prompt
-costs (someone, or something, has to draw the box).
+SAM is a promptable, class-agnostic segmenter: given an image and a box or a point, it returns the mask of "the
+thing there". Trained on 11 million images (the PSPNet on 1,149 portraits), it shows what a general model does
+without any portrait training, and what a prompt costs (someone, or something, has to draw the box).
 
-Nothing here is required by the course: everything works when the ``segment_anything`` package
-(``pip install segment-anything``) and a SAM checkpoint are present, and :func:`sam_status` says plainly what is
-missing otherwise. The checkpoint is looked up at ``checkpoint=``, then ``$COURSE_SAM_CHECKPOINT``, then
-``<course cache>/sam/`` and torch hub's checkpoint folder, under its official file name (:data:`SAM_CHECKPOINTS`);
-the course does not download it (2.5 GB for ViT-H, 375 MB for ViT-B): get it from :data:`SAM_URL`.
+Not required by the course: it needs ``pip install segment-anything`` and a SAM checkpoint (:func:`sam_status`
+says what is missing), looked up at ``checkpoint=``, ``$COURSE_SAM_CHECKPOINT``, ``<course cache>/sam/`` and torch
+hub's checkpoint folder under its official name (:data:`SAM_CHECKPOINTS`). The course does not download it (375 MB
+for ViT-B, 2.5 GB for ViT-H): get it from :data:`SAM_URL`.
 
-The prompts are made without looking at the truth when ``prompt="pspnet_box"`` (the bounding box of the
-PSPNet's own mask: a fully automatic pipeline) and with it when ``prompt="true_box"`` (an oracle box: what a person
-drawing a box gives SAM); ``"center_point"`` is one positive click at the centre of the PSPNet's mask.
+Prompts: ``"pspnet_box"``, the bounding box of the PSPNet's own mask (fully automatic); ``"true_box"``, that of
+the truth (an oracle: what a person drawing a box gives SAM); ``"center_point"``, one positive click at the centre
+of the PSPNet's mask.
 """
 from __future__ import annotations
 

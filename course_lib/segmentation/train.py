@@ -1,16 +1,4 @@
-"""Training and evaluating segmentation networks with the course's one loop, ``core.training.fit``.
-
-* :func:`make_loss` -- the loss by name (``"bce"``, ``"jaccard"``, ``"combined"``, ``"dice"``,
-  ``"focal"``, ``"lovasz"``), with PSPNet's auxiliary head weighted in, returning
-  ``(loss, logs)`` as ``fit`` logs it;
-* :class:`PreloadedPortraits` -- decodes a folder of portraits once into memory at the training
-  resolution and augments on the fly (a JPEG decode and resize per sample would cost more than
-  the network on a 2-core CPU);
-* :func:`train_segmentation` -- AdamW with the "poly" learning-rate schedule of the PSPNet paper
-  (``lr · (1 - step/steps)^0.9``), validation IoU in the history, checkpoint and resume;
-* :func:`evaluate_segmentation` -- mean per-image IoU and dataset IoU at the *masks'* resolution:
-  the network may run at a smaller size, its logits are resized back to each mask's size first.
-"""
+"""Training (with the course's one loop, ``core.training.fit``) and evaluating segmentation networks."""
 from __future__ import annotations
 
 import copy
@@ -26,9 +14,13 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..core.checkpoints import atomic_save, load_pretrained
 from ..core.checks import InputError, check_choice, check_int, check_number, check_size, check_tensor
+from ..core.training import fit
 from . import losses as L
 from .metrics import IoUMeter, iou
+from .portraits import PortraitFolder, _resize_pair
+from .pspnet import PSPNet, pspnet
 
 __all__ = ["LOSSES", "make_loss", "PreloadedPortraits", "poly_schedule", "train_segmentation",
            "evaluate_segmentation", "predict_logits", "TTA", "load_pspnet", "pretrained", "SHIPPED", "compare_losses"]
@@ -40,10 +32,9 @@ LOSSES = ("bce", "jaccard", "combined", "dice", "focal", "lovasz")
 def make_loss(name: str = "combined", *, jaccard_weight: float = 0.5, aux_weight: float = 0.4) -> Callable:
     """``loss(outputs, target) -> (scalar, logs)`` for :func:`core.training.fit`.
 
-    ``outputs`` is a logits tensor ``(N, 1, H, W)`` or PSPNet's training dict
-    ``{"out": ..., "aux": ...}``; the auxiliary loss is added with weight
-    ``aux_weight`` (0.4 in the PSPNet paper). ``logs`` holds the main loss, the
-    soft IoU and the hard IoU of the batch, so that a training curve shows them.
+    ``outputs`` is a logits tensor ``(N, 1, H, W)`` or PSPNet's training dict ``{"out": ..., "aux": ...}``; the
+    auxiliary loss is added with weight ``aux_weight`` (0.4 in the PSPNet paper). ``logs`` holds the main loss,
+    the soft IoU and the hard IoU of the batch, so that a training curve shows them.
     """
     check_choice(name, LOSSES, "make_loss: name")
     check_number(aux_weight, "make_loss: aux_weight", low=0)
@@ -71,8 +62,6 @@ def _pairs(data, limit: Optional[int], fn: str):
     A PortraitFolder becomes its ``readable`` view: its ``__getitem__`` serves the next readable pair in
     place of an unreadable one (so that training never stops), which would count that pair twice.
     """
-    from .portraits import PortraitFolder
-
     if isinstance(data, PortraitFolder):
         data = data.readable(limit=limit)
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
@@ -105,28 +94,23 @@ def _pairs(data, limit: Optional[int], fn: str):
 class PreloadedPortraits(Dataset):
     """All (image, mask) pairs of ``source`` resized to ``size`` and kept in memory, augmented per item.
 
-    Args:
-        source: a dataset of ``(image (3, H, W), mask (1, H, W))`` pairs (e.g. a
-            :class:`~course_lib.segmentation.portraits.PortraitFolder` without augmentation),
-            or a pair of tensors ``(images (N, 3, H, W), masks (N, 1, H, W))``.
-        size: ``(H, W)`` kept in memory (bilinear with antialiasing for images,
-            area + threshold 0.5 for masks).
-        augment: ``None`` or a callable ``(image, mask) -> (image, mask)``, such as
-            :class:`~course_lib.segmentation.portraits.PortraitAugment`, applied each
-            time an item is read (so every epoch sees new variants).
-        limit: keep at most this many pairs.
-        cache: a file path: the decoded tensors are saved there and reused by the next
-            run over the same files (paths, sizes and modification times) at the same size, so a
-            restart skips the decoding. Only for a ``PortraitFolder`` source (ignored otherwise).
+    A JPEG decode and resize per sample would cost more than the network on a 2-core CPU: they are done once here.
 
-    Memory: ``N * (3 + 1) * H * W`` bytes (stored as uint8); 1,341 portraits at
-    256x192 take 260 MB.
+    Args:
+        source: a dataset of ``(image (3, H, W), mask (1, H, W))`` pairs (a :class:`.PortraitFolder` without
+            augmentation, say), or a pair of tensors ``(images (N, 3, H, W), masks (N, 1, H, W))``.
+        size: ``(H, W)`` kept in memory (bilinear with antialiasing for images, area + threshold 0.5 for masks).
+        augment: ``None`` or a callable ``(image, mask) -> (image, mask)`` (a :class:`.PortraitAugment`, say),
+            applied each time an item is read, so every epoch sees new variants.
+        limit: keep at most this many pairs.
+        cache: a file path where the decoded tensors are saved and reused by the next run over the same files
+            (paths, sizes, modification times) at the same size. Only for a ``PortraitFolder`` source.
+
+    Memory: ``N * (3 + 1) * H * W`` bytes (stored as uint8).
     """
 
     def __init__(self, source, size, *, augment: Optional[Callable] = None, limit: Optional[int] = None,
                  progress: bool = True, cache=None):
-        from .portraits import _resize_pair
-
         self.size = check_size(size, "PreloadedPortraits: size", minimum=8)
         if augment is not None and not callable(augment):
             raise TypeError(f"PreloadedPortraits: augment must be callable or None, got {type(augment).__name__}")
@@ -149,8 +133,6 @@ class PreloadedPortraits(Dataset):
             self.images[i] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
             self.masks[i] = mask >= 0.5
         if key is not None:
-            from ..core.checkpoints import atomic_save
-
             atomic_save({"key": key, "images": self.images, "masks": self.masks}, cache)
 
     def _cache_key(self, source, n: int):
@@ -183,10 +165,9 @@ class PreloadedPortraits(Dataset):
 class StreamedPortraits(Dataset):
     """The items of :class:`PreloadedPortraits`, read from disk each time: for folders too large for memory.
 
-    Each pair is decoded, resized and rounded to 8 bits exactly as ``PreloadedPortraits`` stores it, so
-    training sees the same values; only the memory (none) and the time per item (a decode) differ. Use
-    DataLoader workers (``--workers``) to hide the decoding. 30,000 portraits at 320x224 would take 8.6 GB
-    per process preloaded.
+    Each pair is decoded, resized and rounded to 8 bits exactly as ``PreloadedPortraits`` stores it, so training
+    sees the same values; only the memory (none) and the time per item (a decode) differ. Use DataLoader workers
+    (``--workers``) to hide the decoding.
     """
 
     def __init__(self, source, size, *, augment: Optional[Callable] = None, limit: Optional[int] = None):
@@ -200,8 +181,6 @@ class StreamedPortraits(Dataset):
         return self.n
 
     def __getitem__(self, i: int):
-        from .portraits import _resize_pair
-
         img, mask = _resize_pair(*self._get(i), self.size)
         img, mask = (img.clamp(0, 1) * 255).round() / 255, (mask >= 0.5).float()
         if self.augment is not None:
@@ -233,16 +212,12 @@ def train_segmentation(model: torch.nn.Module, train_data, val_data=None, *, ste
                        run_config=None, **fit_kwargs):
     """Train a binary segmentation network (logits ``(N, 1, H, W)``) with :func:`core.training.fit`.
 
-    AdamW (``lr``, ``weight_decay``) with :func:`poly_schedule`; the loss from
-    :func:`make_loss`; validation reports the loss and ``miou`` (mean per-image
-    IoU at threshold 0.5 at the training resolution -- use
-    :func:`evaluate_segmentation` for the masks' own resolution). Calling again
-    with the same ``checkpoint`` and settings resumes; a checkpoint of other settings
-    (loss, lr, ``steps``: the poly schedule spans them, ...; ``run_config`` adds the
-    caller's, e.g. the data) is refused. Returns ``fit``'s ``FitResult``.
+    AdamW (``lr``, ``weight_decay``) with :func:`poly_schedule`; the loss from :func:`make_loss`; validation
+    reports the loss and ``miou`` (mean per-image IoU at threshold 0.5 at the training resolution -- use
+    :func:`evaluate_segmentation` for the masks' own resolution). Calling again with the same ``checkpoint`` and
+    settings resumes; a checkpoint of other settings (loss, lr, ``steps``: the poly schedule spans them, ...;
+    ``run_config`` adds the caller's, e.g. the data) is refused. Returns ``fit``'s ``FitResult``.
     """
-    from ..core.training import fit
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"train_segmentation: model must be an nn.Module, got {type(model).__name__}")
     loss_fn = make_loss(loss, jaccard_weight=jaccard_weight, aux_weight=aux_weight)
@@ -275,10 +250,9 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, *, size=None, s
     With ``size=(h, w)`` the network runs on images resized to that size (the
     resolution it was trained at) and the logits are resized back bilinearly.
 
-    Test-time augmentation: ``scales`` runs the network at each factor times
-    ``size`` (rounded to a multiple of 8) and ``flip=True`` also on the mirror
-    image (its logits mirrored back); the logits of all runs are averaged.
-    ``scales=(1.0, 1.25), flip=True`` (:data:`TTA`) costs about 5x one pass.
+    Test-time augmentation: ``scales`` runs the network at each factor times ``size`` (rounded to a multiple of
+    8) and ``flip=True`` also on the mirror image (its logits mirrored back); the logits of all runs are
+    averaged. ``scales=(1.0, 1.25), flip=True`` (:data:`TTA`) costs about 5x one pass.
     """
     check_tensor(images, "predict_logits: images", dims=4, channels=3, shape_hint="(N, 3, H, W)")
     size = None if size is None else check_size(size, "predict_logits: size", minimum=8)
@@ -316,13 +290,11 @@ def evaluate_segmentation(model: torch.nn.Module, data, *, size=None, threshold:
                           flip: bool = False) -> dict:
     """Mean per-image IoU and dataset IoU of ``model`` over ``data`` at the masks' resolution.
 
-    ``data``: a dataset of ``(image (3, H, W), mask (1, H, W))`` pairs (images
-    may differ in size) or a pair of tensors. ``size``: run the network at this
-    ``(H, W)`` (its training resolution) and resize the logits back to each
-    mask. Returns ``{"miou", "dataset_iou", "pixel_accuracy", "n", "per_image"}``
-    with the conventions of :func:`course_lib.segmentation.metrics.iou`
-    (an empty mask predicted empty counts as IoU 1). ``scales``, ``flip``:
-    test-time augmentation, see :func:`predict_logits`.
+    ``data``: a dataset of ``(image (3, H, W), mask (1, H, W))`` pairs (images may differ in size) or a pair of
+    tensors. ``size``: run the network at this ``(H, W)`` (its training resolution) and resize the logits back
+    to each mask. Returns ``{"miou", "dataset_iou", "pixel_accuracy", "n", "per_image"}`` with the conventions
+    of :func:`course_lib.segmentation.metrics.iou` (an empty mask predicted empty counts as IoU 1). ``scales``,
+    ``flip``: test-time augmentation, see :func:`predict_logits`.
     """
     scales, flip = _tta(scales, flip, "evaluate_segmentation")
     size = None if size is None else check_size(size, "evaluate_segmentation: size", minimum=8)
@@ -349,13 +321,8 @@ def load_pspnet(path) -> tuple:
     Returns ``(model, sidecar)``, the model in eval mode on the CPU. The backbone's
     ImageNet weights are not looked up: the checkpoint holds all the weights.
     """
-    from ..core.checkpoints import load_pretrained
-    from .pspnet import PSPNet
-
-    def build(**config):
-        return PSPNet.from_config(dict(config, pretrained=False), verbose=False)
-
-    return load_pretrained(path, build, arch=PSPNet.arch)
+    return load_pretrained(path, lambda **config: PSPNet.from_config(dict(config, pretrained=False), verbose=False),
+                           arch=PSPNet.arch)
 
 
 def pretrained() -> tuple:
@@ -374,20 +341,14 @@ def compare_losses(train_data, val_data, *, losses: Sequence[str] = ("bce", "jac
     """Train the same network from the same initial weights with each loss; IoU on ``val_data``.
 
     ``train_data``: a dataset of ``(image, mask)`` pairs; ``val_data``: a pair of tensors
-    ``(images (N, 3, H, W), masks (N, 1, H, W))`` or a dataset. ``model_fn`` builds the
-    network (default: the ``light`` PSPNet). Returns ``(rows, models)``: one row per loss
-    with ``mean IoU``, ``dataset IoU`` and ``pixel accuracy`` (threshold 0.5), and the
-    trained models by loss name. The notebook 06 experiment and the segmentation
-    benchmark both call this, so the numbers in the README come from the same code.
+    ``(images (N, 3, H, W), masks (N, 1, H, W))`` or a dataset. ``model_fn`` builds the network (default: the
+    ``light`` PSPNet). Returns ``(rows, models)``: one row per loss with ``mean IoU``, ``dataset IoU`` and
+    ``pixel accuracy`` (threshold 0.5), and the trained models by loss name.
     """
     for name in losses:
         check_choice(name, LOSSES, "compare_losses: each of losses")
-    if model_fn is None:
-        from .pspnet import pspnet
-
-        model_fn = lambda: pspnet("light", verbose=False)  # noqa: E731
     torch.manual_seed(seed)
-    initial = model_fn()
+    initial = model_fn() if model_fn is not None else pspnet("light", verbose=False)
     labels = {"bce": "NLL (BCE)", "jaccard": "soft Jaccard", "combined": f"mix (w = {jaccard_weight:g})",
               "dice": "Dice", "focal": "focal", "lovasz": "Lovász hinge"}
     rows, models = [], {}

@@ -1,18 +1,7 @@
 """Unit 2 -- style transfer: paint a photo in the style of an artwork.
 
-Teaching files (what a lecturer opens):
-
-* :mod:`.losses`      ``gram_matrix``, ``content_loss``, ``style_loss``, ``total_variation`` (function + thin
-                      Module each), colour preservation (``match_color_statistics``, ``luminance_only``)
-* :mod:`.gatys`       ``stylize``: optimisation-based transfer (Gatys et al. 2016), L-BFGS or Adam,
-                      coarse-to-fine scales, several styles blended, colour preservation; ``reconstruct``
-* :mod:`.transformer` ``TransformerNet``: the feed-forward network of Johnson et al. 2016, layer by layer
-* :mod:`.fast`        its training: ``StyleContentData``, ``PerceptualLoss``, ``train_fast``; ``apply``,
-                      ``frames_per_second``
-
-Beside them: :mod:`.features` ``VGGFeatures`` (frozen VGG19/VGG16 with layers addressed by name, ImageNet
-weights when cached or downloadable, else seeded random weights with per-layer normalisation -- and it says
-which, every time) and :mod:`.inputs` (any image in as an RGB tensor).
+Teaching files: :mod:`.losses`, :mod:`.gatys` (optimisation-based transfer) and :mod:`.transformer` (Johnson et
+al.'s network); beside them :mod:`.fast` (its training), :mod:`.features` (VGG) and :mod:`.inputs`.
 """
 from __future__ import annotations
 

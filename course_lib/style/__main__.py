@@ -4,32 +4,27 @@
     python -m course_lib.style train --style STYLE --out model.pt [--images DIR | --coco 2000] [--steps 2000]
     python -m course_lib.style apply IN OUT --checkpoint model.pt
 
-``stylize`` runs the optimisation of Gatys et al. (VGG19); ``train`` trains a
-feed-forward TransformerNet (Johnson et al.) for one style and saves it with a
-JSON sidecar (the command, the data, the steps, the weights of the loss
-network); ``apply`` runs a trained one on an image of any size.
-
-Offline (no ImageNet weights in the torch hub cache) the VGG has random weights
-with per-layer normalisation; every command prints which weights it used.
-Benchmarks are not part of the package: ``python -m benchmarks style`` in the repository.
+``stylize`` runs the optimisation of Gatys et al. (VGG19); ``train`` trains a feed-forward TransformerNet
+(Johnson et al.) for one style and saves it with a JSON sidecar (the command, the data, the steps, the weights
+of the loss network); ``apply`` runs a trained one on an image of any size. Offline (no ImageNet weights in the
+torch hub cache) the VGG has random weights; every command prints which weights it used.
 """
 from __future__ import annotations
-
-from ..core.cli import add_scale_arguments, command_line, positive_int, run_command, scale_meta
-from ..core.cli import set_threads as _threads
-from ..core.distributed import is_main_process
 
 import argparse
 import sys
 import time
 from pathlib import Path
 
+from ..core.cli import add_scale_arguments, command_line, positive_int, run_command, scale_meta, set_threads
+from ..core.distributed import is_main_process
+
 
 def cmd_stylize(args) -> int:
     from ..core.images import save_image
     from .gatys import stylize
 
-    _threads(args.threads)
+    set_threads(args.threads)
     styles = args.style
     result = stylize(args.content, styles if len(styles) > 1 else styles[0], size=args.size, steps=args.steps,
                      optimizer=args.optimizer, init=args.init, content_weight=args.content_weight,
@@ -85,7 +80,7 @@ def cmd_train(args) -> int:
     from .features import VGGFeatures
     from .inputs import as_rgb, fit_longer_side, resize
 
-    _threads(args.threads)
+    set_threads(args.threads)
     # the default run checkpoint is named after a hash of the run's settings: another training, another file
     run_ckpt = run_checkpoint_path(args.checkpoint, args.out, f"fast_style_{Path(args.out).stem}-{{run}}.pt")
     content, content_desc = _content_images(args)
@@ -127,7 +122,7 @@ def cmd_apply(args) -> int:
     from ..core.images import load_image
     from .fast import TransformerNet, apply
 
-    _threads(args.threads)
+    set_threads(args.threads)
     model, _ = load_pretrained(args.checkpoint, TransformerNet, arch=TransformerNet.arch)
     image = load_image(args.input)
     t0 = time.perf_counter()

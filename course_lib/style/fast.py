@@ -10,12 +10,8 @@ its stylised version ``ŷ = f(y)`` in one forward pass, with the perceptual loss
 
 where ``φ_j`` are VGG16 features, ``s`` the style image and ``G_j`` the Gram matrix of layer ``j``
 (normalised by ``C·H·W``). The squared norms are means (MSE), so the weights do not depend on the size.
-
-* :class:`StyleContentData` -- random crops of content images, as ``(x, x)`` pairs, so that
-  :func:`course_lib.core.training.fit`'s default forward yields ``(model(x), x)``.
-* :class:`PerceptualLoss` -- the loss above; the style Grams are computed once.
-* :func:`train_fast` -- everything wired through ``fit`` (progress bar, history, checkpoint, resume).
-* :func:`apply`, :func:`frames_per_second` -- stylise images of any size, and how fast.
+:func:`train_fast` trains with it through :func:`course_lib.core.training.fit` on :class:`StyleContentData`'s
+``(x, x)`` pairs (``fit``'s default forward yields ``(model(x), x)``); :func:`apply` stylises any image.
 """
 from __future__ import annotations
 
@@ -49,15 +45,11 @@ STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 class PerceptualLoss(nn.Module):
     """Johnson et al.'s loss: content MSE at relu2_2 + Gram MSE at relu1_2..relu4_3 + TV.
 
-    ``features`` maps an image batch ``(N, 3, H, W)`` in [0, 1] to a dict ``{layer: (N, C, h, w)}``
-    holding at least ``content_layer`` and the ``style_layers`` (e.g.
-    ``VGGFeatures(layers=[...], arch="vgg16")``); it is frozen here. ``style_image`` is ``(3, H, W)``,
-    ``(N, 3, H, W)`` or a list of such: the target Gram of each layer is computed **once**, here, and
-    averaged over the style images.
-
-    Default weights are starting points, not tuned values. Measured at 64 px with a random-weight VGG16
-    and an untrained net: content ≈ 0.2, unweighted style ≈ 1e-4, unweighted TV ≈ 0.01-0.3. Johnson's TV
-    weights 1e-6..1e-4 were for a *summed* TV on 0-255 images; far too small for this mean-based TV.
+    ``features`` maps an image batch ``(N, 3, H, W)`` in [0, 1] to a dict ``{layer: (N, C, h, w)}`` holding at least
+    ``content_layer`` and the ``style_layers`` (e.g. ``VGGFeatures(layers=[...], arch="vgg16")``); it is frozen here.
+    ``style_image`` is ``(3, H, W)``, ``(N, 3, H, W)`` or a list of such: the target Gram of each layer is computed
+    **once**, here, and averaged over the style images. The default weights are starting points, not tuned values
+    (Johnson's TV weights 1e-6..1e-4 were for a *summed* TV on 0-255 images, far too small for this mean-based TV).
 
     ``forward(pred, content)`` returns ``(loss, {"content", "style", "tv"})`` with the three *weighted*
     terms -- the format ``fit`` logs.
@@ -141,10 +133,8 @@ class StyleContentData(Dataset):
 
     ``length`` is the number of crops per epoch (default: one per image); item ``i`` is a crop of image
     ``i % n_images``. Crop position and flip come from torch's global generator, which ``fit`` seeds and
-    restores on resume, so training is reproducible.
-
-    A file that cannot be read (not an image, truncated, a decompression bomb) is skipped with a warning
-    and counted (``dataset.skipped``: path -> reason); the next readable image stands in.
+    restores on resume. A file that cannot be read is skipped with a warning and counted
+    (``dataset.skipped``: path -> reason); the next readable image stands in.
     """
 
     def __init__(self, images, size: int = 256, *, length: int | None = None, flip: bool = True):
@@ -227,22 +217,20 @@ class StyleContentData(Dataset):
         return x, x
 
 
-def train_fast(content_images, style_image, *, size: int = 256, steps: int, batch_size: int = 4,
-               lr: float = 1e-3, content_weight: float = 1.0, style_weight: float = 1e5,
-               tv_weight: float = 1e-2, checkpoint=None, features: nn.Module | None = None,
-               width: float = 1.0, progress: bool = True, seed: int = 0, model: TransformerNet | None = None,
-               **fit_kwargs):
+def train_fast(content_images, style_image, *, size: int = 256, steps: int, batch_size: int = 4, lr: float = 1e-3,
+               content_weight: float = 1.0, style_weight: float = 1e5, tv_weight: float = 1e-2, checkpoint=None,
+               features: nn.Module | None = None, width: float = 1.0, progress: bool = True, seed: int = 0,
+               model: TransformerNet | None = None, **fit_kwargs):
     """Train a :class:`TransformerNet` for one style with :func:`core.training.fit`.
 
     ``content_images``: anything :class:`StyleContentData` takes, or a ready Dataset of ``(x, x)`` pairs.
     ``style_image``: what :class:`PerceptualLoss` takes (used at its own size). ``features`` defaults to
-    ``VGGFeatures(layers=STYLE_LAYERS, arch="vgg16", weights="auto")``. ``checkpoint``: a path; calling
-    again with the same path and settings resumes (a larger ``steps`` trains longer), a checkpoint of
-    other settings (images, loss weights, width, lr, ...) is refused. Other keywords (``eval_every``,
-    ``checkpoint_every``, ``device``, ``callback``, ...) go to ``fit``.
+    ``VGGFeatures(layers=STYLE_LAYERS, arch="vgg16", weights="auto")``. ``checkpoint``: a path; calling again with
+    the same path and settings resumes (a larger ``steps`` trains longer), a checkpoint of other settings is
+    refused. Other keywords (``eval_every``, ``checkpoint_every``, ``device``, ``callback``, ...) go to ``fit``.
 
-    Returns ``fit``'s :class:`FitResult`; ``result.model`` is the trained net, ``result.extra["config"]``
-    its config dict and ``result.extra["skipped"]`` the unreadable content files skipped (path -> reason).
+    Returns ``fit``'s :class:`FitResult`: ``result.model`` is the trained net, ``result.extra["config"]`` its
+    config dict and ``result.extra["skipped"]`` the unreadable content files skipped (path -> reason).
     """
     if isinstance(content_images, Dataset):
         data = content_images
@@ -284,9 +272,8 @@ def train_fast(content_images, style_image, *, size: int = 256, steps: int, batc
 def apply(model: nn.Module, image):
     """Stylise ``image`` with ``model``: a tensor ``(3, H, W)``/``(N, 3, H, W)`` in [0, 1] or a PIL image.
 
-    Returns the same kind as given: a tensor of the input's shape, or an RGB PIL image of the same size
-    (grayscale and RGBA inputs are converted to RGB first, as :func:`core.images.load_image` does). Runs
-    in eval mode under ``torch.inference_mode`` and restores the model's mode.
+    Returns the same kind as given: a tensor of the input's shape, or an RGB PIL image of the same size (gray
+    and RGBA inputs are converted to RGB first). Runs in eval mode and restores the model's mode.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"apply: model must be a TransformerNet, got {type(model).__name__}")
@@ -309,9 +296,8 @@ def apply(model: nn.Module, image):
 def frames_per_second(model: nn.Module, size=256, repeats: int = 10, *, warmup: int = 2, batch: int = 1) -> float:
     """Images per second of ``model`` on random ``size × size`` inputs (``size`` int or ``(H, W)``).
 
-    Median over ``repeats`` timed runs after ``warmup`` untimed ones, batch ``batch``, under
-    ``inference_mode`` on the model's device (synchronised on CUDA). Timings on a shared CPU are noisy:
-    compare in one session, on an otherwise idle machine, and report the conditions.
+    Median over ``repeats`` timed runs after ``warmup`` untimed ones, batch ``batch``, under ``inference_mode``
+    on the model's device (synchronised on CUDA). Compare in one session, on an otherwise idle machine.
     """
     repeats = check_int(repeats, "frames_per_second: repeats", minimum=1)
     h, w = check_size(size, "frames_per_second: size")

@@ -1,26 +1,21 @@
 """VGG feature extractor for style transfer, with layers addressed by name.
 
 :class:`VGGFeatures` wraps the convolutional part of torchvision's VGG19 (or VGG16) and returns a dict
-``name -> activation`` for the layers asked for, named as in the papers:
-``conv1_1, relu1_1, conv1_2, relu1_2, pool1, conv2_1, ..., relu5_4`` (VGG16 has three convolutions in blocks
-3-5, ending at ``relu5_3``). :func:`layer_names` lists them.
-
-Images in [0, 1] (the ImageNet ``MEAN``/``STD`` normalisation is applied inside); ReLUs not in place (an
-in-place ReLU would overwrite the ``conv*`` activation returned); truncated after the last layer asked for;
-frozen, so gradients flow to the *input* only. ``pooling="avg"`` replaces max pooling by average pooling, as
-Gatys et al. (CVPR 2016) recommend for smoother gradients; ``"max"`` is the network as trained.
+``name -> activation`` for the layers asked for, named as in the papers: ``conv1_1, relu1_1, conv1_2, relu1_2,
+pool1, conv2_1, ..., relu5_4`` (VGG16 ends at ``relu5_3``; :func:`layer_names` lists them). Images in [0, 1]
+(the ImageNet ``MEAN``/``STD`` normalisation is applied inside); ReLUs not in place (they would overwrite the
+``conv*`` activations returned); truncated after the last layer asked for; frozen, so gradients flow to the
+*input* only. ``pooling="avg"`` (Gatys et al., CVPR 2016: smoother gradients) or ``"max"`` (as trained).
 
 Weights: ``"imagenet"`` (torchvision's, from the torch hub cache or downloaded; an error if neither works),
-``"random"`` (seeded He initialisation with per-layer normalisation, below), or ``"auto"`` (default: ImageNet
-if cached or downloadable within a short timeout, else random). The constructor prints one line saying which
-weights it used and why; ``weights_used`` records it.
+``"random"``, or ``"auto"`` (default: ImageNet if cached or downloadable within a short timeout, else random).
+The constructor prints one line saying which weights it used and why; ``weights_used`` records it.
 
-Random weights still support texture synthesis (Ustyuzhaninov et al., ICLR 2017) and style transfer (He,
-Wang & Hopcroft, NeurIPS 2016) provided the activations are well scaled at every depth. We rescale each
-convolution (biases are zero) so that its output has unit mean square on a fixed reference batch (smoothed
-seeded noise, 4 x 3 x 64 x 64, normalised like an input image); a layer-by-layer "data-dependent init"
-(Mishkin & Matas 2016). Deep layers then neither vanish nor explode, and every style layer contributes to the
-Gram loss at a comparable scale.
+Random weights still support texture synthesis (Ustyuzhaninov et al., ICLR 2017) and style transfer (He, Wang &
+Hopcroft, NeurIPS 2016) provided the activations are well scaled at every depth: after a seeded He initialisation
+each convolution (biases are zero) is rescaled so that its output has unit mean square on a fixed batch of
+smoothed seeded noise, layer by layer (Mishkin & Matas 2016). Every style layer then contributes to the Gram loss
+at a comparable scale.
 """
 from __future__ import annotations
 
@@ -53,11 +48,7 @@ DOWNLOAD_TIMEOUT_S = 5.0
 
 
 def layer_names(arch: str = "vgg19") -> list[str]:
-    """All addressable layer names of ``arch`` in forward order.
-
-    >>> layer_names("vgg19")[:5]
-    ['conv1_1', 'relu1_1', 'conv1_2', 'relu1_2', 'pool1']
-    """
+    """All addressable layer names of ``arch`` in forward order: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, ...``"""
     names = []
     for b, n in enumerate(_BLOCKS[check_choice(arch, ARCHS, 'arch')], start=1):
         for i in range(1, n + 1):
@@ -71,9 +62,6 @@ def min_input_side(layers: Iterable[str], arch: str = "vgg19") -> int:
 
     Each 2x2 pooling on the way halves the side (rounding down); a side that reaches 0 fails.
     VGG19 down to ``conv5_1`` (Gatys' style layers): 16; VGG16 down to ``relu4_3`` (Johnson's): 8.
-
-    >>> min_input_side(["conv4_2", "conv5_1"]), min_input_side(["relu4_3"], "vgg16")
-    (16, 8)
     """
     names = layer_names(arch)
     layers = [layers] if isinstance(layers, str) else list(layers)
@@ -121,14 +109,6 @@ def _load_imagenet(net: nn.Sequential, state) -> None:
     net.load_state_dict(own, strict=True)
 
 
-def _reference_batch(seed: int) -> torch.Tensor:
-    """Smooth seeded noise in [0, 1], shape (4, 3, 64, 64): a stand-in for natural images."""
-    g = torch.Generator().manual_seed(seed + 1)
-    x = torch.rand(4, 3, 16, 16, generator=g)
-    x = F.interpolate(x, size=64, mode="bilinear", align_corners=False)
-    return (x + 0.1 * torch.rand(4, 3, 64, 64, generator=g)).clamp(0, 1)
-
-
 @torch.no_grad()
 def _random_normalised(net: nn.Sequential, seed: int, mean, std) -> None:
     """Seeded He init, then scale each conv so its output has unit mean square on a reference batch."""
@@ -138,7 +118,9 @@ def _random_normalised(net: nn.Sequential, seed: int, mean, std) -> None:
             fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
             m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
             m.bias.zero_()
-    x = (_reference_batch(seed) - mean) / std
+    g = torch.Generator().manual_seed(seed + 1)  # the reference batch: smooth seeded noise, a stand-in for photos
+    x = F.interpolate(torch.rand(4, 3, 16, 16, generator=g), size=64, mode="bilinear", align_corners=False)
+    x = ((x + 0.1 * torch.rand(4, 3, 64, 64, generator=g)).clamp(0, 1) - mean) / std
     for m in net:
         x = m(x)
         if isinstance(m, nn.Conv2d):
@@ -150,20 +132,11 @@ def _random_normalised(net: nn.Sequential, seed: int, mean, std) -> None:
 class VGGFeatures(nn.Module):
     """Frozen VGG19/VGG16 returning the activations of named layers.
 
-    Args:
-        layers: names from :func:`layer_names` (e.g. ``("conv4_2", "conv1_1")``).
-        arch: ``"vgg19"`` (default) or ``"vgg16"``.
-        weights: ``"auto"`` | ``"imagenet"`` | ``"random"`` (see the module docstring).
-        pooling: ``"max"`` or ``"avg"`` (Gatys et al.; the default).
-        seed: seed of the random weights (and of their normalisation batch).
-        verbose: print the one line saying which weights were used (default True).
-
-    ``forward(x)`` takes ``(N, 3, H, W)`` (or ``(3, H, W)``; one channel is
-    repeated to three) in [0, 1] and returns ``{name: (N, C_l, H_l, W_l)}``.
-
-    >>> vgg = VGGFeatures(["relu1_1", "conv2_1"], weights="random", verbose=False)
-    >>> {k: tuple(v.shape) for k, v in vgg(torch.rand(1, 3, 32, 32)).items()}
-    {'relu1_1': (1, 64, 32, 32), 'conv2_1': (1, 128, 16, 16)}
+    ``layers``: names from :func:`layer_names` (e.g. ``("conv4_2", "conv1_1")``); ``arch``: ``"vgg19"`` or
+    ``"vgg16"``; ``weights``: ``"auto"`` | ``"imagenet"`` | ``"random"`` and ``pooling``: ``"avg"`` | ``"max"`` (see
+    the module docstring); ``seed``: of the random weights; ``verbose``: print which weights were used.
+    ``forward(x)`` takes ``(N, 3, H, W)`` or ``(3, H, W)`` (one channel is repeated to three) in [0, 1] and
+    returns ``{name: (N, C_l, H_l, W_l)}``.
     """
 
     def __init__(self, layers: Iterable[str], arch: str = "vgg19", weights: str = "auto",

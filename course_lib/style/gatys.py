@@ -9,11 +9,9 @@ layers (the losses are in :mod:`.losses`):
          + γ TV(x)
     x* = argmin_x L(x), by L-BFGS (or Adam) on the pixels, starting from the content photo or noise.
 
-The targets ``P_l`` and ``A_l`` are computed once, before the loop, and every step runs one
-forward/backward pass through a VGG truncated after the deepest layer needed. L-BFGS runs one
-function evaluation per step (no line search, lr 1, as the PyTorch tutorial), so ``steps`` counts
-forward/backward passes. The image is not clamped during L-BFGS (that would corrupt its curvature
-history); Adam clamps after every step; the result is clamped to [0, 1].
+The targets ``P_l`` and ``A_l`` are computed once, before the loop. L-BFGS runs one function evaluation
+per step (no line search, lr 1, as the PyTorch tutorial), so ``steps`` counts forward/backward passes. The
+image is not clamped during L-BFGS (that would corrupt its curvature history); Adam clamps after every step.
 
 Beyond the paper: the style image is resized to the content's size (a VGG layer's statistics depend on
 scale); ``scales=[128, 256]`` runs coarse-to-fine; ``preserve_color`` keeps the photo's colours
@@ -49,11 +47,9 @@ CONTENT_LAYERS = ("conv4_2",)
 
 def optimise_pixels(x0: torch.Tensor, loss_fn: Callable, steps: int, *, optimizer: str = "lbfgs",
                     lr: float | None = None, on_step: Callable | None = None):
-    """Minimise ``loss_fn(x) -> (loss, {term: value})`` over the pixels of ``x``, starting at ``x0``.
-
-    ``on_step(terms, x)`` is called after every step with the terms as floats. Returns ``(x, stopped)``:
-    the image and ``None``, or the last image with a finite loss and why the run stopped.
-    """
+    """Minimise ``loss_fn(x) -> (loss, {term: value})`` over the pixels of ``x``, starting at ``x0``; call
+    ``on_step(terms as floats, x)`` after every step. Returns ``(x, None)``, or the last image with a finite
+    loss and why the run stopped."""
     # contiguous: L-BFGS flattens the gradient with view(), which a channels-last layout refuses
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if optimizer == "lbfgs":
@@ -100,10 +96,10 @@ def optimise_pixels(x0: torch.Tensor, loss_fn: Callable, steps: int, *, optimize
 class StylizeResult:
     """What :func:`stylize` and :func:`reconstruct` return.
 
-    ``history`` holds one entry per step in lists ``step``, ``size`` (the scale), ``content``, ``style``,
-    ``tv`` (each multiplied by its weight) and ``total``. ``style_loss_start`` / ``style_loss_end``: the
-    *unweighted* style loss of the initial image and of the returned, clamped one. ``snapshots``:
-    ``(step, image (3, H, W))`` pairs. ``stopped``: None or why the run stopped early.
+    ``history``: lists ``step``, ``size`` (the scale), ``content``, ``style``, ``tv`` (each weighted) and
+    ``total``, one entry per step. ``style_loss_start`` / ``_end``: the *unweighted* style loss of the initial
+    image and of the returned, clamped one. ``snapshots``: ``(step, image (3, H, W))`` pairs. ``stopped``: None
+    or why the run stopped early.
     """
 
     image: torch.Tensor
@@ -117,33 +113,28 @@ class StylizeResult:
     seconds: float = 0.0
 
 
-def stylize(content, style, *, size: int = 256, steps: int = 300, optimizer: str = "lbfgs",
-            init: str = "content", content_layers: Sequence[str] = CONTENT_LAYERS,
-            style_layers: Sequence[str] = STYLE_LAYERS, content_weight: float = 1.0,
-            style_weight: float = 1e6, tv_weight: float = 0.0, style_blend_weights=None,
-            style_layer_weights=None, preserve_color: str | None = None, scales=None,
-            snapshot_every: int | None = None, seed: int = 0, progress: bool = True,
-            features: VGGFeatures | None = None, weights: str = "auto", lr: float | None = None,
-            device=None) -> StylizeResult:
+def stylize(content, style, *, size: int = 256, steps: int = 300, optimizer: str = "lbfgs", init: str = "content",
+            content_layers: Sequence[str] = CONTENT_LAYERS, style_layers: Sequence[str] = STYLE_LAYERS,
+            content_weight: float = 1.0, style_weight: float = 1e6, tv_weight: float = 0.0, style_blend_weights=None,
+            style_layer_weights=None, preserve_color: str | None = None, scales=None, snapshot_every: int | None = None,
+            seed: int = 0, progress: bool = True, features: VGGFeatures | None = None, weights: str = "auto",
+            lr: float | None = None, device=None) -> StylizeResult:
     """Stylise ``content`` with ``style`` by optimising the image (Gatys et al. 2016).
 
     Args:
         content: path / PIL / array / tensor ``(C, H, W)`` (gray, RGB, RGBA accepted).
         style: one style image or a list of them (blended with ``style_blend_weights``).
-        size: longer side of the output (content aspect ratio kept); ignored if ``scales``.
+        size: longer side of the output (content aspect ratio kept); ignored if ``scales``, a coarse-to-fine
+            list of sizes, e.g. ``[128, 256]``, is given.
         steps: optimiser steps (function evaluations) per scale.
         optimizer: ``"lbfgs"`` (the papers) or ``"adam"`` (lr 0.02 by default).
         init: ``"content"`` (tutorial) or ``"noise"`` (Gatys et al.; seeded).
-        content_layers, style_layers: VGG layer names (see :func:`layer_names`).
-        content_weight, style_weight, tv_weight: α, β, γ of the loss.
-        style_layer_weights: ``w_l`` per style layer (default equal, as Gatys et al.).
+        content_weight, style_weight, tv_weight: α, β, γ of the loss; ``style_layer_weights``: ``w_l``.
         preserve_color: None, ``"luminance"`` or ``"histogram"`` (Gatys et al. 2016b).
-        scales: coarse-to-fine list of sizes, e.g. ``[128, 256]``.
         snapshot_every: keep the image every this many steps (for an animation).
         seed: seeds the noise init and torch (runs repeat exactly on the CPU).
         progress: show a ``tqdm`` bar with the loss terms, and print notes.
-        features: a :class:`VGGFeatures` to reuse (must contain all the layers);
-            default builds one with ``weights`` and average pooling.
+        features: a :class:`VGGFeatures` to reuse (with all the layers); default: one with ``weights``.
     """
     check_choice(optimizer, ("lbfgs", "adam"), "stylize: optimizer")
     check_choice(init, ("content", "noise"), "stylize: init")

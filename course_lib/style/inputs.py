@@ -1,8 +1,6 @@
-"""Images in, for the style unit: any image a user passes becomes an RGB tensor ``(3, H, W)`` in [0, 1].
-
-:func:`as_rgb` is the edge of :func:`~course_lib.style.gatys.stylize`, :func:`~course_lib.style.gatys.reconstruct`
-and the command line; :func:`resize`, :func:`fit_longer_side` and :func:`gray` are the resizing and
-luminance steps of the Gatys optimisation.
+"""Images in, for the style unit: any image a user passes becomes an RGB tensor ``(3, H, W)`` in [0, 1]
+(:func:`as_rgb`, the edge of ``stylize``, ``reconstruct`` and the command line); :func:`resize`,
+:func:`fit_longer_side` and :func:`gray` are the resizing and luminance steps of the Gatys optimisation.
 """
 from __future__ import annotations
 

@@ -10,10 +10,9 @@ With ``F_l`` the features of the image being optimised at layer ``l`` (``C_l`` c
 
 Means instead of the papers' sums, so the weights do not depend on the image size.
 
-References: Gatys, Ecker & Bethge, "Image style transfer using convolutional neural networks",
-CVPR 2016 (eqs. 1-5); Johnson, Alahi & Fei-Fei, "Perceptual losses for real-time style transfer and
-super-resolution", ECCV 2016 (sec. 3); Gatys, Bethge, Hertzmann & Shechtman, "Preserving color in
-neural artistic style transfer", arXiv 1606.05897 (2016).
+References: Gatys, Ecker & Bethge, "Image style transfer using convolutional neural networks", CVPR 2016
+(eqs. 1-5); Johnson, Alahi & Fei-Fei, "Perceptual losses for real-time style transfer and super-resolution",
+ECCV 2016 (sec. 3); Gatys et al., "Preserving color in neural artistic style transfer", arXiv 1606.05897.
 """
 from __future__ import annotations
 
@@ -54,10 +53,9 @@ class GramMatrix(nn.Module):
 def content_loss(features, targets, layer_weights=None) -> torch.Tensor:
     """``Σ_l w_l · mean((F_l − P_l)²)`` over the layers of ``targets``.
 
-    Args:
-        features: a tensor ``(N, C, H, W)`` or a dict ``layer -> tensor`` (the image being optimised).
-        targets: the same structure for the content image (shapes must match).
-        layer_weights: ``None`` (all 1), a sequence in the order of ``targets``, or a dict.
+    ``features`` (the image being optimised): a tensor ``(N, C, H, W)`` or a dict ``layer -> tensor``;
+    ``targets``: the same for the content image; ``layer_weights``: ``None`` (all 1), a sequence in the
+    order of ``targets``, or a dict.
     """
     total = 0.0
     for name, w, f, target in _layers(features, targets, layer_weights, "content_loss"):
@@ -82,10 +80,10 @@ class ContentLoss(nn.Module):
 def style_targets(style_features, blend_weights=None) -> dict:
     """Target Gram matrices ``layer -> (1, C, C)`` of one or several style images.
 
-    ``style_features`` is one dict ``layer -> features`` or a list of them (one per style image).
-    Several styles are blended with ``blend_weights`` (normalised to sum 1; default equal): when the
-    ``b_s`` sum to 1, ``Σ_s b_s ‖G − A_s‖² = ‖G − Σ_s b_s A_s‖² + const``, so matching the blended Gram
-    has the same gradient as the weighted sum of per-style losses.
+    ``style_features`` is one dict ``layer -> features`` or a list of them (one per style image). Several
+    styles are blended with ``blend_weights`` (normalised to sum 1; default equal): when the ``b_s`` sum to 1,
+    ``Σ_s b_s ‖G − A_s‖² = ‖G − Σ_s b_s A_s‖² + const``, so matching the blended Gram has the same gradient
+    as the weighted sum of per-style losses.
     """
     style_features = [style_features] if isinstance(style_features, Mapping) else list(style_features)
     if not style_features:
@@ -103,10 +101,8 @@ def style_targets(style_features, blend_weights=None) -> dict:
 def style_loss(features, target_grams, layer_weights=None) -> torch.Tensor:
     """``Σ_l w_l · mean((G(F_l) − A_l)²)`` with ``G`` = :func:`gram_matrix`.
 
-    Args:
-        features: a tensor ``(N, C, H, W)`` or a dict ``layer -> tensor``.
-        target_grams: ``(1 or N, C, C)`` or a dict ``layer -> (1 or N, C, C)`` (from :func:`style_targets`).
-        layer_weights: ``None`` (all 1, as Gatys et al.), a sequence or a dict.
+    ``features`` as in :func:`content_loss`; ``target_grams``: ``(1 or N, C, C)`` or a dict
+    ``layer -> (1 or N, C, C)`` (from :func:`style_targets`); ``layer_weights``: ``None`` (all 1, as Gatys et al.).
     """
     total = 0.0
     for name, w, f, target in _layers(features, target_grams, layer_weights, "style_loss"):
@@ -171,10 +167,8 @@ def match_color_statistics(style: torch.Tensor, content: torch.Tensor, eps: floa
 
 
 def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """The style's luminance as a gray RGB image, with the content's luminance mean and std.
-
-    Gatys et al. 2016b, sec. 2.1, eq. 2: ``L_s' = σ_c / σ_s · (L_s − μ_s) + μ_c``, for luminance-only transfer.
-    """
+    """The style's luminance as a gray RGB image with the content's luminance mean and std, for luminance-only
+    transfer (Gatys et al. 2016b, sec. 2.1, eq. 2): ``L_s' = σ_c / σ_s · (L_s − μ_s) + μ_c``."""
     ys, yc = gray(style)[0], gray(content)[0]
     ys = (ys - ys.mean()) * (yc.std() / ys.std().clamp_min(1e-6)) + yc.mean()
     return ys.clamp(0, 1).expand(3, -1, -1).clone()
@@ -183,8 +177,7 @@ def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
 def luminance_only(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """The stylised image's luminance Y with the content's chroma Cb, Cr (Gatys et al. 2016b, sec. 2.1).
 
-    Both ``(3, H, W)`` or ``(N, 3, H, W)`` of the same size (BT.601 YCbCr as
-    :func:`course_lib.core.images.rgb_to_ycbcr`). Result clipped to [0, 1].
+    Both ``(3, H, W)`` or ``(N, 3, H, W)`` of the same size (BT.601 YCbCr); the result is clipped to [0, 1].
     """
     check_tensor(stylized, "luminance_only: stylized", dims=(3, 4), channels=3)
     check_same_shape(stylized, content, "luminance_only: stylized and content")

@@ -38,9 +38,8 @@ class TransformerNet(nn.Module):
 
     Any ``H, W`` works: the input is padded (edge replication) to a multiple of 4, at least 8, so the
     two stride-2 convolutions and the two ×2 upsamplings give back the padded size, and the output is
-    cropped back. A single image ``(3, H, W)`` works too. Build it from a :class:`TransformerNetConfig`,
-    a dict or keywords (``TransformerNet(width=0.5)``), so that
-    ``core.checkpoints.load_pretrained(path, TransformerNet, arch="transformer_net")`` rebuilds it.
+    cropped back. A single image ``(3, H, W)`` works too. Built from a :class:`TransformerNetConfig`,
+    a dict (a checkpoint's sidecar) or keywords (``TransformerNet(width=0.5)``).
 
         >>> TransformerNet(width=0.25)(torch.rand(2, 3, 37, 53)).shape
         torch.Size([2, 3, 37, 53])
@@ -120,11 +119,7 @@ def pad_to_multiple_of_4(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class TransformerNetConfig(ConfigMixin):
-    """Hyper-parameters of :class:`TransformerNet` (JSON types, for checkpoints).
-
-    ``width`` multiplies the channel counts 32/64/128; ``residual_blocks`` is 5 in the paper;
-    ``output`` is ``"sigmoid"`` or ``"clamp"``.
-    """
+    """Hyper-parameters of :class:`TransformerNet` (JSON types, for checkpoints; see the module docstring)."""
 
     width: float = 1.0
     residual_blocks: int = 5

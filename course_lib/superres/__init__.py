@@ -1,18 +1,9 @@
 """Unit 1 -- super-resolution: enlarge an image with the best possible quality and sharpness.
 
-* :mod:`.degrade`     how LR inputs are made from ground-truth HR images (PIL-compatible bicubic,
-                      blur, noise, JPEG; presets up to a Real-ESRGAN-style "realistic" pipeline)
-* :mod:`.interpolate` nearest / bilinear / bicubic / Lanczos baselines
-* :mod:`.data`        (LR, HR) patch datasets over folders or in-memory images
-* :mod:`.models`      ESPCN (lecture and paper variants), ``pixel_shuffle``, ICNR, the JPEG deblocking net
-* :mod:`.train`       ``train_espcn`` / ``train_deblock`` through ``core.training.fit``
-* :mod:`.inference`   ``upscale(model, image)`` for any size (block by block, exact)
-* :mod:`.fast`        ``optimize_for_inference``: the same ESPCN ~2.5x faster on a CPU (oneDNN, strips)
-* :mod:`.evaluate`    PSNR-Y / SSIM-Y by the field's protocol
-* ``python -m course_lib.superres {train,evaluate,upscale}``; benchmarks: ``python -m benchmarks superres``
-
-Shipped weights: :func:`pretrained` loads ``course_lib/checkpoints/espcn_x{2,3,4}.pt`` and
-``deblock_y.pt``, whose JSON sidecars record the command, data, steps and held-out metrics.
+Modules: degrade, interpolate, data, models, train, inference, fast, evaluate (see the README's "Layout");
+``python -m course_lib.superres {train,evaluate,upscale}``. Shipped weights: :func:`pretrained` loads
+``course_lib/checkpoints/espcn_x{2,3,4}.pt`` and ``deblock_y.pt``, whose JSON sidecars record the command, data,
+steps and held-out metrics.
 """
 from __future__ import annotations
 
@@ -27,10 +18,9 @@ from .inference import upscale
 from .interpolate import METHODS, upscale_interpolate
 from .models import DeblockNet, DeblockThenSR, ESPCN, espcn_lecture, espcn_paper, pixel_shuffle
 
-__all__ = ["pretrained", "pretrained_deblock", "CHECKPOINT_DIR", "degrade", "downscale", "PRESETS",
-           "preset_names", "upscale_interpolate", "METHODS", "ESPCN", "espcn_paper", "espcn_lecture",
-           "pixel_shuffle", "DeblockNet", "DeblockThenSR", "upscale", "optimize_for_inference",
-           "evaluate_images", "sr_methods"]
+__all__ = ["pretrained", "pretrained_deblock", "CHECKPOINT_DIR", "degrade", "downscale", "PRESETS", "preset_names",
+           "upscale_interpolate", "METHODS", "ESPCN", "espcn_paper", "espcn_lecture", "pixel_shuffle", "DeblockNet",
+           "DeblockThenSR", "upscale", "optimize_for_inference", "evaluate_images", "sr_methods"]
 
 #: Shipped checkpoints live inside the package so that ``pip install`` (Colab) carries them.
 CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -38,10 +28,8 @@ SCALES = (2, 3, 4)
 
 
 def pretrained(scale: int = 3, with_info: bool = False):
-    """The shipped paper ESPCN for ``scale`` (2, 3 or 4), in eval mode.
-
-    ``with_info=True`` also returns the JSON sidecar (command, data, steps, metrics).
-    """
+    """The shipped paper ESPCN for ``scale`` (2, 3 or 4), in eval mode; ``with_info=True`` also returns the JSON
+    sidecar (command, data, steps, metrics)."""
     check_choice(scale, SCALES, "pretrained: scale")
     path = CHECKPOINT_DIR / f"espcn_x{scale}.pt"
     if not path.is_file():

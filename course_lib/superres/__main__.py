@@ -4,8 +4,6 @@
     python -m course_lib.superres train --deblock --steps 6000 --out course_lib/checkpoints/deblock_y.pt
     python -m course_lib.superres evaluate --images DIR --scale 3 [--checkpoint PATH] [--degradation jpeg30] [--json]
     python -m course_lib.superres upscale IN OUT --scale 3
-
-Benchmarks (in the repository): python -m benchmarks superres
 """
 from __future__ import annotations
 
@@ -53,6 +51,7 @@ def _train_images(folders, gray: bool, add_offline: bool = False, limit=None):
 def cmd_train(args) -> int:
     from ..core.checkpoints import save_pretrained
     from ..core.training import run_checkpoint_path
+    from . import pretrained
     from .evaluate import evaluate_images, sr_methods
     from .models import DeblockThenSR
     from .train import train_deblock, train_espcn
@@ -88,8 +87,6 @@ def cmd_train(args) -> int:
     model = res.model.cpu().eval()
     eval_degradation = "jpeg30" if args.deblock else args.degradation
     if args.deblock:  # scored as deblock + the shipped ESPCN
-        from . import pretrained
-
         sr = pretrained(args.scale if args.scale > 1 else 3)
         scale, methods = sr.scale, sr_methods(sr, DeblockThenSR(model, sr).eval())
     else:
@@ -99,13 +96,10 @@ def cmd_train(args) -> int:
     print(json.dumps(table, indent=2))
     if args.out:
         meta = {"command": command, "train_data": train_desc, "eval_data": hold_desc,
-                "eval_degradation": eval_degradation,
-                "steps": res.step, "batch_size": args.batch_size, **scale_meta(res),
-                "train_seconds": round(time.time() - t0, 1),
-                "device": trained_on,
+                "eval_degradation": eval_degradation, "steps": res.step, "batch_size": args.batch_size,
+                **scale_meta(res), "train_seconds": round(time.time() - t0, 1), "device": trained_on,
                 "patches_per_second": round(res.samples_per_s, 1) if res.samples_per_s == res.samples_per_s else None,
-                "final_val": res.history["val"][-1] if res.history["val"] else None,
-                "heldout_metrics": table}
+                "final_val": res.history["val"][-1] if res.history["val"] else None, "heldout_metrics": table}
         save_pretrained(args.out, model, arch="deblock" if args.deblock else "espcn", config=model.config_dict(),
                         meta=meta)
         print(f"wrote {args.out} (+ .json sidecar)")

@@ -1,18 +1,11 @@
 """Paired data for super-resolution: (LR, HR) patches made on the fly from HR images.
 
-The ground truth is a set of high-resolution images; the network's inputs are made from them by the
-degradation pipeline (:mod:`.degrade`). Each sample is a random HR crop whose corner is aligned to the scale
-(so that the LR crop is *exactly* the LR of the HR crop, also when LR images are cached), randomly flipped and
-rotated by multiples of 90°, and degraded.
-
-:class:`PairedPatches` never holds the image collection in memory: a folder is listed once (file names only),
-images are decoded when a sample needs them, and a small per-process LRU cache keeps the last few decoded
-images, so it scales from the 12 offline photos to a 120,000-image folder and works with DataLoader workers.
-With ``lr_cache=DIR`` the LR image of each HR image is computed once (with a fixed per-image seed) and stored
-as PNG.
-
-A file that cannot be read, or an image smaller than the patch, is skipped with a warning and counted
-(``dataset.skipped``); training never stops mid-epoch because of one bad file.
+Each sample is a random HR crop whose corner is aligned to the scale (so that the LR crop is *exactly* the LR of
+the HR crop, also when LR images are cached), randomly flipped and rotated by multiples of 90°, and degraded by
+:mod:`.degrade`. :class:`PairedPatches` never holds a folder in memory: it is listed once (file names only),
+images are decoded when a sample needs them and a small per-process LRU cache keeps the last few, so it scales
+to a 120,000-image folder and works with DataLoader workers. A file that cannot be read, or an image smaller than
+the patch, is skipped with a warning and counted (``dataset.skipped``): training never stops mid-epoch.
 """
 from __future__ import annotations
 
@@ -48,16 +41,13 @@ def list_images(folder: Union[str, os.PathLike], recursive: bool = True) -> list
 
 
 def offline_images(split: str = "train", gray_extra: bool = False) -> dict[str, torch.Tensor]:
-    """The natural photos shipped by installed packages, as RGB tensors ``(3, H, W)``.
-
-    ``split``: ``"train"``, ``"holdout"`` (never trained on) or ``"all"``.
-    """
+    """The natural photos shipped by installed packages as RGB tensors ``(3, H, W)``; ``split``: ``"train"``,
+    ``"holdout"`` (never trained on) or ``"all"``."""
     check_choice(split, ("train", "holdout", "all"), "offline_images: split")
     photos = _datasets.offline_natural_images()
     train, hold = _datasets.offline_split()
     names = {"train": train, "holdout": hold, "all": tuple(train) + tuple(hold)}[split]
-    return {n: to_tensor(photos[n].convert("RGB") if isinstance(photos[n], Image.Image) else photos[n])
-            for n in names}
+    return {n: to_tensor(photos[n].convert("RGB") if isinstance(photos[n], Image.Image) else photos[n]) for n in names}
 
 
 def load_folder(folder: Union[str, os.PathLike], limit: int | None = None) -> dict[str, torch.Tensor]:
@@ -81,26 +71,19 @@ def load_folder(folder: Union[str, os.PathLike], limit: int | None = None) -> di
 
 
 class PairedPatches(Dataset):
-    """(LR, HR) training pairs cut from HR images, degraded on the fly.
+    """(LR, HR) training pairs cut from HR images, degraded on the fly: float tensors ``(C, p/r, p/r)``, ``(C, p, p)``.
 
-    Parameters
-    ----------
     source: a folder, a list of image paths, or a list/dict of images (tensors ``(C, H, W)`` or PIL).
-    scale: the SR factor r.
-    patch_size: HR patch side; rounded down to a multiple of ``scale``. The LR patch is ``patch_size // scale``.
+    scale: the SR factor r. patch_size: the HR patch side p, rounded down to a multiple of ``scale``.
     degradation: a preset name (see :func:`.degrade.preset_names`) or a :class:`.degrade.Pipeline`.
-    patches_per_image: samples per image per epoch (``len = images x patches_per_image``).
-    augment: random horizontal/vertical flips and 90° rotations.
+    patches_per_image: samples per image per epoch. augment: random flips and 90° rotations.
     y_only: return the luma channel (BT.601) only, for Y-channel models like the paper's ESPCN.
-    lr_cache: ``"memory"`` or a folder: each image's LR is computed once from the *whole*
-        image (seeded by the image index) and patches are cut from it, so patch borders
-        see the same context as at evaluation; the degradation is then fixed per image.
-        ``"memory"`` suits a few dozen images; a folder (PNG files) suits large sets.
+    lr_cache: ``"memory"`` (a few dozen images) or a folder (PNG files, large sets): each image's LR is
+        computed once from the *whole* image (seeded by the image index) and patches are cut from it, so patch
+        borders see the same context as at evaluation; the degradation is then fixed per image.
 
-    Returns ``(lr, hr)`` float tensors ``(C, p/r, p/r)`` and ``(C, p, p)``.
-
-    Randomness comes from torch's global generator, so :func:`course_lib.core.training.fit`
-    reproduces (and resumes) it exactly on the CPU.
+    Randomness comes from torch's global generator, so :func:`course_lib.core.training.fit` reproduces (and
+    resumes) it exactly on the CPU.
     """
 
     def __init__(self, source, scale: int, patch_size: int = 51, degradation: Union[str, Step] = "bicubic",
@@ -111,12 +94,9 @@ class PairedPatches(Dataset):
         if not isinstance(degradation, Step):
             check_choice(degradation, preset_names(), "PairedPatches: degradation")  # or a Pipeline
         check_int(patches_per_image, "PairedPatches: patches_per_image", minimum=1)
-        self.scale = scale
-        self.patch = patch_size - patch_size % scale
-        self.degradation = degradation
-        self.patches_per_image = patches_per_image
-        self.augment = augment
-        self.y_only = y_only
+        self.scale, self.patch = scale, patch_size - patch_size % scale
+        self.degradation, self.patches_per_image = degradation, patches_per_image
+        self.augment, self.y_only = augment, y_only
         if lr_cache is not None and not isinstance(lr_cache, (str, os.PathLike)):
             raise InputError(f"PairedPatches: lr_cache must be None, 'memory' or a folder, "
                              f"got {type(lr_cache).__name__}")
@@ -149,7 +129,6 @@ class PairedPatches(Dataset):
     def __len__(self) -> int:
         return len(self.items) * self.patches_per_image
 
-    # -- images ----------------------------------------------------------------------------
     def _image(self, k: int) -> torch.Tensor:
         if k in self._decoded:
             self._decoded.move_to_end(k)
@@ -202,7 +181,6 @@ class PairedPatches(Dataset):
             return None
         return img
 
-    # -- samples ----------------------------------------------------------------------------
     def __getitem__(self, index: int):
         if not 0 <= index < len(self):
             raise IndexError(f"PairedPatches: index {index} out of range for {len(self)} samples")

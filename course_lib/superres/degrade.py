@@ -1,22 +1,10 @@
 """The degradation pipeline: how low-resolution inputs are made from ground truth.
 
-A super-resolution network learns to invert whatever made its LR inputs, so this module is where
-the "what problem are we solving" decision lives. Read top to bottom:
-
-1. :func:`resize`, :func:`crop_to_multiple`, :func:`downscale` -- the resampling kernels
-   ``nearest | bilinear | bicubic | area | lanczos``. ``bicubic`` with ``antialias=True`` is the field's
-   benchmark protocol (MATLAB ``imresize``). Against PIL on ``skimage.data.astronaut`` (8-bit, x2/x3/x4)
-   ``bicubic``, ``bilinear`` and ``lanczos``, down and up (:mod:`.interpolate`), never differ by more than
-   1/255 (56.5..58.7 dB): PIL rounds in fixed point, we compute in floating point; on float data they equal
-   PIL's mode ``"F"`` resize to ~1e-5.
-2. :func:`gaussian_kernel`, :func:`motion_blur_kernel` -- blur kernels.
-3. The steps, small dataclasses whose parameters are a fixed value or a ``(low, high)`` range sampled on every
-   call: :class:`Downscale`, :class:`GaussianBlur`, :class:`MotionBlur`, :class:`GaussianNoise`,
-   :class:`PoissonNoise`, :class:`JPEG`.
-4. :class:`Pipeline` -- steps in order, or in random order (BSRGAN), with a seed, and
-   :meth:`Pipeline.describe` for what was actually applied.
-5. :func:`degrade`, :data:`PRESETS`, :func:`preset_names` -- one call from HR to LR:
-   ``"bicubic"``, ``"gaussian"``, ``"jpeg30"``, ``"jpeg"``, ``"noisy"``, ``"realistic"``.
+A super-resolution network learns to invert whatever made its LR inputs, so this module is where the "what
+problem are we solving" decision lives. Read top to bottom: 1. resampling with PIL's kernels (:func:`resize`,
+:func:`downscale`), 2. blur kernels, 3. the steps, small dataclasses whose parameters are a fixed value or a
+``(low, high)`` range sampled on every call, 4. :class:`Pipeline`: steps in order, or in random order (BSRGAN),
+with a seed, 5. :func:`degrade` and its :data:`PRESETS`: one call from HR to LR.
 
 Images are float tensors ``(C, H, W)`` or ``(N, C, H, W)`` in ``[0, 1]``; every public function also accepts a
 PIL image and then returns one. Arguments are checked once, by the public function a user calls; the steps and
@@ -24,15 +12,8 @@ the internals work on checked ``(N, C, H, W)`` tensors.
 
 Example::
 
-    >>> import torch
-    >>> hr = torch.rand(3, 65, 50)
-    >>> degrade(hr, scale=4).shape               # cropped to 64 x 48 first
+    >>> degrade(torch.rand(3, 65, 50), scale=4, preset="realistic", seed=0).shape  # cropped to 64 x 48 first
     torch.Size([3, 16, 12])
-    >>> pipe = PRESETS["realistic"](4)
-    >>> pipe(hr[:, :64, :48], seed=0).shape
-    torch.Size([3, 16, 12])
-    >>> len(pipe.describe())                     # one line per step
-    5
 """
 from __future__ import annotations
 
@@ -50,12 +31,9 @@ from ..core.checks import InputError, check_choice, check_int, check_number, che
 from ..core.filters import gaussian_blur
 from ..core.images import check_image_tensor, to_pil, to_tensor
 
-__all__ = [
-    "KERNELS", "resize", "crop_to_multiple", "downscale",
-    "gaussian_kernel", "motion_blur_kernel",
-    "Step", "Downscale", "GaussianBlur", "MotionBlur", "GaussianNoise", "PoissonNoise", "JPEG",
-    "Pipeline", "degrade", "PRESETS", "preset_names",
-]
+__all__ = ["KERNELS", "resize", "crop_to_multiple", "downscale", "gaussian_kernel", "motion_blur_kernel", "Step",
+           "Downscale", "GaussianBlur", "MotionBlur", "GaussianNoise", "PoissonNoise", "JPEG", "Pipeline", "degrade",
+           "PRESETS", "preset_names"]
 
 KERNELS = ("nearest", "bilinear", "bicubic", "area", "lanczos")
 
@@ -128,11 +106,9 @@ def _resample_weights(in_size: int, out_size: int, kernel: str, antialias: bool)
 
 def _resample_axis(x: torch.Tensor, out_size: int, dim: int, kernel: str, antialias: bool,
                    by_hand: bool = False) -> torch.Tensor:
-    """Resample ``x`` along ``dim`` (-1 or -2) with PIL's ``kernel``.
-
-    By hand (always for Lanczos, which torch lacks): one ``index_select`` + multiply-add per tap, so the
-    memory is one output (a dense ``(out, in)`` matrix: 266 MB for a DIV2K row upscaled x4). Otherwise
-    ``F.interpolate(antialias=True)``, which uses the same weights (tested) and is 13x faster.
+    """Resample ``x`` along ``dim`` (-1 or -2) with PIL's ``kernel``: by hand (always for Lanczos, which torch
+    lacks), one ``index_select`` + multiply-add per tap, so the memory is one output, not a dense ``(out, in)``
+    matrix; otherwise ``F.interpolate(antialias=True)``, which uses the same weights (tested) and is faster.
     """
     if kernel != "lanczos" and not by_hand:
         size = (out_size, x.shape[-1]) if dim == -2 else (x.shape[-2], out_size)
@@ -156,39 +132,19 @@ def _resize(x: torch.Tensor, h: int, w: int, kernel: str, antialias: bool) -> to
 
 
 def resize(img, size: Tuple[int, int], kernel: str = "bicubic", antialias: bool = True):
-    """Resize an image to ``size = (height, width)``, PIL-compatibly.
+    """Resize ``img`` (``(C, H, W)``, ``(N, C, H, W)`` in [0, 1], or PIL) to ``size = (height, width)`` like PIL.
 
-    Kernels:
-
-    * ``"nearest"`` -- the input pixel whose centre is nearest; equals PIL ``NEAREST`` (torch
-      ``"nearest-exact"``; plain ``"nearest"`` is off by half a pixel).
-    * ``"bilinear"``, ``"bicubic"`` -- PIL's kernels (bicubic ``a = -0.5``), written out in
-      :func:`_resample_weights`; computed by ``F.interpolate(..., antialias=True)``, which uses the same
-      weights. With ``antialias=False`` the kernel is not widened when shrinking, which aliases: that is
-      ``F.interpolate``'s and OpenCV's default (and their bicubic uses ``a = -0.75``), *not* the benchmark
-      protocol.
-    * ``"area"`` -- the mean over the input pixels each output pixel covers (``F.interpolate(mode="area")``);
-      for an integer factor, the block mean.
-    * ``"lanczos"`` -- Lanczos-3 windowed sinc with PIL's ``LANCZOS`` weights, computed here (torch has no
-      Lanczos).
+    * ``"nearest"`` -- the input pixel whose centre is nearest: PIL ``NEAREST`` (torch ``"nearest-exact"``;
+      plain ``"nearest"`` is off by half a pixel).
+    * ``"bilinear"``, ``"bicubic"`` -- PIL's kernels (bicubic ``a = -0.5``), written out in :func:`_resample_weights`.
+      ``antialias=False`` (ignored by nearest and area) does not widen the kernel when shrinking, which aliases:
+      ``F.interpolate``'s and OpenCV's default (their bicubic uses ``a = -0.75``), *not* the benchmark protocol.
+    * ``"area"`` -- the mean over the input pixels each output pixel covers; for an integer factor, the block mean.
+    * ``"lanczos"`` -- Lanczos-3 windowed sinc with PIL's ``LANCZOS`` weights (torch has no Lanczos).
 
     Like PIL, the two axes are resampled one after the other (width first) and the intermediate image is
     clipped to [0, 1]: PIL keeps it as 8-bit, which clips the overshoot of the cubic and Lanczos kernels at
-    sharp edges. Without this clip a few edge pixels of astronaut differ from PIL by up to 6/255; with it,
-    none differs by more than 1/255.
-
-    Args:
-        img: tensor ``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1], or a PIL image.
-        size: output ``(height, width)``, positive ints.
-        kernel: one of :data:`KERNELS`.
-        antialias: widen the kernel when shrinking (ignored by nearest and area).
-
-    Returns:
-        The resized image in [0, 1], same type and batch form as ``img``.
-
-    Example:
-        >>> resize(torch.rand(3, 32, 48), (16, 24)).shape
-        torch.Size([3, 16, 24])
+    sharp edges. Returns the resized image in [0, 1], in the type and batch form of ``img``.
     """
     x, back = _as_batch(img, "resize: img")
     check_choice(kernel, KERNELS, "resize: kernel")
@@ -208,10 +164,6 @@ def crop_to_multiple(img, scale: int):
 
     The benchmark protocol ("modcrop"): the LR image is then exactly ``(H // scale, W // scale)`` and each LR
     pixel covers ``scale x scale`` HR pixels, so HR and upscaled LR align pixel for pixel.
-
-    Example:
-        >>> crop_to_multiple(torch.rand(3, 65, 50), 4).shape
-        torch.Size([3, 64, 48])
     """
     scale = check_int(scale, "crop_to_multiple: scale", minimum=1)
     x, back = _as_batch(img, "crop_to_multiple: img")
@@ -229,10 +181,6 @@ def downscale(img, scale: int, kernel: str = "bicubic", antialias: bool = True):
     ``kernel="bicubic"`` (the default) with ``antialias=True`` is the benchmark protocol and matches PIL
     ``Image.BICUBIC``; ``"area"`` is the mean of each ``s x s`` block; ``"nearest"`` keeps one pixel per block
     (index ``s // 2``, as PIL). See :func:`resize` for all kernels.
-
-    Example:
-        >>> downscale(torch.rand(1, 3, 97, 64), 3).shape
-        torch.Size([1, 3, 32, 21])
     """
     scale = check_int(scale, "downscale: scale", minimum=1)
     check_choice(kernel, KERNELS, "downscale: kernel")
@@ -256,15 +204,9 @@ def gaussian_kernel(sigma: float, sigma_y: Optional[float] = None, angle: float 
                     truncate: float = 3.0, dtype=torch.float32) -> torch.Tensor:
     """A normalised 2-D Gaussian kernel ``(2r+1, 2r+1)``, ``r = ceil(truncate * max(sigma, sigma_y))``.
 
-    ``k(d) ∝ exp(-d^T Σ^{-1} d / 2)`` with covariance ``Σ = sigma^2 u u^T + sigma_y^2 v v^T``, where ``u``
-    points at ``angle`` degrees (counter-clockwise on screen) and ``v`` is perpendicular to it.
-    ``sigma_y=None`` gives the isotropic kernel. The sum is 1, so flat regions keep their brightness.
-    ``d = (x, row)`` offsets from the centre.
-
-    Example:
-        >>> k = gaussian_kernel(2.0, sigma_y=0.5, angle=30)
-        >>> k.shape, round(float(k.sum()), 6)
-        (torch.Size([13, 13]), 1.0)
+    ``k(d) ∝ exp(-d^T Σ^{-1} d / 2)`` with covariance ``Σ = sigma^2 u u^T + sigma_y^2 v v^T``, where ``u`` points at
+    ``angle`` degrees (counter-clockwise on screen) and ``v`` is perpendicular to it. ``sigma_y=None`` gives the
+    isotropic kernel. The sum is 1, so flat regions keep their brightness. ``d = (x, row)`` offsets from the centre.
     """
     sx = check_number(sigma, "gaussian_kernel: sigma", low=0, low_open=True)
     sy = sx if sigma_y is None else check_number(sigma_y, "gaussian_kernel: sigma_y", low=0, low_open=True)
@@ -283,10 +225,6 @@ def motion_blur_kernel(length: float, angle: float = 0.0, dtype=torch.float32) -
     Each kernel pixel gets weight ``max(0, 1 - distance to the segment)`` (an anti-aliased line through the
     centre, ``length`` pixels long), then the weights are divided by their sum. ``angle=0`` is horizontal;
     with an integer length it is exactly a row of ``length`` equal weights.
-
-    Example:
-        >>> motion_blur_kernel(5, 0)[2]
-        tensor([0.2000, 0.2000, 0.2000, 0.2000, 0.2000])
     """
     length = check_number(length, "motion_blur_kernel: length", low=1)
     half = (length - 1) / 2
@@ -314,8 +252,7 @@ def _filter2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 # 3. Steps ------------------------------------------------------------------
 
 def _ranged(default, label: str, **bounds):
-    """A step parameter: a fixed value or a ``(low, high)`` range, checked and drawn by :class:`Step`; ``label``
-    names it in messages, ``bounds`` go to :func:`_value_or_range` (``integer=True``: ints)."""
+    """A step parameter, a value or a ``(low, high)`` range checked and drawn by :class:`Step`, named ``label``."""
     return field(default=default, metadata={"range": (label, bounds)})
 
 
@@ -344,23 +281,17 @@ def _sample(value, rng: np.random.Generator):
 
 
 def _torch_generator(rng: np.random.Generator, device) -> torch.Generator:
-    # Noise is drawn by torch on the image's device (fast on a GPU), seeded from
-    # the numpy stream so that one seed still fixes everything.
+    # noise is drawn by torch on the image's device, seeded from the numpy stream: one seed fixes everything
     return torch.Generator(device=device).manual_seed(int(rng.integers(0, 2 ** 63 - 1)))
 
 
 class Step:
-    """Base of the degradation steps.
+    """Base of the degradation steps, used in two stages so that :class:`Pipeline` can report what it drew.
 
-    A step is used in two stages, so that :class:`Pipeline` can report what it drew:
-    ``params = step.sample(rng)`` draws this call's parameters from the ranges, ``step.apply(x, params, rng)``
-    applies them to ``x (N, C, H, W)``, ``step.describe(params)`` says it in words. Parameters are drawn once
-    per call and shared by a batch; noise differs per image. ``p`` (where a step has it) is the probability
-    that the step is applied at all.
-
-    The parameters a step declares with ``_ranged`` are checked here, once, when it is made, and the default
-    :meth:`sample` draws them in the order they are declared.
-
+    ``params = step.sample(rng)`` draws this call's parameters (those declared with ``_ranged``, checked once
+    when the step is made, drawn in declaration order), ``step.apply(x, params, rng)`` applies them to
+    ``x (N, C, H, W)``, ``step.describe(params)`` says it in words. Parameters are drawn once per call and shared
+    by a batch; noise differs per image. ``p`` (where a step has it) is the probability that the step is applied.
     Calling a step on an image runs it alone: ``GaussianBlur(2.0)(img, seed=0)``.
     """
 
@@ -395,10 +326,6 @@ class Downscale(Step):
     ``kernel`` may be a list of names; one is chosen at random on each call (Real-ESRGAN draws among area,
     bilinear and bicubic so that the network does not overfit to one kernel). Always applied (no ``p``): the
     LR size must not depend on chance.
-
-    Example:
-        >>> Downscale(2, ["area", "bicubic"])(torch.rand(3, 8, 8), seed=0).shape
-        torch.Size([3, 4, 4])
     """
     scale: int = 4
     kernel: Union[str, Sequence[str]] = "bicubic"
@@ -430,14 +357,8 @@ class GaussianBlur(Step):
     ``sigma`` (pixels) is the spread along ``angle`` (degrees, counter-clockwise), ``sigma_y`` across it;
     ``sigma_y=None`` is isotropic. Each may be a ``(low, high)`` range. With ``sigma_y`` given,
     ``isotropic_prob`` is the chance of drawing an isotropic kernel instead (Real-ESRGAN mixes both).
-    Isotropic: :func:`course_lib.core.filters.gaussian_blur` (separable); anisotropic:
-    :func:`gaussian_kernel`. Radius ``ceil(3 max(sigma, sigma_y))``; borders are mirrored (scipy's
-    ``mode="mirror"``).
-
-    Example:
-        >>> blur = GaussianBlur(sigma=(0.2, 3.0), sigma_y=(0.2, 3.0), angle=(-90, 90))
-        >>> blur(torch.rand(3, 32, 32), seed=1).shape
-        torch.Size([3, 32, 32])
+    Isotropic: :func:`course_lib.core.filters.gaussian_blur` (separable); anisotropic: :func:`gaussian_kernel`.
+    Radius ``ceil(3 max(sigma, sigma_y))``; borders are mirrored (scipy's ``mode="mirror"``).
     """
     sigma: Range = _ranged(1.0, "sigma", low=0, low_open=True)
     sigma_y: Optional[Range] = _ranged(None, "sigma_y", low=0, low_open=True)
@@ -464,12 +385,7 @@ class GaussianBlur(Step):
 
 @dataclass
 class MotionBlur(Step):
-    """Linear motion blur: convolution with :func:`motion_blur_kernel` (``length`` pixels at ``angle`` degrees).
-
-    Example:
-        >>> MotionBlur(length=(3, 15), angle=(0, 180))(torch.rand(3, 32, 32), seed=0).shape
-        torch.Size([3, 32, 32])
-    """
+    """Linear motion blur: convolution with :func:`motion_blur_kernel` (``length`` pixels at ``angle`` degrees)."""
     length: Range = _ranged(5.0, "length (pixels)", low=1)
     angle: Range = _ranged(0.0, "angle (degrees)")
     p: float = 1.0
@@ -485,10 +401,6 @@ class GaussianNoise(Step):
     ``sigma`` is in units of 1/255 like Real-ESRGAN (which draws 1..30). ``gray`` makes the noise the same in
     every channel (luminance noise); a number in [0, 1] is the probability of gray noise on each call
     (Real-ESRGAN: 0.4). Clipping to [0, 1] as a camera does lowers the measured spread near black and white.
-
-    Example:
-        >>> GaussianNoise(sigma=(1, 30), gray=0.4)(torch.full((3, 8, 8), 0.5), seed=0).shape
-        torch.Size([3, 8, 8])
     """
     sigma: Range = _ranged(10.0, "sigma (units of 1/255)", low=0, high=255)
     gray: Union[bool, float] = False
@@ -519,11 +431,6 @@ class PoissonNoise(Step):
 
     ``scale`` is the expected photon count of a white pixel; the noise has mean 0 and variance ``x / scale``,
     so it grows with brightness and shrinks as more light is collected (``scale`` larger).
-
-    Example:
-        >>> y = PoissonNoise(scale=100)(torch.full((1, 64, 64), 0.5), seed=0)
-        >>> abs(float(y.mean()) - 0.5) < 0.01
-        True
     """
     scale: Range = _ranged(100.0, "scale (photons at white)", low=0, low_open=True)
     p: float = 1.0
@@ -540,10 +447,6 @@ class JPEG(Step):
 
     Each image is rounded to 8 bits, saved as JPEG (PIL's defaults: 4:2:0 chroma subsampling) and read back,
     exactly as a JPEG file on disk would be. Low quality shows 8x8 blocks and ringing. 1 or 3 channels.
-
-    Example:
-        >>> JPEG(quality=(30, 95))(torch.rand(3, 16, 16), seed=0).shape
-        torch.Size([3, 16, 16])
     """
     quality: Union[int, Tuple[int, int]] = _ranged(75, "quality", integer=True, low=1, high=100)
     p: float = 1.0
@@ -572,12 +475,8 @@ class Pipeline(Step):
     for each step whether it is applied (``p``), its parameters, and its noise. A pipeline can itself be a
     step of another pipeline, e.g. a shuffled block followed by a final JPEG.
 
-    :meth:`describe` lists what the last call applied with the sampled values (before any call: the configured
-    steps).
-
-    Random order follows BSRGAN (Zhang et al., "Designing a Practical Degradation Model for Deep Blind Image
-    Super-Resolution", ICCV 2021): blur before or after the downscale, noise before or after blur, are all
-    plausible real histories of a photo.
+    Random order follows BSRGAN (Zhang et al., ICCV 2021): blur before or after the downscale, noise before or
+    after blur, are all plausible real histories of a photo.
 
     Example:
         >>> pipe = Pipeline([GaussianBlur((0.5, 2)), Downscale(2), JPEG((30, 95))])
@@ -638,7 +537,7 @@ class Pipeline(Step):
         return back(self._degrade(x, seed))
 
     def describe(self, params: Optional[dict] = None) -> List[str]:
-        """What the last call applied, one readable line per step (with the sampled values)."""
+        """What the last call applied, one line per step with the sampled values (before any call: the steps)."""
         return list(self._history) if self._history is not None else [repr(s) for s in self.steps]
 
 
@@ -665,12 +564,9 @@ PRESETS: Dict[str, Callable[[int], Pipeline]] = {
     # ESPCN's training data: Gaussian blur, then keep one pixel per block; sigma = scale / 2
     # (the "BD" protocol of SRMD/RDN uses 1.6 at x3)
     "gaussian": lambda scale: Pipeline([GaussianBlur(sigma=0.5 * scale), Downscale(scale, "nearest")]),
-    # bicubic, then JPEG at quality 30 / at a quality in 30..95
     "jpeg30": lambda scale: Pipeline([Downscale(scale, "bicubic"), JPEG(30)]),
     "jpeg": lambda scale: Pipeline([Downscale(scale, "bicubic"), JPEG((30, 95))]),
-    # bicubic, then Gaussian noise sigma 1..30 (/255)
     "noisy": lambda scale: Pipeline([Downscale(scale, "bicubic"), GaussianNoise(sigma=(1, 30))]),
-    # Real-ESRGAN / BSRGAN-style random degradations
     "realistic": _realistic,
 }
 """Preset name -> function ``scale -> Pipeline``."""
@@ -682,21 +578,13 @@ def preset_names() -> Tuple[str, ...]:
 
 
 def degrade(hr, scale: int, preset: Union[str, Step] = "bicubic", seed: Seed = None):
-    """Make the low-resolution input of a super-resolution pair from its ground truth.
+    """Make the low-resolution input of a super-resolution pair from its ground truth ``hr``.
 
-    ``hr`` is cropped so that its sides divide by ``scale`` (use :func:`crop_to_multiple` to get the matching
-    HR); the result is exactly ``(H // scale, W // scale)``, clamped to [0, 1].
-
-    Args:
-        hr: ``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1], or a PIL image (then a PIL image is returned).
-        scale: integer factor >= 1.
-        preset: a name from :func:`preset_names` or a :class:`Pipeline` whose
-            ``Downscale`` steps multiply to ``scale``.
-        seed: int, ``numpy.random.Generator`` or None; fixes every random choice.
-
-    Example:
-        >>> degrade(torch.rand(3, 30, 31), 3, "jpeg30").shape
-        torch.Size([3, 10, 10])
+    ``hr`` (``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1], or a PIL image: then a PIL image is returned) is cropped
+    so that its sides divide by ``scale`` (:func:`crop_to_multiple` gives the matching HR); the result is exactly
+    ``(H // scale, W // scale)``, clamped to [0, 1]. ``preset``: a name from :func:`preset_names` or a
+    :class:`Pipeline` whose ``Downscale`` steps multiply to ``scale``. ``seed`` (int, ``numpy.random.Generator``
+    or None) fixes every random choice.
     """
     scale = check_int(scale, "degrade: scale", minimum=1)
     if isinstance(preset, str):

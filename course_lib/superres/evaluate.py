@@ -1,10 +1,8 @@
-"""Evaluation by the field's protocol.
+"""Evaluation by the field's protocol (Shi et al. 2016 and the benchmark tables follow it).
 
-For every HR image: crop it so its sides divide by the scale, make the LR input
-with the degradation, upscale it with each method, and score against the HR on
-the luma channel Y (BT.601) after shaving ``scale`` pixels from every border:
-PSNR-Y and SSIM-Y, averaged over images (Shi et al. 2016 and the benchmark
-tables in REFERENCE_RESULTS.md follow this protocol).
+For every HR image: crop it so its sides divide by the scale, make the LR input with the degradation, upscale
+it with each method, and score against the HR on the luma channel Y (BT.601) after shaving ``scale`` pixels
+from every border: PSNR-Y and SSIM-Y, averaged over images.
 """
 from __future__ import annotations
 

@@ -2,30 +2,17 @@
 
 ``fast = optimize_for_inference(model)`` and ``fast(y)``, or ``upscale(model, image, optimized=True)``.
 :class:`FastESPCN` is built from the readable model's weights and checked against it (outputs equal
-to 1e-4; ``tests/test_superres_inference.py``). What it does, and why (the x3 paper model on a 1080p
-frame, LR 640x360, 10.4 GFLOP, a 2-core AVX2 EPYC; ``benchmarks/results/superres.md`` has the numbers):
+to 1e-4). What it does, and why (timings: ``benchmarks/results/superres.md``):
 
-1. *Strips.* The frame is cut into strips of LR rows, each with its receptive field (4 rows) of
-   context, and all three layers run on one strip before the next. The eager model writes the 59 MB
-   first feature map to memory and reads it back; a strip's maps stay in the caches. Memory, not
-   arithmetic, was the bottleneck: the first layer took 60-110 ms on a whole frame, 20-25 ms in strips.
-2. *oneDNN with the activation fused*, channels-last (``torch.ops.mkldnn._convolution_pointwise``,
-   the kernel ``torch.compile`` calls). Zero padding becomes explicit context plus "fill what lies
-   outside the image" after each layer.
-3. *tanh as a sigmoid*: ``tanh(z) = 2 sigmoid(2z) - 1``. oneDNN's fused sigmoid costs ~0.5 ns a value,
-   its tanh ~5 ns, and a frame has 22 million activations. The factor 2 goes into the layer's
-   weights, the map ``2s - 1`` into the next layer's (``W' = 2W``, ``b' = b - sum W``), and "zero
-   outside the image" becomes ``s = 1/2``. The result differs from eager by ~3e-6.
-4. *First layer as a 1x1 convolution of im2col patches* (1 channel x 5x5 = 25 values a pixel):
-   oneDNN's direct kernel for one input channel ran at 7 GFLOP/s (~110 ms a frame), the 1x1 form ~26 ms.
-5. *Last layer padded from 9 to 16 output channels* (AVX2 holds 8 floats): 30 -> 24 ms.
-
-Eager float32 0.23-0.25 s/frame, this 0.095 s (~110 GFLOP/s). Tried and not kept (s/frame):
-``inference_mode`` 0.23-0.26, channels_last 0.17, ``jit.freeze`` with oneDNN graph fusion 0.15,
-mkldnn tensors 0.18-0.20, ``torch.compile`` 0.15 after 5-20 s of compiling per input shape, and
-Winograd F(4x4, 3x3) for the 64->32 layer (4x fewer multiplications) 0.18-0.47: oneDNN's direct
-convolution already runs at ~95 % of the cores' peak, while Winograd's transforms written as torch
-operations are extra passes over memory that cost more than the products they save.
+1. *Strips* of LR rows, each with its receptive field (4 rows) of context, run through all three layers
+   one after the other, so that the feature maps stay in the caches (memory, not arithmetic, is the bottleneck).
+2. *oneDNN with the activation fused*, channels-last (``torch.ops.mkldnn._convolution_pointwise``, the kernel
+   ``torch.compile`` calls). Zero padding becomes context plus "fill what lies outside the image" after each layer.
+3. *tanh as a sigmoid*: ``tanh(z) = 2 sigmoid(2z) - 1`` (oneDNN's fused sigmoid is ~10x cheaper than its
+   tanh). The factor 2 goes into the layer's weights, the map ``2s - 1`` into the next layer's (``W' = 2W``,
+   ``b' = b - sum W``), and "zero outside the image" becomes ``s = 1/2``. It differs from eager by ~3e-6.
+4. *First layer as a 1x1 convolution of im2col patches*: oneDNN's direct kernel for one input channel is slow.
+5. *Last layer padded from 9 to 16 output channels* (AVX2 holds 8 floats).
 """
 from __future__ import annotations
 
@@ -75,8 +62,7 @@ class FastESPCN(nn.Module):
     Takes ``(N, C, H, W)`` or ``(C, H, W)`` float32 CPU tensors; build it with :func:`optimize_for_inference`.
     """
 
-    #: Bytes of the widest feature map of one strip: 20 MB stays in a server's L3 cache. On the benchmark's
-    #: EPYC strips of 64-192 rows of a 640-wide frame ran within 10 %; 16 rows 45 % slower, a whole frame 70 %.
+    #: Bytes of the widest feature map of one strip: 20 MB stays in a server's L3 cache.
     strip_bytes = 20 << 20
 
     def __init__(self, model: ESPCN, *, strip_rows: int | None = None):

@@ -1,13 +1,10 @@
 """Whole-image inference: ``upscale(model, image)`` for a tensor or a PIL image of any size.
 
-A Y-channel model (the paper's ESPCN) given an RGB image super-resolves luma; Cb and Cr are
-enlarged bicubically, as in the paper. An image larger than :data:`BLOCK` x :data:`BLOCK` LR
-pixels is processed block by block -- colour conversion, model, chroma, clamping and, for a PIL
-image, the 8-bit conversion -- so that memory stays at the result plus one block (a 10000x10000
-photo at x3 would need 7 GB for its enlarged chroma alone). Each block carries the model's
-receptive radius of context on every side and only its centre is kept, so every output pixel sees
-the inputs it would see in one pass: the result equals the one-pass result up to float32 rounding
-(of the bicubic's source coordinates, ~2e-5; tested).
+A Y-channel model (the paper's ESPCN) given an RGB image super-resolves luma; Cb and Cr are enlarged
+bicubically, as in the paper. An image larger than :data:`BLOCK` x :data:`BLOCK` LR pixels is processed block
+by block (colour conversion, model, chroma, clamping and, for a PIL image, the 8-bit conversion), so that memory
+stays at the result plus one block. Each block carries the model's receptive radius of context on every side
+and only its centre is kept: the result equals the one-pass result up to float32 rounding (~2e-5; tested).
 """
 from __future__ import annotations
 
@@ -28,10 +25,8 @@ BLOCK = 512
 
 
 def receptive_radius(model: nn.Module) -> int:
-    """LR pixels on each side that one output pixel depends on: the sum of the convolutions' half-widths.
-
-    Exact for a chain of stride-1 "same" convolutions (ESPCN, the deblocking net, both in a row).
-    """
+    """LR pixels on each side that one output pixel depends on: the sum of the convolutions' half-widths
+    (exact for a chain of stride-1 "same" convolutions: ESPCN, the deblocking net, both in a row)."""
     radius = 0
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -42,23 +37,9 @@ def receptive_radius(model: nn.Module) -> int:
     return radius
 
 
-def _pipeline(model: nn.Module, x: torch.Tensor, cin: int, scale: int) -> torch.Tensor:
-    """The upscaled ``x`` (N, C, H, W), not clamped."""
-    if cin == x.shape[1]:
-        return model(x)
-    if cin == 1:  # a Y model on an RGB image: the paper's protocol
-        ycbcr = rgb_to_ycbcr(x)
-        cbcr = F.interpolate(ycbcr[:, 1:], scale_factor=scale, mode="bicubic", align_corners=False)
-        return ycbcr_to_rgb(torch.cat([model(ycbcr[:, :1]), cbcr], 1))
-    return model(x.expand(-1, 3, -1, -1)).mean(1, keepdim=True)  # an RGB model on a gray image
-
-
 def _by_blocks(fn, src, h: int, w: int, scale: int, block: int, margin: int):
-    """``fn`` (LR crop -> its SR) block by block, each block with ``margin`` LR pixels of context.
-
-    ``src``: a tensor ``(N, C, H, W)``, or a PIL image read crop by crop; then the result is a PIL
-    image pasted from 8-bit blocks, so the memory is the two images and one block.
-    """
+    """``fn`` (LR crop -> its SR) block by block, each block with ``margin`` LR pixels of context. ``src``: a
+    tensor ``(N, C, H, W)``, or a PIL image read crop by crop, whose result is pasted from 8-bit blocks."""
     out = None
     for top in range(0, h, block):
         for left in range(0, w, block):
@@ -125,13 +106,18 @@ def upscale(model: nn.Module, image, *, tile: int | None | str = "auto", overlap
         model.to(device)
     dev = next(model.parameters()).device
 
-    def run(x):
-        return _pipeline(model, x.to(dev, torch.float32), cin, scale)
+    def run(x):  # the upscaled x (N, C, H, W), not clamped
+        x = x.to(dev, torch.float32)
+        if cin == x.shape[1]:
+            return model(x)
+        if cin == 1:  # a Y model on an RGB image: the paper's protocol
+            ycbcr = rgb_to_ycbcr(x)
+            cbcr = F.interpolate(ycbcr[:, 1:], scale_factor=scale, mode="bicubic", align_corners=False)
+            return ycbcr_to_rgb(torch.cat([model(ycbcr[:, :1]), cbcr], 1))
+        return model(x.expand(-1, 3, -1, -1)).mean(1, keepdim=True)  # an RGB model on a gray image
 
-    if pil:
-        src = image if block else to_tensor(image)[None]  # a large PIL image is read block by block
-    else:
-        src = image.reshape(-1, c, h, w)
+    # a large PIL image is read block by block
+    src = (image if block else to_tensor(image)[None]) if pil else image.reshape(-1, c, h, w)
     try:
         out = run(src) if block is None else _by_blocks(run, src, h, w, scale, block, max(overlap, 3))
     finally:

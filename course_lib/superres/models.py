@@ -14,9 +14,7 @@ upsamples first and convolves at the high resolution.
     >>> ESPCN(espcn_paper(scale=3))(torch.rand(1, 1, 16, 16)).shape
     torch.Size([1, 1, 48, 48])
 
-Then :func:`icnr_` (no checkerboard at the start), :class:`DeblockNet` (AR-CNN) and
-:class:`DeblockThenSR`; :func:`count_parameters` and :func:`flops`. The optimised CPU
-inference lives in :mod:`.fast`, the whole-image driver in :mod:`.inference`.
+Then :func:`icnr_` (no checkerboard at the start), :class:`DeblockNet` (AR-CNN) and :class:`DeblockThenSR`.
 """
 from __future__ import annotations
 

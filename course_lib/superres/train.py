@@ -1,7 +1,5 @@
-"""Training ESPCN and the deblocking network with the course's one loop, :func:`core.training.fit`.
-
-:func:`train_espcn` is what the notebooks call with the profile's budget and
-what ``python -m course_lib.superres train`` runs for the shipped checkpoints.
+"""Training ESPCN and the deblocking network with the course's one loop, :func:`core.training.fit`: what the
+notebooks call with the profile's budget and ``python -m course_lib.superres train`` runs for the shipped weights.
 """
 from __future__ import annotations
 
@@ -43,20 +41,17 @@ def psnr_metric(pred, target):
 
 def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper", activation: str | None = None,
                 steps: int = 2000, batch_size: int = 32, patch_size: int | None = None, lr: float = 1e-3,
-                loss: str = "mse", degradation="bicubic", patches_per_image: int = 64,
-                eval_every: int | None = None, checkpoint=None, device=None, seed: int = 0,
-                num_workers: int = 0, icnr: bool = False, progress: bool = True, accumulate: int = 1,
-                log_dir=None) -> FitResult:
+                loss: str = "mse", degradation="bicubic", patches_per_image: int = 64, eval_every: int | None = None,
+                checkpoint=None, device=None, seed: int = 0, num_workers: int = 0, icnr: bool = False,
+                progress: bool = True, accumulate: int = 1, log_dir=None) -> FitResult:
     """Train an ESPCN at ``scale`` on HR images (a folder, list or ``{name: tensor}``).
 
-    ``arch="paper"`` (Y channel, 5-3-3, 64/32, tanh) or ``"lecture"`` (RGB, 5-5-5, 64/64,
-    LeakyReLU, sigmoid); ``activation`` overrides the hidden activation. Patches are
-    ``17 r`` HR pixels as in the paper unless ``patch_size`` is given. Adam with a
-    cosine-decayed learning rate. ``checkpoint``: a run checkpoint; calling again with the
-    same settings resumes, a checkpoint of other settings (data, loss, lr, seed, ``steps``:
-    the cosine spans them) is refused (:func:`core.training.fit`'s ``run_config``).
-    ``accumulate`` and ``log_dir`` go to ``fit`` (gradient accumulation, TensorBoard); under
-    ``torchrun`` ``batch_size`` is per process.
+    ``arch="paper"`` (Y channel, 5-3-3, 64/32, tanh) or ``"lecture"`` (RGB, 5-5-5, 64/64, LeakyReLU, sigmoid);
+    ``activation`` overrides the hidden activation. Patches are ``17 r`` HR pixels as in the paper unless
+    ``patch_size`` is given. Adam with a cosine-decayed learning rate. ``checkpoint``: a run checkpoint; calling
+    again with the same settings resumes, a checkpoint of other settings (data, loss, lr, seed, ``steps``: the
+    cosine spans them) is refused. ``accumulate`` and ``log_dir`` go to ``fit`` (gradient accumulation,
+    TensorBoard); under ``torchrun`` ``batch_size`` is per process.
     """
     check_choice(arch, ("paper", "lecture"), "train_espcn: arch")
     check_choice(loss, LOSSES, "train_espcn: loss")
@@ -74,9 +69,8 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
                           patches_per_image=patches_per_image, lr_cache=lr_cache)
     val = None
     if val_images is not None:
-        val = PairedPatches(val_images, scale, max(patch, 32 * scale), degradation=degradation, y_only=y_only,
-                            patches_per_image=4, augment=False, lr_cache="memory" if lr_cache else None)
-        val = _frozen(val, seed)
+        val = _frozen(PairedPatches(val_images, scale, max(patch, 32 * scale), degradation=degradation, y_only=y_only,
+                                    patches_per_image=4, augment=False, lr_cache="memory" if lr_cache else None), seed)
     run = {"data": data_fingerprint(train_images), "loss": loss, "degradation": degradation,
            "patch_size": patch, "patches_per_image": patches_per_image}
     return _fit(model, LOSSES[loss], train, val, run, steps=steps, eval_every=eval_every, desc=f"ESPCN x{scale}",
@@ -90,9 +84,8 @@ def train_deblock(train_images, *, quality=(20, 40), scale: int = 1, val_images=
                   num_workers: int = 0, progress: bool = True, accumulate: int = 1, log_dir=None) -> FitResult:
     """Train the JPEG deblocking network on (JPEG-compressed LR, clean LR) pairs.
 
-    The clean target is the bicubic LR at ``scale`` (``scale=1``: the image itself);
-    the input is that LR JPEG-compressed at a quality drawn from ``quality``.
-    The network learns the residual (compressed -> clean).
+    The clean target is the bicubic LR at ``scale`` (``scale=1``: the image itself); the input is that LR
+    JPEG-compressed at a quality drawn from ``quality``. The network learns the residual (compressed -> clean).
     """
     torch.manual_seed(seed)
     model = DeblockNet(DeblockConfig(channels=channels, light=light))
@@ -106,8 +99,7 @@ def train_deblock(train_images, *, quality=(20, 40), scale: int = 1, val_images=
 
 
 def _fit(model, loss_fn, train, val, run: dict, *, steps: int, eval_every, **fit_kwargs) -> FitResult:
-    # a cosine schedule (warm-up 5 % of the steps, at most 100) and PSNR validation; ``run``: what
-    # defines the run beyond what fit records (a checkpoint of another run is refused)
+    # ``run``: what defines the run beyond what fit records (a checkpoint of another run is refused)
     warmup = min(100, steps // 20)
     run = {**run, "schedule": f"cosine over {steps} steps, warm-up {warmup}"}
     return fit(model, loss_fn, train, val, steps=steps, scheduler=cosine_schedule(steps, warmup=warmup),
@@ -116,7 +108,7 @@ def _fit(model, loss_fn, train, val, run: dict, *, steps: int, eval_every, **fit
 
 
 class _JPEGPairs(torch.utils.data.Dataset):
-    """(JPEG(LR), LR) patch pairs; the JPEG is applied to the whole LR image once per epoch-free draw."""
+    """(JPEG(LR), LR) patch pairs, the JPEG quality drawn per sample."""
 
     def __init__(self, images, scale, patch, jpeg, channels, n=64):
         self.base = PairedPatches(images, max(scale, 1), patch * max(scale, 1), degradation="bicubic",

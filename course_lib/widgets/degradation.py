@@ -1,9 +1,5 @@
-"""The degradation widget: how kernel, scale, blur, noise and JPEG shape the LR input.
-
-:func:`degradation_pipeline` turns the widget's settings into a
-:class:`course_lib.superres.degrade.Pipeline`; :func:`degradation_figure`
-draws HR, LR and the bicubic reconstruction with its PSNR;
-:func:`degradation_explorer` adds the controls.
+"""The degradation widget: how kernel, scale, blur, noise and JPEG shape the LR input (HR, LR and the bicubic
+reconstruction with its PSNR; :func:`degradation_pipeline` turns the settings into a ``Pipeline``).
 """
 from __future__ import annotations
 
@@ -36,9 +32,8 @@ def degradation_pipeline(scale: int = 3, kernel: str = "bicubic", blur_sigma: fl
     return Pipeline(steps)
 
 
-def degradation_figure(hr, scale: int = 3, kernel: str = "bicubic", blur_sigma: float = 0.0,
-                       noise_sigma: float = 0.0, jpeg_quality: int = 100, antialias: bool = True,
-                       seed: int = 0, zoom=None):
+def degradation_figure(hr, scale: int = 3, kernel: str = "bicubic", blur_sigma: float = 0.0, noise_sigma: float = 0.0,
+                       jpeg_quality: int = 100, antialias: bool = True, seed: int = 0, zoom=None):
     """HR | LR (shown at HR size, nearest) | bicubic upscaling of the LR, with PSNR-Y against HR.
 
     Returns ``(figure, info)`` where ``info`` holds the PSNR and the pipeline's description.

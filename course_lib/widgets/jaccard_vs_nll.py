@@ -1,21 +1,14 @@
 """The Jaccard-versus-NLL widget: how the two losses see the same mistake.
 
-A synthetic case: the true mask is a disc covering a chosen fraction of the
-image; the prediction makes a chosen kind of mistake (shrunk, grown, shifted,
-everything called background) with a chosen confidence (the probability it
-gives on its side of its own boundary). For that case :func:`loss_case`
-computes the per-pixel NLL (binary cross-entropy), the soft Jaccard loss, the
-hard IoU and the gradient of each loss with respect to the logits;
-:func:`jaccard_vs_nll_figure` draws the masks, both gradient maps and how the
-losses change with the foreground fraction; :func:`jaccard_vs_nll_explorer`
-adds sliders.
+A synthetic case: the true mask is a disc covering a chosen fraction of the image; the prediction makes a chosen kind
+of mistake (shrunk, grown, shifted, everything called background) with a chosen confidence. :func:`loss_case`
+computes both losses, the hard IoU and each loss's gradient with respect to the logits; :func:`jaccard_vs_nll_figure`
+draws them and how the losses change with the foreground fraction; :func:`jaccard_vs_nll_explorer` adds sliders.
 
-What it shows: the NLL is an average over *pixels*, so when the background
-dominates, calling everything background costs little (its NLL falls with the
-foreground fraction), and its gradient is spread over the many easy
-background pixels. The Jaccard loss is a ratio over the *object*: missing the
-object costs 1 whatever its size, and its gradient concentrates on the
-object and its boundary.
+What it shows: the NLL is an average over *pixels*, so when the background dominates, calling everything
+background costs little (its NLL falls with the foreground fraction), and its gradient is spread over the many
+easy background pixels. The Jaccard loss is a ratio over the *object*: missing the object costs 1 whatever its
+size, and its gradient concentrates on the object and its boundary.
 """
 from __future__ import annotations
 
@@ -43,20 +36,15 @@ def loss_case(foreground_fraction: float = 0.1, confidence: float = 0.9, error: 
               amount: float = 0.3, size: int = 64) -> dict:
     """Both losses, the hard IoU and their gradients for one synthetic case.
 
-    Args:
-        foreground_fraction: area of the true disc / image area, in (0, 0.6].
-        confidence: probability the prediction gives on its side of its boundary, in (0.5, 1):
-            ``p̂ = confidence`` inside its predicted region, ``1 - confidence`` outside.
-        error: one of :data:`ERRORS`: ``"shrunk"`` / ``"grown"`` change the radius by
-            ``amount`` (a fraction of it), ``"shifted"`` moves the disc by ``amount`` radii,
-            ``"all background"`` predicts no foreground at all.
-        amount: size of the mistake, in [0, 1].
-        size: image side in pixels.
+    ``foreground_fraction``: area of the true disc / image area, in (0, 0.6]. ``confidence``, in (0.5, 1): the
+    prediction is ``p̂ = confidence`` inside its predicted region, ``1 - confidence`` outside. ``error``: one of
+    :data:`ERRORS`; ``"shrunk"`` / ``"grown"`` change the radius by ``amount`` (a fraction of it, in [0, 1]),
+    ``"shifted"`` moves the disc by ``amount`` radii, ``"all background"`` predicts no foreground at all.
+    ``size``: the image side in pixels.
 
-    Returns a dict with ``target`` and ``prob`` (``(size, size)`` float arrays),
-    ``bce``, ``jaccard_loss`` (soft, ``1 - J``), ``iou`` (hard, at 0.5) as floats,
-    and ``grad_bce`` / ``grad_jaccard``: the gradients of each loss with respect to
-    the logits, ``(size, size)`` arrays.
+    Returns a dict: ``target`` and ``prob`` (``(size, size)`` float arrays), ``bce``, ``jaccard_loss`` (soft,
+    ``1 - J``), ``iou`` (hard, at 0.5), ``foreground_fraction``, and ``grad_bce`` / ``grad_jaccard``: the
+    gradients of each loss with respect to the logits, ``(size, size)`` arrays.
     """
     from ..segmentation.losses import bce_loss, soft_jaccard_loss
     from ..segmentation.metrics import iou
@@ -136,8 +124,7 @@ def jaccard_vs_nll_explorer(*, size: int = 64):
 
     frac = w.FloatLogSlider(value=0.05, base=10, min=-2.3, max=math.log10(0.5), step=0.1,
                             description="foreground", continuous_update=False)
-    conf = w.FloatSlider(value=0.9, min=0.55, max=0.99, step=0.01, description="confidence",
-                         continuous_update=False)
+    conf = w.FloatSlider(value=0.9, min=0.55, max=0.99, step=0.01, description="confidence", continuous_update=False)
     err = w.Dropdown(options=list(ERRORS), value="all background", description="mistake")
     amount = w.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05, description="amount", continuous_update=False)
     out = _live_output((frac, conf, err, amount), lambda: jaccard_vs_nll_figure(

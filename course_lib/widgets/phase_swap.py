@@ -1,12 +1,10 @@
 """The phase/magnitude widget: how critical is the phase?
 
-Pick two grayscale images A and B. :func:`phase_swap_figure` shows them, their Fourier magnitudes
-(log scale, centred) and phases, and four reconstructions: |F A| with the phase of B, |F B| with
-the phase of A, A's magnitude with a random phase, and A's phase with a random magnitude
-(Oppenheim and Lim, "The importance of phase in signals", Proc. IEEE 1981). Under each
-reconstruction it prints the correlation with A and with B, so the eye's verdict ("it looks like
-the image whose *phase* it carries") is backed by a number. :func:`phase_swap_explorer` adds the
-controls. All the Fourier work is done by :mod:`course_lib.phase.fourier`.
+Pick two grayscale images A and B. :func:`phase_swap_figure` shows them, their Fourier magnitudes and phases,
+and four reconstructions: |F A| with the phase of B, |F B| with the phase of A, A's magnitude with a random
+phase, and A's phase with a random magnitude (Oppenheim and Lim, "The importance of phase in signals", Proc.
+IEEE 1981). Under each it prints the correlation with A and with B, so the eye's verdict ("it looks like the
+image whose *phase* it carries") is backed by a number. The Fourier work is :mod:`course_lib.phase.fourier`'s.
 """
 from __future__ import annotations
 
@@ -106,8 +104,7 @@ def phase_swap_explorer(size: int = 128):
     images = gray_images(size)
     names = list(images)
     pick_a = w.Dropdown(options=names, value="astronaut" if "astronaut" in images else names[0], description="A")
-    pick_b = w.Dropdown(options=names, value="grace_hopper" if "grace_hopper" in images else names[1],
-                        description="B")
+    pick_b = w.Dropdown(options=names, value="grace_hopper" if "grace_hopper" in images else names[1], description="B")
     seed = w.IntSlider(value=0, min=0, max=20, description="random seed", continuous_update=False)
     out = _live_output((pick_a, pick_b, seed), lambda: phase_swap_figure(
         images[pick_a.value], images[pick_b.value], names=(pick_a.value, pick_b.value), seed=seed.value)[0])

@@ -1,8 +1,5 @@
-"""The style widget: change the style weight and the style layers, re-run a short optimisation.
-
-:func:`style_figure` runs :func:`course_lib.style.stylize` at low resolution with the chosen settings
-and draws content | style | result with the style-loss reduction; :func:`style_explorer` adds the
-controls (a button runs the optimisation, since each run takes seconds).
+"""The style widget: change the style weight and the style layers, re-run a short optimisation (at low
+resolution; a button runs it, since each run takes seconds) and see the style-loss reduction.
 """
 from __future__ import annotations
 
