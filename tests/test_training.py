@@ -108,6 +108,21 @@ def test_completed_checkpoint_is_not_retrained(tmp_path):
     assert again.step == 10 and again.resumed_from == 10 and len(again.history["train"]) == 10
 
 
+def test_atomic_writes_get_an_ordinary_files_mode(tmp_path):
+    """A temp file from mkstemp is 0600; what atomic writes leave must be readable like any file (umask 022)."""
+    from course_lib.core.checkpoints import atomic_write_text
+    from course_lib.core.images import save_image
+
+    old = os.umask(0o022)
+    try:
+        paths = [atomic_save({"a": torch.ones(2)}, tmp_path / "a.pt"), atomic_write_text("{}", tmp_path / "a.json")]
+        save_image(torch.zeros(3, 4, 4), tmp_path / "a.png")
+        paths.append(tmp_path / "a.png")
+    finally:
+        os.umask(old)
+    assert [oct(p.stat().st_mode & 0o777) for p in paths] == [oct(0o644)] * 3
+
+
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "ck.pt"
     atomic_save({"a": torch.ones(2)}, path)

@@ -27,10 +27,12 @@ class CheckpointError(ValueError):
 
 
 def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result gets an ordinary file's mode
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -15,7 +15,8 @@ import sys
 
 from .checks import check_int
 
-__all__ = ["run_command", "command_line", "set_threads", "positive_int", "add_scale_arguments", "scale_meta"]
+__all__ = ["run_command", "command_line", "set_threads", "positive_int", "add_scale_arguments", "scale_meta",
+           "add_train_arguments", "start_training"]
 
 
 def positive_int(text) -> int:
@@ -41,6 +42,33 @@ def add_scale_arguments(parser) -> None:
     parser.add_argument("--accumulate", type=positive_int, default=1,
                         help="sum the gradients of N batches per step (global batch = batch size x N x processes)")
     parser.add_argument("--log-dir", default=None, help="write TensorBoard curves here (tensorboard --logdir DIR)")
+
+
+def add_train_arguments(parser, *, steps: int, batch_size: int, lr, count=int, workers_help=None, out_required=True,
+                        out_help="where to save the weights (+ .json sidecar)") -> None:
+    """The options every ``train`` command has, with the unit's defaults (``--steps`` and ``--batch-size`` of type
+    ``count``; ``--workers`` only with a ``workers_help``), and :func:`add_scale_arguments`'s."""
+    parser.add_argument("--steps", type=count, default=steps)
+    parser.add_argument("--batch-size", type=count, default=batch_size)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--checkpoint", default=None, help="run checkpoint for resume (default: cache/runs/...)")
+    parser.add_argument("--out", required=out_required, default=None, help=out_help)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0)
+    if workers_help:
+        parser.add_argument("--workers", type=int, default=0, help=workers_help)
+    add_scale_arguments(parser)
+
+
+def start_training(args, run_name: str):
+    """``--threads``, ``--workers`` checked, and the run checkpoint: ``--checkpoint``, else ``cache/runs/<run_name>``,
+    where ``{run}`` becomes a hash of the run's settings (another training, another file)."""
+    from .training import run_checkpoint_path
+
+    set_threads(args.threads)
+    if getattr(args, "workers", 0) < 0:
+        raise ValueError(f"--workers must be >= 0, got {args.workers}")
+    return run_checkpoint_path(args.checkpoint, args.out, run_name)
 
 
 def scale_meta(result) -> dict:

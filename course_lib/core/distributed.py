@@ -78,9 +78,7 @@ def is_main_process() -> bool:
 
 def context(device: torch.device) -> Context:
     """The process group of a ``torchrun`` launch (joined on first call), or the single-process context.
-
-    On CUDA each process takes the GPU ``LOCAL_RANK`` (``device`` is replaced by it).
-    """
+    On CUDA each process takes the GPU ``LOCAL_RANK`` (``device`` is replaced by it)."""
     if not _launched():
         return Context(device=device)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

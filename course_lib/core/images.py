@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .checkpoints import _atomic_write
 from .checks import check_choice, check_finite  # check_finite is re-exported: callers import it from here
 
 __all__ = ["load_image", "load_tensor", "open_image", "save_image", "to_tensor", "to_pil", "to_numpy", "rgb_to_ycbcr",
@@ -200,13 +201,9 @@ def save_image(x, path: str | os.PathLike, quality: int = 95) -> Path:
     path = Path(path)
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise ValueError(f"save_image: {path} has no known image suffix; use one of {IMAGE_EXTENSIONS}")
-    img = to_pil(x)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {"quality": int(quality)} if path.suffix.lower() in (".jpg", ".jpeg") else {}
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    img.save(tmp, **kwargs)
-    os.replace(tmp, path)
-    return path
+    img, suffix = to_pil(x), path.suffix.lower()
+    kwargs = {"quality": int(quality)} if suffix in (".jpg", ".jpeg") else {}
+    return _atomic_write(path, lambda fh: img.save(fh, format=Image.registered_extensions()[suffix], **kwargs))
 
 
 # BT.601 studio swing, as MATLAB rgb2ycbcr (inputs in [0, 1], outputs in [0, 1]).

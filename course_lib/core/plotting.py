@@ -94,10 +94,8 @@ def plot_history(history: Mapping, keys: Sequence[str] = ("loss",), *, smooth: i
         raise ValueError("plot_history: history must be the dict returned by fit (keys 'train', 'val')")
     keys = list(keys)
     if ax is None:
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
-        axes = list(axes.flat)
-    else:
-        axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+        ax = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)[1].ravel()
+    axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
     prefix = f"{label} " if label else ""
     for key, a in zip(keys, axes):
         rows = [r for r in history["train"] if key in r]

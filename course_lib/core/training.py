@@ -11,8 +11,8 @@ data, never a loop of its own. Beyond the usual (see its parameters) it gives
   (or at its end, if it came after the update) and returns with ``result.interrupted`` set; resuming
   is exact too. A run stopped without that chance (killed, an exception) resumes from its last
   periodic checkpoint.
-* **run identity**: resuming a run checkpoint with other settings (see ``run_config``) is refused
-  with one line naming what differs, never a silent reuse of another training's weights.
+* **run identity**: resuming a run checkpoint with other settings (see ``run_config``) raises a one-line
+  ``CheckpointError`` naming what differs, never a silent reuse of another training's weights.
 * **several processes**: under ``torchrun`` the same call trains with ``DistributedDataParallel``
   (see :func:`~course_lib.core.distributed.shard` for the batches); only rank 0 shows the bar and
   writes checkpoints and logs. After a Ctrl-C (no collective is safe then) all ranks resume with rank
@@ -83,11 +83,9 @@ def default_forward(model: torch.nn.Module, batch: Any, device: torch.device):
 
 def _rng_state() -> dict:
     np_state = np.random.get_state()
-    py_state = random.getstate()
-    return {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "numpy_pos": int(np_state[2]), "numpy_gauss": [int(np_state[3]), float(np_state[4])],
-            "python": [py_state[0], list(py_state[1]), py_state[2]],
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)), "numpy_pos": int(np_state[2]),
+            "numpy_gauss": [int(np_state[3]), float(np_state[4])], "python": list(random.getstate())}
 
 
 def _set_rng_state(state: Mapping) -> None:
@@ -221,17 +219,6 @@ def run_checkpoint_path(checkpoint, out, default: str) -> Path:
     return path
 
 
-def _make_optimizer(optimizer, model, lr):
-    if optimizer is None:
-        return torch.optim.Adam(model.parameters(), lr=lr)
-    opt = optimizer(model.parameters()) if callable(optimizer) else optimizer  # an Optimizer is not callable
-    if not isinstance(opt, torch.optim.Optimizer):
-        made = f" (a factory that returned {type(opt).__name__})" if callable(optimizer) else ""
-        raise TypeError("fit: optimizer must be None, a torch.optim.Optimizer, or a callable params -> Optimizer; "
-                        f"got {type(optimizer).__name__}{made}")
-    return opt
-
-
 def _split_loss(out) -> tuple[torch.Tensor, dict]:
     loss, logs = out if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Mapping) else (out, {})
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
@@ -346,10 +333,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train_data, val_data=None, *,
         :func:`data_fingerprint`), the loss's settings, and the number of steps when the schedule
         depends on it. ``fit`` itself records the model (class, ``config_dict()``, parameter shapes),
         the loss's name, the optimiser and its ``lr`` and weight decay, the scheduler's class,
-        ``batch_size``, ``seed``, ``shuffle``, ``grad_clip`` and the size of ``train_data``. Resuming
-        a checkpoint whose settings differ raises a :class:`~course_lib.core.checkpoints.CheckpointError`
-        naming them. (``steps`` alone is not recorded: with a schedule that does not depend on it, a
-        larger ``steps`` trains the same run longer.)
+        ``batch_size``, ``seed``, ``shuffle``, ``grad_clip`` and the size of ``train_data``, not ``steps``:
+        with a schedule that does not depend on it, a larger ``steps`` trains the same run longer.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"fit: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -364,9 +349,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train_data, val_data=None, *,
     accumulate = check_int(accumulate, "fit: accumulate", minimum=1)
     eval_every = eval_every or max(1, steps // 10)
     checkpoint_every = checkpoint_every or eval_every
-    device = get_device(device) if not isinstance(device, torch.device) else device
-    ctx = distributed.context(device)  # one process, or this process of a torchrun launch
-    device = ctx.device
+    ctx = distributed.context(get_device(device) if not isinstance(device, torch.device) else device)
+    device = ctx.device  # on CUDA under torchrun, this process's GPU
     use_amp = bool(amp and device.type == "cuda")
     global_batch = batch_size * accumulate * ctx.world_size
 
@@ -404,7 +388,12 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train_data, val_data=None, *,
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if ctx.distributed else model  # net trains (DDP averages gradients); model is what is saved
     torch.manual_seed(seed + ctx.rank)
-    opt = _make_optimizer(optimizer, model, lr)
+    opt = torch.optim.Adam(model.parameters(), lr=lr) if optimizer is None else (
+        optimizer(model.parameters()) if callable(optimizer) else optimizer)  # an Optimizer is not callable
+    if not isinstance(opt, torch.optim.Optimizer):
+        made = f" (a factory that returned {type(opt).__name__})" if callable(optimizer) else ""
+        raise TypeError("fit: optimizer must be None, a torch.optim.Optimizer, or a callable params -> Optimizer; "
+                        f"got {type(optimizer).__name__}{made}")
     sched = scheduler(opt) if callable(scheduler) and not hasattr(scheduler, "step") else scheduler
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, epoch, position = 0, 0, 0
@@ -452,13 +441,12 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train_data, val_data=None, *,
                              amp=amp)
         finally:
             _set_rng_state(rng)
-        row = {"step": step, **(ctx.weighted_means(means, len(part)) if shared else means)}
-        history["val"].append(row)
+        means = ctx.weighted_means(means, len(part)) if shared else means
+        history["val"].append({"step": step, **means})
         if writer is not None:
-            for key, value in row.items():
-                if key != "step":
-                    writer.add_scalar(f"val/{key}", value, step)
-        return row
+            for key, value in means.items():
+                writer.add_scalar(f"val/{key}", value, step)
+        return history["val"][-1]
 
     writer = None
     if log_dir is not None and ctx.is_main:

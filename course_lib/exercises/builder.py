@@ -33,14 +33,6 @@ STUDENT_NOTE = ("> **Student version.** Cells marked *Exercise* contain a stub t
                 "`NotImplementedError`: replace it with your code, then run the check cell below it.")
 
 
-def _default_hint(lines: list[str], begin: int) -> str:
-    for line in reversed(lines[:begin]):
-        m = re.match(r"^\s*def\s+(\w+)", line)
-        if m:
-            return m.group(1)
-    return "fill in this part"
-
-
 def strip_solutions(source: str, where: str = "cell") -> str:
     """Replace each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` block by a stub.
 
@@ -50,25 +42,25 @@ def strip_solutions(source: str, where: str = "cell") -> str:
         raise TypeError(f"strip_solutions: source must be a str, got {type(source).__name__}")
     lines = source.split("\n")
     out: list[str] = []
-    i = 0
-    while i < len(lines):
-        m = _BEGIN.match(lines[i])
-        if m is None:
-            if _END.match(lines[i]):
+    begin = None  # (line index, match) of the open block
+    for i, line in enumerate(lines):
+        m = _BEGIN.match(line)
+        if m and begin is not None:
+            raise ValueError(f"{where}: nested '# BEGIN SOLUTION' on line {i + 1}")
+        if m:
+            begin = (i, m)
+        elif _END.match(line):
+            if begin is None:
                 raise ValueError(f"{where}: '# END SOLUTION' on line {i + 1} without a '# BEGIN SOLUTION'")
-            out.append(lines[i])
-            i += 1
-            continue
-        j = i + 1
-        while j < len(lines) and not _END.match(lines[j]):
-            if _BEGIN.match(lines[j]):
-                raise ValueError(f"{where}: nested '# BEGIN SOLUTION' on line {j + 1}")
-            j += 1
-        if j == len(lines):
-            raise ValueError(f"{where}: '# BEGIN SOLUTION' on line {i + 1} is never closed by '# END SOLUTION'")
-        hint = (m.group("hint") or "").strip() or _default_hint(lines, i)
-        out.append(f'{m.group("indent")}raise NotImplementedError({json.dumps("Exercise: " + hint)})')
-        i = j + 1
+            start, opened = begin
+            defs = [d[1] for d in (re.match(r"^\s*def\s+(\w+)", prev) for prev in lines[:start]) if d]  # defs above
+            hint = (opened.group("hint") or "").strip() or (defs[-1] if defs else "fill in this part")
+            out.append(f'{opened.group("indent")}raise NotImplementedError({json.dumps("Exercise: " + hint)})')
+            begin = None
+        elif begin is None:
+            out.append(line)
+    if begin is not None:
+        raise ValueError(f"{where}: '# BEGIN SOLUTION' on line {begin[0] + 1} is never closed by '# END SOLUTION'")
     return "\n".join(out)
 
 
@@ -80,12 +72,11 @@ def build_student_notebook(nb: "nbformat.NotebookNode", where: str = "notebook")
             cell.source = strip_solutions(cell.source, where=f"{where}, cell {k}")
             cell.outputs = []
             cell.execution_count = None
+        elif BADGE_TAG in cell.metadata.get("tags", []):  # the "Open in Colab" badge opens the student version
+            cell.source = re.sub(r"/notebooks/([^/)]+\.ipynb)\)", r"/notebooks/student/\1)", cell.source)
     text = [c for c in nb.cells if c.cell_type == "markdown" and BADGE_TAG not in c.metadata.get("tags", [])]
     if text and STUDENT_NOTE not in text[0].source:
         text[0].source = text[0].source.rstrip() + "\n\n" + STUDENT_NOTE
-    for cell in nb.cells:  # the "Open in Colab" badge opens the student version
-        if BADGE_TAG in cell.metadata.get("tags", []):
-            cell.source = re.sub(r"/notebooks/([^/)]+\.ipynb)\)", r"/notebooks/student/\1)", cell.source)
     return nb
 
 

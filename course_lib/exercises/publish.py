@@ -22,6 +22,8 @@ from typing import List, Optional
 
 import nbformat
 
+from ..core.checkpoints import atomic_write_text
+
 __all__ = ["Setting", "read_setting", "write_setting", "colab_url", "badge_source", "setup_source",
            "stamp", "publish", "readme_table", "notebook_title", "BADGE_TAG"]
 
@@ -54,7 +56,8 @@ def read_setting(root: Path = Path("."), *, environ: Optional[dict] = None) -> S
     table = tomllib.loads(_pyproject(root).read_text(encoding="utf-8")).get("tool", {}).get("course", {})
     repo = environ.get("COURSE_REPO") or table.get("repository")
     if not repo:
-        raise KeyError(f"publish: {_pyproject(root)} has no [tool.course] repository = \"https://github.com/USER/NAME\"")
+        raise KeyError(f"publish: {_pyproject(root)} has no [tool.course] "
+                       f"repository = \"https://github.com/USER/NAME\"")
     return Setting(repo, environ.get("COURSE_BRANCH") or table.get("branch", "main"))
 
 
@@ -145,12 +148,6 @@ def readme_table(root: Path, setting: Setting) -> str:
     return "\n".join([_TABLE_BEGIN, *rows, _TABLE_END])
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def publish(root: Path = Path("."), setting: Optional[Setting] = None, *, check: bool = False) -> List[str]:
     """Rewrite every notebook's badge and setup cell and the README table from ``setting``.
 
@@ -174,7 +171,7 @@ def publish(root: Path = Path("."), setting: Optional[Setting] = None, *, check:
         if after != before:
             changed.append(rel)
             if not check:
-                _write(path, after)
+                atomic_write_text(after, path)
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
     if _TABLE_BEGIN not in text or _TABLE_END not in text:
@@ -184,5 +181,5 @@ def publish(root: Path = Path("."), setting: Optional[Setting] = None, *, check:
     if new != text:
         changed.append("README.md")
         if not check:
-            _write(readme, new)
+            atomic_write_text(new, readme)
     return changed

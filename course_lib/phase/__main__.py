@@ -32,16 +32,28 @@ gives a one-line ``error: ...`` and exit status 2.
 """
 from __future__ import annotations
 
-from ..core.cli import add_scale_arguments, command_line, positive_int as _positive, run_command, scale_meta
-from ..core.cli import set_threads as _threads
-from ..core.distributed import is_main_process
-
 import argparse
 import json
 import math
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.checkpoints import as_stored, load_pretrained, save_pretrained
+from ..core.cli import add_train_arguments, command_line, positive_int as _positive, run_command, scale_meta
+from ..core.cli import set_threads, start_training
+from ..core.datasets import DatasetUnavailableError
+from ..core.distributed import is_main_process
+from .classical import error_reduction, hio, raar
+from .data import DATASET_NAMES, load_array, load_images, parse_noise, simulate_measurement
+from .fourier import check_magnitude, check_pad
+from .metrics import evaluate_reconstructions
+from .prdad import build_model, count_parameters
+from .shipped import refine, shipped_path
+from .train import train_network
 
 CLASSICAL = ("er", "hio", "raar")
 NETWORKS = ("mlp", "prdad1", "prdad2")
@@ -53,15 +65,11 @@ HELDOUT = "mnist-offline"                       # its test split: the 1,000 held
 
 def _noise_arg(text):
     """``None`` / ``'none'`` -> None; else validated by :func:`course_lib.phase.data.parse_noise`."""
-    from .data import parse_noise
-
     parsed = parse_noise(text)
     return None if parsed is None else f"{parsed[0]}:{parsed[1]:g}"
 
 
 def _pad_arg(text) -> float:
-    from .fourier import check_pad
-
     try:
         pad = check_pad(float(text), "--pad")
     except ValueError:  # not a number, or < 1
@@ -74,8 +82,6 @@ def _pad_arg(text) -> float:
 
 def load_eval_images(data: str, size=None, limit=None):
     """``(images (N, 1, h, w), description)``: a file as it is (or resized), a named set's test split."""
-    from .data import DATASET_NAMES, load_images
-
     x = load_images(data, size=size, split="test", limit=limit)  # (a file has no splits)
     if data not in DATASET_NAMES:
         return x, f"{data}, first {len(x)} images"
@@ -87,12 +93,6 @@ def load_eval_images(data: str, size=None, limit=None):
 def read_magnitudes(path):
     """Measured magnitudes from ``.npy`` / ``.npz`` (``'y'``, ``'magnitudes'`` or the only array) as ``(N, 1, H', W')``,
     finite and non-negative (:func:`course_lib.phase.fourier.check_magnitude`)."""
-    import numpy as np
-    import torch
-
-    from .data import load_array
-    from .fourier import check_magnitude
-
     arr, _ = load_array(path, ("y", "magnitudes"), "--magnitudes")
     if not np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"--magnitudes: {path} must hold real numbers, got dtype {arr.dtype}")
@@ -104,38 +104,14 @@ def read_magnitudes(path):
 
 # ---- Reconstruction and scoring ---------------------------------------------
 
-def load_network(checkpoint, method: str):
-    """``(model, sidecar)`` from a file written by ``train`` (``save_pretrained``, arch ``phase_<method>``)."""
-    from ..core.checkpoints import load_pretrained
-    from .prdad import build_model
-
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"no checkpoint at {checkpoint}; train one with: python -m course_lib.phase train "
-                                f"--method {method} --data mnist-offline --pad 2 --steps 3000 --out {checkpoint}")
-    return load_pretrained(checkpoint, build_model, arch=f"phase_{method}")
-
-
 def network_predict(model, y, batch_size: int = 256):
     """``model(y)`` in eval mode, in batches, without gradients."""
-    import torch
-
     model.eval()
     with torch.inference_mode():
         return torch.cat([model(chunk) for chunk in y.split(batch_size)])
 
 
-def measure(x, *, pad, noise=None, seed: int = 0):
-    """The measurement of images ``x``: ``|F P x|`` with optional noise (seeded)."""
-    import torch
-
-    from .data import simulate_measurement
-
-    return simulate_measurement(x, pad, noise, generator=torch.Generator().manual_seed(seed))
-
-
 def score(pred, x, protocol: str) -> dict:
-    from .metrics import evaluate_reconstructions
-
     return {k: float(v) for k, v in evaluate_reconstructions(pred.float(), x.float(), protocol).items()}
 
 
@@ -152,13 +128,7 @@ def _pad_from_magnitudes(y, h: int, w: int, pad, source: str) -> float:
 
 
 def cmd_evaluate(args) -> int:
-    import torch
-
-    from .classical import error_reduction, hio, raar
-    from .data import DATASET_NAMES
-    from .shipped import refine, shipped_path
-
-    _threads(args.threads)
+    set_threads(args.threads)
     network = args.method in NETWORKS
     model = sidecar = None
     checkpoint = args.checkpoint
@@ -166,7 +136,11 @@ def cmd_evaluate(args) -> int:
         if checkpoint is None:  # the shipped network of the regime asked for
             checkpoint = str(shipped_path(args.method, PROTOCOL_PAD[args.protocol] if args.pad is None else args.pad,
                                           _noise_arg(args.noise)))
-        model, sidecar = load_network(checkpoint, args.method)
+        if not Path(checkpoint).is_file():
+            raise FileNotFoundError(f"no checkpoint at {checkpoint}; train one with: python -m course_lib.phase train "
+                                    f"--method {args.method} --data mnist-offline --pad 2 --steps 3000 "
+                                    f"--out {checkpoint}")
+        model, sidecar = load_pretrained(checkpoint, build_model, arch=f"phase_{args.method}")
         cfg = model.config
         if args.pad is not None and float(args.pad) != float(cfg.pad):
             raise ValueError(f"--pad {args.pad:g} does not match the checkpoint, trained with pad {cfg.pad:g} "
@@ -199,7 +173,7 @@ def cmd_evaluate(args) -> int:
             pad = _pad_from_magnitudes(y, h, w, pad, "--magnitudes")
     else:
         pad = PROTOCOL_PAD[args.protocol] if pad is None else pad
-        y = measure(x, pad=pad, noise=noise, seed=args.seed)
+        y = simulate_measurement(x, pad, noise, generator=torch.Generator().manual_seed(args.seed))
     t0 = time.perf_counter()
     if network:
         how = f"{args.method} network from {checkpoint}"
@@ -246,8 +220,6 @@ def cmd_evaluate(args) -> int:
 
 def _train_images(data: str, size, limit, val_count: int):
     """``(train, val, description)``: a named set's train split (never its test split) or a file's images."""
-    from .data import DATASET_NAMES, load_images
-
     x = load_images(data, size=size, split="train", limit=limit)  # (a file has no splits)
     desc = (f"{data} (train split{'' if data != 'mnist-offline' else ': the first 4,000 offline digits'})"
             if data in DATASET_NAMES else f"file {data}")
@@ -257,26 +229,8 @@ def _train_images(data: str, size, limit, val_count: int):
     return x[:-n_val], x[-n_val:], f"{desc}: {len(x) - n_val} images for training, the last {n_val} for validation"
 
 
-def heldout_metrics(model, protocol: str, noise, data: str = HELDOUT, limit=None, seed: int = 0):
-    """What ``evaluate --checkpoint`` prints for ``model`` on ``data`` (default: the 1,000 held-out digits)."""
-    x, desc = load_eval_images(data, size=model.config.image_size, limit=limit)
-    y = measure(x, pad=model.config.pad, noise=noise, seed=seed)
-    metrics = score(network_predict(model, y), x, protocol)
-    return {"data": desc, "n": len(x), "protocol": protocol, "noise": noise or "none",
-            **{k: round(v, 5) for k, v in metrics.items()}}
-
-
 def cmd_train(args) -> int:
-    import torch
-
-    from ..core.checkpoints import as_stored, save_pretrained
-    from ..core.training import run_checkpoint_path
-    from .prdad import count_parameters
-    from .train import train_network
-
-    _threads(args.threads)
-    # the default run checkpoint is named after a hash of the run's settings: another training, another file
-    run_ckpt = run_checkpoint_path(args.checkpoint, args.out, f"phase_{Path(args.out).stem}-{{run}}.pt")
+    run_ckpt = start_training(args, f"phase_{Path(args.out).stem}-{{run}}.pt")
     noise = _noise_arg(args.noise)
     overrides = {k: v for k, v in (("hidden", args.hidden),) if v is not None}
     train_x, val_x, desc = _train_images(args.data, args.size, args.limit, args.val_images)
@@ -301,7 +255,12 @@ def cmd_train(args) -> int:
     trained_on = str(next(model.parameters()).device)
     model = model.cpu().eval()
     as_stored(model)  # the weights are stored in float16: measure the model exactly as it will be loaded
-    heldout = heldout_metrics(model, args.protocol, noise, args.heldout, args.heldout_limit, args.seed)
+    # what evaluate --checkpoint prints for this model on --heldout
+    x, heldout_desc = load_eval_images(args.heldout, size=model.config.image_size, limit=args.heldout_limit)
+    y = simulate_measurement(x, model.config.pad, noise, generator=torch.Generator().manual_seed(args.seed))
+    metrics = score(network_predict(model, y), x, args.protocol)
+    heldout = {"data": heldout_desc, "n": len(x), "protocol": args.protocol, "noise": noise or "none",
+               **{k: round(v, 5) for k, v in metrics.items()}}
     print(f"held-out ({heldout['data']}, protocol {args.protocol}, noise {heldout['noise']}): "
           f"MSE {heldout['mse']:.4f} | MAE {heldout['mae']:.4f} | SSIM {heldout['ssim']:.4f} | "
           f"PSNR {heldout['psnr']:.2f} dB")
@@ -318,15 +277,12 @@ def cmd_train(args) -> int:
                                  + (f" --seed {args.seed}" if args.seed else "")),
             "train_seconds": round(time.perf_counter() - t0, 1), "device": trained_on,
             "torch_threads": torch.get_num_threads(), "parameters": count_parameters(model)}
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_pretrained(out, model, arch=f"phase_{args.method}", config=model.config.to_dict(), meta=meta)
     print(f"wrote {out} (+ {out.name}.json)")
     return 0
 
 
 def main(argv=None) -> int:
-    from ..core.datasets import DatasetUnavailableError
-
     p = argparse.ArgumentParser(prog="python -m course_lib.phase", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -364,11 +320,8 @@ def main(argv=None) -> int:
     t.add_argument("--limit", type=_positive, default=None, help="train on at most this many images")
     t.add_argument("--pad", type=_pad_arg, default=2)
     t.add_argument("--noise", default=None, help="poisson:ALPHA or gaussian:SIGMA (default: none)")
-    t.add_argument("--steps", type=_positive, default=3000)
     t.add_argument("--ae-steps", type=_positive, default=None, help="prdad2: auto-encoder steps (default steps/2)")
     t.add_argument("--sparsity", type=float, default=1e-3, help="prdad2: L1 weight on the code")
-    t.add_argument("--batch-size", type=_positive, default=64)
-    t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--hidden", type=_positive, default=None, help="width of the fully connected layers")
     t.add_argument("--augment", type=float, default=0.25, help="augmentation probability (0: none)")
     t.add_argument("--l1-weight", type=float, default=1.0)
@@ -380,11 +333,7 @@ def main(argv=None) -> int:
     t.add_argument("--heldout", default=HELDOUT, help="held-out images for the sidecar's metrics "
                                                       "(default: the 1,000 held-out offline digits)")
     t.add_argument("--heldout-limit", type=_positive, default=None)
-    t.add_argument("--checkpoint", default=None, help="run checkpoint for resume (default: cache/runs/...)")
-    t.add_argument("--out", required=True, help="where to save the weights (+ .json sidecar)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=0)
-    add_scale_arguments(t)
+    add_train_arguments(t, steps=3000, batch_size=64, lr=1e-3, count=_positive)
     t.set_defaults(func=cmd_train)
 
     args = p.parse_args(argv)

@@ -2,8 +2,7 @@
 
 Read top to bottom:
 
-1. Readers: :func:`read_idx` (MNIST's IDX format, gzip or plain) and :func:`read_array` (``.npy`` / ``.npz``),
-   both returning float images ``(N, 1, H, W)`` in ``[0, 1]``.
+1. The readers :func:`read_idx` (MNIST's IDX format, gzip or plain) and :func:`read_array` (``.npy`` / ``.npz``).
 2. :func:`load_images` -- a file path, or a data set by name:
 
    =================== ============================================ ===========
@@ -31,9 +30,9 @@ Read top to bottom:
    the orthonormal DFT), with optional noise and augmentation, computed on the fly.
 
 Noise models (``noise=``): ``'poisson:ALPHA'`` -- shot noise on the measured intensities, the unit's one Poisson
-model, :func:`course_lib.phase.fourier.add_noise` with ``kind='poisson', level=ALPHA`` (24.4 dB for ``ALPHA = 1``,
-15.4 dB for ``ALPHA = 3`` on the held-out digits). ``'gaussian:SIGMA'`` -- white Gaussian noise on the magnitude,
-``SIGMA`` times the image's RMS magnitude (``SNR ~= -20 log10(SIGMA)`` dB, e.g. 26 dB for 0.05), clipped at 0.
+model, :func:`course_lib.phase.fourier.add_noise` with ``kind='poisson', level=ALPHA``. ``'gaussian:SIGMA'`` --
+white Gaussian noise on the magnitude, ``SIGMA`` times the image's RMS magnitude (``SNR ~= -20 log10(SIGMA)`` dB,
+e.g. 26 dB for 0.05), clipped at 0.
 """
 from __future__ import annotations
 
@@ -202,15 +201,6 @@ def read_array(path: PathLike) -> torch.Tensor:
 
 # ---- 2. Data sets by name ---------------------------------------------------
 
-def _resize(x: torch.Tensor, size: Optional[Tuple[int, int]]) -> torch.Tensor:
-    """Antialiased bilinear resize of ``(N, 1, H, W)`` to ``size`` (in chunks, to bound memory)."""
-    if size is None or tuple(x.shape[-2:]) == tuple(size):
-        return x
-    out = [F.interpolate(chunk, size=size, mode="bilinear", align_corners=False, antialias=True)
-           for chunk in x.split(4096)]
-    return torch.cat(out).clamp_(0, 1)
-
-
 @functools.lru_cache(maxsize=1)
 def _offline_digits_tensor() -> torch.Tensor:
     images, _ = _datasets.offline_mnist()
@@ -362,7 +352,11 @@ def load_images(source: Union[str, PathLike], size=None, split: str = "train", *
         if name == "celeba":
             return _load_celeba(split, size, root, limit)
         x = _real_idx(name, split, root)
-    return _resize(x[:limit] if limit else x, size)
+    x = x[:limit] if limit else x
+    if size is None or tuple(x.shape[-2:]) == size:
+        return x
+    return torch.cat([F.interpolate(chunk, size=size, mode="bilinear", align_corners=False, antialias=True)
+                      for chunk in x.split(4096)]).clamp_(0, 1)  # in chunks, to bound the memory
 
 
 # ---- 3. The forward model, noise, augmentation ------------------------------

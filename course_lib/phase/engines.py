@@ -13,8 +13,6 @@ The algorithms are those of :mod:`.classical` (the reference, :func:`~.classical
   The magnitude of a real image is even, ``y[-k] = y[k]``; a noisy ``y`` need not be, and there the engine uses
   ``(y[k] + y[-k]) / 2``, which is what the full-spectrum algorithm does when it takes the real part of ``F^-1``;
   the magnitude errors are still measured against ``y`` itself (they differ by a constant, ``||y - y_even||``).
-
-:func:`solve` is the one entry point; it checks the arguments (the notebooks' edge) once.
 """
 from __future__ import annotations
 
@@ -36,10 +34,8 @@ __all__ = ["solve"]
 # ---- Checks and preparation (once per call) ---------------------------------
 
 def check_constraints(constraints, fn: str) -> Tuple[str, ...]:
-    if isinstance(constraints, str):
-        constraints = (constraints,)
     try:
-        constraints = tuple(constraints)
+        constraints = (constraints,) if isinstance(constraints, str) else tuple(constraints)
     except TypeError:
         raise InputError(f"{fn}: constraints must be a tuple of names from {CONSTRAINTS}, "
                          f"got {constraints!r}") from None
@@ -96,8 +92,7 @@ def _prepare_init(init, n: int, restarts: int, H: int, W: int, h: int, w: int, s
         raise InputError(f"{fn}: init must be None, 'random' or a tensor, got {init!r}")
     for _ in range(len(starts), restarts):
         # uniform in [0, 1) on the support: a random image that satisfies the constraints
-        r = torch.rand(n, 1, H, W, generator=g, dtype=dtype).to(device)
-        starts.append(r * support)
+        starts.append(torch.rand(n, 1, H, W, generator=g, dtype=dtype).to(device) * support)
     return torch.cat(starts)
 
 
@@ -116,8 +111,7 @@ class _Chunk:
         self.whole = block == (H, W)
         dtype = y.dtype
         # the even part of y: y_even[k] = (y[k] + y[-k]) / 2  (= y for noiseless data)
-        y_flip = torch.roll(torch.flip(y, (-2, -1)), shifts=(1, 1), dims=(-2, -1))
-        y_even = 0.5 * (y + y_flip)
+        y_even = 0.5 * (y + torch.roll(torch.flip(y, (-2, -1)), shifts=(1, 1), dims=(-2, -1)))
         self.y_half = y_even[..., : self.Wr].contiguous()
         # sum over the full grid = weighted sum over the half: columns with a mirror twin count twice
         wcol = torch.full((self.Wr,), 2.0, dtype=dtype, device=y.device)
@@ -181,49 +175,31 @@ class _Chunk:
         self.block(out).copy_(self.clip_block(self.block(v)))
         return out
 
-    def _np3(self, t: torch.Tensor) -> np.ndarray:
-        return t.view(t.shape[0], self.H, self.W).numpy()
-
-    # one iteration of each algorithm, in place on the iterate u
-    def er(self, u, beta, errors):
+    def step(self, algorithm: str, u: torch.Tensor, beta, errors) -> None:
+        """One iteration of ``algorithm`` ('error_reduction', 'hio' or 'raar'), in place on the iterate ``u``."""
         xp = self.project_magnitude(u, errors)
-        if self.fused:
-            _kernels.er_update(self._np3(u), self._np3(xp), self.bh, self.bw, self.lo_f, self.hi_f, self.mask_np)
-            return
-        self.project_constraints(xp, out=u)
-
-    def hio(self, u, beta, errors):
-        xp = self.project_magnitude(u, errors)
-        if self.fused:
-            _kernels.hio_update(self._np3(u), self._np3(xp), beta, self.bh, self.bw, self.lo_f, self.hi_f, self.mask_np)
-            return
-        xi, u_in = self.block(xp), self.block(u)
-        u.sub_(xp, alpha=beta)                    # u - beta u': the update wherever the support is violated
-        p = self.clip_block(xi)                   # inside the block: P_S(u')
-        m = torch.sign(xi - p).square_()          # r = u' - P_S(u') is 0 where the constraints hold: m = 1 where not
-        u_in.add_(p, alpha=beta).sub_(xi)         # u - beta u' + beta P_S(u') - u' = u - beta r - u'
-        torch.addcmul(xi, m, u_in, out=u_in)      # u' + m (u - beta r - u'): u - beta r where violated
-        # (arithmetic rather than torch.where: comparisons to bool are slow on the CPU)
-
-    def raar(self, u, beta, errors):
-        xp = self.project_magnitude(u, errors)
-        if self.fused:
-            _kernels.raar_update(self._np3(u), self._np3(xp), beta, self.bh, self.bw, self.lo_f, self.hi_f,
-                                 self.mask_np)
-            return
-        xi, u_in = self.block(xp), self.block(u)
-        p = self.clip_block(torch.mul(xi, 2.0).sub_(u_in))  # P_S(R_M u), R_M u = 2u' - u; 0 outside the block
-        u.mul_(beta).add_(xp, alpha=1.0 - 2.0 * beta)
-        u_in.add_(p, alpha=beta)
-
-
-def _chunk_size(n_total: int, H: int, W: int, chunk_size, device) -> int:
-    if chunk_size is not None:
-        return check_int(chunk_size, "chunk_size", minimum=1)
-    if device.type != "cpu":
-        return n_total  # a GPU wants the whole batch at once
-    # about 0.5 MiB per (H, W) float32 buffer (32 images of 64 x 64): the chunk's buffers stay in the caches
-    return max(1, min(n_total, (1 << 17) // (H * W)))
+        if self.fused:  # the compiled loops of :mod:`._kernels`, on numpy views of u and xp
+            u3, x3 = (t.view(t.shape[0], self.H, self.W).numpy() for t in (u, xp))
+            box = (self.bh, self.bw, self.lo_f, self.hi_f, self.mask_np)
+            if algorithm == "error_reduction":
+                _kernels.er_update(u3, x3, *box)
+            else:
+                (_kernels.hio_update if algorithm == "hio" else _kernels.raar_update)(u3, x3, beta, *box)
+        elif algorithm == "error_reduction":
+            self.project_constraints(xp, out=u)
+        elif algorithm == "hio":
+            xi, u_in = self.block(xp), self.block(u)
+            u.sub_(xp, alpha=beta)                  # u - beta u': the update wherever the support is violated
+            p = self.clip_block(xi)                 # inside the block: P_S(u')
+            m = torch.sign(xi - p).square_()        # r = u' - P_S(u') is 0 where the constraints hold: m = 1 where not
+            u_in.add_(p, alpha=beta).sub_(xi)       # u - beta u' + beta P_S(u') - u' = u - beta r - u'
+            torch.addcmul(xi, m, u_in, out=u_in)    # u' + m (u - beta r - u'): u - beta r where violated
+            # (arithmetic rather than torch.where: comparisons to bool are slow on the CPU)
+        else:  # RAAR
+            xi, u_in = self.block(xp), self.block(u)
+            p = self.clip_block(torch.mul(xi, 2.0).sub_(u_in))  # P_S(R_M u), R_M u = 2u' - u; 0 outside the block
+            u.mul_(beta).add_(xp, alpha=1.0 - 2.0 * beta)
+            u_in.add_(p, alpha=beta)
 
 
 def _map_chunks(solve, starts, bar, workers: int) -> None:
@@ -251,22 +227,10 @@ def _map_chunks(solve, starts, bar, workers: int) -> None:
         torch.set_num_threads(before)
 
 
-def _engine(engine, device, fn: str) -> str:
-    engine = check_choice(engine, ENGINES, f"{fn}: engine")
-    if engine == "numba":
-        if not _kernels.AVAILABLE:
-            raise InputError(f"{fn}: engine='numba' needs the numba package (pip install numba); "
-                             "engine='torch' runs without it")
-        if device.type != "cpu":
-            raise InputError(f"{fn}: engine='numba' runs on the CPU only, but y is on {device}; use engine='torch'")
-    if engine == "auto":
-        return "numba" if _kernels.AVAILABLE and device.type == "cpu" else "torch"
-    return engine
-
-
 def solve(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constraints, seed, restarts, history,
           progress, beta, chunk_size, engine="auto") -> PhaseRetrievalResult:
-    """Check the arguments of ``algorithm`` ('error_reduction', 'hio', 'raar'; see :func:`~.classical.hio`), run it."""
+    """The one entry point: check the arguments of ``algorithm`` ('error_reduction', 'hio', 'raar'; see
+    :func:`~.classical.hio`) once, at the notebooks' edge, and run it."""
     fn = algorithm
     t0 = time.perf_counter()
     check_magnitude(y, f"{fn}: y")
@@ -278,12 +242,19 @@ def solve(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constra
     restarts = check_int(restarts, f"{fn}: restarts", minimum=1)
     if beta is not None:
         beta = check_number(beta, f"{fn}: beta", low=0, high=1, low_open=True)
-    engine = _engine(engine, y.device, fn)
+    device = y.device
+    engine = check_choice(engine, ENGINES, f"{fn}: engine")
+    if engine == "numba" and not _kernels.AVAILABLE:
+        raise InputError(f"{fn}: engine='numba' needs the numba package (pip install numba); "
+                         "engine='torch' runs without it")
+    if engine == "numba" and device.type != "cpu":
+        raise InputError(f"{fn}: engine='numba' runs on the CPU only, but y is on {device}; use engine='torch'")
+    if engine == "auto":
+        engine = "numba" if _kernels.AVAILABLE and device.type == "cpu" else "torch"
     n, _, H, W = y.shape
     h, w = image_size(H, W, pad, fn)
     dtype = torch.float64 if y.dtype == torch.float64 else torch.float32
     y = y.to(dtype)
-    device = y.device
     support = _prepare_support(support, n, H, W, h, w, pad, device, fn)
     if not bool((y.flatten(1).square().sum(1) > 0).all()):
         raise InputError(f"{fn}: y is all zeros for at least one image (nothing to retrieve)")
@@ -299,9 +270,11 @@ def solve(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constra
             s_block = s_block.repeat(restarts, 1, 1, 1)
 
     total = restarts * n
-    chunk = _chunk_size(total, H, W, chunk_size, device)
-    workers = 0  # a GPU: one stream of work
+    chunk = total if chunk_size is None else check_int(chunk_size, "chunk_size", minimum=1)
+    workers = 0  # a GPU: one stream of work, the whole batch at once
     if device.type == "cpu":
+        if chunk_size is None:  # about 0.5 MiB per (H, W) float32 buffer (32 images of 64 x 64): the caches hold it
+            chunk = max(1, min(total, (1 << 17) // (H * W)))
         # one thread per core when there are at least two chunks' worth of work, else one
         workers = min(torch.get_num_threads(), max(1, -(-total // chunk)))
         if chunk_size is None and workers > 1:
@@ -309,7 +282,6 @@ def solve(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constra
     hist = torch.empty(iters, total, dtype=dtype, device=device) if history else None
     final_err = torch.empty(total, dtype=dtype, device=device)
     out = torch.empty(total, 1, H, W, dtype=dtype, device=device)
-    step = {"error_reduction": _Chunk.er, "hio": _Chunk.hio, "raar": _Chunk.raar}[algorithm]
     from tqdm.auto import tqdm
 
     def solve(start: int, bar) -> None:
@@ -318,26 +290,23 @@ def solve(algorithm: str, y: torch.Tensor, support, *, pad, iters, init, constra
         c = _Chunk(y_all[start:stop], block, sb, lo, hi, fused=engine == "numba")
         u = u_all[start:stop].contiguous()
         for k in range(iters):
-            step(c, u, beta, hist[k, start:stop] if hist is not None else None)
+            c.step(algorithm, u, beta, hist[k, start:stop] if hist is not None else None)
             if progress:
                 bar.update(stop - start)
         # the output: the projected image P_S(P_M(u)) and its magnitude error
         c.project_constraints(c.project_magnitude(u), out=out[start:stop])
-        z = torch.fft.rfft2(out[start:stop], norm="ortho")
-        final_err[start:stop] = c.magnitude_error(c.spectrum_magnitude(z))
+        final_err[start:stop] = c.magnitude_error(c.spectrum_magnitude(torch.fft.rfft2(out[start:stop], norm="ortho")))
 
     starts = list(range(0, total, chunk))
     with tqdm(total=iters * total, desc=fn, disable=not progress, unit="img-it", dynamic_ncols=True) as bar:
         _map_chunks(solve, starts, bar, workers)
 
     # keep, per image, the restart with the lowest magnitude error
-    err = final_err.view(restarts, n)
-    best = err.argmin(0)
+    best = final_err.view(restarts, n).argmin(0)
     idx = best * n + torch.arange(n, device=device)
-    images = out[idx][..., :h, :w].contiguous()
     return PhaseRetrievalResult(
-        images=images, magnitude_error=final_err[idx], history=hist[:, idx] if hist is not None else None,
-        restart=best, algorithm=algorithm, beta=beta, iters=iters, seconds=time.perf_counter() - t0,
-        constraints=constraints, engine=engine)
+        images=out[idx][..., :h, :w].contiguous(), magnitude_error=final_err[idx],
+        history=hist[:, idx] if hist is not None else None, restart=best, algorithm=algorithm, beta=beta,
+        iters=iters, seconds=time.perf_counter() - t0, constraints=constraints, engine=engine)
 
 

@@ -151,8 +151,7 @@ def align_to_target(pred: torch.Tensor, target: torch.Tensor, register: bool = T
     """
     pred, target, single = _as_batch(pred, target, "align_to_target")
     cands = _candidates(pred, target, register)
-    errs = torch.stack([_mse(c, target) for c in cands])
-    pick = errs.argmin(0)
+    pick = torch.stack([_mse(c, target) for c in cands]).argmin(0)
     out = torch.where(pick.view(-1, 1, 1, 1) == 0, cands[0], cands[1])
     return out[0] if single else out
 

@@ -146,12 +146,7 @@ def refine(y: torch.Tensor, start: torch.Tensor, *, pad=2, hio_iters: int = 200,
         out = hio(ys, pad=pad, iters=hio_iters, beta=beta, init=out, history=False).images
     if er_iters:
         out = error_reduction(ys, pad=pad, iters=er_iters, init=out, history=False).images
-    candidates = list(out.split(n))
-    if keep_better:
-        candidates.append(start)
-    elif starts == 1:
-        return candidates[0], torch.ones(n, dtype=torch.bool)
-    errors = torch.stack([_misfit(c, y) for c in candidates])   # (K, N)
-    best = errors.argmin(0)
+    candidates = list(out.split(n)) + ([start] if keep_better else [])
+    best = torch.stack([_misfit(c, y) for c in candidates]).argmin(0)  # the misfits are (K, N)
     images = torch.stack(candidates)[best, torch.arange(n)]
     return images, best < starts

@@ -8,8 +8,7 @@
    (:class:`Redrawn` over a :class:`~course_lib.phase.data.PhaseDataset`), the loss is :class:`PhaseLoss`, Adam
    with a cosine learning-rate decay, gradient clipping at 1.
 
-Both stages go through :func:`course_lib.core.training.fit`: progress bars, validation, atomic run checkpoints,
-and resuming by calling again with the same ``checkpoint``.
+Both stages go through :func:`course_lib.core.training.fit` (progress bars, validation, run checkpoints, resuming).
 """
 from __future__ import annotations
 

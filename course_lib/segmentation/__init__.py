@@ -1,19 +1,10 @@
 """Unit 3 -- portrait segmentation: which pixels are the person?
 
-* :mod:`.losses`    per-pixel NLL (``bce_loss``), the lecture's soft Jaccard (``soft_jaccard_loss``), their weighted
-                    mix (``combined_loss``), Dice, focal; Lovasz hinge in :mod:`.lovasz`; :mod:`.inputs` checks a
-                    (prediction, mask) pair once at each loss and metric
-* :mod:`.metrics`   ``iou`` per image and over a dataset, ``IoUMeter``, ``boundary_f_score``, ``pixel_accuracy``
-* :mod:`.pspnet`    ``PSPNet`` (Zhao et al. CVPR 2017): ``pyramid_pooling``, auxiliary head; presets ``light`` /
-                    ``resnet18`` / ``resnet50``; the dilated ResNet in :mod:`.backbone`
-* :mod:`.inference` ``predict_mask`` (one photo, checked), ``optimize_for_inference`` (BatchNorm folded)
-* :mod:`.portraits` data curation: ``load_mask``, ``PortraitFolder``, ``PortraitAugment``, ``synthetic_portraits``,
-                    ``imbalanced_blobs``, ``shared_portraits``, ``eg1800``
-* :mod:`.train`     ``train_segmentation`` (through ``core.training.fit``), ``evaluate_segmentation`` at the masks'
-                    resolution, ``pretrained()`` (the shipped portrait PSPNet)
-* :mod:`.effects`   ``blur_background`` ("portrait mode"), ``replace_background``
-* :mod:`.sam`       optional: Segment Anything prompted with a box or a click on the same portraits (``sam_status``,
-                    ``compare_with_sam``); needs ``segment_anything`` and a SAM checkpoint
+Losses (:mod:`.losses`, Lovász hinge in :mod:`.lovasz`; :mod:`.inputs` checks a (prediction, mask) pair once at
+each loss and metric), :mod:`.metrics`, the PSPNet (:mod:`.pspnet`, Zhao et al. CVPR 2017, on the dilated ResNet
+of :mod:`.backbone`) and :mod:`.inference`, data curation (:mod:`.portraits`), training and evaluation at the
+masks' resolution (:mod:`.train`), portrait effects (:mod:`.effects`), and, optional, Segment Anything prompted
+with a box or a click on the same portraits (:mod:`.sam`; needs ``segment_anything`` and a SAM checkpoint).
 """
 from __future__ import annotations
 

@@ -20,21 +20,31 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.cli import add_scale_arguments, command_line, positive_int, run_command, scale_meta, set_threads
+import torch
+from PIL import Image
+
+from ..core.checkpoints import as_stored, save_pretrained
+from ..core.cli import (add_train_arguments, command_line, positive_int, run_command, scale_meta, set_threads,
+                        start_training)
+from ..core.datasets import DatasetUnavailableError, cache_dir
 from ..core.distributed import is_main_process
+from ..core.images import load_image, save_image, to_tensor
+from ..core.training import data_fingerprint
+from .effects import blur_background, replace_background
+from .inference import predict_mask
+from .portraits import PortraitAugment, PortraitFolder, shared_portraits, synthetic_portraits, train_val_split
+from .pspnet import PSPNet, pspnet
+from .train import (LOSSES, TTA, PreloadedPortraits, StreamedPortraits, evaluate_segmentation, load_pspnet, pretrained,
+                    train_segmentation)
 
 
 def _model(args):
     """(model, input size (H, W) or None): ``--checkpoint`` (default: the shipped one), ``--size`` or the sidecar's."""
-    from .train import load_pspnet, pretrained
-
     model, sidecar = load_pspnet(args.checkpoint) if args.checkpoint else pretrained()
     return model, tuple(args.size) if args.size else tuple(sidecar.get("input_size_hw") or ()) or None
 
 
 def _folder(images, masks):
-    from .portraits import PortraitFolder, shared_portraits
-
     if images is None:
         if masks is not None:
             raise ValueError("--masks needs --images")
@@ -43,21 +53,7 @@ def _folder(images, masks):
 
 
 def cmd_train(args) -> int:
-    import torch
-
-    from ..core.checkpoints import as_stored, save_pretrained
-    from ..core.datasets import DatasetUnavailableError, cache_dir
-    from ..core.training import data_fingerprint, run_checkpoint_path
-    from .portraits import PortraitAugment, synthetic_portraits, train_val_split
-    from .pspnet import PSPNet, pspnet
-    from .train import (TTA, PreloadedPortraits, StreamedPortraits, evaluate_segmentation, load_pspnet,
-                        train_segmentation)
-
-    set_threads(args.threads)
-    # the default run checkpoint is named after a hash of the run's settings: another training, another file
-    run_ckpt = run_checkpoint_path(args.checkpoint, args.out, f"segmentation_{Path(args.out).stem}-{{run}}.pt")
-    if args.workers < 0:
-        raise ValueError(f"--workers must be >= 0, got {args.workers}")
+    run_ckpt = start_training(args, f"segmentation_{Path(args.out).stem}-{{run}}.pt")
     if args.init and not Path(args.init).is_file():
         raise FileNotFoundError(f"--init: no checkpoint at {args.init}")
     size, synthetic = tuple(args.size), False
@@ -117,10 +113,9 @@ def cmd_train(args) -> int:
     t0 = time.perf_counter()
     result = train_segmentation(model, train_data, val_small, steps=args.steps, loss=args.loss,
                                 jaccard_weight=args.jaccard_weight, batch_size=args.batch_size, lr=args.lr,
-                                warmup=args.warmup, checkpoint=run_ckpt, eval_every=args.eval_every,
-                                seed=args.seed, checkpoint_every=args.checkpoint_every,
-                                num_workers=args.workers, run_config=run, accumulate=args.accumulate,
-                                log_dir=args.log_dir)
+                                warmup=args.warmup, checkpoint=run_ckpt, eval_every=args.eval_every, seed=args.seed,
+                                checkpoint_every=args.checkpoint_every, num_workers=args.workers, run_config=run,
+                                accumulate=args.accumulate, log_dir=args.log_dir)
     if result.interrupted:
         print(f"interrupted at step {result.step}; run the same command again to resume from {result.checkpoint}")
         return 130
@@ -155,8 +150,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .train import TTA, evaluate_segmentation
-
     set_threads(args.threads)
     model, size = _model(args)
     folder, desc = _folder(args.images, args.masks)
@@ -185,12 +178,6 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from PIL import Image
-
-    from ..core.images import load_image, save_image, to_tensor
-    from .effects import blur_background, replace_background
-    from .inference import predict_mask
-
     set_threads(args.threads)
     model, size = _model(args)
     image = load_image(args.input, mode="RGB")
@@ -210,8 +197,6 @@ def cmd_predict(args) -> int:
 
 
 def main(argv=None) -> int:
-    from .train import LOSSES
-
     p = argparse.ArgumentParser(prog="python -m course_lib.segmentation", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -225,15 +210,12 @@ def main(argv=None) -> int:
     checkpoint.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
                             help="network input size (default: the checkpoint's training size)")
 
-    t = sub.add_parser("train", parents=[folders, threads], help="train a PSPNet on portraits and save it with a sidecar")
+    t = sub.add_parser("train", parents=[folders], help="train a PSPNet on portraits and save it with a sidecar")
     t.add_argument("--preset", default="resnet18", help="pspnet preset: light, resnet18, resnet50")
     t.add_argument("--output-stride", type=int, choices=[8, 16], default=None)
     t.add_argument("--size", type=int, nargs=2, default=[224, 160], metavar=("H", "W"))
     t.add_argument("--init", default=None,
                    help="start from the weights of a saved checkpoint (fine-tuning: new optimiser and schedule)")
-    t.add_argument("--steps", type=int, default=4000)
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--warmup", type=int, default=100)
     t.add_argument("--loss", choices=LOSSES, default="combined")
     t.add_argument("--jaccard-weight", type=float, default=0.5)
@@ -245,17 +227,13 @@ def main(argv=None) -> int:
     t.add_argument("--synthetic", type=int, default=512, help="synthetic portraits when no real ones exist")
     t.add_argument("--eval-every", type=int, default=500)
     t.add_argument("--checkpoint-every", type=int, default=250)
-    t.add_argument("--checkpoint", default=None, help="run checkpoint for resume (default: cache/runs/...)")
-    t.add_argument("--out", required=True, help="where to save the weights (+ .json sidecar)")
     t.add_argument("--storage", choices=["auto", "float16", "int8"], default="auto",
                    help="weights on disk; auto: int8 when float16 would exceed 20 MB (the IoU is measured after)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--workers", type=int, default=0,
-                   help="DataLoader worker processes for the augmentation (on a GPU machine: 4 or more)")
     t.add_argument("--stream", action="store_true",
                    help="read the portraits from disk for every sample instead of holding them in memory "
                         "(automatic when they would take more than 2 GB)")
-    add_scale_arguments(t)
+    add_train_arguments(t, steps=4000, batch_size=8, lr=1e-3,
+                        workers_help="DataLoader worker processes for the augmentation (on a GPU machine: 4 or more)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", parents=[folders, checkpoint, threads],
                        help="mean per-image IoU and dataset IoU over a folder of real portraits")

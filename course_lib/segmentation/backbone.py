@@ -1,10 +1,5 @@
-"""PSPNet's backbone: a torchvision ResNet whose last stages trade their stride for dilation.
-
-With output stride 8 (layer3 and layer4 dilated) or 16 (layer4 only) the features keep 1/8 or 1/16
-of the input resolution instead of 1/32 (:func:`dilate_stage`). ``"light"`` is ResNet-18's layout
-at quarter width for CPUs. ImageNet weights come from the torch hub cache and are downloaded only
-when asked for (:func:`imagenet_state`), failing fast offline with the URL and the path to use.
-"""
+"""PSPNet's backbone: a torchvision ResNet whose last stages trade their stride for dilation (:func:`dilate_stage`),
+keeping 1/8 or 1/16 of the input resolution instead of 1/32; ImageNet weights by :func:`imagenet_state`."""
 from __future__ import annotations
 
 import os
@@ -33,10 +28,8 @@ def dilate_stage(stage: nn.Sequential, dilation: int, previous_dilation: int = 1
     stride-2 version had without shrinking the map (Yu & Koltun 2016; DeepLab). Rule, as torchvision's
     ``replace_stride_with_dilation`` builds it for Bottleneck blocks: the conv that had the stride loses it and
     keeps ``previous_dilation``, every 3x3 conv after it in the stage gets ``dilation``; the 1x1 shortcut loses
-    its stride. ``padding = dilation`` keeps "same" sizes.
-
-    torchvision refuses ``replace_stride_with_dilation`` for BasicBlock
-    networks (ResNet-18/34), hence this function; it works for both block types.
+    its stride. ``padding = dilation`` keeps "same" sizes. It works for both block types (torchvision refuses
+    BasicBlock networks, ResNet-18/34).
     """
     seen_stride = False
     for block in stage:

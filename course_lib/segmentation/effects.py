@@ -13,13 +13,12 @@ import torch.nn.functional as F
 
 from ..core.checks import InputError, check_number
 from ..core.filters import gaussian_blur
+from ..core.images import load_image, to_tensor
 
 __all__ = ["soft_alpha", "blur_background", "replace_background"]
 
 
 def _image(x, fn: str) -> torch.Tensor:
-    from ..core.images import load_image, to_tensor
-
     if not isinstance(x, torch.Tensor):
         x = to_tensor(load_image(x, mode="RGB"))
     if x.dim() != 3 or x.shape[0] != 3:
@@ -62,7 +61,6 @@ def blur_background(image, mask, *, sigma: float = 8.0, feather: float = 2.0) ->
     alpha = _alpha(mask, img.shape[-2:], feather, "blur_background")
     sigma = check_number(sigma, "blur_background: sigma (pixels)", low=0, low_open=True)
     weight = 1 - alpha
-    # blur only background pixels and renormalise, so the person does not bleed into the blur
     num = gaussian_blur(img * weight, sigma)
     den = gaussian_blur(weight[None], sigma).clamp_min(1e-4)
     background = torch.where(den > 1e-3, num / den, gaussian_blur(img, sigma))

@@ -1,13 +1,8 @@
-"""Inference with a trained :class:`~course_lib.segmentation.pspnet.PSPNet`: one checked image, and a faster copy.
-
-* :func:`predict_mask` -- one photo (PIL or tensor, any size), checked once, run in eval mode without
-  gradients; the mask comes back at the photo's size.
-* :func:`optimize_for_inference` -- the speed engine: an eval-only copy with BatchNorm folded, no
-  auxiliary head, channels-last weights, checked against the readable model (and tested equal to it).
-* :func:`count_parameters`.
-"""
+"""Inference with a trained :class:`~course_lib.segmentation.pspnet.PSPNet`: one checked image
+(:func:`predict_mask`), and a faster copy with BatchNorm folded (:func:`optimize_for_inference`)."""
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Mapping, Optional
 
@@ -22,14 +17,13 @@ from .pspnet import PSPNet
 __all__ = ["predict_mask", "optimize_for_inference", "InferencePSPNet", "count_parameters"]
 
 
-def _single_image(image) -> torch.Tensor:
+def _single_image(x) -> torch.Tensor:
     """A PIL image or a tensor (3, H, W) / (1, 3, H, W) in [0, 1] -> (1, 3, H, W) float."""
-    if not isinstance(image, torch.Tensor):
-        if type(image).__module__.startswith("PIL."):
-            return to_tensor(load_image(image, mode="RGB"))[None]  # any mode -> RGB, alpha flattened
+    if not isinstance(x, torch.Tensor):
+        if type(x).__module__.startswith("PIL."):
+            return to_tensor(load_image(x, mode="RGB"))[None]  # any mode -> RGB, alpha flattened
         raise InputError(f"predict_mask: image must be a PIL image or a tensor (3, H, W) / (1, 3, H, W) "
-                        f"in [0, 1], got {type(image).__name__}")
-    x = image
+                        f"in [0, 1], got {type(x).__name__}")
     if x.dim() == 4 and x.shape[0] != 1:
         raise InputError(f"predict_mask: one image at a time, got a batch of shape {tuple(x.shape)}; "
                          f"call the model directly for batches")
@@ -49,6 +43,18 @@ def _single_image(image) -> torch.Tensor:
         raise InputError(f"predict_mask: image values must lie in [0, 1], got range [{lo:.3g}, {hi:.3g}]"
                          + (" (0-255 values? divide by 255)" if hi > 1.5 else ""))
     return x.reshape(1, 3, *x.shape[-2:])
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    """``model`` in eval mode and without gradients inside the block, its own mode restored after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 def predict_mask(model: nn.Module, image, size=None, threshold: Optional[float] = 0.5) -> torch.Tensor:
@@ -84,13 +90,8 @@ def predict_mask(model: nn.Module, image, size=None, threshold: Optional[float] 
             target = (max(stride, round(h * scale / stride) * stride), max(stride, round(w * scale / stride) * stride))
         if target != (h, w):
             x = F.interpolate(x, size=target, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(x)
-    finally:
-        model.train(was_training)
+    with _eval_mode(model):
+        logits = model(x)
     if isinstance(logits, Mapping):
         logits = logits["out"]
     if logits.dim() != 4 or logits.shape[0] != 1:
@@ -161,16 +162,10 @@ def optimize_for_inference(model: PSPNet, verbose: bool = True) -> PSPNet:
         raise RuntimeError(f"optimize_for_inference: could not fold BatchNorm layer(s) {left}")
     fast = fast.to(memory_format=torch.channels_last)
 
-    device = next(model.parameters()).device
-    probe = torch.rand(2, 3, 37, 29, generator=torch.Generator().manual_seed(0)).to(device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            ref = model(probe)
-            err = (fast(probe) - ref).abs().max().item()
-    finally:
-        model.train(was_training)
+    probe = torch.rand(2, 3, 37, 29, generator=torch.Generator().manual_seed(0)).to(next(model.parameters()).device)
+    with _eval_mode(model):
+        ref = model(probe)
+        err = (fast(probe) - ref).abs().max().item()
     scale = max(1.0, ref.abs().max().item())
     if not err <= 1e-4 * scale:
         raise RuntimeError(f"optimize_for_inference: the optimised model differs from the eager one by "

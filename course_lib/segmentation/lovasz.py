@@ -12,26 +12,6 @@ from .inputs import binary_pair
 __all__ = ["lovasz_hinge_loss", "LovaszHingeLoss"]
 
 
-def _lovasz_jaccard_weights(gt_sorted: torch.Tensor) -> torch.Tensor:
-    """Lovász extension weights of the Jaccard loss for errors sorted in decreasing order.
-
-    Along the last dimension, ``gt_sorted`` holds the {0, 1} labels of the pixels in that order. With ``M_i`` =
-    the ``i`` pixels of largest error and ``P = {p = 1}`` the set function of Berman et al. (eq. 4, 7)
-
-        ``Δ_J(M) = 1 - |P \\ M| / |P ∪ M|``   (= ``|M| / |P ∪ M|``)
-
-    gives weights ``g_i = Δ_J(M_i) - Δ_J(M_{i-1})`` (``Δ_J(∅) = 0``); the extension of ``Δ_J`` at an error
-    vector ``e`` is ``Σ_i e_(i) g_i`` (eq. 8, 9). ``|P \\ M_i| = |P| - (positives among the first i)`` and
-    ``|P ∪ M_i| = |P| + (negatives among the first i)``; the latter is >= 1 for ``i >= 1``, so there is no
-    division by zero even when ``P`` is empty.
-    """
-    n_pos = gt_sorted.sum(-1, keepdim=True)
-    pos_seen = gt_sorted.cumsum(-1)
-    neg_seen = (1 - gt_sorted).cumsum(-1)
-    delta = 1 - (n_pos - pos_seen) / (n_pos + neg_seen)
-    return torch.cat([delta[..., :1], delta[..., 1:] - delta[..., :-1]], dim=-1)
-
-
 def lovasz_hinge_loss(pred: torch.Tensor, target: torch.Tensor, *, per_image: bool = True) -> torch.Tensor:
     """Binary Lovász hinge loss (Berman et al., CVPR 2018, Sec. 3.1 and eq. 9).
 
@@ -63,7 +43,12 @@ def lovasz_hinge_loss(pred: torch.Tensor, target: torch.Tensor, *, per_image: bo
     p = p.flatten(1) if per_image else p.reshape(1, -1)
     errors = 1 - x * (2 * p - 1)
     errors_sorted, order = torch.sort(errors, dim=-1, descending=True)
-    weights = _lovasz_jaccard_weights(torch.gather(p, -1, order))  # constant between ties
+    gt_sorted = torch.gather(p, -1, order)  # the weights are constant between ties
+    # |P \ M_i| = |P| - (positives among the first i), |P ∪ M_i| = |P| + (negatives among the first i): the
+    # latter is >= 1 for i >= 1, so there is no division by zero even when P is empty
+    n_pos = gt_sorted.sum(-1, keepdim=True)
+    delta = 1 - (n_pos - gt_sorted.cumsum(-1)) / (n_pos + (1 - gt_sorted).cumsum(-1))  # Δ_J(M_i)
+    weights = torch.cat([delta[..., :1], delta[..., 1:] - delta[..., :-1]], dim=-1)  # Δ_J(M_i) - Δ_J(M_{i-1})
     return (F.relu(errors_sorted) * weights).sum(-1).mean()
 
 

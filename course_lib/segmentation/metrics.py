@@ -1,14 +1,4 @@
-"""Metrics of binary segmentation (person vs background).
-
-* :func:`iou`              hard intersection over union at a threshold, per image or over a dataset
-* :func:`pixel_accuracy`   fraction of pixels labelled right
-* :func:`boundary_f_score` F-measure of the mask boundaries within a pixel tolerance
-* :class:`IoUMeter`        accumulates over batches: mean per-image IoU and dataset IoU
-
-Shapes and values as in :mod:`course_lib.segmentation.losses`: ``pred`` is ``(N, 1, H, W)`` or ``(N, H, W)`` and
-holds probabilities in [0, 1] (the default here), logits (``from_logits=True``), or a hard bool/{0, 1} mask;
-``target`` is a {0, 1} mask of the same spatial shape. A pixel is predicted as person when ``p̂ > threshold``
-(strictly; with logits, ``σ(x) > threshold``).
+"""Metrics of binary segmentation (person vs background): IoU, pixel accuracy, boundary F-score, a batch meter.
 
 Two averages, both reported in papers: **mean IoU** (``miou``), the IoU of each image averaged over images, and
 **dataset IoU** (``dataset_iou``), total intersection / total union over all pixels (large people weigh more).
@@ -27,7 +17,6 @@ from .inputs import binary_pair
 __all__ = ["iou", "pixel_accuracy", "boundary_f_score", "IoUMeter"]
 
 
-@torch.no_grad()
 def _hard_masks(pred, target, threshold, from_logits, fn):
     """``(N, H, W)`` bool prediction and truth after validation and thresholding."""
     check_number(threshold, f"{fn}: threshold", low=0, high=1, high_open=True)
@@ -137,15 +126,13 @@ def boundary_f_score(pred: torch.Tensor, target: torch.Tensor, *, tolerance_px: 
     >>> boundary_f_score(pred, target, tolerance_px=0), boundary_f_score(pred, target, tolerance_px=1)
     (tensor([0.5000], dtype=torch.float64), tensor([1.], dtype=torch.float64))
     """
-    fn = "boundary_f_score"
-    check_int(tolerance_px, f"{fn}: tolerance_px", minimum=0)
-    q, p = _hard_masks(pred, target, threshold, from_logits, fn)
+    check_int(tolerance_px, "boundary_f_score: tolerance_px", minimum=0)
+    q, p = _hard_masks(pred, target, threshold, from_logits, "boundary_f_score")
     bq, bp = _boundary(q), _boundary(p)
     n_q, n_p = bq.flatten(1).sum(1).double(), bp.flatten(1).sum(1).double()
     matched_q = (bq & _dilate_disk(bp, tolerance_px)).flatten(1).sum(1).double()
     matched_p = (bp & _dilate_disk(bq, tolerance_px)).flatten(1).sum(1).double()
-    precision = matched_q / n_q.clamp_min(1)
-    recall = matched_p / n_p.clamp_min(1)
+    precision, recall = matched_q / n_q.clamp_min(1), matched_p / n_p.clamp_min(1)
     f = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp_min(1e-300),
                     torch.zeros_like(precision))
     both_empty = (n_q == 0) & (n_p == 0)

@@ -1,13 +1,7 @@
-"""Portrait segmentation data: masks, paired folders, joint augmentation, synthetic portraits.
-
-* :func:`load_mask` turns whatever a data set stores (see there) into a binary ``uint8`` array ``(H, W)``.
-* :class:`PortraitFolder` pairs images and masks by file stem, decodes them lazily, skips and counts
-  unreadable files (:meth:`~PortraitFolder.report`); :func:`train_val_split` holds out a name-hashed part.
-* :class:`PortraitAugment` moves an image and its mask together (``torchvision.transforms.v2``).
-* :func:`synthetic_portraits` draws portraits with exact masks over the offline training photos;
-  :func:`imbalanced_blobs` is a tiny task with a rare foreground.
-* :func:`shared_portraits` opens a prepared copy of EG1800 (``$COURSE_PORTRAITS``); :func:`eg1800`
-  reads the layout that ``course_lib.core.datasets.fetch("eg1800")`` downloads.
+"""Portrait segmentation data: masks (:func:`load_mask`), paired folders (:class:`PortraitFolder`, skipping and
+counting unreadable files; :func:`train_val_split`), joint augmentation (:class:`PortraitAugment`), synthetic
+portraits and a rare-foreground task (:func:`synthetic_portraits`, :func:`imbalanced_blobs`), and EG1800
+(:func:`shared_portraits`: a prepared copy at ``$COURSE_PORTRAITS``; :func:`eg1800`: the downloaded layout).
 
 Example
 -------
@@ -44,9 +38,8 @@ from ..core.images import IMAGE_EXTENSIONS, ImageTooLargeError, load_tensor
 from ..core.images import open_image as _open_image
 
 __all__ = [
-    "load_mask", "PortraitFolder", "train_val_split", "PortraitAugment",
-    "synthetic_portraits", "SyntheticPortraits", "imbalanced_blobs",
-    "shared_portraits", "eg1800", "MaskSizeError", "MASK_EXTENSIONS", "ENV_VAR", "SHARED_PORTRAITS",
+    "load_mask", "PortraitFolder", "train_val_split", "PortraitAugment", "synthetic_portraits", "SyntheticPortraits",
+    "imbalanced_blobs", "shared_portraits", "eg1800", "MaskSizeError", "MASK_EXTENSIONS", "ENV_VAR", "SHARED_PORTRAITS",
 ]
 
 MASK_EXTENSIONS = IMAGE_EXTENSIONS + (".mat",)
@@ -115,10 +108,8 @@ def _full_scale(arr: np.ndarray, hi) -> float:
     return 1.0 if hi <= 1 else 255.0 if hi <= 255 else 65535.0
 
 
-def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette: bool
-              ) -> Tuple[np.ndarray, Optional[str]]:
+def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette: bool) -> tuple:
     """A label array -> ({0, 1} uint8 mask, warning text or None)."""
-    arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[2] in (1, 2, 4):
         alpha = arr[..., -1]
         if arr.shape[2] > 1 and alpha.min() != alpha.max():
@@ -138,10 +129,9 @@ def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette:
             distance = np.abs(arr.astype(np.float64)[:, :, None] - colours).max(axis=3)
             return (distance <= 0.25 * scale).any(axis=2).astype(np.uint8), None
         if not gray:
-            raise ValueError(
-                f"{name} is a colour (non-gray) RGB mask; pass foreground=(r, g, b) or a list of colours "
-                f"that mean foreground (LFW Part Labels: foreground=[(255, 0, 0), (0, 255, 0)] for hair "
-                f"and skin)")
+            raise ValueError(f"{name} is a colour (non-gray) RGB mask; pass foreground=(r, g, b) or a list of colours "
+                             f"that mean foreground (LFW Part Labels: foreground=[(255, 0, 0), (0, 255, 0)] for hair "
+                             f"and skin)")
         mean = arr.astype(np.float64).mean(axis=2)
         arr = np.round(mean).astype(arr.dtype) if np.issubdtype(arr.dtype, np.integer) else mean
     if arr.ndim != 2 or min(arr.shape) == 0:
@@ -179,8 +169,7 @@ def _binarize(arr: np.ndarray, name: str, threshold: float, foreground, palette:
     return (arr >= threshold * scale).astype(np.uint8), note
 
 
-def _decode_mask(source, threshold: float = 0.5, foreground=None, mat_key: Optional[str] = None
-                 ) -> Tuple[np.ndarray, Optional[str]]:
+def _decode_mask(source, threshold: float, foreground, mat_key: Optional[str]) -> Tuple[np.ndarray, Optional[str]]:
     palette = False
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -208,8 +197,7 @@ def _decode_mask(source, threshold: float = 0.5, foreground=None, mat_key: Optio
     return _binarize(arr, name, threshold, foreground, palette)
 
 
-def load_mask(source, *, threshold: float = 0.5, foreground=None, mat_key: Optional[str] = None
-              ) -> np.ndarray:
+def load_mask(source, *, threshold: float = 0.5, foreground=None, mat_key: Optional[str] = None) -> np.ndarray:
     """Read a segmentation mask as a ``uint8`` array ``(H, W)`` with values {0, 1} (1 = foreground).
 
     ``source``: a path (image file or MATLAB ``.mat``), a PIL image, a numpy array or a tensor
@@ -278,9 +266,8 @@ class PortraitAugment:
     ((3, 64, 48), (1, 64, 48))
     """
 
-    def __init__(self, size: Size, scale: Tuple[float, float] = (0.75, 1.25), rotate: float = 10.0,
-                 hflip: float = 0.5, translate: float = 0.1,
-                 jitter: Union[float, Tuple[float, float, float]] = (0.3, 0.3, 0.3),
+    def __init__(self, size: Size, scale: Tuple[float, float] = (0.75, 1.25), rotate: float = 10.0, hflip: float = 0.5,
+                 translate: float = 0.1, jitter: Union[float, Tuple[float, float, float]] = (0.3, 0.3, 0.3),
                  blur_p: float = 0.2, blur_sigma: Tuple[float, float] = (0.4, 1.2)):
         self.size = check_size(size, "PortraitAugment: size")
         self.scale = _range(scale, "PortraitAugment: scale")
@@ -412,9 +399,8 @@ class PortraitFolder(Dataset):
     """
 
     def __init__(self, images: PathLike, masks: Optional[PathLike] = None, *, size: Optional[Size] = None,
-                 augment: Union[None, str, Callable] = None,
-                 mask_suffixes: Sequence[str] = ("", "_mask", "_matte"), strict: bool = False,
-                 resize_masks: bool = False, threshold: float = 0.5, foreground=None,
+                 augment: Union[None, str, Callable] = None, mask_suffixes: Sequence[str] = ("", "_mask", "_matte"),
+                 strict: bool = False, resize_masks: bool = False, threshold: float = 0.5, foreground=None,
                  mat_key: Optional[str] = None, names: Optional[Iterable[str]] = None):
         if not isinstance(images, (str, os.PathLike)):
             raise TypeError(f"PortraitFolder: images must be a folder path, got {type(images).__name__}")
@@ -458,14 +444,14 @@ class PortraitFolder(Dataset):
         by_stem = {p.stem.lower(): p for p in reversed(image_files)}  # the first file of a stem wins
         self.duplicates: list = [p.name for p in image_files if by_stem[p.stem.lower()] is not p]
         candidates: dict = {}  # image stem -> [(suffix rank, mask path)]
-        orphans = []
+        self.unmatched_masks: list = []  # sorted, as mask_files are
         for p in mask_files:
             keys = owners(p)
             key = next((k for k in keys if k[1] in by_stem), None)
             if key is not None:
                 candidates.setdefault(key[1], []).append((key[0], p))
             elif wanted is None or any(k in wanted for _, k in keys):
-                orphans.append(p.name)
+                self.unmatched_masks.append(p.name)
         self.ambiguous, self.pairs, self.unmatched_images = {}, [], []
         for key in sorted(k for k in by_stem if wanted is None or k in wanted):
             found = sorted(candidates.get(key, []), key=lambda c: (c[0], c[1].suffix.lower() == ".mat", c[1].name))
@@ -475,7 +461,6 @@ class PortraitFolder(Dataset):
             if len(found) > 1:
                 self.ambiguous[by_stem[key].name] = [c[1].name for c in found]
             self.pairs.append((by_stem[key].stem, by_stem[key], found[0][1]))
-        self.unmatched_masks: list = sorted(orphans)
         self.missing_names: list = sorted(wanted - set(by_stem)) if wanted is not None else []
 
         ends = [f"{label}: {len(items)} (e.g. {_examples(items)})" for label, items in self._loose_ends() if items]
@@ -488,7 +473,7 @@ class PortraitFolder(Dataset):
                              f"file(s) and {len(mask_files)} mask file(s)). {'; '.join(ends)}. {rule}.")
         if ends:
             message = f"PortraitFolder ({where}): {len(self.pairs)} pairs; " + "; ".join(ends) + f". {rule}."
-            if self.strict and (self.unmatched_images or orphans or self.missing_names):
+            if self.strict and (self.unmatched_images or self.unmatched_masks or self.missing_names):
                 raise ValueError(message + " (strict=True)")
             warnings.warn(message + " Unpaired files are skipped (strict=True makes that an error).", stacklevel=3)
 
@@ -772,8 +757,7 @@ def eg1800(root: PathLike, split: str = "train", **kwargs) -> PortraitFolder:
 
 
 # =========================================================================== synthetic portraits
-#: Offline training photos that show a person: an unlabelled person in the background would be
-#: label noise, so they are not used as backgrounds.
+#: Offline training photos that show a person (as a background, an unlabelled person would be label noise).
 _PEOPLE_PHOTOS = ("astronaut",)
 
 
@@ -831,8 +815,7 @@ def _fit_scale(render: Callable[[float], np.ndarray], target: float, lo: float, 
     return best
 
 
-def _render_portrait(rng: np.random.Generator, h: int, w: int, frac_range: Tuple[float, float],
-                     backgrounds: str, pool):
+def _render_portrait(rng: np.random.Generator, h: int, w: int, frac_range: Tuple[float, float], backgrounds: str, pool):
     """One (image (H, W, 3) float32, mask (H, W) uint8) in the requested foreground range."""
     lo, hi = frac_range
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5  # pixel centres
@@ -924,10 +907,22 @@ def _render_portrait(rng: np.random.Generator, h: int, w: int, frac_range: Tuple
 
 
 class SyntheticPortraits(Dataset):
-    """Head-and-shoulders portraits with exact binary masks, drawn on demand (see :func:`synthetic_portraits`).
+    """``n`` synthetic head-and-shoulders portraits with exact masks (offline, deterministic by ``seed``).
 
-    Sample ``i`` depends only on ``(seed, i)``: the same at every epoch, in every worker, on every machine.
-    Returns ``(image (3, H, W) in [0, 1], 8-bit levels; mask (1, H, W) in {0, 1})``.
+    Each sample: a head (ellipse, random tilt and aspect) with short or long hair, a neck, and shoulders/torso
+    (a rounded superellipse top widening downwards, random width, lean and offset) running out of the bottom
+    edge; skin of a random tone shaded towards the rim, plain or striped clothes with folds, eyes and mouth when
+    large enough, texture noise; the edge is softened in the image (Gaussian, 0.6 px) while the mask stays
+    exactly binary. The figure is scaled by bisection so that its share of the pixels lies in
+    ``foreground_fraction`` (``(lo, hi)``, or one value ± 0.02).
+
+    ``backgrounds``: ``"natural"`` crops of the *training* photos of :func:`course_lib.core.datasets.offline_split`
+    (the hold-out photos are never used, nor the astronaut photo, whose unlabelled person would be label noise),
+    often blurred as by a shallow depth of field; ``"noise"`` smooth colour fields; ``"flat"`` one colour.
+
+    Sample ``i``, ``(image (3, H, W) in [0, 1], 8-bit levels; mask (1, H, W) in {0, 1})``, depends only on
+    ``(seed, i)``: the same at every epoch, in every worker, on every machine. ``.tensors()`` stacks them all;
+    ``cache=True`` keeps each drawn sample (8-bit) so that later epochs cost nothing.
     """
 
     def __init__(self, n: int, size: Size = (128, 128), *, seed: int = 0,
@@ -974,31 +969,12 @@ class SyntheticPortraits(Dataset):
         return torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
 
 
-def synthetic_portraits(n: int, size: Size = (128, 128), *, seed: int = 0, foreground_fraction=(0.2, 0.6),
-                        backgrounds: str = "natural", cache: bool = True) -> SyntheticPortraits:
-    """``n`` synthetic head-and-shoulders portraits with exact masks (offline, deterministic by ``seed``).
-
-    Each sample: a head (ellipse, random tilt and aspect) with short or long hair, a neck, and shoulders/torso
-    (a rounded superellipse top widening downwards, random width, lean and offset) running out of the bottom
-    edge; skin of a random tone shaded towards the rim, plain or striped clothes with folds, eyes and mouth when
-    large enough, texture noise; the edge is softened in the image (Gaussian, 0.6 px) while the mask stays
-    exactly binary. The figure is scaled by bisection so that its share of the pixels lies in
-    ``foreground_fraction`` (``(lo, hi)``, or one value ± 0.02).
-
-    ``backgrounds``: ``"natural"`` crops of the *training* photos of :func:`course_lib.core.datasets.offline_split`
-    (the hold-out photos are never used, nor the astronaut photo, whose unlabelled person would be label noise),
-    often blurred as by a shallow depth of field; ``"noise"`` smooth colour fields; ``"flat"`` one colour.
-
-    Returns a :class:`SyntheticPortraits` dataset (``.tensors()`` stacks it); ``cache=True`` keeps
-    each drawn sample (8-bit) so that later epochs cost nothing.
-    """
-    return SyntheticPortraits(n, size, seed=seed, foreground_fraction=foreground_fraction,
-                              backgrounds=backgrounds, cache=cache)
+#: The course's name for the data set: ``synthetic_portraits(n, size, seed=...)``.
+synthetic_portraits = SyntheticPortraits
 
 
 def imbalanced_blobs(n: int, size: Size = 64, *, seed: int = 0, foreground_fraction=(0.02, 0.10),
-                     blobs: Tuple[int, int] = (1, 4), contrast: float = 0.25, noise: float = 0.12
-                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+                     blobs: Tuple[int, int] = (1, 4), contrast: float = 0.25, noise: float = 0.12) -> tuple:
     """A tiny segmentation task with a rare foreground, for comparing losses under class imbalance.
 
     Each gray image holds 1..4 (``blobs``) elliptical blobs, ``contrast`` brighter than a smooth random

@@ -21,8 +21,13 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..core.checks import check_choice, check_number
+from ..core.datasets import cache_dir
+from ..core.device import get_device
+from .metrics import iou
+from .train import _pairs, predict_logits
 
 __all__ = ["SAM_CHECKPOINTS", "SAM_URL", "PROMPTS", "find_sam_checkpoint", "sam_status", "load_sam",
            "box_from_mask", "center_point", "sam_segment", "compare_with_sam"]
@@ -35,8 +40,6 @@ PROMPTS = ("pspnet_box", "true_box", "center_point")
 
 
 def _search_dirs():
-    from ..core.datasets import cache_dir
-
     return [cache_dir() / "sam", Path(torch.hub.get_dir()) / "checkpoints"]
 
 
@@ -87,8 +90,6 @@ def load_sam(model_type: str = "vit_b", checkpoint=None, device=None):
     if not ok:
         raise RuntimeError(f"load_sam: {message}")
     from segment_anything import SamPredictor, sam_model_registry
-
-    from ..core.device import get_device
 
     sam = sam_model_registry[model_type](checkpoint=str(find_sam_checkpoint(model_type, checkpoint)))
     sam.to(device=get_device(device))
@@ -165,11 +166,6 @@ def compare_with_sam(model: torch.nn.Module, data, predictor, *, size=None, prom
     PSPNet mask is empty get no automatic prompt; SAM's IoU is then counted as 0 (it was not given a chance),
     and ``n_no_prompt`` says how many (image, prompt) pairs that happened to.
     """
-    from tqdm.auto import tqdm
-
-    from .metrics import iou
-    from .train import _pairs, predict_logits
-
     if not prompts or any(p not in PROMPTS for p in prompts):
         raise ValueError(f"compare_with_sam: prompts must be a non-empty subset of {PROMPTS}, got {list(prompts)}")
     _, n, get = _pairs(data, limit, "compare_with_sam")

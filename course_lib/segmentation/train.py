@@ -18,6 +18,7 @@ from ..core.checkpoints import atomic_save, load_pretrained
 from ..core.checks import InputError, check_choice, check_int, check_number, check_size, check_tensor
 from ..core.training import fit
 from . import losses as L
+from .inference import _eval_mode
 from .metrics import IoUMeter, iou
 from .portraits import PortraitFolder, _resize_pair
 from .pspnet import PSPNet, pspnet
@@ -45,9 +46,8 @@ def make_loss(name: str = "combined", *, jaccard_weight: float = 0.5, aux_weight
     def loss(outputs, target):
         out = outputs["out"] if isinstance(outputs, dict) else outputs
         main = base(out, target)
-        total = main
-        if isinstance(outputs, dict) and outputs.get("aux") is not None and aux_weight:
-            total = main + aux_weight * base(outputs["aux"], target)
+        aux = outputs.get("aux") if isinstance(outputs, dict) and aux_weight else None
+        total = main if aux is None else main + aux_weight * base(aux, target)
         with torch.no_grad():
             hard = iou(out.detach().float(), target, from_logits=True).mean()
         return total, {"main": float(main.detach()), "iou": float(hard)}
@@ -57,12 +57,8 @@ def make_loss(name: str = "combined", *, jaccard_weight: float = 0.5, aux_weight
 
 
 def _pairs(data, limit: Optional[int], fn: str):
-    """``(data, n, get)`` for a dataset of ``(image, mask)`` pairs or a pair of tensors; ``get(i)`` checks pair ``i``.
-
-    A PortraitFolder becomes its ``readable`` view: its ``__getitem__`` serves the next readable pair in
-    place of an unreadable one (so that training never stops), which would count that pair twice.
-    """
-    if isinstance(data, PortraitFolder):
+    """``(data, n, get)`` for a dataset of (image, mask) pairs or a pair of tensors; ``get(i)`` checks pair ``i``."""
+    if isinstance(data, PortraitFolder):  # counted on its readable view (see PortraitFolder.readable)
         data = data.readable(limit=limit)
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         images, masks = data
@@ -151,8 +147,7 @@ class PreloadedPortraits(Dataset):
         return self.images.shape[0]
 
     def __getitem__(self, i: int):
-        img = self.images[i].float() / 255
-        mask = self.masks[i].float()
+        img, mask = self.images[i].float() / 255, self.masks[i].float()
         if self.augment is not None:
             img, mask = self.augment(img, mask)
         return img, mask
@@ -206,10 +201,9 @@ def _iou_metric(pred, target):
 
 
 def train_segmentation(model: torch.nn.Module, train_data, val_data=None, *, steps: int, loss: str = "combined",
-                       jaccard_weight: float = 0.5, aux_weight: float = 0.4, batch_size: int = 8,
-                       lr: float = 1e-3, weight_decay: float = 1e-4, warmup: int = 0, checkpoint=None,
-                       eval_every: Optional[int] = None, seed: int = 0, progress: bool = True, device=None,
-                       run_config=None, **fit_kwargs):
+                       jaccard_weight: float = 0.5, aux_weight: float = 0.4, batch_size: int = 8, lr: float = 1e-3,
+                       weight_decay: float = 1e-4, warmup: int = 0, checkpoint=None, eval_every: Optional[int] = None,
+                       seed: int = 0, progress: bool = True, device=None, run_config=None, **fit_kwargs):
     """Train a binary segmentation network (logits ``(N, 1, H, W)``) with :func:`core.training.fit`.
 
     AdamW (``lr``, ``weight_decay``) with :func:`poly_schedule`; the loss from :func:`make_loss`; validation
@@ -259,16 +253,12 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, *, size=None, s
     return _predict(model, images, size, *_tta(scales, flip, "predict_logits"))
 
 
-@torch.no_grad()
 def _predict(model: torch.nn.Module, images: torch.Tensor, size, scales, flip: bool) -> torch.Tensor:
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        h, w = images.shape[-2:]
-        x0 = images.to(device).float()
-        base = size or (h, w)
-        total, runs = 0, 0
+    h, w = images.shape[-2:]
+    x0 = images.to(next(model.parameters()).device).float()
+    base = size or (h, w)
+    total, runs = 0, 0
+    with _eval_mode(model):
         for scale in scales:
             target = base if scale == 1.0 else tuple(max(8, int(v * scale / 8 + 0.5) * 8) for v in base)
             x = x0 if target == (h, w) else F.interpolate(x0, size=target, mode="bilinear", antialias=True,
@@ -280,8 +270,6 @@ def _predict(model: torch.nn.Module, images: torch.Tensor, size, scales, flip: b
                 if out.shape[-2:] != (h, w):
                     out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
                 total, runs = total + out, runs + 1
-    finally:
-        model.train(was_training)
     return (total / runs).float().cpu()
 
 
@@ -303,10 +291,9 @@ def evaluate_segmentation(model: torch.nn.Module, data, *, size=None, threshold:
     per_image = []
     for i in tqdm(range(n), desc="evaluate", disable=not progress):
         img, mask = get(i)
-        mask = mask[None]
         logits = _predict(model, img[None], size, scales, flip)
-        meter.update(logits, mask)
-        per_image.append(float(iou(logits, mask, from_logits=True, threshold=threshold)[0]))
+        meter.update(logits, mask[None])
+        per_image.append(float(iou(logits, mask[None], from_logits=True, threshold=threshold)[0]))
     # n_skipped: the unreadable pairs left out of the scores
     return {**meter.compute(), "per_image": per_image, "n_skipped": len(getattr(data, "skipped", {}))}
 

@@ -16,14 +16,19 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.cli import add_scale_arguments, command_line, positive_int, run_command, scale_meta, set_threads
+from ..core import datasets
+from ..core.checkpoints import load_pretrained, save_pretrained
+from ..core.cli import (add_train_arguments, command_line, positive_int, run_command, scale_meta, set_threads,
+                        start_training)
 from ..core.distributed import is_main_process
+from ..core.images import load_image, save_image, to_tensor
+from .fast import STYLE_LAYERS, TransformerNet, apply, train_fast
+from .features import VGGFeatures, min_input_side
+from .gatys import stylize
+from .inputs import as_rgb, fit_longer_side, resize
 
 
 def cmd_stylize(args) -> int:
-    from ..core.images import save_image
-    from .gatys import stylize
-
     set_threads(args.threads)
     styles = args.style
     result = stylize(args.content, styles if len(styles) > 1 else styles[0], size=args.size, steps=args.steps,
@@ -45,11 +50,6 @@ def cmd_stylize(args) -> int:
 
 def _content_images(args):
     """The training photos: a folder, a COCO subset (online), or the offline photos."""
-    from ..core import datasets
-    from ..core.images import to_tensor
-    from .fast import STYLE_LAYERS
-    from .features import min_input_side
-
     need = min_input_side(STYLE_LAYERS, "vgg16")  # the loss network's poolings; TransformerNet takes any size
     if args.size < need:
         raise ValueError(f"train: --size {args.size} is too small: the VGG16 loss network pools "
@@ -74,15 +74,7 @@ def _content_images(args):
 
 
 def cmd_train(args) -> int:
-    from ..core.checkpoints import save_pretrained
-    from ..core.training import run_checkpoint_path
-    from .fast import STYLE_LAYERS, TransformerNet, train_fast
-    from .features import VGGFeatures
-    from .inputs import as_rgb, fit_longer_side, resize
-
-    set_threads(args.threads)
-    # the default run checkpoint is named after a hash of the run's settings: another training, another file
-    run_ckpt = run_checkpoint_path(args.checkpoint, args.out, f"fast_style_{Path(args.out).stem}-{{run}}.pt")
+    run_ckpt = start_training(args, f"fast_style_{Path(args.out).stem}-{{run}}.pt")
     content, content_desc = _content_images(args)
     style = as_rgb(args.style, "style")
     if max(style.shape[-2:]) > args.style_size:
@@ -92,10 +84,9 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     result = train_fast(content, style, size=args.size, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        content_weight=args.content_weight, style_weight=args.style_weight,
-                        tv_weight=args.tv_weight, width=args.width, seed=args.seed, checkpoint=run_ckpt,
-                        checkpoint_every=args.checkpoint_every, features=features, accumulate=args.accumulate,
-                        log_dir=args.log_dir)
+                        content_weight=args.content_weight, style_weight=args.style_weight, tv_weight=args.tv_weight,
+                        width=args.width, seed=args.seed, checkpoint=run_ckpt, checkpoint_every=args.checkpoint_every,
+                        features=features, accumulate=args.accumulate, log_dir=args.log_dir)
     if result.interrupted:
         print(f"interrupted at step {result.step}; run the same command again to resume from {result.checkpoint}")
         return 130
@@ -105,9 +96,8 @@ def cmd_train(args) -> int:
     meta = {"command": command_line("course_lib.style", args.argv), "data": content_desc, "style": str(args.style),
             "steps": result.step, "size": args.size, "batch_size": args.batch_size, **scale_meta(result),
             "loss_weights": {"content": args.content_weight, "style": args.style_weight, "tv": args.tv_weight},
-            "skipped_unreadable": len(result.extra.get("skipped", {})),
-            "loss_network_weights": features.weights_used, "final_train_loss": result.history["train"][-1]["loss"]
-            if result.history.get("train") else None,
+            "skipped_unreadable": len(result.extra.get("skipped", {})), "loss_network_weights": features.weights_used,
+            "final_train_loss": result.history["train"][-1]["loss"] if result.history.get("train") else None,
             "seconds": round(time.perf_counter() - t0, 1)}
     save_pretrained(out, model, arch=TransformerNet.arch, config=model.config_dict(), meta=meta)
     print(f"wrote {out} (+ {out.name}.json) after {result.step} steps")
@@ -118,10 +108,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_apply(args) -> int:
-    from ..core.checkpoints import load_pretrained
-    from ..core.images import load_image
-    from .fast import TransformerNet, apply
-
     set_threads(args.threads)
     model, _ = load_pretrained(args.checkpoint, TransformerNet, arch=TransformerNet.arch)
     image = load_image(args.input)
@@ -156,24 +142,17 @@ def main(argv=None) -> int:
     s.set_defaults(func=cmd_stylize)
     t = sub.add_parser("train", help="Johnson et al.: train a feed-forward network for one style")
     t.add_argument("--style", required=True, help="the style image")
-    t.add_argument("--out", required=True, help="where to save the weights (+ .json sidecar)")
     t.add_argument("--images", default=None, help="folder of content photos (default: the offline photos)")
     t.add_argument("--coco", type=positive_int, default=None,
                    help="train on the first N COCO val2017 images (downloads)")
-    t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--size", type=int, default=256, help="side of the random content crops")
     t.add_argument("--style-size", type=int, default=512, help="longer side the style image is resized to")
-    t.add_argument("--batch-size", type=int, default=4)
-    t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--content-weight", type=float, default=1.0)
     t.add_argument("--style-weight", type=float, default=1e5)
     t.add_argument("--tv-weight", type=float, default=1e-2)
     t.add_argument("--width", type=float, default=1.0, help="channel multiplier of the TransformerNet")
-    t.add_argument("--checkpoint", default=None, help="run checkpoint for resume (default: cache/runs/...)")
     t.add_argument("--checkpoint-every", type=int, default=200)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=0)
-    add_scale_arguments(t)
+    add_train_arguments(t, steps=2000, batch_size=4, lr=1e-3)
     t.set_defaults(func=cmd_train)
     a = sub.add_parser("apply", help="stylise an image with a trained network")
     a.add_argument("input")

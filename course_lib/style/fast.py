@@ -107,8 +107,7 @@ class PerceptualLoss(nn.Module):
         content_term = F.mse_loss(fp[self.content_layer].float(), fc.float())
         style_term = sum(F.mse_loss(_gram(fp[k]), target.expand(len(pred), -1, -1))
                          for k, target in self.target_grams().items())
-        parts = {"content": self.content_weight * content_term,
-                 "style": self.style_weight * style_term,
+        parts = {"content": self.content_weight * content_term, "style": self.style_weight * style_term,
                  "tv": self.tv_weight * total_variation(pred.float())}
         return sum(parts.values()), {k: v.detach() for k, v in parts.items()}
 
@@ -141,9 +140,7 @@ class StyleContentData(Dataset):
         self.size = check_int(size, "StyleContentData: size", minimum=1)
         self._length = None if length is None else check_int(length, "StyleContentData: length", minimum=1)
         self.flip = bool(flip)
-        self._folder: Path | None = None
-        self._files: list[Path] | None = None
-        self._tensors: list[torch.Tensor] | None = None
+        self._folder, self._files, self._tensors = None, None, None  # a folder, image files or (3, H, W) tensors
         self.skipped: dict[str, str] = {}
         if isinstance(images, (str, os.PathLike)):
             self._folder = Path(images)
@@ -211,9 +208,7 @@ class StyleContentData(Dataset):
             h, w = img.shape[-2:]
         top, left = int(torch.randint(0, h - s + 1, ())), int(torch.randint(0, w - s + 1, ()))
         x = img[:, top:top + s, left:left + s]
-        if self.flip and bool(torch.rand(()) < 0.5):
-            x = x.flip(-1)
-        x = x.contiguous()
+        x = (x.flip(-1) if self.flip and bool(torch.rand(()) < 0.5) else x).contiguous()
         return x, x
 
 
@@ -263,9 +258,8 @@ def train_fast(content_images, style_image, *, size: int = 256, steps: int, batc
            "loss_network": getattr(features, "weights_used", type(features).__name__)}
     result = fit(model, loss_fn, data, steps=steps, batch_size=batch_size, lr=lr, checkpoint=checkpoint,
                  seed=seed, progress=progress, desc="fast style", run_config=run, **fit_kwargs)
-    result.extra["config"] = model.config_dict()
-    result.extra["arch"] = TransformerNet.arch
-    result.extra["skipped"] = dict(getattr(data, "skipped", {}))  # unreadable content files (this process)
+    result.extra.update(config=model.config_dict(), arch=TransformerNet.arch,
+                        skipped=dict(getattr(data, "skipped", {})))  # skipped: unreadable content files (this process)
     return result
 
 

@@ -12,13 +12,22 @@ import json
 import sys
 import time
 
-from ..core.cli import add_scale_arguments, command_line, positive_int, run_command, scale_meta, set_threads
+from ..core import datasets
+from ..core.checkpoints import load_pretrained, save_pretrained
+from ..core.checks import check_choice
+from ..core.cli import add_train_arguments, command_line, positive_int, run_command, scale_meta, start_training
 from ..core.distributed import is_main_process
+from ..core.images import load_image, save_image, to_tensor
+from . import pretrained, pretrained_deblock
+from .data import load_folder, offline_images
+from .degrade import preset_names
+from .evaluate import evaluate_images, sr_methods
+from .inference import upscale
+from .models import DeblockThenSR, ESPCN
+from .train import train_deblock, train_espcn
 
 
 def _images(folder):
-    from .data import load_folder, offline_images
-
     if folder is None:
         photos = offline_images("holdout")
         return photos, "offline hold-out photos (" + ", ".join(photos) + ")"
@@ -26,10 +35,6 @@ def _images(folder):
 
 
 def _train_images(folders, gray: bool, add_offline: bool = False, limit=None):
-    from ..core import datasets
-    from ..core.images import to_tensor
-    from .data import load_folder, offline_images
-
     if folders and not add_offline and limit is None and len(folders) == 1:
         return str(folders[0]), f"folder {folders[0]} (read lazily)"
     imgs, parts = {}, []
@@ -49,19 +54,8 @@ def _train_images(folders, gray: bool, add_offline: bool = False, limit=None):
 
 
 def cmd_train(args) -> int:
-    from ..core.checkpoints import save_pretrained
-    from ..core.training import run_checkpoint_path
-    from . import pretrained
-    from .evaluate import evaluate_images, sr_methods
-    from .models import DeblockThenSR
-    from .train import train_deblock, train_espcn
-
-    # the default run checkpoint is named after a hash of the run's settings: another training, another file
-    run_ckpt = run_checkpoint_path(args.checkpoint, args.out, "deblock-{run}.ckpt" if args.deblock
-                                   else f"espcn_x{args.scale}_{args.arch}-{{run}}.ckpt")
-    set_threads(args.threads)
-    if args.workers < 0:
-        raise ValueError(f"--workers must be >= 0, got {args.workers}")
+    run_ckpt = start_training(args, "deblock-{run}.ckpt" if args.deblock
+                              else f"espcn_x{args.scale}_{args.arch}-{{run}}.ckpt")
     command = command_line("course_lib.superres", args.argv)
     train_imgs, train_desc = _train_images(args.images, gray=not args.rgb_only, add_offline=args.add_offline,
                                            limit=args.limit)
@@ -74,10 +68,9 @@ def cmd_train(args) -> int:
                             accumulate=args.accumulate, log_dir=args.log_dir)
     else:
         res = train_espcn(train_imgs, args.scale, val_images=holdout, arch=args.arch, activation=args.activation,
-                          steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size,
-                          lr=args.lr or 1e-3, loss=args.loss, degradation=args.degradation,
-                          checkpoint=run_ckpt, seed=args.seed, icnr=args.icnr, num_workers=args.workers,
-                          accumulate=args.accumulate, log_dir=args.log_dir)
+                          steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr or 1e-3,
+                          loss=args.loss, degradation=args.degradation, checkpoint=run_ckpt, seed=args.seed,
+                          icnr=args.icnr, num_workers=args.workers, accumulate=args.accumulate, log_dir=args.log_dir)
     if res.interrupted:
         print(f"interrupted; rerun the same command to resume from {res.checkpoint}")
         return 130
@@ -107,13 +100,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ..core.checkpoints import load_pretrained
-    from ..core.checks import check_choice
-    from . import pretrained, pretrained_deblock
-    from .degrade import preset_names
-    from .evaluate import evaluate_images, sr_methods
-    from .models import DeblockThenSR, ESPCN
-
     check_choice(args.degradation, preset_names(), "--degradation")
     images, desc = _images(args.images)
     if args.checkpoint:
@@ -137,10 +123,6 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_upscale(args) -> int:
-    from ..core.images import load_image, save_image
-    from . import pretrained
-    from .inference import upscale
-
     img = load_image(args.input)
     model = pretrained(args.scale)
     try:  # large photos go block by block (inference.BLOCK): the memory is the two images
@@ -163,10 +145,7 @@ def main(argv=None) -> int:
     t.add_argument("--scale", type=int, default=3)
     t.add_argument("--arch", choices=["paper", "lecture"], default="paper")
     t.add_argument("--activation", choices=["relu", "leaky_relu", "prelu", "tanh"], default=None)
-    t.add_argument("--steps", type=int, default=2000)
-    t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--patch-size", type=int, default=None, help="HR patch side (default 17 x scale)")
-    t.add_argument("--lr", type=float, default=None)
     t.add_argument("--loss", choices=["mse", "l1"], default="mse")
     t.add_argument("--degradation", default="bicubic")
     t.add_argument("--images", nargs="+", default=None,
@@ -180,13 +159,9 @@ def main(argv=None) -> int:
     t.add_argument("--deblock", action="store_true", help="train the JPEG deblocking network instead")
     t.add_argument("--quality", type=int, nargs=2, default=[20, 40], help="JPEG quality range for --deblock")
     t.add_argument("--light", action="store_true", help="smaller deblocking net")
-    t.add_argument("--checkpoint", default=None, help="run checkpoint for resume (default: cache/runs/...)")
-    t.add_argument("--out", default=None, help="where to save the trained weights (+ .json sidecar)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=0)
-    t.add_argument("--workers", type=int, default=0,
-                   help="DataLoader worker processes that cut the patches (on a GPU machine: 2 or more)")
-    add_scale_arguments(t)
+    add_train_arguments(t, steps=2000, batch_size=32, lr=None, out_required=False,
+                        out_help="where to save the trained weights (+ .json sidecar)",
+                        workers_help="DataLoader worker processes that cut the patches (on a GPU machine: 2 or more)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="PSNR-Y / SSIM-Y of bicubic and ESPCN over a folder of HR images")
     e.add_argument("--images", default=None, help="folder of HR images (default: the offline hold-out photos)")

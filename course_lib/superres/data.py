@@ -29,7 +29,7 @@ __all__ = ["PairedPatches", "list_images", "offline_images", "load_folder", "zon
 
 
 def list_images(folder: Union[str, os.PathLike], recursive: bool = True) -> list[Path]:
-    """Sorted image paths under ``folder`` (by suffix; nothing is decoded)."""
+    """Sorted image paths under ``folder`` (and its sub-folders when ``recursive``; by suffix, nothing decoded)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"list_images: folder {folder} does not exist")
@@ -40,7 +40,7 @@ def list_images(folder: Union[str, os.PathLike], recursive: bool = True) -> list
     return sorted(found)
 
 
-def offline_images(split: str = "train", gray_extra: bool = False) -> dict[str, torch.Tensor]:
+def offline_images(split: str = "train") -> dict[str, torch.Tensor]:
     """The natural photos shipped by installed packages as RGB tensors ``(3, H, W)``; ``split``: ``"train"``,
     ``"holdout"`` (never trained on) or ``"all"``."""
     check_choice(split, ("train", "holdout", "all"), "offline_images: split")
@@ -52,8 +52,7 @@ def offline_images(split: str = "train", gray_extra: bool = False) -> dict[str, 
 
 def load_folder(folder: Union[str, os.PathLike], limit: int | None = None) -> dict[str, torch.Tensor]:
     """Load up to ``limit`` images of a folder as RGB tensors, keyed by file name (bad files skipped)."""
-    if limit is not None:
-        check_int(limit, "load_folder: limit", minimum=1)  # None: no limit
+    limit = None if limit is None else check_int(limit, "load_folder: limit", minimum=1)
     out: dict[str, torch.Tensor] = {}
     skipped = []
     for path in list_images(folder):

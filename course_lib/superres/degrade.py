@@ -1,10 +1,8 @@
 """The degradation pipeline: how low-resolution inputs are made from ground truth.
 
 A super-resolution network learns to invert whatever made its LR inputs, so this module is where the "what
-problem are we solving" decision lives. Read top to bottom: 1. resampling with PIL's kernels (:func:`resize`,
-:func:`downscale`), 2. blur kernels, 3. the steps, small dataclasses whose parameters are a fixed value or a
-``(low, high)`` range sampled on every call, 4. :class:`Pipeline`: steps in order, or in random order (BSRGAN),
-with a seed, 5. :func:`degrade` and its :data:`PRESETS`: one call from HR to LR.
+problem are we solving" decision lives. Read top to bottom: resampling with PIL's kernels, blur kernels, the
+steps, :class:`Pipeline`, and :func:`degrade` with its :data:`PRESETS`: one call from HR to LR.
 
 Images are float tensors ``(C, H, W)`` or ``(N, C, H, W)`` in ``[0, 1]``; every public function also accepts a
 PIL image and then returns one. Arguments are checked once, by the public function a user calls; the steps and
@@ -170,11 +168,6 @@ def crop_to_multiple(img, scale: int):
     return back(_crop(x, scale, "crop_to_multiple"))
 
 
-def _downscale(x: torch.Tensor, scale: int, kernel: str, antialias: bool, name: str = "downscale"):
-    x = _crop(x, scale, name)
-    return _resize(x, x.shape[-2] // scale, x.shape[-1] // scale, kernel, antialias)
-
-
 def downscale(img, scale: int, kernel: str = "bicubic", antialias: bool = True):
     """Crop to a multiple of ``scale``, then shrink by ``scale``: ``(H, W) -> (H // s, W // s)``.
 
@@ -185,7 +178,8 @@ def downscale(img, scale: int, kernel: str = "bicubic", antialias: bool = True):
     scale = check_int(scale, "downscale: scale", minimum=1)
     check_choice(kernel, KERNELS, "downscale: kernel")
     x, back = _as_batch(img, "downscale: img")
-    return back(_downscale(x, scale, kernel, antialias))
+    x = _crop(x, scale, "downscale")
+    return back(_resize(x, x.shape[-2] // scale, x.shape[-1] // scale, kernel, antialias))
 
 
 # 2. Blur kernels and filtering ---------------------------------------------
@@ -343,8 +337,9 @@ class Downscale(Step):
         kernel = self.kernel if isinstance(self.kernel, str) else self.kernel[int(rng.integers(len(self.kernel)))]
         return {"scale": self.scale, "kernel": kernel}
 
-    def apply(self, x, params, rng):
-        return _downscale(x, params["scale"], params["kernel"], self.antialias, "Downscale")
+    def apply(self, x, params, rng):  # (Pipeline crops x to a multiple of all the scales first)
+        h, w = x.shape[-2] // params["scale"], x.shape[-1] // params["scale"]
+        return _resize(x, h, w, params["kernel"], self.antialias)
 
     def describe(self, params):
         return f"Downscale(x{params['scale']}, kernel={params['kernel']})"
@@ -524,9 +519,7 @@ class Pipeline(Step):
             rng = np.random.default_rng(seed)
         except (TypeError, ValueError):
             raise InputError(f"Pipeline: seed must be None, an int or a numpy.random.Generator, got {seed!r}") from None
-        s = self.total_scale
-        if s > 1:  # crop once up front, so that every Downscale divides exactly in whatever order they come
-            x = _crop(x, s, "Pipeline")
+        x = _crop(x, self.total_scale, "Pipeline")  # once up front: every Downscale divides exactly, in any order
         log: List[str] = []
         y = self._run(x, rng, log)
         self._history = log
@@ -580,9 +573,8 @@ def preset_names() -> Tuple[str, ...]:
 def degrade(hr, scale: int, preset: Union[str, Step] = "bicubic", seed: Seed = None):
     """Make the low-resolution input of a super-resolution pair from its ground truth ``hr``.
 
-    ``hr`` (``(C, H, W)`` or ``(N, C, H, W)`` in [0, 1], or a PIL image: then a PIL image is returned) is cropped
-    so that its sides divide by ``scale`` (:func:`crop_to_multiple` gives the matching HR); the result is exactly
-    ``(H // scale, W // scale)``, clamped to [0, 1]. ``preset``: a name from :func:`preset_names` or a
+    ``hr`` is cropped so that its sides divide by ``scale`` (:func:`crop_to_multiple` gives the matching HR); the
+    result is exactly ``(H // scale, W // scale)``, clamped to [0, 1]. ``preset``: a name from :func:`preset_names` or a
     :class:`Pipeline` whose ``Downscale`` steps multiply to ``scale``. ``seed`` (int, ``numpy.random.Generator``
     or None) fixes every random choice.
     """

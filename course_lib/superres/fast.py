@@ -35,14 +35,12 @@ class _Stage:
     """One convolution of :class:`FastESPCN`, its weights already rewritten for the oneDNN kernel."""
 
     def __init__(self, weight, bias, attr, scalars, fill, prelu=None, im2col=False):
-        self.k = weight.shape[-1]
+        self.k, self.im2col = weight.shape[-1], im2col
         self.radius = self.k // 2
-        self.im2col = im2col
         if im2col:  # a k x k convolution of c channels = a 1x1 convolution of the c k k patch values
             weight = weight.reshape(weight.shape[0], -1, 1, 1)
         self.weight = weight.contiguous(memory_format=torch.channels_last)
-        self.bias = bias.contiguous()
-        self.attr, self.scalars, self.fill, self.prelu = attr, scalars, fill, prelu
+        self.bias, self.attr, self.scalars, self.fill, self.prelu = bias.contiguous(), attr, scalars, fill, prelu
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.im2col:
@@ -131,12 +129,9 @@ class FastESPCN(nn.Module):
 
 
 def optimize_for_inference(model: nn.Module, *, strip_rows: int | None = None, verbose: bool = True) -> nn.Module:
-    """A module computing ``model``'s function faster on a CPU (outputs equal to 1e-4).
-
-    For an :class:`ESPCN` on a CPU with oneDNN: a :class:`FastESPCN`, checked against the eager model
-    on a test input first. For anything else, or if a step fails, it prints a note and returns the
-    eager ``model`` itself, so calling it is always safe. ``strip_rows`` fixes the strip height.
-    oneDNN builds its kernels on the first call of a shape: time the calls after it.
+    """For an :class:`ESPCN` on a CPU with oneDNN, a :class:`FastESPCN` checked against it on a test input; for
+    anything else, or if a step fails, a printed note and the eager ``model`` itself, so calling it is always safe.
+    ``strip_rows`` fixes the strip height. oneDNN builds its kernels on the first call of a shape: time the calls after.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"optimize_for_inference: model must be an nn.Module, got {type(model).__name__}")

@@ -71,8 +71,8 @@ def upscale(model: nn.Module, image, *, tile: int | None | str = "auto", overlap
     tile: block side in LR pixels; ``None``: one pass; ``"auto"``: :data:`BLOCK` for images larger than
         that, else one pass. Blocks give the same result (see the module docstring).
     overlap: LR context per side of a block (default: the model's receptive radius).
-    optimized: on the CPU, run :func:`.fast.optimize_for_inference` first (same output to 1e-4, ~2.5x
-        faster). To upscale many images, call it once and pass its result as ``model``.
+    optimized: on the CPU, run :func:`.fast.optimize_for_inference` first (to upscale many images, call it
+        once and pass its result as ``model``).
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"upscale: model must be an nn.Module, got {type(model).__name__}")

@@ -63,8 +63,7 @@ def train_espcn(train_images, scale: int, *, val_images=None, arch: str = "paper
     model = ESPCN(cfg)
     y_only = model.in_channels == 1
     patch = patch_size or 17 * scale
-    lr_cache = "memory" if isinstance(train_images, Mapping) and isinstance(degradation, str) \
-        and degradation in ("bicubic", "gaussian") else None
+    lr_cache = "memory" if isinstance(train_images, Mapping) and degradation in ("bicubic", "gaussian") else None
     train = PairedPatches(train_images, scale, patch, degradation=degradation, y_only=y_only,
                           patches_per_image=patches_per_image, lr_cache=lr_cache)
     val = None
@@ -122,8 +121,7 @@ class _JPEGPairs(torch.utils.data.Dataset):
         lr, _ = self.base[i]
         # JPEG works on 8x8 blocks of the image as stored: quantise to 8 bits like a real file
         clean = (lr * 255).round() / 255
-        seed = int(torch.randint(0, 2**31 - 1, ()))
-        compressed = self.jpeg(clean, seed=seed)
+        compressed = self.jpeg(clean, seed=int(torch.randint(0, 2**31 - 1, ())))
         if self.channels == 1:
             clean, compressed = rgb_to_y(clean), rgb_to_y(compressed)
         return compressed, clean

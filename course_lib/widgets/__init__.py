@@ -3,8 +3,8 @@ function that draws one static figure (what the executed notebook shows) and
 an ``*_explorer()`` that wraps it in controls with ``continuous_update=False``."""
 
 
-def _live_output(controls, draw):
-    """An ``ipywidgets.Output`` showing the figure ``draw()`` now and again whenever one of ``controls`` changes."""
+def _explorer(rows, draw):
+    """Rows of controls above the figure ``draw()``, drawn again when a control changes (a slider: on release)."""
     import ipywidgets as w
 
     from ..core.plotting import show_in_output
@@ -14,7 +14,9 @@ def _live_output(controls, draw):
     def redraw(_=None):
         show_in_output(out, draw())
 
-    for control in controls:
+    for control in (c for row in rows for c in row):
+        if hasattr(control, "continuous_update"):
+            control.continuous_update = False
         control.observe(redraw, names="value")
     redraw()
-    return out
+    return w.VBox([*(w.HBox(row) for row in rows), out])

@@ -11,7 +11,7 @@ from ..core.metrics import psnr
 from ..core.plotting import show_images
 from ..superres.degrade import JPEG, KERNELS, Downscale, GaussianBlur, GaussianNoise, Pipeline, crop_to_multiple
 from ..superres.interpolate import upscale_interpolate
-from . import _live_output
+from . import _explorer
 
 __all__ = ["degradation_pipeline", "degradation_figure", "degradation_explorer"]
 
@@ -21,9 +21,7 @@ def degradation_pipeline(scale: int = 3, kernel: str = "bicubic", blur_sigma: fl
     """Blur (if ``blur_sigma > 0``) -> downscale -> noise (``noise_sigma`` in 1/255) -> JPEG (if quality < 100)."""
     check_choice(kernel, KERNELS, "degradation_pipeline: kernel")
     check_int(int(jpeg_quality), "degradation_pipeline: jpeg_quality (100 = no JPEG)", minimum=1, maximum=100)
-    steps = []
-    if blur_sigma > 0:
-        steps.append(GaussianBlur(float(blur_sigma)))
+    steps = [GaussianBlur(float(blur_sigma))] if blur_sigma > 0 else []
     steps.append(Downscale(int(scale), kernel, antialias=antialias))
     if noise_sigma > 0:
         steps.append(GaussianNoise(float(noise_sigma)))
@@ -45,11 +43,10 @@ def degradation_figure(hr, scale: int = 3, kernel: str = "bicubic", blur_sigma: 
     lr = pipe(hr, seed=seed).clamp(0, 1)
     back = upscale_interpolate(lr, scale, "bicubic")
     value = float(psnr(back, hr, y_channel=True, shave=scale))
-    steps = " → ".join(pipe.describe())
     fig = show_images([hr, upscale_interpolate(lr, scale, "nearest"), back],
                       [f"HR {hr.shape[-1]}×{hr.shape[-2]}", f"LR {lr.shape[-1]}×{lr.shape[-2]} (pixels enlarged)",
                        f"bicubic back: PSNR-Y {value:.2f} dB"], ncols=3, zoom=zoom, size=3.6)
-    fig.suptitle(steps, fontsize=9)
+    fig.suptitle(" → ".join(pipe.describe()), fontsize=9)
     fig.tight_layout()
     return fig, {"psnr_y": value, "steps": pipe.describe(), "lr_shape": tuple(lr.shape)}
 
@@ -63,14 +60,11 @@ def degradation_explorer(hr, zoom=None, seed: int = 0):
         "scale": w.Dropdown(options=[2, 3, 4], value=3, description="scale", style=style),
         "kernel": w.Dropdown(options=list(KERNELS), value="bicubic", description="kernel", style=style),
         "antialias": w.Checkbox(value=True, description="antialias"),
-        "blur_sigma": w.FloatSlider(value=0.0, min=0.0, max=3.0, step=0.1, description="blur σ (px)",
-                                    continuous_update=False, style=style),
-        "noise_sigma": w.FloatSlider(value=0.0, min=0.0, max=30.0, step=1.0, description="noise σ (/255)",
-                                     continuous_update=False, style=style),
-        "jpeg_quality": w.IntSlider(value=100, min=5, max=100, step=5, description="JPEG quality",
-                                    continuous_update=False, style=style),
+        "blur_sigma": w.FloatSlider(value=0.0, max=3.0, step=0.1, description="blur σ (px)", style=style),
+        "noise_sigma": w.FloatSlider(value=0.0, max=30.0, step=1.0, description="noise σ (/255)", style=style),
+        "jpeg_quality": w.IntSlider(value=100, min=5, max=100, step=5, description="JPEG quality", style=style),
     }
-    out = _live_output(controls.values(), lambda: degradation_figure(
-        hr, seed=seed, zoom=zoom, **{k: c.value for k, c in controls.items()})[0])
-    return w.VBox([w.HBox([controls["scale"], controls["kernel"], controls["antialias"]]),
-                   w.HBox([controls["blur_sigma"], controls["noise_sigma"], controls["jpeg_quality"]]), out])
+    rows = [[controls[k] for k in ("scale", "kernel", "antialias")],
+            [controls[k] for k in ("blur_sigma", "noise_sigma", "jpeg_quality")]]
+    return _explorer(rows, lambda: degradation_figure(hr, seed=seed, zoom=zoom,
+                                                      **{k: c.value for k, c in controls.items()})[0])

@@ -1,9 +1,8 @@
 """The Jaccard-versus-NLL widget: how the two losses see the same mistake.
 
-A synthetic case: the true mask is a disc covering a chosen fraction of the image; the prediction makes a chosen kind
-of mistake (shrunk, grown, shifted, everything called background) with a chosen confidence. :func:`loss_case`
-computes both losses, the hard IoU and each loss's gradient with respect to the logits; :func:`jaccard_vs_nll_figure`
-draws them and how the losses change with the foreground fraction; :func:`jaccard_vs_nll_explorer` adds sliders.
+A synthetic case (:func:`loss_case`): the true mask is a disc covering a chosen fraction of the image; the
+prediction makes a chosen kind of mistake (shrunk, grown, shifted, everything called background) with a chosen
+confidence.
 
 What it shows: the NLL is an average over *pixels*, so when the background dominates, calling everything
 background costs little (its NLL falls with the foreground fraction), and its gradient is spread over the many
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from ..core.checks import check_choice, check_int, check_number, check_probability
-from . import _live_output
+from . import _explorer
 
 __all__ = ["ERRORS", "loss_case", "loss_sweep", "jaccard_vs_nll_figure", "jaccard_vs_nll_explorer"]
 
@@ -78,8 +77,7 @@ def loss_case(foreground_fraction: float = 0.1, confidence: float = 0.9, error: 
 def loss_sweep(fractions: Sequence[float] = None, confidence: float = 0.9, error: str = "shrunk", *,
                amount: float = 0.3, size: int = 64) -> dict:
     """:func:`loss_case` over foreground fractions: lists ``fraction``, ``bce``, ``jaccard_loss``, ``iou``."""
-    if fractions is None:
-        fractions = np.geomspace(0.005, 0.5, 15)
+    fractions = np.geomspace(0.005, 0.5, 15) if fractions is None else fractions
     cases = [loss_case(float(f), confidence, error, amount=amount, size=size) for f in fractions]
     return {"fraction": [case["foreground_fraction"] for case in cases],
             **{k: [case[k] for case in cases] for k in ("bce", "jaccard_loss", "iou")}}
@@ -97,13 +95,13 @@ def jaccard_vs_nll_figure(foreground_fraction: float = 0.05, confidence: float =
     axes[0].set_title(f"truth: {100 * case['foreground_fraction']:.1f}% foreground")
     axes[1].imshow(case["prob"], cmap="gray", vmin=0, vmax=1)
     axes[1].set_title(f"prediction p̂ ({error})\nIoU {case['iou']:.2f}")
-    for ax, key, name in ((axes[2], "grad_bce", "NLL"), (axes[3], "grad_jaccard", "Jaccard")):
+    for ax, (key, loss, name) in zip(axes[2:4], (("grad_bce", "bce", "NLL"),
+                                                  ("grad_jaccard", "jaccard_loss", "Jaccard"))):
         g = case[key]
         lim = max(float(np.abs(g).max()), 1e-12)
         ax.imshow(g, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        loss = case["bce"] if key == "grad_bce" else case["jaccard_loss"]
         share = float(np.abs(g)[case["target"] > 0].sum() / max(np.abs(g).sum(), 1e-30))
-        ax.set_title(f"∂{name}/∂logit (loss {loss:.3f})\n{100 * share:.0f}% of |grad| on the object")
+        ax.set_title(f"∂{name}/∂logit (loss {case[loss]:.3f})\n{100 * share:.0f}% of |grad| on the object")
     for ax in axes[:4]:
         ax.set_xticks([]), ax.set_yticks([])
     ax = axes[4]
@@ -122,11 +120,9 @@ def jaccard_vs_nll_explorer(*, size: int = 64):
     """Sliders for :func:`jaccard_vs_nll_figure` (``continuous_update=False``)."""
     import ipywidgets as w
 
-    frac = w.FloatLogSlider(value=0.05, base=10, min=-2.3, max=math.log10(0.5), step=0.1,
-                            description="foreground", continuous_update=False)
-    conf = w.FloatSlider(value=0.9, min=0.55, max=0.99, step=0.01, description="confidence", continuous_update=False)
+    frac = w.FloatLogSlider(value=0.05, base=10, min=-2.3, max=math.log10(0.5), step=0.1, description="foreground")
+    conf = w.FloatSlider(value=0.9, min=0.55, max=0.99, step=0.01, description="confidence")
     err = w.Dropdown(options=list(ERRORS), value="all background", description="mistake")
-    amount = w.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05, description="amount", continuous_update=False)
-    out = _live_output((frac, conf, err, amount), lambda: jaccard_vs_nll_figure(
+    amount = w.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05, description="amount")
+    return _explorer([[frac, conf], [err, amount]], lambda: jaccard_vs_nll_figure(
         frac.value, conf.value, err.value, amount=amount.value, size=size)[0])
-    return w.VBox([w.HBox([frac, conf]), w.HBox([err, amount]), out])

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.checks import InputError, check_int, check_tensor
-from . import _live_output
+from . import _explorer
 
 __all__ = ["gray_images", "phase_swap_images", "phase_swap_figure", "phase_swap_explorer"]
 
@@ -81,8 +81,7 @@ def phase_swap_figure(a: torch.Tensor, b: torch.Tensor, *, names=("A", "B"), see
         ax.imshow(img, cmap="twilight" if "phase" in title else "gray")
         ax.set_title(title, fontsize=10)
     corrs = {}
-    keys = [k for k in rec if not k.startswith("_")]
-    for ax, key in zip(axes[1], keys):
+    for ax, key in zip(axes[1], [k for k in rec if not k.startswith("_")]):
         ca, cb = _corr(rec[key], a), _corr(rec[key], b)
         corrs[key] = {"corr_with_A": ca, "corr_with_B": cb}
         ax.imshow(_show(rec[key]), cmap="gray", vmin=0, vmax=1)
@@ -105,7 +104,6 @@ def phase_swap_explorer(size: int = 128):
     names = list(images)
     pick_a = w.Dropdown(options=names, value="astronaut" if "astronaut" in images else names[0], description="A")
     pick_b = w.Dropdown(options=names, value="grace_hopper" if "grace_hopper" in images else names[1], description="B")
-    seed = w.IntSlider(value=0, min=0, max=20, description="random seed", continuous_update=False)
-    out = _live_output((pick_a, pick_b, seed), lambda: phase_swap_figure(
+    seed = w.IntSlider(value=0, min=0, max=20, description="random seed")
+    return _explorer([[pick_a, pick_b, seed]], lambda: phase_swap_figure(
         images[pick_a.value], images[pick_b.value], names=(pick_a.value, pick_b.value), seed=seed.value)[0])
-    return w.VBox([w.HBox([pick_a, pick_b, seed]), out])

@@ -47,8 +47,7 @@ def style_explorer(content, style, *, size: int = 96, steps: int = 20, features=
     def redraw(_=None):
         chosen = [b.description for b in boxes if b.value]
         if not chosen:
-            show_in_output(out, "choose at least one style layer")
-            return
+            return show_in_output(out, "choose at least one style layer")
         fig, _ = style_figure(content, style, style_weight=weight.value, style_layers=chosen, size=size,
                               steps=steps, features=features)
         show_in_output(out, fig)
