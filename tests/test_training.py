@@ -300,6 +300,12 @@ def test_bad_arguments():
         fit(model, nn.functional.mse_loss, Noisy(), steps=1, batch_size=128, progress=False)
     with pytest.raises(TypeError, match="train_data must be a torch Dataset"):
         fit(model, nn.functional.mse_loss, 42, steps=1, progress=False)
+    w0 = model.weight.detach().clone()
+    with pytest.raises(TypeError, match="fit: val_data must be a torch Dataset"):  # before any training
+        fit(model, nn.functional.mse_loss, Noisy(), 42, steps=5, progress=False)
+    assert torch.equal(model.weight, w0)
+    with pytest.raises(TypeError, match=r"evaluate: data \(fit's val_data\) must be a torch Dataset"):
+        evaluate(model, 42)
     with pytest.raises(ValueError, match="must be a pair"):
         fit(model, nn.functional.mse_loss, TensorDataset(torch.zeros(16, 4)), steps=1, batch_size=8,
             progress=False)

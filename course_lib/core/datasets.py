@@ -92,7 +92,8 @@ class DatasetInfo:
     ``url`` is ``None`` for an offline source, whose ``offline`` callable returns the data;
     ``filename`` is the download's name in the cache folder. Of the published checksums ``sha256`` is
     checked when given, ``md5`` only when it is all there is. ``subdir``: the folder inside the
-    ``archive`` that :func:`fetch` returns. ``notes`` says where the checksum was found, or that it is
+    ``archive`` (``"zip"``, ``"tar"``, ``"tar.gz"``, or ``None`` for a plain file) that :func:`fetch`
+    returns; ``size`` is in bytes. ``notes`` says where the checksum was found, or that it is
     unknown.
     """
 

@@ -255,8 +255,12 @@ def _resume(path: Path, model, opt, sched, scaler, config: dict, device, rank: i
 
 
 def _diverged(loss, step: int, ckpt_path: Path | None, checkpoint_every: int) -> FloatingPointError:
-    kept = ("" if ckpt_path is None else f"The last checkpoint {ckpt_path} is intact. " if ckpt_path.is_file()
-            else f"No checkpoint was written yet (the first is due at step {checkpoint_every}). ")
+    if ckpt_path is None:
+        kept = ""
+    elif ckpt_path.is_file():
+        kept = f"The last checkpoint {ckpt_path} is intact. "
+    else:
+        kept = f"No checkpoint was written yet (the first is due at step {checkpoint_every}). "
     return FloatingPointError(f"fit: the loss became {float(loss.detach())} at step {step}; "
                               f"training stopped. {kept}Try a smaller learning rate or grad_clip.")
 
@@ -269,7 +273,8 @@ def evaluate(model: torch.nn.Module, data, loss_fn: Callable | None = None,
     ``fn(pred, target) -> tensor`` (a scalar, or one value per sample); values are averaged over samples."""
     device = get_device(device) if not isinstance(device, torch.device) else device
     if not isinstance(data, (DataLoader, Dataset)) and not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
-        raise TypeError(f"fit: val_data must be a torch Dataset or DataLoader, got {type(data).__name__}")
+        raise TypeError(f"evaluate: data (fit's val_data) must be a torch Dataset or DataLoader, "
+                        f"got {type(data).__name__}")
     loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size, shuffle=False)
     was_training = model.training
     model.eval()
@@ -367,6 +372,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train_data, val_data=None, *,
                          "not a DataLoader")
     if not own_loader and len(train_data) == 0:
         raise ValueError("fit: the train DataLoader yields no batches")
+    if val_data is not None and not isinstance(val_data, DataLoader) and not hasattr(val_data, "__len__"):
+        raise TypeError(f"fit: val_data must be a torch Dataset or DataLoader, got {type(val_data).__name__}")
 
     def epoch_iter(epoch: int, position: int):
         if own_loader:
@@ -388,8 +395,10 @@ def fit(model: torch.nn.Module, loss_fn: Callable, train_data, val_data=None, *,
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if ctx.distributed else model  # net trains (DDP averages gradients); model is what is saved
     torch.manual_seed(seed + ctx.rank)
-    opt = torch.optim.Adam(model.parameters(), lr=lr) if optimizer is None else (
-        optimizer(model.parameters()) if callable(optimizer) else optimizer)  # an Optimizer is not callable
+    if optimizer is None:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    else:  # an Optimizer, or a factory params -> Optimizer (an Optimizer is not callable)
+        opt = optimizer(model.parameters()) if callable(optimizer) else optimizer
     if not isinstance(opt, torch.optim.Optimizer):
         made = f" (a factory that returned {type(opt).__name__})" if callable(optimizer) else ""
         raise TypeError("fit: optimizer must be None, a torch.optim.Optimizer, or a callable params -> Optimizer; "

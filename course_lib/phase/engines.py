@@ -1,7 +1,8 @@
 """The fast engine behind :func:`~.classical.hio`, :func:`~.classical.error_reduction` and :func:`~.classical.raar`.
 
 The algorithms are those of :mod:`.classical` (the reference, :func:`~.classical.alternating_projections`), and
-``tests/test_phase_classical.py`` checks that this engine gives the same iterates. What is different here, and why:
+``tests/test_phase_classical.py`` checks that this engine gives the same iterates (float64: to 1e-9 after 20 HIO
+iterations; float32: 1e-5 after 3, as HIO amplifies rounding in its transient). What is different, and why:
 
 * **many images and restarts at once**, in chunks small enough for the CPU caches, one worker thread per core,
   each running torch with one op thread (:func:`_map_chunks`);

@@ -13,6 +13,10 @@ to 1e-4). What it does, and why (timings: ``benchmarks/results/superres.md``):
    ``b' = b - sum W``), and "zero outside the image" becomes ``s = 1/2``. It differs from eager by ~3e-6.
 4. *First layer as a 1x1 convolution of im2col patches*: oneDNN's direct kernel for one input channel is slow.
 5. *Last layer padded from 9 to 16 output channels* (AVX2 holds 8 floats).
+
+Tried and not kept: Winograd F(4x4, 3x3) for the 64->32 layer does 4x fewer multiplications, yet ran 2-5x
+slower: oneDNN's direct convolution already runs near the cores' peak, and Winograd's transforms written as
+torch operations are extra passes over memory that cost more than the products they save.
 """
 from __future__ import annotations
 
